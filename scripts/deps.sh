@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the Debian packages cbhttp needs to build, test and run its demo,
+# when any is missing. Uses apt-get (through sudo when not root); when that
+# is impossible, stops with the exact command to run.
+#   scripts/deps.sh [extra-package ...]
+set -e
+
+pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev $*"
+missing=""
+for p in $pkgs; do
+    # dpkg-query prints "install ok installed" only for packages really there.
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        *"ok installed"*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "cbhttp: installing missing packages:$missing" >&2
+if [ "$(id -u)" = 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo="sudo -n"
+else
+    echo "cbhttp: cannot install as $(id -un) without a password. Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >&2 || true
+# shellcheck disable=SC2086
+if ! $sudo apt-get install -y -qq --no-install-recommends $missing >&2; then
+    echo "cbhttp: apt-get failed. Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi

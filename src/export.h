@@ -1,0 +1,12 @@
+/* Metrics exporters working on a snapshot, and the response-body helpers
+ * the client shares with them. */
+#ifndef CBH_EXPORT_H
+#define CBH_EXPORT_H
+
+#include "cbhttp.h"
+
+/* The snapshot as JSON / Prometheus text; NULL on OOM. Free with cbh_free. */
+char *cbh_metrics_to_json(const api_client_metrics *m);
+char *cbh_metrics_to_prometheus(const api_client_metrics *m);
+
+#endif

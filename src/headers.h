@@ -1,0 +1,29 @@
+/* Response headers: one allocation holding an api_header array followed by
+ * its strings, so that a response and a cache entry copy them with one
+ * memcpy. Also validation of header lines the caller sends. */
+#ifndef CBH_HEADERS_H
+#define CBH_HEADERS_H
+
+#include "cbhttp.h"
+
+/* Builds an array from a raw header block ("Name: value\r\n" lines, as
+ * libcurl hands them over; the status line and blank lines are skipped,
+ * obsolete line folding is joined, lines without ':' are dropped).
+ * *size receives the bytes of the block. An empty block gives NULL/0/0. */
+cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count,
+                         size_t *size);
+
+/* Copies a block made by cbh_headers_parse (or this function). */
+cb_err cbh_headers_dup(const api_header *h, size_t count, size_t size, api_header **out);
+
+/* The first value of name (case-insensitive), or NULL. */
+const char *cbh_headers_get(const api_header *h, size_t count, const char *name);
+
+/* True for a request header line "Name: value": a token name, a colon, and
+ * a value with no CR, LF or other control character but tab. */
+bool cbh_header_line_valid(const char *line);
+
+/* True when line's name is name (case-insensitive). */
+bool cbh_header_line_is(const char *line, const char *name);
+
+#endif
