@@ -9,7 +9,22 @@
  *
  * Thread-safety: every function taking a cb_breaker * may be called from
  * several threads at once. The CLOSED fast path (acquire + record of a
- * success) takes no lock.
+ * success) takes no lock and reads only the coarse clock; failures, OPEN and
+ * HALF_OPEN, transitions and events take the breaker's mutex. With a
+ * failure-rate or slow-call trip, or a listener, successes take it too.
+ *
+ * Periods: every state change, cb_breaker_reset and cb_breaker_trip starts
+ * a new period. A permit belongs to the period it was acquired in; its
+ * outcome, recorded in a later period, is counted (successes or failures,
+ * and late_outcomes) but never moves the state nor enters the window.
+ *
+ * Rolling window granularity: time is cut into buckets of
+ * w = ceil(failure_window_ms / 100) ms (10 ms for a 1 s window, 600 ms for
+ * the 60 s default) and the window is a whole number of them. A failure
+ * recorded at time t counts while floor(now / w) - floor(t / w) is below
+ * the number of buckets: never longer than failure_window_ms (when w divides
+ * it), and at most w - 1 ms less when t is not on a bucket boundary. With
+ * a fake clock the result is exact and deterministic.
  */
 #ifndef CBHTTP_BREAKER_H
 #define CBHTTP_BREAKER_H
@@ -28,9 +43,13 @@ CB_EXPORT const char *cb_state_name(cb_state s);
 typedef enum cb_mode {
     CB_MODE_NORMAL = 0,   /* the breaker opens and rejects */
     CB_MODE_METRICS_ONLY, /* counts, computes state and emits events, but
-                             never rejects a call */
+                             never rejects a call: a call NORMAL would have
+                             rejected is admitted, counted, and its outcome
+                             moves nothing (it is not a probe); no REJECTED
+                             events, rejected stays 0 */
     CB_MODE_DISABLED      /* admits everything, counts totals only, never
-                             changes state, emits no events */
+                             changes state by itself (cb_breaker_reset and
+                             cb_breaker_trip still do), emits no events */
 } cb_mode;
 
 typedef enum cb_event_type {
@@ -57,8 +76,10 @@ typedef struct cb_breaker cb_breaker; /* opaque */
 /*
  * Event listener. Called with no lock of the breaker held, after the change
  * it reports took effect, on the thread that caused it; it may call any
- * cb_breaker_* function, including on the same breaker. Events from one
- * thread arrive in order; concurrent threads may interleave.
+ * cb_breaker_* function, including on the same breaker (but not free it).
+ * Events from one thread arrive in order (an outcome before the state change
+ * it caused); concurrent threads may interleave. Tripping an OPEN breaker
+ * again restarts its timeout without a STATE_CHANGE event.
  */
 typedef void (*cb_listener_fn)(cb_breaker *b, const cb_event *ev, void *user_data);
 
@@ -94,7 +115,8 @@ typedef struct cb_config {
     unsigned max_reset_timeout_ms;
     unsigned reset_backoff_multiplier;
     /* Randomises every OPEN duration by up to +/- this percentage (0-100)
-     * so that many processes do not probe in step. 0 = none. */
+     * so that many processes do not probe in step. 0 = none. Applied after
+     * the max_reset_timeout_ms cap; an OPEN duration is at least 1 ms. */
     unsigned reset_jitter_pct;
 
     cb_mode mode;
@@ -103,7 +125,8 @@ typedef struct cb_config {
     void          *classify_data;
     cb_listener_fn listener;      /* NULL = no events */
     void          *listener_data;
-    cb_clock_fn    clock;         /* NULL = cb_clock_monotonic_ms */
+    cb_clock_fn    clock;         /* NULL = cb_clock_monotonic_ms; never called
+                                     with the breaker's lock held */
     void          *clock_data;
 } cb_config;
 
@@ -120,14 +143,17 @@ typedef struct cb_metrics {
     uint64_t failures;           /* recorded failures */
     uint64_t rejected;           /* acquires rejected with CB_ERR_CIRCUIT_OPEN */
     unsigned window_failures;    /* failures inside the current window */
-    unsigned consecutive_successes;
-    uint64_t last_failure_ms;    /* breaker clock ms, 0 = never */
+    unsigned consecutive_successes; /* successes since the last failure */
+    uint64_t last_failure_ms;    /* breaker clock ms, 0 = never (so a clock
+                                    that starts at 0 should start above it) */
     uint64_t last_success_ms;
     uint64_t times_opened;
     /* Fields beyond the contract. */
     uint64_t slow_calls;         /* recorded calls slower than slow_call_ms */
     uint64_t late_outcomes;      /* outcomes of permits from an earlier period */
-    unsigned window_calls;       /* calls recorded inside the current window */
+    unsigned window_calls;       /* calls recorded inside the current window;
+                                    counted only while a failure-rate or
+                                    slow-call trip is on, 0 otherwise */
     unsigned current_open_ms;    /* the OPEN duration now in force */
     uint64_t state_since_ms;     /* when the current state began */
 } cb_metrics;
@@ -147,12 +173,14 @@ CB_EXPORT void cb_breaker_free(cb_breaker *b);
 /*
  * Replaces the numeric thresholds and mode with those of cfg, keeping the
  * state and every count. The callbacks and clock stay those given to
- * cb_breaker_new. Returns CB_ERR_INVALID (and changes nothing) for a bad
- * config or NULL arguments.
+ * cb_breaker_new. A new failure_window_ms, or turning a rate or slow-call
+ * trip on, starts the rolling window afresh. Returns CB_ERR_INVALID (and
+ * changes nothing) for a bad config or NULL arguments.
  */
 CB_EXPORT cb_err cb_breaker_configure(cb_breaker *b, const cb_config *cfg);
 
-/* The effective config (defaults filled in). b and out must not be NULL. */
+/* The effective config (defaults filled in). A NULL out is ignored; a NULL b
+ * zeroes *out. */
 CB_EXPORT void cb_breaker_config(cb_breaker *b, cb_config *out);
 
 /*
@@ -164,8 +192,11 @@ CB_EXPORT cb_err cb_breaker_acquire(cb_breaker *b, cb_permit *p);
 
 /*
  * Records the outcome of an admitted call. An outcome for a permit from an
- * earlier period (admitted before the breaker last changed state) is counted
- * in the metrics but does not move the state. NULL arguments are ignored.
+ * earlier period (admitted before the breaker last changed state, was reset
+ * or tripped) is counted in the metrics but does not move the state. A
+ * permit that no acquire filled in counts as an earlier period. In
+ * HALF_OPEN only success and failure matter (slow calls do not reopen it).
+ * NULL arguments are ignored.
  */
 CB_EXPORT void cb_breaker_record(cb_breaker *b, const cb_permit *p, bool success);
 
@@ -188,10 +219,13 @@ CB_EXPORT cb_state cb_breaker_state(cb_breaker *b);
 CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out);
 
 /* Back to CLOSED with every count and the open-duration backoff cleared.
- * Outcomes of permits issued before the reset do not move the state. */
+ * Outcomes of permits issued before the reset do not move the state. Calls
+ * still in flight stay counted as admitted (total_requests) so that, once
+ * recorded, successes + failures + rejected == total_requests again. */
 CB_EXPORT void cb_breaker_reset(cb_breaker *b);
 
-/* To OPEN by hand (from any state), starting a new reset timeout. */
+/* To OPEN by hand (from any state), starting a new reset timeout at the
+ * current backoff level. */
 CB_EXPORT void cb_breaker_trip(cb_breaker *b);
 
 #ifdef __cplusplus

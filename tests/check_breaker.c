@@ -1,0 +1,1561 @@
+/*
+ * The breaker on its own: states and transitions, the rolling window,
+ * probes, the earlier-period rule, rate and slow-call trips, backoff and
+ * jitter, the classifier, events, modes, config checks, NULL safety and a
+ * multi-threaded stress test. All timing runs on a fake clock, except one
+ * test that sleeps for real on the default clock.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cbhttp.h>
+
+/* The fake clock: tests move it by hand. It starts above 0 because 0 means
+ * "never" in the metrics. */
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void *ud)
+{
+    (void)ud;
+    return fake_now;
+}
+
+static void setup(void) { fake_now = 1000; }
+
+static cb_config fake_cfg(void)
+{
+    cb_config c;
+
+    memset(&c, 0, sizeof(c));
+    c.clock = fake_clock;
+    return c;
+}
+
+static int op_calls;
+
+static cb_err op_ok(void *ctx)
+{
+    (void)ctx;
+    op_calls++;
+    return CB_OK;
+}
+
+static cb_err op_fail(void *ctx)
+{
+    (void)ctx;
+    op_calls++;
+    return CB_ERR_CONNECT;
+}
+
+static cb_err op_http(void *ctx)
+{
+    (void)ctx;
+    op_calls++;
+    return CB_ERR_HTTP;
+}
+
+/* Records one failed call through acquire/record. */
+static void fail_once(cb_breaker *b)
+{
+    cb_permit p;
+
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record(b, &p, false);
+}
+
+static void succeed_once(cb_breaker *b)
+{
+    cb_permit p;
+
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record(b, &p, true);
+}
+
+static cb_metrics metrics(cb_breaker *b)
+{
+    cb_metrics m;
+
+    cb_breaker_metrics(b, &m);
+    return m;
+}
+
+/* An event recorder for the listener tests. */
+#define MAX_EVENTS 64
+static cb_event events[MAX_EVENTS];
+static unsigned nevents;
+
+static void recorder(cb_breaker *b, const cb_event *ev, void *ud)
+{
+    (void)b;
+    (void)ud;
+    if (nevents < MAX_EVENTS)
+        events[nevents++] = *ev;
+}
+
+/* ---- basics ---------------------------------------------------------- */
+
+START_TEST(test_state_names)
+{
+    ck_assert_str_eq(cb_state_name(CB_CLOSED), "CLOSED");
+    ck_assert_str_eq(cb_state_name(CB_OPEN), "OPEN");
+    ck_assert_str_eq(cb_state_name(CB_HALF_OPEN), "HALF_OPEN");
+    ck_assert_str_eq(cb_state_name((cb_state)42), "UNKNOWN");
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+    cb_breaker *b = cb_breaker_new(NULL);
+    cb_config c;
+
+    ck_assert_ptr_nonnull(b);
+    cb_breaker_config(b, &c);
+    ck_assert_uint_eq(c.failure_threshold, 5);
+    ck_assert_uint_eq(c.failure_window_ms, 60000);
+    ck_assert_uint_eq(c.reset_timeout_ms, 30000);
+    ck_assert_uint_eq(c.half_open_max, 3);
+    ck_assert_uint_eq(c.success_threshold, 1);
+    ck_assert_uint_eq(c.minimum_calls, 10);
+    ck_assert_uint_eq(c.slow_call_rate_threshold, 100);
+    ck_assert_uint_eq(c.reset_backoff_multiplier, 2);
+    ck_assert_uint_eq(c.failure_rate_threshold, 0);
+    ck_assert_int_eq(c.mode, CB_MODE_NORMAL);
+    ck_assert(c.clock == cb_clock_monotonic_ms);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Scenario 3: one success and one failure. */
+START_TEST(test_one_success_one_failure)
+{
+    cb_breaker *b = cb_breaker_new(NULL);
+    cb_metrics m;
+
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_OK);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    m = metrics(b);
+    ck_assert_uint_eq(m.total_requests, 2);
+    ck_assert_uint_eq(m.failures, 1);
+    ck_assert_uint_eq(m.successes, 1);
+    ck_assert_uint_eq(m.rejected, 0);
+    ck_assert_uint_eq(m.window_failures, 1);
+    ck_assert_uint_eq(m.consecutive_successes, 0);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Scenario 1: three failures open it; the next execute does not run op. */
+START_TEST(test_three_failures_open)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_threshold = 3;
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+        ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    }
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    op_calls = 0;
+    ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_int_eq(op_calls, 0);
+    ck_assert_uint_eq(metrics(b).rejected, 1);
+    ck_assert_uint_eq(metrics(b).total_requests, 4);
+    ck_assert_uint_eq(metrics(b).times_opened, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_metrics_fields)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_metrics m;
+
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    m = metrics(b);
+    ck_assert_uint_eq(m.last_success_ms, 0);
+    ck_assert_uint_eq(m.last_failure_ms, 0);
+    ck_assert_uint_eq(m.state_since_ms, 1000);
+    ck_assert_uint_eq(m.current_open_ms, 30000);
+    fake_now = 1100;
+    succeed_once(b);
+    fake_now = 1200;
+    fail_once(b);
+    fake_now = 1300;
+    succeed_once(b);
+    succeed_once(b);
+    m = metrics(b);
+    ck_assert_uint_eq(m.last_success_ms, 1300);
+    ck_assert_uint_eq(m.last_failure_ms, 1200);
+    ck_assert_uint_eq(m.consecutive_successes, 2);
+    ck_assert_uint_eq(m.successes, 3);
+    ck_assert_uint_eq(m.failures, 1);
+    ck_assert_uint_eq(m.total_requests, 4);
+    ck_assert_uint_eq(m.window_failures, 1);
+    ck_assert_uint_eq(m.window_calls, 0); /* not tracked without a rate trip */
+    ck_assert_uint_eq(m.late_outcomes, 0);
+    ck_assert_uint_eq(m.times_opened, 0);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A metrics call right after an acquire already counts it. */
+START_TEST(test_metrics_inflight)
+{
+    cb_breaker *b = cb_breaker_new(NULL);
+    cb_permit p;
+
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_uint_eq(metrics(b).total_requests, 1);
+    ck_assert_uint_eq(metrics(b).successes, 0);
+    cb_breaker_record(b, &p, true);
+    ck_assert_uint_eq(metrics(b).successes, 1);
+    ck_assert_uint_eq(metrics(b).total_requests, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- transitions ------------------------------------------------------ */
+
+START_TEST(test_open_half_open_closed)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 2;
+    c.reset_timeout_ms = 100;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).state_since_ms, 1000);
+    fake_now += 99;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    ck_assert_uint_eq(metrics(b).state_since_ms, 1100);
+    succeed_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_eq(metrics(b).window_failures, 0);
+    ck_assert_uint_eq(metrics(b).times_opened, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Scenario 2 on the fake clock. */
+START_TEST(test_recovers_fake_clock)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 2;
+    c.reset_timeout_ms = 100;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_ERR_CIRCUIT_OPEN);
+    fake_now += 150;
+    op_calls = 0;
+    ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_OK);
+    ck_assert_int_eq(op_calls, 1);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Scenario 2 with a real 150 ms sleep on the default clock. */
+START_TEST(test_recovers_real_sleep)
+{
+    cb_breaker *b = cb_breaker_new(&(cb_config){ .failure_threshold = 2,
+                                                 .reset_timeout_ms = 100 });
+    struct timespec ts = { 0, 150 * 1000000L };
+
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_ERR_CIRCUIT_OPEN);
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    op_calls = 0;
+    ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_OK);
+    ck_assert_int_eq(op_calls, 1);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_gt(metrics(b).last_success_ms, 0);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_half_open_failure_reopens)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).times_opened, 2);
+    /* The reset timeout restarted at the failure (no backoff configured). */
+    fake_now += 99;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_half_open_limits)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p[4];
+    cb_metrics m;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 3;
+    c.success_threshold = 2;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[0]), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[1]), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[2]), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[3]), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_record(b, &p[0], true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    /* Still no probe left: the limit is per period, not concurrent. */
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[3]), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_record(b, &p[1], true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    /* p[2] now belongs to the earlier HALF_OPEN period. */
+    cb_breaker_record(b, &p[2], false);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    ck_assert_uint_eq(m.late_outcomes, 1);
+    ck_assert_uint_eq(m.window_failures, 0);
+    ck_assert_uint_eq(m.rejected, 2);
+    ck_assert_uint_eq(m.successes, 2);
+    ck_assert_uint_eq(m.failures, 2);
+    ck_assert_uint_eq(m.total_requests, 6);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Each HALF_OPEN period gets its own half_open_max probes. */
+START_TEST(test_half_open_new_period)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 1;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    fail_once(b); /* the one probe fails: OPEN again */
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_record(b, &p, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- rolling window --------------------------------------------------- */
+
+START_TEST(test_window_expiry)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 3;
+    c.failure_window_ms = 1000; /* 10 ms buckets: exact on multiples of 10 */
+    b = cb_breaker_new(&c);
+    fake_now = 10000;
+    fail_once(b);
+    fake_now = 10500;
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).window_failures, 2);
+    fake_now = 10990;
+    ck_assert_uint_eq(metrics(b).window_failures, 2);
+    fake_now = 11000; /* the first failure is exactly one window old */
+    ck_assert_uint_eq(metrics(b).window_failures, 1);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_eq(metrics(b).window_failures, 2);
+    fake_now = 11499;
+    fail_once(b); /* 10500, 11000, 11499: three inside the window */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).failures, 4);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_window_long_gap)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 2;
+    c.failure_window_ms = 60000;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 10u * 60000u;
+    ck_assert_uint_eq(metrics(b).window_failures, 0);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    fake_now += 59000;
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Successes do not clear the window: only time does. */
+START_TEST(test_window_successes_do_not_reset)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_threshold = 3;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    for (i = 0; i < 50; i++)
+        succeed_once(b);
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).consecutive_successes, 0);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- the earlier-period rule ----------------------------------------- */
+
+START_TEST(test_late_outcome_while_open)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit slow_call;
+    cb_metrics m;
+
+    c.failure_threshold = 2;
+    c.reset_timeout_ms = 100;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &slow_call), CB_OK);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    /* A success from the CLOSED period does not close it... */
+    cb_breaker_record(b, &slow_call, true);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_OPEN);
+    ck_assert_uint_eq(m.successes, 1);
+    ck_assert_uint_eq(m.late_outcomes, 1);
+    ck_assert_uint_eq(m.total_requests, 3);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_late_failure_in_half_open)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit old;
+    cb_metrics m;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &old), CB_OK);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    /* ...and a failure from the CLOSED period does not reopen it. */
+    cb_breaker_record(b, &old, false);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_HALF_OPEN);
+    ck_assert_uint_eq(m.failures, 2);
+    ck_assert_uint_eq(m.late_outcomes, 1);
+    ck_assert_uint_eq(m.last_failure_ms, 1100);
+    succeed_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_late_across_reset)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit old;
+    cb_metrics m;
+
+    c.failure_threshold = 1;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &old), CB_OK);
+    cb_breaker_reset(b);
+    /* Reset clears the counts, but the call in flight is still admitted. */
+    ck_assert_uint_eq(metrics(b).total_requests, 1);
+    ck_assert_uint_eq(metrics(b).failures, 0);
+    cb_breaker_record(b, &old, false);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    ck_assert_uint_eq(m.failures, 1);
+    ck_assert_uint_eq(m.late_outcomes, 1);
+    ck_assert_uint_eq(m.window_failures, 0);
+    /* The in-flight call stays counted as admitted across the reset. */
+    ck_assert_uint_eq(m.total_requests, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_late_across_trip)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit probe;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &probe), CB_OK);
+    cb_breaker_trip(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    /* The probe of the previous HALF_OPEN period cannot close this one. */
+    cb_breaker_record(b, &probe, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    ck_assert_uint_eq(metrics(b).late_outcomes, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- rate and slow-call trips ---------------------------------------- */
+
+START_TEST(test_rate_trip)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_threshold = 1000;
+    c.failure_rate_threshold = 50;
+    c.minimum_calls = 10;
+    b = cb_breaker_new(&c);
+    /* 4 failures in 4 calls: 100 %, but below minimum_calls. */
+    for (i = 0; i < 4; i++)
+        fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    for (i = 0; i < 5; i++)
+        succeed_once(b);
+    ck_assert_uint_eq(metrics(b).window_calls, 9);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    /* The 10th call: 5 failures of 10 = 50 %. */
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_rate_below_threshold)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_threshold = 1000;
+    c.failure_rate_threshold = 50;
+    c.minimum_calls = 10;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 100; i++) {
+        if (i % 3 == 0)
+            fail_once(b); /* 34 % */
+        else
+            succeed_once(b);
+    }
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_eq(metrics(b).window_calls, 100);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_slow_trip)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+    cb_metrics m;
+    int i;
+
+    c.slow_call_ms = 100;
+    c.slow_call_rate_threshold = 50;
+    c.minimum_calls = 4;
+    b = cb_breaker_new(&c);
+    /* 100 ms exactly is not slower than slow_call_ms. */
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += 100;
+    cb_breaker_record(b, &p, true);
+    ck_assert_uint_eq(metrics(b).slow_calls, 0);
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+        fake_now += 101;
+        cb_breaker_record(b, &p, true);
+    }
+    m = metrics(b);
+    ck_assert_uint_eq(m.slow_calls, 2);
+    ck_assert_uint_eq(m.window_calls, 3);
+    ck_assert_int_eq(m.state, CB_CLOSED); /* 3 calls < minimum_calls */
+    succeed_once(b);                      /* 2 slow of 4 = 50 % */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).failures, 0);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- backoff and jitter ----------------------------------------------- */
+
+/* Fails the probe of each HALF_OPEN period and returns the OPEN duration. */
+static unsigned reopen(cb_breaker *b)
+{
+    fake_now += metrics(b).current_open_ms;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    return metrics(b).current_open_ms;
+}
+
+START_TEST(test_backoff_growth_and_cap)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.max_reset_timeout_ms = 1000;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 100);
+    ck_assert_uint_eq(reopen(b), 200);
+    ck_assert_uint_eq(reopen(b), 400);
+    ck_assert_uint_eq(reopen(b), 800);
+    ck_assert_uint_eq(reopen(b), 1000);
+    ck_assert_uint_eq(reopen(b), 1000);
+    /* The duration really is in force: 999 ms later it still rejects. */
+    fake_now += 999;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    fake_now += 1;
+    succeed_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    /* Closing resets the growth. */
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 100);
+    ck_assert_uint_eq(reopen(b), 200);
+    /* So does reset. */
+    cb_breaker_reset(b);
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 100);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_backoff_multiplier)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.max_reset_timeout_ms = 5000;
+    c.reset_backoff_multiplier = 3;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_uint_eq(reopen(b), 300);
+    ck_assert_uint_eq(reopen(b), 900);
+    ck_assert_uint_eq(reopen(b), 2700);
+    ck_assert_uint_eq(reopen(b), 5000);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_no_backoff_without_max)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_uint_eq(reopen(b), 100);
+    ck_assert_uint_eq(reopen(b), 100);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_jitter_bounds)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    unsigned lo = ~0u, hi = 0, d;
+    int i;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 1000;
+    c.reset_jitter_pct = 20;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 500; i++) {
+        cb_breaker_trip(b);
+        d = metrics(b).current_open_ms;
+        ck_assert_uint_ge(d, 800);
+        ck_assert_uint_le(d, 1200);
+        lo = d < lo ? d : lo;
+        hi = d > hi ? d : hi;
+    }
+    /* It does vary, over most of the range. */
+    ck_assert_uint_lt(lo, 900);
+    ck_assert_uint_gt(hi, 1100);
+    /* And the jittered duration is the one in force. */
+    cb_breaker_trip(b);
+    d = metrics(b).current_open_ms;
+    fake_now += d - 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- classifier ------------------------------------------------------- */
+
+static int classify_calls;
+
+static bool only_connect_fails(cb_err err, void *ud)
+{
+    ck_assert_ptr_eq(ud, &classify_calls);
+    classify_calls++;
+    return err == CB_ERR_CONNECT;
+}
+
+START_TEST(test_classifier)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+    cb_metrics m;
+
+    c.failure_threshold = 2;
+    c.classify = only_connect_fails;
+    c.classify_data = &classify_calls;
+    b = cb_breaker_new(&c);
+    classify_calls = 0;
+    ck_assert_int_eq(cb_breaker_execute(b, op_http, NULL), CB_ERR_HTTP);
+    ck_assert_int_eq(cb_breaker_execute(b, op_http, NULL), CB_ERR_HTTP);
+    ck_assert_int_eq(cb_breaker_execute(b, op_http, NULL), CB_ERR_HTTP);
+    m = metrics(b);
+    ck_assert_uint_eq(m.successes, 3);
+    ck_assert_uint_eq(m.failures, 0);
+    ck_assert_int_eq(classify_calls, 3);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_err(b, &p, CB_ERR_TIMEOUT);
+    ck_assert_uint_eq(metrics(b).failures, 0);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_err(b, &p, CB_ERR_CONNECT);
+    ck_assert_uint_eq(metrics(b).failures, 2);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_int_eq(classify_calls, 6);
+    /* A plain bool record bypasses the classifier. */
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_default_classifier)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_err(b, &p, CB_ERR_HTTP);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_err(b, &p, CB_OK);
+    ck_assert_uint_eq(metrics(b).failures, 1);
+    ck_assert_uint_eq(metrics(b).successes, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- events ----------------------------------------------------------- */
+
+START_TEST(test_events_in_order)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 2;
+    c.reset_timeout_ms = 100;
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += 7;
+    cb_breaker_record(b, &p, true);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += 3;
+    cb_breaker_record_err(b, &p, CB_ERR_TIMEOUT);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record(b, &p, false); /* second failure: opens */
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK); /* turns HALF_OPEN */
+    cb_breaker_record(b, &p, true);                     /* closes */
+
+    ck_assert_uint_eq(nevents, 8);
+    ck_assert_int_eq(events[0].type, CB_EVENT_SUCCESS);
+    ck_assert_uint_eq(events[0].duration_ms, 7);
+    ck_assert_int_eq(events[0].state, CB_CLOSED);
+    ck_assert_uint_eq(events[0].at_ms, 1007);
+    ck_assert(!events[0].slow);
+    ck_assert_int_eq(events[1].type, CB_EVENT_FAILURE);
+    ck_assert_int_eq(events[1].error, CB_ERR_TIMEOUT);
+    ck_assert_uint_eq(events[1].duration_ms, 3);
+    ck_assert_int_eq(events[2].type, CB_EVENT_FAILURE);
+    ck_assert_int_eq(events[2].error, CB_ERR_TRANSPORT);
+    ck_assert_int_eq(events[2].state, CB_CLOSED);
+    ck_assert_int_eq(events[3].type, CB_EVENT_STATE_CHANGE);
+    ck_assert_int_eq(events[3].from, CB_CLOSED);
+    ck_assert_int_eq(events[3].to, CB_OPEN);
+    ck_assert_uint_eq(events[3].at_ms, 1010);
+    ck_assert_int_eq(events[4].type, CB_EVENT_REJECTED);
+    ck_assert_int_eq(events[4].state, CB_OPEN);
+    ck_assert_int_eq(events[5].type, CB_EVENT_STATE_CHANGE);
+    ck_assert_int_eq(events[5].from, CB_OPEN);
+    ck_assert_int_eq(events[5].to, CB_HALF_OPEN);
+    ck_assert_uint_eq(events[5].at_ms, 1110);
+    ck_assert_int_eq(events[6].type, CB_EVENT_SUCCESS);
+    ck_assert_int_eq(events[6].state, CB_HALF_OPEN);
+    ck_assert_int_eq(events[7].type, CB_EVENT_STATE_CHANGE);
+    ck_assert_int_eq(events[7].from, CB_HALF_OPEN);
+    ck_assert_int_eq(events[7].to, CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_events_slow_flag)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.slow_call_ms = 50;
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += 51;
+    cb_breaker_record(b, &p, false);
+    ck_assert_uint_eq(nevents, 1);
+    ck_assert_int_eq(events[0].type, CB_EVENT_FAILURE);
+    ck_assert(events[0].slow);
+    ck_assert_uint_eq(events[0].duration_ms, 51);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* The listener calls back into the same breaker: it must not deadlock and
+ * must see the change already in effect. */
+static cb_state seen_state[MAX_EVENTS];
+static cb_metrics seen_metrics[MAX_EVENTS];
+
+static void reentrant(cb_breaker *b, const cb_event *ev, void *ud)
+{
+    cb_config c;
+
+    (void)ud;
+    if (nevents >= MAX_EVENTS)
+        return;
+    seen_state[nevents] = cb_breaker_state(b);
+    cb_breaker_metrics(b, &seen_metrics[nevents]);
+    cb_breaker_config(b, &c);
+    events[nevents++] = *ev;
+}
+
+START_TEST(test_listener_reentrant)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.listener = reentrant;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_uint_eq(nevents, 2);
+    ck_assert_int_eq(events[1].type, CB_EVENT_STATE_CHANGE);
+    ck_assert_int_eq(seen_state[1], CB_OPEN);
+    ck_assert_int_eq(seen_metrics[1].state, CB_OPEN);
+    ck_assert_uint_eq(seen_metrics[1].times_opened, 1);
+    ck_assert_uint_eq(seen_metrics[0].failures, 1);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_uint_eq(nevents, 3);
+    ck_assert_uint_eq(seen_metrics[2].rejected, 1);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    ck_assert_uint_eq(nevents, 4);
+    ck_assert_int_eq(seen_state[3], CB_HALF_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A listener may even reset or trip the breaker it listens to. */
+static void resets_on_open(cb_breaker *b, const cb_event *ev, void *ud)
+{
+    (void)ud;
+    if (ev->type == CB_EVENT_STATE_CHANGE && ev->to == CB_OPEN)
+        cb_breaker_reset(b);
+    recorder(b, ev, NULL);
+}
+
+START_TEST(test_listener_resets)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 1;
+    c.listener = resets_on_open;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    /* FAILURE, OPEN -> CLOSED (from the reset, delivered inside), CLOSED -> OPEN */
+    ck_assert_uint_eq(nevents, 3);
+    ck_assert_int_eq(events[1].type, CB_EVENT_STATE_CHANGE);
+    ck_assert_int_eq(events[1].from, CB_OPEN);
+    ck_assert_int_eq(events[1].to, CB_CLOSED);
+    ck_assert_int_eq(events[2].to, CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- manual controls -------------------------------------------------- */
+
+START_TEST(test_trip_and_reset)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+    cb_metrics m;
+
+    c.reset_timeout_ms = 100;
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    succeed_once(b);
+    fail_once(b);
+    cb_breaker_trip(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_uint_eq(metrics(b).times_opened, 1);
+    /* Tripping an OPEN breaker restarts its timeout, without an event. */
+    fake_now += 60;
+    cb_breaker_trip(b);
+    fake_now += 60;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).times_opened, 1);
+    fake_now += 40;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_trip(b); /* from HALF_OPEN too */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).times_opened, 2);
+
+    cb_breaker_reset(b);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    ck_assert_uint_eq(m.total_requests, 0);
+    ck_assert_uint_eq(m.successes, 0);
+    ck_assert_uint_eq(m.failures, 0);
+    ck_assert_uint_eq(m.rejected, 0);
+    ck_assert_uint_eq(m.window_failures, 0);
+    ck_assert_uint_eq(m.consecutive_successes, 0);
+    ck_assert_uint_eq(m.last_failure_ms, 0);
+    ck_assert_uint_eq(m.last_success_ms, 0);
+    ck_assert_uint_eq(m.times_opened, 0);
+    ck_assert_uint_eq(m.state_since_ms, fake_now);
+    succeed_once(b);
+    ck_assert_uint_eq(metrics(b).total_requests, 1);
+    ck_assert_uint_eq(metrics(b).successes, 1);
+
+    /* CLOSED->OPEN, REJECTED, OPEN->HALF_OPEN, HALF_OPEN->OPEN, OPEN->CLOSED,
+     * plus the SUCCESS/FAILURE events of the calls. */
+    ck_assert_uint_eq(nevents, 8);
+    ck_assert_int_eq(events[2].type, CB_EVENT_STATE_CHANGE);
+    ck_assert_int_eq(events[2].to, CB_OPEN);
+    ck_assert_int_eq(events[3].type, CB_EVENT_REJECTED);
+    ck_assert_int_eq(events[4].to, CB_HALF_OPEN);
+    ck_assert_int_eq(events[5].from, CB_HALF_OPEN);
+    ck_assert_int_eq(events[5].to, CB_OPEN);
+    ck_assert_int_eq(events[6].from, CB_OPEN);
+    ck_assert_int_eq(events[6].to, CB_CLOSED);
+    ck_assert_int_eq(events[7].type, CB_EVENT_SUCCESS);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- config ----------------------------------------------------------- */
+
+START_TEST(test_config_rejected)
+{
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .success_threshold = 4 }));
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .half_open_max = 2, .success_threshold = 3 }));
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .failure_rate_threshold = 101 }));
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .slow_call_rate_threshold = 101 }));
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .reset_jitter_pct = 101 }));
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .max_reset_timeout_ms = 1000 }));
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .reset_timeout_ms = 2000,
+                                                    .max_reset_timeout_ms = 1000 }));
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .mode = (cb_mode)3 }));
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .mode = (cb_mode)-1 }));
+}
+END_TEST
+
+START_TEST(test_config_edges_accepted)
+{
+    static const cb_config ok[] = {
+        { .half_open_max = 3, .success_threshold = 3 },
+        { .failure_rate_threshold = 100, .slow_call_rate_threshold = 100,
+          .slow_call_ms = 1, .reset_jitter_pct = 100 },
+        { .reset_timeout_ms = 1000, .max_reset_timeout_ms = 1000 },
+        { .mode = CB_MODE_DISABLED },
+        { .mode = CB_MODE_METRICS_ONLY },
+        { .failure_window_ms = 1 },
+        { .failure_window_ms = 0xffffffffu, .failure_threshold = 0xffffffffu },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        cb_breaker *b = cb_breaker_new(&ok[i]);
+
+        ck_assert_msg(b != NULL, "config %zu refused", i);
+        succeed_once(b);
+        fail_once(b);
+        cb_breaker_free(b);
+    }
+}
+END_TEST
+
+START_TEST(test_configure)
+{
+    cb_config c = fake_cfg(), got;
+    cb_breaker *b;
+
+    c.failure_threshold = 5;
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fail_once(b);
+    /* Bad configs change nothing. */
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .success_threshold = 9 }),
+                     CB_ERR_INVALID);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .reset_jitter_pct = 200 }),
+                     CB_ERR_INVALID);
+    ck_assert_int_eq(cb_breaker_configure(b, NULL), CB_ERR_INVALID);
+    ck_assert_int_eq(cb_breaker_configure(NULL, &c), CB_ERR_INVALID);
+    cb_breaker_config(b, &got);
+    ck_assert_uint_eq(got.failure_threshold, 5);
+    /* A lower threshold keeps the counts: the next failure opens it. */
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3,
+                                                           .reset_timeout_ms = 500 }),
+                     CB_OK);
+    cb_breaker_config(b, &got);
+    ck_assert_uint_eq(got.failure_threshold, 3);
+    ck_assert_uint_eq(got.reset_timeout_ms, 500);
+    ck_assert(got.clock == fake_clock); /* callbacks kept */
+    ck_assert(got.listener == recorder);
+    ck_assert_uint_eq(metrics(b).failures, 2);
+    ck_assert_uint_eq(metrics(b).window_failures, 2);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 500);
+    /* The listener given to new still gets the events. */
+    ck_assert_uint_eq(nevents, 4);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- modes ------------------------------------------------------------ */
+
+START_TEST(test_metrics_only)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p[3];
+    cb_metrics m;
+    int i;
+
+    c.failure_threshold = 2;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 1;
+    c.mode = CB_MODE_METRICS_ONLY;
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    /* OPEN, but nothing is rejected; these calls cannot move it. */
+    for (i = 0; i < 3; i++)
+        succeed_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[0]), CB_OK); /* the probe */
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[1]), CB_OK); /* beyond the limit */
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_record(b, &p[1], false); /* not a probe: stays HALF_OPEN */
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_record(b, &p[0], true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    m = metrics(b);
+    ck_assert_uint_eq(m.rejected, 0);
+    ck_assert_uint_eq(m.total_requests, 7);
+    ck_assert_uint_eq(m.successes, 4);
+    ck_assert_uint_eq(m.failures, 3);
+    ck_assert_uint_eq(m.times_opened, 1);
+    ck_assert_uint_eq(m.late_outcomes, 0);
+    /* Events: 2 FAILURE + OPEN, 3 SUCCESS, HALF_OPEN, FAILURE, SUCCESS,
+     * CLOSED; never REJECTED. */
+    ck_assert_uint_eq(nevents, 10);
+    for (i = 0; i < (int)nevents; i++)
+        ck_assert_int_ne(events[i].type, CB_EVENT_REJECTED);
+    ck_assert_int_eq(events[2].to, CB_OPEN);
+    ck_assert_int_eq(events[6].to, CB_HALF_OPEN);
+    ck_assert_int_eq(events[9].to, CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_disabled)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_metrics m;
+    int i;
+
+    c.failure_threshold = 1;
+    c.mode = CB_MODE_DISABLED;
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 10; i++) {
+        ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+        ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_OK);
+    }
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    ck_assert_uint_eq(m.total_requests, 20);
+    ck_assert_uint_eq(m.failures, 10);
+    ck_assert_uint_eq(m.successes, 10);
+    ck_assert_uint_eq(m.window_failures, 0);
+    ck_assert_uint_eq(m.times_opened, 0);
+    ck_assert_uint_eq(nevents, 0);
+    /* Switched to NORMAL it behaves again, with its counts kept. */
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 1 }), CB_OK);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).failures, 11);
+    ck_assert_uint_eq(nevents, 2);
+    /* Disabled again while OPEN: everything is admitted, state frozen. */
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .mode = CB_MODE_DISABLED }), CB_OK);
+    fake_now += 1000000;
+    for (i = 0; i < 5; i++)
+        ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_OK);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(nevents, 2);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- NULL safety ------------------------------------------------------ */
+
+START_TEST(test_null_safety)
+{
+    cb_breaker *b = cb_breaker_new(NULL);
+    cb_permit p;
+    cb_metrics m;
+    cb_config c;
+
+    memset(&m, 0xff, sizeof(m));
+    memset(&c, 0xff, sizeof(c));
+    cb_breaker_free(NULL);
+    ck_assert_int_eq(cb_breaker_acquire(NULL, &p), CB_ERR_INVALID);
+    ck_assert_int_eq(cb_breaker_acquire(b, NULL), CB_ERR_INVALID);
+    cb_breaker_record(NULL, &p, true);
+    cb_breaker_record(b, NULL, false);
+    cb_breaker_record_err(NULL, &p, CB_OK);
+    cb_breaker_record_err(b, NULL, CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_execute(NULL, op_ok, NULL), CB_ERR_INVALID);
+    ck_assert_int_eq(cb_breaker_execute(b, NULL, NULL), CB_ERR_INVALID);
+    ck_assert_int_eq(cb_breaker_state(NULL), CB_CLOSED);
+    cb_breaker_metrics(NULL, &m);
+    ck_assert_uint_eq(m.total_requests, 0);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    cb_breaker_metrics(b, NULL);
+    cb_breaker_reset(NULL);
+    cb_breaker_trip(NULL);
+    ck_assert_int_eq(cb_breaker_configure(NULL, NULL), CB_ERR_INVALID);
+    cb_breaker_config(NULL, &c);
+    ck_assert_uint_eq(c.failure_threshold, 0);
+    cb_breaker_config(b, NULL);
+    /* None of it counted anything. */
+    m = metrics(b);
+    ck_assert_uint_eq(m.total_requests, 0);
+    ck_assert_uint_eq(m.failures, 0);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- threads ---------------------------------------------------------- */
+
+static _Atomic uint64_t stress_now;
+static _Atomic int stress_stop;
+
+static uint64_t stress_clock(void *ud)
+{
+    (void)ud;
+    return atomic_load(&stress_now);
+}
+
+typedef struct stress_arg {
+    cb_breaker *b;
+    unsigned seed;
+    uint64_t admitted, rejected, successes, failures;
+} stress_arg;
+
+#define STRESS_CALLS 200000
+
+static void *stress_worker(void *arg)
+{
+    stress_arg *a = arg;
+    uint64_t x = a->seed * 2654435761u + 1;
+    cb_permit p;
+    int i;
+
+    for (i = 0; i < STRESS_CALLS; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (cb_breaker_acquire(a->b, &p) != CB_OK) {
+            a->rejected++;
+            continue;
+        }
+        a->admitted++;
+        if (x % 16 == 0) {
+            a->failures++;
+            cb_breaker_record_err(a->b, &p, CB_ERR_TIMEOUT);
+        } else {
+            a->successes++;
+            cb_breaker_record(a->b, &p, true);
+        }
+        if (i % 4096 == 0)
+            atomic_fetch_add(&stress_now, 1);
+    }
+    return NULL;
+}
+
+typedef struct chaos_arg {
+    cb_breaker *b;
+    bool do_reset;
+} chaos_arg;
+
+/* Trips (and resets) the breaker while the workers run, checking on the
+ * way that a snapshot never shows fewer requests than outcomes. */
+static void *stress_chaos(void *arg)
+{
+    cb_breaker *b = ((chaos_arg *)arg)->b;
+    bool do_reset = ((chaos_arg *)arg)->do_reset;
+    unsigned i = 0;
+    cb_metrics m;
+
+    while (!atomic_load(&stress_stop)) {
+        if (i % 3 == 0)
+            cb_breaker_trip(b);
+        else if (do_reset && i % 3 == 1)
+            cb_breaker_reset(b);
+        cb_breaker_metrics(b, &m);
+        ck_assert_uint_ge(m.total_requests, m.successes + m.failures + m.rejected);
+        atomic_fetch_add(&stress_now, 3);
+        i++;
+        sched_yield();
+    }
+    return NULL;
+}
+
+static void stress(bool with_reset)
+{
+    cb_config c;
+    cb_breaker *b;
+    stress_arg a[4];
+    pthread_t t[4], chaos;
+    chaos_arg ca;
+    uint64_t adm = 0, rej = 0, succ = 0, fail = 0;
+    cb_metrics m;
+    int i;
+
+    memset(&c, 0, sizeof(c));
+    c.clock = stress_clock;
+    c.failure_threshold = 20;
+    c.failure_window_ms = 100;
+    c.reset_timeout_ms = 10;
+    c.half_open_max = 5;
+    c.success_threshold = 3;
+    atomic_store(&stress_now, 1000);
+    atomic_store(&stress_stop, 0);
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    ca.b = b;
+    ca.do_reset = with_reset;
+    ck_assert_int_eq(pthread_create(&chaos, NULL, stress_chaos, &ca), 0);
+    for (i = 0; i < 4; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        a[i].b = b;
+        a[i].seed = (unsigned)i + 1;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, stress_worker, &a[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        adm += a[i].admitted;
+        rej += a[i].rejected;
+        succ += a[i].successes;
+        fail += a[i].failures;
+    }
+    atomic_store(&stress_stop, 1);
+    pthread_join(chaos, NULL);
+
+    m = metrics(b);
+    /* Every count adds up, whatever raced with what. */
+    ck_assert_uint_eq(m.total_requests, m.successes + m.failures + m.rejected);
+    if (!with_reset) {
+        ck_assert_uint_eq(m.total_requests, adm + rej);
+        ck_assert_uint_eq(m.rejected, rej);
+        ck_assert_uint_eq(m.successes, succ);
+        ck_assert_uint_eq(m.failures, fail);
+        ck_assert_uint_eq(adm + rej, 4u * STRESS_CALLS);
+        ck_assert_uint_gt(m.times_opened, 0);
+    }
+    ck_assert_uint_le(m.late_outcomes, m.successes + m.failures);
+    cb_breaker_reset(b);
+    m = metrics(b);
+    ck_assert_uint_eq(m.total_requests, 0);
+    ck_assert_uint_eq(m.successes, 0);
+    cb_breaker_free(b);
+}
+
+START_TEST(test_stress_trips)
+{
+    stress(false);
+}
+END_TEST
+
+START_TEST(test_stress_resets)
+{
+    stress(true);
+}
+END_TEST
+
+static _Atomic unsigned mt_events;
+
+static void counting_listener(cb_breaker *b, const cb_event *ev, void *ud)
+{
+    cb_metrics m;
+
+    (void)ev;
+    (void)ud;
+    cb_breaker_metrics(b, &m);
+    (void)cb_breaker_state(b);
+    atomic_fetch_add(&mt_events, 1);
+}
+
+START_TEST(test_stress_listener)
+{
+    cb_config c;
+    cb_breaker *b;
+    stress_arg a[4];
+    pthread_t t[4], chaos;
+    chaos_arg ca;
+    int i;
+
+    memset(&c, 0, sizeof(c));
+    c.clock = stress_clock;
+    c.failure_threshold = 20;
+    c.failure_window_ms = 100;
+    c.reset_timeout_ms = 10;
+    c.listener = counting_listener;
+    atomic_store(&stress_now, 1000);
+    atomic_store(&stress_stop, 0);
+    atomic_store(&mt_events, 0);
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    ca.b = b;
+    ca.do_reset = false;
+    ck_assert_int_eq(pthread_create(&chaos, NULL, stress_chaos, &ca), 0);
+    for (i = 0; i < 4; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        a[i].b = b;
+        a[i].seed = (unsigned)i + 11;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, stress_worker, &a[i]), 0);
+    }
+    for (i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&stress_stop, 1);
+    pthread_join(chaos, NULL);
+    /* Every call produced SUCCESS, FAILURE or REJECTED, plus the changes. */
+    ck_assert_uint_ge(atomic_load(&mt_events), 4u * STRESS_CALLS);
+    ck_assert_uint_eq(metrics(b).total_requests, 4u * STRESS_CALLS);
+    cb_breaker_free(b);
+}
+END_TEST
+
+static Suite *breaker_suite(void)
+{
+    Suite *s = suite_create("breaker");
+    TCase *tc;
+
+    tc = tcase_create("basics");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_state_names);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_one_success_one_failure);
+    tcase_add_test(tc, test_three_failures_open);
+    tcase_add_test(tc, test_metrics_fields);
+    tcase_add_test(tc, test_metrics_inflight);
+    tcase_add_test(tc, test_null_safety);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("transitions");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_open_half_open_closed);
+    tcase_add_test(tc, test_recovers_fake_clock);
+    tcase_add_test(tc, test_recovers_real_sleep);
+    tcase_add_test(tc, test_half_open_failure_reopens);
+    tcase_add_test(tc, test_half_open_limits);
+    tcase_add_test(tc, test_half_open_new_period);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("window");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_window_expiry);
+    tcase_add_test(tc, test_window_long_gap);
+    tcase_add_test(tc, test_window_successes_do_not_reset);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("periods");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_late_outcome_while_open);
+    tcase_add_test(tc, test_late_failure_in_half_open);
+    tcase_add_test(tc, test_late_across_reset);
+    tcase_add_test(tc, test_late_across_trip);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("trips");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_rate_trip);
+    tcase_add_test(tc, test_rate_below_threshold);
+    tcase_add_test(tc, test_slow_trip);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("backoff");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_backoff_growth_and_cap);
+    tcase_add_test(tc, test_backoff_multiplier);
+    tcase_add_test(tc, test_no_backoff_without_max);
+    tcase_add_test(tc, test_jitter_bounds);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("classifier");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_classifier);
+    tcase_add_test(tc, test_default_classifier);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("events");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_events_in_order);
+    tcase_add_test(tc, test_events_slow_flag);
+    tcase_add_test(tc, test_listener_reentrant);
+    tcase_add_test(tc, test_listener_resets);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("manual");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_trip_and_reset);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("config");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_config_rejected);
+    tcase_add_test(tc, test_config_edges_accepted);
+    tcase_add_test(tc, test_configure);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("modes");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_metrics_only);
+    tcase_add_test(tc, test_disabled);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("threads");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_stress_trips);
+    tcase_add_test(tc, test_stress_resets);
+    tcase_add_test(tc, test_stress_listener);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(breaker_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
