@@ -1,6 +1,25 @@
 /* The response cache: an in-memory, bounded (entries, bytes, per-entry
  * size), LRU, thread-safe store of GET/HEAD responses, keyed by method, URL
- * and the request headers the response's Vary names. */
+ * and the request headers the response's Vary names.
+ *
+ * - HEAD: HEAD responses are stored apart from GET ones; a HEAD lookup uses
+ *   a HEAD entry, else the URL's GET entry (headers only, empty body). A GET
+ *   lookup never uses a HEAD entry.
+ * - Variants: each URL keeps up to 16 entries (method x Vary values); a
+ *   lookup matches an entry when every header its Vary named has the same
+ *   trimmed value in req_headers as when it was stored (absent == absent;
+ *   the first line of a name counts). req_headers must therefore be every
+ *   header the request really sent (defaults included).
+ * - Bytes (max_bytes, max_entry_bytes, metrics): body + header block + URL +
+ *   the stored Vary names and values of each entry.
+ * - Request headers: Cache-Control: no-store -> lookup misses and store does
+ *   not store; no-cache, max-age=0 (or Pragma: no-cache alone) -> revalidate;
+ *   max-age=N -> an entry older than N s is treated as stale.
+ * - Functions that fill resp free what resp->body and resp->headers held
+ *   first (cbh_free), so pass a zeroed or library-filled response.
+ * - All functions are thread-safe. The clock and wall callbacks are called
+ *   with no lock held. cfg->disabled is not looked at: the caller simply
+ *   does not create a cache. */
 #ifndef CBH_CACHE_H
 #define CBH_CACHE_H
 
@@ -9,7 +28,9 @@
 typedef struct cbh_cache cbh_cache;
 
 /* cfg NULL = defaults. clock: monotonic ms (NULL = cb_clock_monotonic_ms);
- * wall: epoch seconds (NULL = time()). NULL on OOM. */
+ * wall: epoch seconds (NULL = time()). NULL on OOM. Ages run on the
+ * monotonic clock; the wall clock is read only at store time, to compare
+ * with Date/Expires/Last-Modified. */
 cbh_cache *cbh_cache_new(const api_cache_config *cfg, cb_clock_fn clock, void *clock_data,
                          int64_t (*wall)(void *), void *wall_data);
 void       cbh_cache_free(cbh_cache *c);
@@ -29,20 +50,30 @@ typedef struct cbh_cache_cond {
 /*
  * Looks up method+url for a request carrying req_headers (NULL-terminated
  * "Name: value" lines, may be NULL; used for Vary). On FRESH, resp is filled
- * (status, body, headers, from_cache) and must then be returned as it is.
- * On STALE, cond holds the validators to send. opts may be NULL.
+ * (status, body, headers, header_count, headers_size_, from_cache) and must
+ * then be returned as it is. On STALE, cond holds the validators to send
+ * (cond NULL: never STALE). opts may be NULL. MISS for opts->bypass, methods
+ * other than GET/HEAD, no entry, a stale entry without a validator (kept
+ * for serve_stale), or when copying the entry ran out of memory. FRESH needs
+ * current_age < lifetime, no no-cache (stored or requested) and no
+ * opts->revalidate.
  */
 cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url,
                                const char *const *req_headers, const api_cache_options *opts,
                                api_response *resp, cbh_cache_cond *cond);
 
 /*
- * After a network response (resp filled: status, body, headers) to a
- * GET/HEAD: stores it when allowed, or on a 304 refreshes the stored entry's
- * headers and replaces resp's contents with the stored response (status,
- * body, merged headers; from_cache and revalidated set). request_ms and
- * response_ms are the monotonic times around the exchange. Returns
- * CB_ERR_NOMEM only when resp could not be rebuilt after a 304.
+ * After a network response (resp filled: status, body, headers,
+ * header_count, headers_size_) to a GET/HEAD: stores it when allowed, or on
+ * a 304 refreshes the stored entry's headers and replaces resp's contents
+ * with the stored response (status, body, merged headers; from_cache and
+ * revalidated set, stale cleared, attempts untouched). A 304 with no
+ * matching entry leaves resp as it is. request_ms and response_ms are the
+ * monotonic times around the exchange. Do not call it for opts->bypass or
+ * for a response served from the cache. A final response below 500 that is
+ * not stored removes the entries it supersedes (same method and variant);
+ * a 5xx leaves them for serve_stale. Returns CB_ERR_NOMEM only when resp
+ * could not be rebuilt after a 304 (resp then still holds the 304).
  */
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
                        const char *const *req_headers, api_response *resp,
@@ -51,14 +82,17 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
 /*
  * When a call failed with cause (or ended with a 5xx): fills resp with a
  * stale entry for method+url if one is allowed by max_stale_ms (opts) or its
- * stale-if-error, and not forbidden by must-revalidate / no-cache. Returns
- * true when resp was filled (from_cache, stale, cause set).
+ * stale-if-error, and not forbidden by must-revalidate / no-cache. Allowed
+ * means current_age - lifetime <= max(max_stale_ms, stale-if-error); a
+ * still-fresh entry always qualifies. Returns true when resp was filled
+ * (status, body, headers, from_cache, stale = true, cause set).
  */
 bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
                            const char *const *req_headers, const api_cache_options *opts,
                            cb_err cause, api_response *resp);
 
-/* Removes every entry for url (any method, any variant). */
+/* Removes every entry for url (any method, any variant); counted in
+ * metrics' invalidations (one per entry). */
 void cbh_cache_invalidate(cbh_cache *c, const char *url);
 void cbh_cache_clear(cbh_cache *c);
 void cbh_cache_metrics(cbh_cache *c, api_cache_metrics *out);

@@ -46,7 +46,12 @@ typedef struct cbh_freshness {
 
 /* Computes freshness for a response to a GET or HEAD. status other than the
  * heuristically cacheable ones (200, 203, 204, 300, 301, 308, 404, 405, 410,
- * 414, 501) is storable only with explicit freshness; 5xx never. */
+ * 414) is storable only with explicit freshness (max-age or Expires); 5xx
+ * (501 included), 1xx, 206 and 304 never. A storable response also needs a
+ * lifetime > 0 or a validator, and a validator when it says no-cache.
+ * An invalid max-age counts as 0 and an invalid Expires as already expired.
+ * Heuristic freshness (10% of Date - Last-Modified, at most one day) only
+ * when heuristic is true. Delta-seconds saturate at 2^31. */
 void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t request_epoch,
                       int64_t response_epoch, bool heuristic, cbh_freshness *out);
 

@@ -9,12 +9,21 @@
 /* Builds an array from a raw header block ("Name: value\r\n" lines, as
  * libcurl hands them over; the status line and blank lines are skipped,
  * obsolete line folding is joined, lines without ':' are dropped).
- * *size receives the bytes of the block. An empty block gives NULL/0/0. */
+ * *size receives the bytes of the block. An empty block gives NULL/0/0.
+ * Names are kept as sent; values lose their surrounding whitespace; a line
+ * whose name is not a token is dropped. When the block holds several
+ * responses (a 1xx or a redirect before the final one), only the headers
+ * after the last status line are kept. Free the block with cbh_free.
+ * Returns CB_OK, CB_ERR_NOMEM or CB_ERR_INVALID (NULL out pointers). */
 cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count,
                          size_t *size);
 
 /* Copies a block made by cbh_headers_parse (or this function). */
 cb_err cbh_headers_dup(const api_header *h, size_t count, size_t size, api_header **out);
+
+/* Packs count name/value pairs (pointing anywhere) into a new block, in
+ * order; *size receives its bytes. count 0 gives NULL/0. */
+cb_err cbh_headers_build(const api_header *list, size_t count, api_header **out, size_t *size);
 
 /* The first value of name (case-insensitive), or NULL. */
 const char *cbh_headers_get(const api_header *h, size_t count, const char *name);
@@ -25,5 +34,12 @@ bool cbh_header_line_valid(const char *line);
 
 /* True when line's name is name (case-insensitive). */
 bool cbh_header_line_is(const char *line, const char *name);
+
+/* When line's name is name: its value without surrounding whitespace (not
+ * NUL-terminated at *len: trailing whitespace may follow), else NULL. */
+const char *cbh_header_line_value(const char *line, const char *name, size_t *len);
+
+/* A token character of RFC 9110 5.6.2. */
+bool cbh_is_tchar(unsigned char ch);
 
 #endif

@@ -1,0 +1,241 @@
+/* Cache-Control parsing and RFC 9111 freshness arithmetic for a private
+ * cache. */
+#include <string.h>
+#include <strings.h>
+
+#include "cachectl.h"
+#include "headers.h"
+#include "httpdate.h"
+
+/* Delta-seconds saturate here (RFC 9111 1.2.2 suggests 2^31). */
+#define CC_DELTA_MAX 2147483648ULL
+
+/* Heuristic freshness is at most one day (RFC 9111 4.2.2 leaves the cap to
+ * the cache; a day is what browsers use). */
+#define CC_HEURISTIC_MAX_S 86400ULL
+
+static bool cc_is_ows(char ch) { return ch == ' ' || ch == '\t'; }
+
+/* Parses delta-seconds: 1*DIGIT, saturating at CC_DELTA_MAX. */
+static bool cc_delta(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (n == 0)
+        return false;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        if (v < CC_DELTA_MAX)
+            v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v > CC_DELTA_MAX ? CC_DELTA_MAX : v;
+    return true;
+}
+
+static bool cc_name_is(const char *name, size_t n, const char *lit)
+{
+    return strlen(lit) == n && strncasecmp(name, lit, n) == 0;
+}
+
+/* Applies one directive; value is NULL when it had none. A quoted value
+ * arrives without its quotes (escapes kept: none of ours need them). */
+static void cc_parse_directive(const char *name, size_t n, const char *value, size_t vlen,
+                               cbh_cc *cc)
+{
+    uint64_t v;
+
+    if (cc_name_is(name, n, "no-store")) {
+        cc->no_store = true;
+    } else if (cc_name_is(name, n, "no-cache")) {
+        cc->no_cache = true;
+    } else if (cc_name_is(name, n, "must-revalidate") ||
+               cc_name_is(name, n, "proxy-revalidate")) {
+        cc->must_revalidate = true;
+    } else if (cc_name_is(name, n, "only-if-cached")) {
+        cc->only_if_cached = true;
+    } else if (cc_name_is(name, n, "max-age")) {
+        /* An invalid max-age makes the response stale (RFC 9111 4.2.1). */
+        if (!value || !cc_delta(value, vlen, &v))
+            v = 0;
+        if (!cc->has_max_age || v < cc->max_age_s)
+            cc->max_age_s = v;
+        cc->has_max_age = true;
+    } else if (cc_name_is(name, n, "stale-if-error")) {
+        /* An invalid stale-if-error grants nothing: it is simply ignored. */
+        if (value && cc_delta(value, vlen, &v) &&
+            (!cc->has_stale_if_error || v < cc->stale_if_error_s)) {
+            cc->stale_if_error_s = v;
+            cc->has_stale_if_error = true;
+        }
+    }
+}
+
+void cbh_cc_parse(const char *value, cbh_cc *cc)
+{
+    const char *p = value;
+
+    if (!value || !cc)
+        return;
+    while (*p) {
+        const char *name, *val = NULL;
+        size_t n, vlen = 0;
+
+        while (*p == ',' || cc_is_ows(*p))
+            p++;
+        if (!*p)
+            break;
+        name = p;
+        while (cbh_is_tchar((unsigned char)*p))
+            p++;
+        n = (size_t)(p - name);
+        while (cc_is_ows(*p))
+            p++;
+        if (*p == '=') {
+            p++;
+            while (cc_is_ows(*p))
+                p++;
+            if (*p == '"') {
+                val = ++p;
+                while (*p && *p != '"') {
+                    if (*p == '\\' && p[1])
+                        p++;
+                    p++;
+                }
+                vlen = (size_t)(p - val);
+                if (*p == '"')
+                    p++;
+            } else {
+                val = p;
+                while (*p && *p != ',' && !cc_is_ows(*p))
+                    p++;
+                vlen = (size_t)(p - val);
+            }
+        }
+        /* Skip to the next comma: whatever else is here is junk, but the
+         * directive read so far still counts. */
+        while (*p && *p != ',')
+            p++;
+        if (n > 0)
+            cc_parse_directive(name, n, val, vlen, cc);
+    }
+}
+
+void cbh_cc_from_headers(const api_header *h, size_t count, cbh_cc *cc)
+{
+    size_t i;
+
+    if (!h || !cc)
+        return;
+    for (i = 0; i < count; i++)
+        if (strcasecmp(h[i].name, "Cache-Control") == 0)
+            cbh_cc_parse(h[i].value, cc);
+}
+
+/* Statuses a cache may store without explicit freshness (RFC 9110 15.1).
+ * 501 is on that list but left out: we never store a 5xx, so that a stored
+ * response can always stand in for a failing origin. */
+static bool cc_heuristic_status(long status)
+{
+    switch (status) {
+    case 200: case 203: case 204: case 300: case 301: case 308:
+    case 404: case 405: case 410: case 414:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* True when any Vary header lists "*". */
+static bool cc_vary_star(const api_header *h, size_t count)
+{
+    size_t i;
+
+    for (i = 0; i < count; i++) {
+        const char *v = h[i].value;
+
+        if (strcasecmp(h[i].name, "Vary") != 0)
+            continue;
+        while (*v) {
+            while (*v == ',' || cc_is_ows(*v))
+                v++;
+            if (*v == '*')
+                return true;
+            while (*v && *v != ',')
+                v++;
+        }
+    }
+    return false;
+}
+
+static uint64_t cc_sat_ms(uint64_t s) { return s > CC_DELTA_MAX ? CC_DELTA_MAX * 1000 : s * 1000; }
+
+void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t request_epoch,
+                      int64_t response_epoch, bool heuristic, cbh_freshness *out)
+{
+    cbh_cc cc = { 0 };
+    const char *date_s, *expires_s, *lm_s, *age_s;
+    int64_t date, expires, lm;
+    bool has_date, explicit_fresh = false;
+    uint64_t age_value = 0, apparent, corrected, delay;
+
+    if (!out)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (!h)
+        count = 0;
+    cbh_cc_from_headers(h, count, &cc);
+    date_s = cbh_headers_get(h, count, "Date");
+    expires_s = cbh_headers_get(h, count, "Expires");
+    lm_s = cbh_headers_get(h, count, "Last-Modified");
+    age_s = cbh_headers_get(h, count, "Age");
+
+    has_date = date_s && cbh_http_date_parse(date_s, &date);
+    if (!has_date)
+        date = response_epoch;
+
+    /* Freshness lifetime (RFC 9111 4.2.1); s-maxage is for shared caches. */
+    if (cc.has_max_age) {
+        out->lifetime_ms = cc_sat_ms(cc.max_age_s);
+        explicit_fresh = true;
+    } else if (expires_s) {
+        /* An invalid Expires ("0", "-1") means already expired. */
+        if (cbh_http_date_parse(expires_s, &expires) && expires > date)
+            out->lifetime_ms = cc_sat_ms((uint64_t)(expires - date));
+        explicit_fresh = true;
+    } else if (heuristic && lm_s && cc_heuristic_status(status) &&
+               cbh_http_date_parse(lm_s, &lm) && date > lm) {
+        uint64_t s = (uint64_t)(date - lm) / 10;
+
+        out->lifetime_ms = cc_sat_ms(s > CC_HEURISTIC_MAX_S ? CC_HEURISTIC_MAX_S : s);
+    }
+
+    /* Age (RFC 9111 4.2.3). A list-valued Age uses its first member; an
+     * invalid one is ignored. */
+    if (age_s) {
+        size_t n = strcspn(age_s, ", \t");
+
+        if (!cc_delta(age_s, n, &age_value))
+            age_value = 0;
+    }
+    apparent = response_epoch > date ? (uint64_t)(response_epoch - date) : 0;
+    delay = response_epoch > request_epoch ? (uint64_t)(response_epoch - request_epoch) : 0;
+    corrected = age_value + delay;
+    out->initial_age_ms = cc_sat_ms(apparent > corrected ? apparent : corrected);
+
+    out->has_validator = cbh_headers_get(h, count, "ETag") != NULL || lm_s != NULL;
+    out->no_cache = cc.no_cache;
+    out->must_revalidate = cc.must_revalidate;
+    if (cc.has_stale_if_error)
+        out->stale_if_error_ms = cc_sat_ms(cc.stale_if_error_s);
+
+    /* Storable (RFC 9111 3): a final, non-5xx status that is heuristically
+     * cacheable or explicitly fresh; no no-store; no Vary: *; and something
+     * that makes it useful later: freshness or a validator (only a validator
+     * when no-cache forces a revalidation before every use). */
+    out->storable = status >= 200 && status < 500 && status != 206 && status != 304 &&
+                    !cc.no_store && (cc_heuristic_status(status) || explicit_fresh) &&
+                    !cc_vary_star(h, count) && (out->lifetime_ms > 0 || out->has_validator) &&
+                    (!cc.no_cache || out->has_validator);
+}

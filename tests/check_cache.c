@@ -1,0 +1,1008 @@
+/* The response cache through its internal API, with a fake monotonic clock
+ * and a fake wall clock: hits, expiry, revalidation, 304 merging, Vary,
+ * bounds and LRU, stale-if-error, request directives, metrics, allocation
+ * failures and concurrent use. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "alloc.h"
+#include "cache.h"
+#include "cbhttp.h"
+#include "headers.h"
+
+#define WALL 1700000000LL
+#define DATE_NOW "Tue, 14 Nov 2023 22:13:20 GMT" /* == WALL */
+#define URL "http://h:80/a"
+
+static uint64_t now_ms = 5000;
+static int64_t wall_s = WALL;
+
+static uint64_t fake_clock(void *ud)
+{
+    (void)ud;
+    return now_ms;
+}
+
+static int64_t fake_wall(void *ud)
+{
+    (void)ud;
+    return wall_s;
+}
+
+static cbh_cache *mk(const api_cache_config *cfg)
+{
+    cbh_cache *c;
+
+    now_ms = 5000;
+    wall_s = WALL;
+    c = cbh_cache_new(cfg, fake_clock, NULL, fake_wall, NULL);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+static void resp_make(api_response *r, long status, const char *raw, const char *body)
+{
+    memset(r, 0, sizeof(*r));
+    r->status = status;
+    r->body = cbh_strdup(body);
+    r->body_len = strlen(body);
+    ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &r->headers, &r->header_count,
+                                       &r->headers_size_),
+                     CB_OK);
+}
+
+static void resp_free(api_response *r)
+{
+    cbh_free(r->body);
+    cbh_free(r->headers);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Stores a response to method url (request headers req) received now. */
+static void put(cbh_cache *c, const char *method, const char *url, const char *const *req,
+                long status, const char *raw, const char *body)
+{
+    api_response r;
+
+    resp_make(&r, status, raw, body);
+    ck_assert_int_eq(cbh_cache_store(c, method, url, req, &r, now_ms, now_ms), CB_OK);
+    resp_free(&r);
+}
+
+/* Looks up and returns the result; *body gets a copy of a FRESH body. */
+static cbh_cache_res get(cbh_cache *c, const char *method, const char *url,
+                         const char *const *req, const api_cache_options *opts,
+                         cbh_cache_cond *cond, char *body, size_t body_size)
+{
+    api_response r;
+    cbh_cache_cond local;
+    cbh_cache_res res;
+
+    memset(&r, 0, sizeof r);
+    res = cbh_cache_lookup(c, method, url, req, opts, &r, cond ? cond : &local);
+    if (res == CBH_CACHE_FRESH) {
+        ck_assert(r.from_cache);
+        ck_assert_ptr_nonnull(r.body);
+        ck_assert_uint_eq(strlen(r.body), r.body_len);
+        if (body)
+            snprintf(body, body_size, "%s", r.body);
+    } else {
+        ck_assert_ptr_null(r.body);
+        ck_assert(!r.from_cache);
+    }
+    resp_free(&r);
+    return res;
+}
+
+#define FRESH_HDRS "Date: " DATE_NOW "\r\nCache-Control: max-age=60\r\n"
+
+START_TEST(test_fresh_hit)
+{
+    cbh_cache *c = mk(NULL);
+    api_response r;
+    cbh_cache_cond cond;
+    char body[64];
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "Content-Type: text/plain\r\n", "hello");
+    memset(&r, 0, sizeof r);
+    r.attempts = 7;
+    ck_assert_int_eq(cbh_cache_lookup(c, "GET", URL, NULL, NULL, &r, &cond), CBH_CACHE_FRESH);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "hello");
+    ck_assert_uint_eq(r.body_len, 5);
+    ck_assert(r.from_cache);
+    ck_assert(!r.stale && !r.revalidated);
+    ck_assert_uint_eq(r.attempts, 7);
+    ck_assert_uint_eq(r.header_count, 3);
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "content-type"), "text/plain");
+    ck_assert_uint_gt(r.headers_size_, 0);
+    /* The copy is the caller's: a second lookup gets its own. */
+    resp_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+    ck_assert_str_eq(body, "hello");
+    /* Other URLs, methods and NULL arguments miss. */
+    ck_assert_int_eq(get(c, "GET", URL "x", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", "http://h:80/A", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "POST", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(NULL, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(cbh_cache_lookup(c, "GET", URL, NULL, NULL, NULL, &cond), CBH_CACHE_MISS);
+    /* POST responses are never stored. */
+    put(c, "POST", URL "p", NULL, 200, FRESH_HDRS, "x");
+    ck_assert_int_eq(get(c, "GET", URL "p", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_expiry_gives_stale_with_cond)
+{
+    cbh_cache *c = mk(NULL);
+    cbh_cache_cond cond;
+
+    put(c, "GET", URL, NULL, 200,
+        FRESH_HDRS "ETag: W/\"abc\"\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n", "b");
+    now_ms += 59999;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_str_eq(cond.if_none_match, "");
+    now_ms += 1;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_str_eq(cond.if_none_match, "If-None-Match: W/\"abc\"");
+    ck_assert_str_eq(cond.if_modified_since,
+                     "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT");
+    /* Only an ETag, or only a Last-Modified. */
+    put(c, "GET", URL "e", NULL, 200, "Cache-Control: max-age=0\r\nETag: \"x\"\r\n", "b");
+    ck_assert_int_eq(get(c, "GET", URL "e", NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_str_eq(cond.if_none_match, "If-None-Match: \"x\"");
+    ck_assert_str_eq(cond.if_modified_since, "");
+    put(c, "GET", URL "l", NULL, 200, "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n", "b");
+    ck_assert_int_eq(get(c, "GET", URL "l", NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_str_eq(cond.if_none_match, "");
+    ck_assert_str_eq(cond.if_modified_since,
+                     "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT");
+    /* Without somewhere to put the validators there is no STALE. */
+    {
+        api_response r = { 0 };
+
+        ck_assert_int_eq(cbh_cache_lookup(c, "GET", URL, NULL, NULL, &r, NULL), CBH_CACHE_MISS);
+    }
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_age_header_and_date)
+{
+    cbh_cache *c = mk(NULL);
+
+    /* Age: 50 of 60 s already used up. */
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=60\r\nAge: 50\r\nETag: \"e\"\r\n", "b");
+    now_ms += 9999;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    now_ms += 1;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    /* A Date 30 s behind our wall clock: apparent age 30 s. */
+    put(c, "GET", URL "d", NULL, 200,
+        "Date: Tue, 14 Nov 2023 22:12:50 GMT\r\nCache-Control: max-age=40\r\nETag: \"e\"\r\n",
+        "b");
+    now_ms += 9999;
+    ck_assert_int_eq(get(c, "GET", URL "d", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    now_ms += 1;
+    ck_assert_int_eq(get(c, "GET", URL "d", NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    /* Expires - Date sets the lifetime whatever the wall clock says. */
+    wall_s = WALL + 1000;
+    put(c, "GET", URL "x", NULL, 200,
+        "Date: Tue, 14 Nov 2023 22:13:20 GMT\r\nExpires: Tue, 14 Nov 2023 22:13:30 GMT\r\n", "b");
+    /* ...but it arrived 1000 s old by our clock: already stale, and no
+     * validator, so a miss. */
+    ck_assert_int_eq(get(c, "GET", URL "x", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_no_validator_miss_but_kept)
+{
+    cbh_cache *c = mk(NULL);
+    api_cache_options opts = { .max_stale_ms = 60000 };
+    api_cache_metrics m;
+    api_response r = { 0 };
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "old");
+    now_ms += 61000;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 1);
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &opts, CB_ERR_CONNECT, &r));
+    ck_assert_str_eq(r.body, "old");
+    ck_assert(r.from_cache && r.stale);
+    ck_assert_int_eq(r.cause, CB_ERR_CONNECT);
+    resp_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_no_store_not_stored)
+{
+    cbh_cache *c = mk(NULL);
+    api_cache_metrics m;
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: no-store, max-age=60\r\nETag: \"e\"\r\n", "b");
+    put(c, "GET", URL "2", NULL, 200, "Cache-Control: max-age=60\r\nVary: *\r\n", "b");
+    put(c, "GET", URL "3", NULL, 200, "Content-Type: text/plain\r\n", "no freshness");
+    put(c, "GET", URL "4", NULL, 500, FRESH_HDRS "ETag: \"e\"\r\n", "err");
+    put(c, "GET", URL "5", NULL, 206, FRESH_HDRS, "part");
+    put(c, "GET", URL "6", NULL, 302, "ETag: \"e\"\r\n", "redirect without freshness");
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 0);
+    ck_assert_uint_eq(m.stores, 0);
+    ck_assert_uint_eq(m.bytes, 0);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    /* Statuses storable with explicit freshness. */
+    put(c, "GET", URL "7", NULL, 302, FRESH_HDRS "Location: /x\r\n", "");
+    put(c, "GET", URL "8", NULL, 404, "ETag: \"e\"\r\n", "not found");
+    ck_assert_int_eq(get(c, "GET", URL "7", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "8", NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_no_cache_always_stale)
+{
+    cbh_cache *c = mk(NULL);
+    cbh_cache_cond cond;
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: no-cache, max-age=600\r\nETag: \"n\"\r\n", "b");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_str_eq(cond.if_none_match, "If-None-Match: \"n\"");
+    now_ms += 1000;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_serve_stale_rules)
+{
+    cbh_cache *c = mk(NULL);
+    api_cache_options none = { 0 }, five = { .max_stale_ms = 5000 }, bypass = { .bypass = true };
+    api_response r = { 0 };
+
+    /* no-cache forbids standing in, whatever the option; must-revalidate
+     * once stale. */
+    put(c, "GET", URL "m", NULL, 200,
+        "Cache-Control: max-age=10, must-revalidate, stale-if-error=100\r\n", "m");
+    put(c, "GET", URL "n", NULL, 200, "Cache-Control: no-cache\r\nETag: \"n\"\r\n", "n");
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL "n", NULL, &five, CB_ERR_TIMEOUT, &r));
+    ck_assert_ptr_null(r.body);
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL "m", NULL, &five, CB_ERR_TIMEOUT, &r));
+    resp_free(&r);
+    now_ms += 10001;
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL "m", NULL, &five, CB_ERR_TIMEOUT, &r));
+    ck_assert_ptr_null(r.body);
+
+    /* stale-if-error from the response: 10 s fresh + 30 s. */
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10, stale-if-error=30\r\n", "s");
+    /* Still fresh: served too (the call failed anyway). */
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, NULL, CB_ERR_CIRCUIT_OPEN, &r));
+    ck_assert(r.stale && r.from_cache);
+    ck_assert_int_eq(r.cause, CB_ERR_CIRCUIT_OPEN);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    now_ms += 40000;
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &none, CB_ERR_TIMEOUT, &r));
+    ck_assert_str_eq(r.body, "s");
+    resp_free(&r);
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL, NULL, &bypass, CB_ERR_TIMEOUT, &r));
+    now_ms += 1;
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL, NULL, &none, CB_ERR_TIMEOUT, &r));
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL, NULL, &five, CB_ERR_TIMEOUT, &r));
+    /* The larger of the two windows counts. */
+    {
+        api_cache_options big = { .max_stale_ms = 30001 };
+
+        ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &big, CB_ERR_TIMEOUT, &r));
+        resp_free(&r);
+    }
+
+    /* max_stale_ms alone. */
+    put(c, "GET", URL "o", NULL, 200, "Cache-Control: max-age=10\r\n", "o");
+    now_ms += 15000;
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL "o", NULL, &five, CB_ERR_HTTP, &r));
+    ck_assert_str_eq(r.body, "o");
+    resp_free(&r);
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL "o", NULL, &none, CB_ERR_HTTP, &r));
+    now_ms += 1;
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL "o", NULL, &five, CB_ERR_HTTP, &r));
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL "none", NULL, &five, CB_ERR_HTTP, &r));
+    ck_assert(!cbh_cache_serve_stale(c, "POST", URL "o", NULL, &five, CB_ERR_HTTP, &r));
+    ck_assert_ptr_null(r.body);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_serve_stale_replaces_payload)
+{
+    cbh_cache *c = mk(NULL);
+    api_response r;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "cached");
+    /* A failed attempt's 503 payload is replaced (and freed). */
+    resp_make(&r, 503, "Retry-After: 1\r\n", "unavailable");
+    r.attempts = 3;
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, NULL, CB_ERR_HTTP, &r));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "cached");
+    ck_assert_uint_eq(r.attempts, 3);
+    ck_assert_ptr_null(cbh_headers_get(r.headers, r.header_count, "Retry-After"));
+    resp_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_304_merge_and_refresh)
+{
+    cbh_cache *c = mk(NULL);
+    api_response r;
+    cbh_cache_cond cond;
+    char body[32];
+
+    put(c, "GET", URL, NULL, 200,
+        "Date: " DATE_NOW "\r\nCache-Control: max-age=10\r\nETag: \"v1\"\r\n"
+        "Content-Length: 5\r\nContent-Encoding: identity\r\nX-Old: a\r\nX-Both: old\r\n"
+        "X-Both: old2\r\n",
+        "hello");
+    now_ms += 20000;
+    wall_s += 20;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+
+    resp_make(&r, 304,
+              "HTTP/1.1 304 Not Modified\r\nDate: Tue, 14 Nov 2023 22:13:40 GMT\r\n"
+              "Cache-Control: max-age=100\r\nETag: \"v1\"\r\nContent-Length: 0\r\n"
+              "Content-Encoding: gzip\r\nX-Both: new\r\nX-New: b\r\n",
+              "");
+    r.attempts = 1;
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &r, now_ms - 5, now_ms), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "hello");
+    ck_assert_uint_eq(r.body_len, 5);
+    ck_assert(r.from_cache && r.revalidated && !r.stale);
+    ck_assert_uint_eq(r.attempts, 1);
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Old"), "a");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-New"), "b");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Both"), "new");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Content-Length"), "5");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Content-Encoding"),
+                     "identity");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Cache-Control"),
+                     "max-age=100");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Date"),
+                     "Tue, 14 Nov 2023 22:13:40 GMT");
+    {
+        /* X-Both appears once: the 304's value replaced both old ones. */
+        size_t i, n = 0;
+
+        for (i = 0; i < r.header_count; i++)
+            n += strcmp(r.headers[i].name, "X-Both") == 0;
+        ck_assert_uint_eq(n, 1);
+    }
+    resp_free(&r);
+    /* Fresh again for the new lifetime, age reset. */
+    now_ms += 99999;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+    ck_assert_str_eq(body, "hello");
+    now_ms += 1;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+
+    /* A 304 with nothing stored stays a 304. */
+    resp_make(&r, 304, "ETag: \"zz\"\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "other", NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert(!r.from_cache && !r.revalidated);
+    resp_free(&r);
+
+    /* A 304 saying no-store serves the entry once and drops it. */
+    resp_make(&r, 304, "Cache-Control: no-store\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "hello");
+    resp_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_vary_variants)
+{
+    cbh_cache *c = mk(NULL);
+    const char *en[] = { "Accept-Language: en", "X-Other: 1", NULL };
+    const char *en2[] = { "accept-language:   en  ", NULL };
+    const char *fr[] = { "Accept-Language: fr", NULL };
+    const char *de[] = { "Accept-Language: de", NULL };
+    const char *empty[] = { "Accept-Language:", NULL };
+    const char *both[] = { "Accept-Language: en", "Accept: text/html", NULL };
+    char body[32];
+    api_cache_metrics m;
+
+    put(c, "GET", URL, en, 200, FRESH_HDRS "Vary: Accept-Language\r\n", "EN");
+    put(c, "GET", URL, fr, 200, FRESH_HDRS "vary: accept-language\r\n", "FR");
+    ck_assert_int_eq(get(c, "GET", URL, en, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+    ck_assert_str_eq(body, "EN");
+    ck_assert_int_eq(get(c, "GET", URL, en2, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+    ck_assert_str_eq(body, "EN");
+    ck_assert_int_eq(get(c, "GET", URL, fr, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+    ck_assert_str_eq(body, "FR");
+    ck_assert_int_eq(get(c, "GET", URL, de, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, empty, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    /* Absent matches absent. */
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "Vary: Accept-Language\r\n", "NONE");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+    ck_assert_str_eq(body, "NONE");
+    /* Several names, in one header or several. */
+    put(c, "GET", URL "2", both, 200,
+        FRESH_HDRS "Vary: Accept-Language, Accept\r\nVary: X-Absent\r\n", "B");
+    ck_assert_int_eq(get(c, "GET", URL "2", both, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "2", en, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    /* A new response for the same variant replaces the old one. */
+    put(c, "GET", URL, fr, 200, FRESH_HDRS "Vary: Accept-Language\r\n", "FR2");
+    ck_assert_int_eq(get(c, "GET", URL, fr, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+    ck_assert_str_eq(body, "FR2");
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 4);
+    /* Vary: * is never stored and does not disturb the others. */
+    put(c, "GET", URL, de, 200, FRESH_HDRS "Vary: *\r\n", "STAR");
+    ck_assert_int_eq(get(c, "GET", URL, de, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, en, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+    ck_assert_str_eq(body, "EN");
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_variants_bounded_per_url)
+{
+    cbh_cache *c = mk(NULL);
+    api_cache_metrics m;
+    char line[64];
+    const char *req[] = { line, NULL };
+    int i;
+
+    for (i = 0; i < 40; i++) {
+        snprintf(line, sizeof line, "X-V: %d", i);
+        put(c, "GET", URL, req, 200, FRESH_HDRS "Vary: X-V\r\n", "v");
+    }
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 16);
+    ck_assert_uint_eq(m.evictions, 24);
+    /* The newest survive. */
+    ck_assert_int_eq(get(c, "GET", URL, req, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    snprintf(line, sizeof line, "X-V: 0");
+    ck_assert_int_eq(get(c, "GET", URL, req, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_head)
+{
+    cbh_cache *c = mk(NULL);
+    api_response r = { 0 };
+    cbh_cache_cond cond;
+
+    /* HEAD is served from the GET entry, without the body. */
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "X-Kind: get\r\nETag: \"g\"\r\n", "body");
+    ck_assert_int_eq(cbh_cache_lookup(c, "HEAD", URL, NULL, NULL, &r, &cond), CBH_CACHE_FRESH);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "");
+    ck_assert_uint_eq(r.body_len, 0);
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Kind"), "get");
+    resp_free(&r);
+    /* A stored HEAD response is preferred for HEAD, never used for GET. */
+    put(c, "HEAD", URL, NULL, 200, FRESH_HDRS "X-Kind: head\r\n", "ignored");
+    ck_assert_int_eq(cbh_cache_lookup(c, "HEAD", URL, NULL, NULL, &r, &cond), CBH_CACHE_FRESH);
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Kind"), "head");
+    ck_assert_str_eq(r.body, "");
+    resp_free(&r);
+    put(c, "HEAD", URL "h", NULL, 200, FRESH_HDRS, "");
+    ck_assert_int_eq(get(c, "GET", URL "h", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "HEAD", URL "h", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    cbh_cache_invalidate(c, URL "h");
+    ck_assert_int_eq(get(c, "HEAD", URL "h", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_head_revalidates_get_entry)
+{
+    cbh_cache *c = mk(NULL);
+    api_response r;
+    cbh_cache_cond cond;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"g\"\r\n", "body");
+    now_ms += 61000;
+    ck_assert_int_eq(get(c, "HEAD", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_str_eq(cond.if_none_match, "If-None-Match: \"g\"");
+    resp_make(&r, 304, "Cache-Control: max-age=60\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "HEAD", URL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "");
+    ck_assert(r.revalidated);
+    resp_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_new_answer_supersedes)
+{
+    cbh_cache *c = mk(NULL);
+    api_cache_options reval = { .revalidate = true };
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "v1");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, &reval, NULL, NULL, 0), CBH_CACHE_MISS);
+    /* A 5xx keeps the entry (for stale-if-error)... */
+    put(c, "GET", URL, NULL, 503, "", "down");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    /* ...a new final answer that may not be stored drops it. */
+    put(c, "GET", URL, NULL, 200, "Cache-Control: no-store\r\n", "v2");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "v3");
+    put(c, "GET", URL, NULL, 404, "", "gone");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_invalidate)
+{
+    cbh_cache *c = mk(NULL);
+    const char *en[] = { "Accept-Language: en", NULL };
+    api_cache_metrics m;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "Vary: Accept-Language\r\n", "a");
+    put(c, "GET", URL, en, 200, FRESH_HDRS "Vary: Accept-Language\r\n", "b");
+    put(c, "HEAD", URL, NULL, 200, FRESH_HDRS, "");
+    put(c, "GET", URL "/keep", NULL, 200, FRESH_HDRS, "k");
+    cbh_cache_invalidate(c, URL);
+    cbh_cache_invalidate(c, URL "/nothing");
+    cbh_cache_invalidate(c, NULL);
+    cbh_cache_invalidate(NULL, URL);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, en, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "HEAD", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL "/keep", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.invalidations, 3);
+    ck_assert_uint_eq(m.entries, 1);
+    ck_assert_uint_eq(m.stores, 4);
+    /* Storing again after invalidation works. */
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "again");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    cbh_cache_clear(c);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 0);
+    ck_assert_uint_eq(m.bytes, 0);
+    ck_assert_int_eq(get(c, "GET", URL "/keep", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_clear(NULL);
+    cbh_cache_free(c);
+    cbh_cache_free(NULL);
+}
+END_TEST
+
+START_TEST(test_lru_by_entries)
+{
+    api_cache_config cfg = { .max_entries = 3 };
+    cbh_cache *c = mk(&cfg);
+    api_cache_metrics m;
+
+    put(c, "GET", URL "1", NULL, 200, FRESH_HDRS, "1");
+    put(c, "GET", URL "2", NULL, 200, FRESH_HDRS, "2");
+    put(c, "GET", URL "3", NULL, 200, FRESH_HDRS, "3");
+    /* Using 1 makes 2 the least recently used. */
+    ck_assert_int_eq(get(c, "GET", URL "1", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    put(c, "GET", URL "4", NULL, 200, FRESH_HDRS, "4");
+    ck_assert_int_eq(get(c, "GET", URL "2", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL "1", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "3", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "4", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    put(c, "GET", URL "5", NULL, 200, FRESH_HDRS, "5");
+    ck_assert_int_eq(get(c, "GET", URL "1", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 3);
+    ck_assert_uint_eq(m.evictions, 2);
+    ck_assert_uint_eq(m.stores, 5);
+    ck_assert_uint_eq(m.max_entries, 3);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* The bytes an entry counts: body + header block + URL (no Vary here). */
+static size_t entry_bytes(const char *raw, const char *body, const char *url)
+{
+    api_header *h;
+    size_t n, size;
+
+    ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &h, &n, &size), CB_OK);
+    cbh_free(h);
+    return strlen(body) + size + strlen(url);
+}
+
+START_TEST(test_lru_by_bytes)
+{
+    char body[1001];
+    size_t one;
+    api_cache_config cfg = { 0 };
+    cbh_cache *c;
+    api_cache_metrics m;
+
+    memset(body, 'x', 1000);
+    body[1000] = '\0';
+    one = entry_bytes(FRESH_HDRS, body, URL "1");
+    cfg.max_bytes = 2 * one + one / 2; /* room for two entries */
+    c = mk(&cfg);
+    put(c, "GET", URL "1", NULL, 200, FRESH_HDRS, body);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.bytes, one);
+    put(c, "GET", URL "2", NULL, 200, FRESH_HDRS, body);
+    ck_assert_int_eq(get(c, "GET", URL "1", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    put(c, "GET", URL "3", NULL, 200, FRESH_HDRS, body);
+    ck_assert_int_eq(get(c, "GET", URL "2", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL "1", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "3", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 2);
+    ck_assert_uint_eq(m.bytes, 2 * one);
+    ck_assert_uint_eq(m.evictions, 1);
+    ck_assert_uint_eq(m.max_bytes, cfg.max_bytes);
+    /* One entry larger than everything else together evicts them all. */
+    {
+        char big[2200];
+
+        memset(big, 'y', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        put(c, "GET", URL "4", NULL, 200, FRESH_HDRS, big);
+        cbh_cache_metrics(c, &m);
+        ck_assert_uint_eq(m.entries, 1);
+        ck_assert_uint_eq(m.evictions, 3);
+        ck_assert_uint_le(m.bytes, cfg.max_bytes);
+    }
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_per_entry_cap)
+{
+    api_cache_config cfg = { .max_entry_bytes = 300 };
+    cbh_cache *c = mk(&cfg);
+    char body[400];
+    api_cache_metrics m;
+
+    memset(body, 'z', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, body);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 0);
+    ck_assert_uint_eq(m.stores, 0);
+    /* Headers and URL count too. */
+    body[300 - entry_bytes(FRESH_HDRS, "", URL) + 1] = '\0';
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, body);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 0);
+    body[300 - entry_bytes(FRESH_HDRS, "", URL)] = '\0';
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, body);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 1);
+    ck_assert_uint_eq(m.bytes, 300);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+    cbh_cache *c = cbh_cache_new(NULL, NULL, NULL, NULL, NULL);
+    api_cache_metrics m;
+
+    ck_assert_ptr_nonnull(c);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.max_entries, 10000);
+    ck_assert_uint_eq(m.max_bytes, 32u << 20);
+    ck_assert_uint_eq(m.entries + m.bytes + m.stores + m.evictions + m.invalidations, 0);
+    /* Real clocks: a fresh response is a hit. */
+    {
+        api_response r;
+
+        resp_make(&r, 200, "Cache-Control: max-age=60\r\n", "real");
+        cbh_cache_store(c, "GET", URL, NULL, &r, cb_clock_monotonic_ms(NULL),
+                        cb_clock_monotonic_ms(NULL));
+        resp_free(&r);
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    }
+    cbh_cache_metrics(NULL, &m);
+    ck_assert_uint_eq(m.entries, 0);
+    cbh_cache_metrics(c, NULL);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_bypass)
+{
+    cbh_cache *c = mk(NULL);
+    api_cache_options bypass = { .bypass = true };
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "b");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, &bypass, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_request_directives)
+{
+    cbh_cache *c = mk(NULL);
+    const char *no_cache[] = { "X-A: 1", "Cache-Control: no-cache", NULL };
+    const char *max0[] = { "cache-control: max-age=0", NULL };
+    const char *max5[] = { "Cache-Control: max-age=5", NULL };
+    const char *pragma[] = { "Pragma: no-cache", NULL };
+    const char *pragma_cc[] = { "Pragma: no-cache", "Cache-Control: max-age=60", NULL };
+    const char *no_store[] = { "Cache-Control: no-store", NULL };
+    api_cache_options reval = { .revalidate = true };
+    api_cache_metrics m;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"e\"\r\n", "b");
+    ck_assert_int_eq(get(c, "GET", URL, no_cache, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_int_eq(get(c, "GET", URL, max0, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_int_eq(get(c, "GET", URL, pragma, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_int_eq(get(c, "GET", URL, pragma_cc, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, &reval, NULL, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_int_eq(get(c, "GET", URL, no_store, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, max5, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    now_ms += 5001;
+    ck_assert_int_eq(get(c, "GET", URL, max5, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    /* A request saying no-store is not stored. */
+    put(c, "GET", URL "n", no_store, 200, FRESH_HDRS, "b");
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 1);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_metrics_counts)
+{
+    api_cache_config cfg = { .max_entries = 2 };
+    cbh_cache *c = mk(&cfg);
+    api_cache_metrics m;
+    size_t one = entry_bytes(FRESH_HDRS, "abc", URL "1");
+
+    put(c, "GET", URL "1", NULL, 200, FRESH_HDRS, "abc");
+    put(c, "GET", URL "2", NULL, 200, FRESH_HDRS, "abc");
+    put(c, "GET", URL "3", NULL, 200, FRESH_HDRS, "abc");
+    put(c, "GET", URL "3", NULL, 200, FRESH_HDRS, "abc"); /* a replacement */
+    put(c, "GET", URL "4", NULL, 200, "Cache-Control: no-store\r\n", "abc");
+    cbh_cache_invalidate(c, URL "3");
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.stores, 4);
+    ck_assert_uint_eq(m.evictions, 1);
+    ck_assert_uint_eq(m.invalidations, 1);
+    ck_assert_uint_eq(m.entries, 1);
+    ck_assert_uint_eq(m.bytes, one);
+    ck_assert_uint_eq(m.max_entries, 2);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_many_urls)
+{
+    cbh_cache *c = mk(NULL);
+    api_cache_metrics m;
+    char url[64];
+    int i;
+
+    /* Enough URLs to grow the table several times. */
+    for (i = 0; i < 3000; i++) {
+        snprintf(url, sizeof url, "http://h/%d", i);
+        put(c, "GET", url, NULL, 200, FRESH_HDRS, "v");
+    }
+    for (i = 0; i < 3000; i += 2) {
+        snprintf(url, sizeof url, "http://h/%d", i);
+        cbh_cache_invalidate(c, url);
+    }
+    for (i = 0; i < 3000; i++) {
+        snprintf(url, sizeof url, "http://h/%d", i);
+        ck_assert_int_eq(get(c, "GET", url, NULL, NULL, NULL, NULL, 0),
+                         i % 2 ? CBH_CACHE_FRESH : CBH_CACHE_MISS);
+    }
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 1500);
+    ck_assert_uint_eq(m.invalidations, 1500);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* ---- Allocation failures -------------------------------------------------- */
+
+static atomic_int alloc_budget;
+
+static void *fail_malloc(size_t n) { return atomic_fetch_sub(&alloc_budget, 1) > 0 ? malloc(n) : NULL; }
+static void *fail_calloc(size_t n, size_t s)
+{
+    return atomic_fetch_sub(&alloc_budget, 1) > 0 ? calloc(n, s) : NULL;
+}
+static void *fail_realloc(void *p, size_t n)
+{
+    return atomic_fetch_sub(&alloc_budget, 1) > 0 ? realloc(p, n) : NULL;
+}
+
+START_TEST(test_alloc_failures)
+{
+    static const cb_allocator failing = { fail_malloc, fail_calloc, fail_realloc, free };
+    int budget;
+
+    /* Every allocation in turn fails; nothing crashes or leaks (ASan). */
+    for (budget = 0; budget < 60; budget++) {
+        const char *req[] = { "Accept: a", NULL };
+        cbh_cache *c;
+        api_response r;
+        cbh_cache_cond cond;
+        cb_err err;
+
+        atomic_store(&alloc_budget, 1000);
+        ck_assert_int_eq(cb_set_allocator(&failing), CB_OK);
+        c = mk(NULL);
+        resp_make(&r, 200, FRESH_HDRS "ETag: \"e\"\r\nVary: Accept\r\n", "body");
+        atomic_store(&alloc_budget, budget);
+        cbh_cache_store(c, "GET", URL, req, &r, now_ms, now_ms);
+        cbh_cache_store(c, "GET", URL "2", req, &r, now_ms, now_ms);
+        resp_free(&r);
+        memset(&r, 0, sizeof r);
+        if (cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond) == CBH_CACHE_FRESH)
+            ck_assert_str_eq(r.body, "body");
+        resp_free(&r);
+        now_ms += 61000;
+        atomic_store(&alloc_budget, 1000);
+        resp_make(&r, 304, "X-New: 1\r\n", "");
+        atomic_store(&alloc_budget, budget);
+        err = cbh_cache_store(c, "GET", URL, req, &r, now_ms, now_ms);
+        ck_assert(err == CB_OK || err == CB_ERR_NOMEM);
+        if (err == CB_ERR_NOMEM)
+            ck_assert_int_eq(r.status, 304);
+        resp_free(&r);
+        memset(&r, 0, sizeof r);
+        cbh_cache_serve_stale(c, "GET", URL, req, NULL, CB_ERR_CONNECT, &r);
+        resp_free(&r);
+        cbh_cache_invalidate(c, URL);
+        cbh_cache_free(c);
+        ck_assert_int_eq(cb_set_allocator(NULL), CB_OK);
+    }
+}
+END_TEST
+
+/* ---- Concurrency ----------------------------------------------------------- */
+
+#define STRESS_THREADS 4
+#define STRESS_ITERS 20000
+#define STRESS_URLS 50
+
+static atomic_ulong stress_stores;
+
+static void *stress_run(void *arg)
+{
+    cbh_cache *c = arg;
+    unsigned seed = (unsigned)(uintptr_t)&seed;
+    const char *en[] = { "Accept-Language: en", NULL };
+    const char *fr[] = { "Accept-Language: fr", NULL };
+    api_cache_options opts = { .max_stale_ms = 1000 };
+    int i;
+
+    for (i = 0; i < STRESS_ITERS; i++) {
+        char url[64];
+        unsigned op = (unsigned)rand_r(&seed) % 10;
+        const char *const *req = (rand_r(&seed) & 1) ? en : fr;
+        api_response r;
+        cbh_cache_cond cond;
+
+        snprintf(url, sizeof url, "http://h/%d", rand_r(&seed) % STRESS_URLS);
+        memset(&r, 0, sizeof r);
+        if (op < 5) {
+            cbh_cache_res res = cbh_cache_lookup(c, "GET", url, req, NULL, &r, &cond);
+
+            if (res == CBH_CACHE_FRESH)
+                ck_assert(r.body_len == 0 || r.body[0] == 'v');
+        } else if (op < 8) {
+            resp_make(&r, 200,
+                      "Cache-Control: max-age=1\r\nETag: \"e\"\r\nVary: Accept-Language\r\n",
+                      "v-body-of-some-length");
+            cbh_cache_store(c, "GET", url, req, &r, cb_clock_monotonic_ms(NULL),
+                            cb_clock_monotonic_ms(NULL));
+            atomic_fetch_add(&stress_stores, 1);
+        } else if (op < 9) {
+            if (cbh_cache_serve_stale(c, "GET", url, req, &opts, CB_ERR_TIMEOUT, &r))
+                ck_assert(r.stale);
+        } else {
+            if (rand_r(&seed) % 50 == 0)
+                cbh_cache_clear(c);
+            else
+                cbh_cache_invalidate(c, url);
+        }
+        resp_free(&r);
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent)
+{
+    api_cache_config cfg = { .max_entries = 40, .max_bytes = 40 * 1024 };
+    cbh_cache *c = cbh_cache_new(&cfg, NULL, NULL, NULL, NULL);
+    pthread_t t[STRESS_THREADS];
+    api_cache_metrics m;
+    int i;
+
+    ck_assert_ptr_nonnull(c);
+    for (i = 0; i < STRESS_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, stress_run, c), 0);
+    for (i = 0; i < STRESS_THREADS; i++)
+        pthread_join(t[i], NULL);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.stores, atomic_load(&stress_stores));
+    ck_assert_uint_le(m.entries, 40);
+    ck_assert_uint_le(m.bytes, 40 * 1024);
+    ck_assert(m.entries > 0 || m.bytes == 0);
+    ck_assert_uint_le(m.entries, m.stores);
+    ck_assert_uint_le(m.evictions + m.invalidations, m.stores);
+    cbh_cache_clear(c);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 0);
+    ck_assert_uint_eq(m.bytes, 0);
+    cbh_cache_free(c);
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+    Suite *s = suite_create("cache");
+    TCase *tc = tcase_create("cache");
+    TCase *st = tcase_create("stress");
+
+    tcase_add_test(tc, test_fresh_hit);
+    tcase_add_test(tc, test_expiry_gives_stale_with_cond);
+    tcase_add_test(tc, test_age_header_and_date);
+    tcase_add_test(tc, test_no_validator_miss_but_kept);
+    tcase_add_test(tc, test_no_store_not_stored);
+    tcase_add_test(tc, test_no_cache_always_stale);
+    tcase_add_test(tc, test_serve_stale_rules);
+    tcase_add_test(tc, test_serve_stale_replaces_payload);
+    tcase_add_test(tc, test_304_merge_and_refresh);
+    tcase_add_test(tc, test_vary_variants);
+    tcase_add_test(tc, test_variants_bounded_per_url);
+    tcase_add_test(tc, test_head);
+    tcase_add_test(tc, test_head_revalidates_get_entry);
+    tcase_add_test(tc, test_new_answer_supersedes);
+    tcase_add_test(tc, test_invalidate);
+    tcase_add_test(tc, test_lru_by_entries);
+    tcase_add_test(tc, test_lru_by_bytes);
+    tcase_add_test(tc, test_per_entry_cap);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_bypass);
+    tcase_add_test(tc, test_request_directives);
+    tcase_add_test(tc, test_metrics_counts);
+    tcase_add_test(tc, test_many_urls);
+    tcase_add_test(tc, test_alloc_failures);
+    suite_add_tcase(s, tc);
+
+    tcase_add_test(st, test_concurrent);
+    tcase_set_timeout(st, 60);
+    suite_add_tcase(s, st);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cache_suite());
+    int failed;
+
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

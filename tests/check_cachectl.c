@@ -1,0 +1,522 @@
+/* HTTP-date parsing/formatting and the Cache-Control / freshness rules of
+ * RFC 9111 for a private cache. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "alloc.h"
+#include "cachectl.h"
+#include "cbhttp.h"
+#include "headers.h"
+#include "httpdate.h"
+
+/* 1994-11-06 08:49:37 UTC, the RFC's example date. */
+#define RFC_EPOCH 784111777LL
+
+/* ---- httpdate ------------------------------------------------------------ */
+
+START_TEST(test_date_three_formats)
+{
+    int64_t e = 0;
+
+    ck_assert(cbh_http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
+    e = 0;
+    ck_assert(cbh_http_date_parse("Sunday, 06-Nov-94 08:49:37 GMT", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
+    e = 0;
+    ck_assert(cbh_http_date_parse("Sun Nov  6 08:49:37 1994", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
+    ck_assert(cbh_http_date_parse("Thu, 01 Jan 1970 00:00:00 GMT", &e));
+    ck_assert_int_eq(e, 0);
+    ck_assert(cbh_http_date_parse("Wed Dec 31 23:59:59 1969", &e));
+    ck_assert_int_eq(e, -1);
+    ck_assert(cbh_http_date_parse("Fri, 31 Dec 9999 23:59:59 GMT", &e));
+    ck_assert_int_eq(e, 253402300799LL);
+    /* Case and surrounding whitespace are tolerated. */
+    ck_assert(cbh_http_date_parse("  sun, 06 nov 1994 08:49:37 gmt ", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
+    ck_assert(cbh_http_date_parse("Sun Nov 16 08:49:37 1994", &e));
+    ck_assert_int_eq(e, RFC_EPOCH + 10 * 86400);
+}
+END_TEST
+
+START_TEST(test_date_two_digit_years)
+{
+    int64_t e;
+
+    ck_assert(cbh_http_date_parse("Thursday, 01-Jan-70 00:00:00 GMT", &e));
+    ck_assert_int_eq(e, 0);
+    ck_assert(cbh_http_date_parse("Friday, 31-Dec-99 23:59:59 GMT", &e));
+    ck_assert_int_eq(e, 946684799LL);
+    ck_assert(cbh_http_date_parse("Saturday, 01-Jan-00 00:00:00 GMT", &e));
+    ck_assert_int_eq(e, 946684800LL);
+    ck_assert(cbh_http_date_parse("Tuesday, 31-Dec-69 00:00:00 GMT", &e));
+    ck_assert_int_eq(e, 3155673600LL);  /* 2069-12-31 */
+}
+END_TEST
+
+START_TEST(test_date_leap_years)
+{
+    int64_t e;
+
+    ck_assert(cbh_http_date_parse("Thu, 29 Feb 2024 12:00:00 GMT", &e));
+    ck_assert_int_eq(e, 1709208000LL);
+    ck_assert(cbh_http_date_parse("Tue, 29 Feb 2000 00:00:00 GMT", &e));
+    ck_assert_int_eq(e, 951782400LL);
+    ck_assert(!cbh_http_date_parse("Thu, 29 Feb 1900 00:00:00 GMT", &e));
+    ck_assert(!cbh_http_date_parse("Wed, 29 Feb 2023 00:00:00 GMT", &e));
+    ck_assert(!cbh_http_date_parse("Tue, 29 Feb 2100 00:00:00 GMT", &e));
+    ck_assert(cbh_http_date_parse("Mon, 31 Dec 2024 23:59:60 GMT", &e)); /* leap second */
+    ck_assert_int_eq(e, 1735689600LL);
+}
+END_TEST
+
+static const char *const bad_dates[] = {
+    "", "0", "-1", "garbage", "Sun, 06 Nov 1994 08:49:37",
+    "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 08:49:37 GMT junk",
+    "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 94 08:49:37 GMT",
+    "Sun, 32 Jan 1994 08:49:37 GMT", "Sun, 00 Jan 1994 08:49:37 GMT",
+    "Sun, 31 Apr 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT",
+    "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 23:60:00 GMT",
+    "Sun, 06 Nov 1994 23:59:61 GMT", "Sun, 06 Nov 1994 8:49:37 GMT",
+    "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun,06 Nov 1994 08:49:37 GMT",
+    "Sunday, 06-Nov-1994 08:49:37 GMT", "Sunday, 06 Nov 94 08:49:37 GMT",
+    "Sun Nov 6 08:49:37 1994", "Sun Nov  6 08:49:37 94", "Sun Nov  6 08:49:37 1994 GMT",
+    "Sun, 06 Nov 1994 08:49:37 GMT\r\nX: y", "Sun, 06 Nov 19a4 08:49:37 GMT",
+    "Sun, 06 Nov 1994 08:49:37 GMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMT",
+};
+
+START_TEST(test_date_invalid)
+{
+    int64_t e = 42;
+
+    ck_assert_msg(!cbh_http_date_parse(bad_dates[_i], &e), "accepted: %s", bad_dates[_i]);
+    ck_assert_int_eq(e, 42);
+}
+END_TEST
+
+START_TEST(test_date_null)
+{
+    int64_t e;
+
+    ck_assert(!cbh_http_date_parse(NULL, &e));
+    ck_assert(!cbh_http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", NULL));
+}
+END_TEST
+
+START_TEST(test_date_format_round_trip)
+{
+    static const int64_t samples[] = { 0, 1, RFC_EPOCH, 951782400LL, 1709208000LL,
+                                       1735689599LL, 2147483647LL, 4102444800LL,
+                                       253402300799LL, -1, -86400 };
+    char buf[40];
+    size_t i;
+    int64_t e, t;
+
+    cbh_http_date_format(RFC_EPOCH, buf, sizeof buf);
+    ck_assert_str_eq(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
+    cbh_http_date_format(0, buf, sizeof buf);
+    ck_assert_str_eq(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
+    cbh_http_date_format(-1, buf, sizeof buf);
+    ck_assert_str_eq(buf, "Wed, 31 Dec 1969 23:59:59 GMT");
+    for (i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        cbh_http_date_format(samples[i], buf, sizeof buf);
+        ck_assert_uint_eq(strlen(buf), 29);
+        ck_assert_msg(cbh_http_date_parse(buf, &e), "%s", buf);
+        ck_assert_int_eq(e, samples[i]);
+    }
+    /* Every day over several years, including 2000 and 2100. */
+    for (t = 946000000LL; t < 946000000LL + 4LL * 366 * 86400; t += 86400 + 3607) {
+        cbh_http_date_format(t, buf, sizeof buf);
+        ck_assert(cbh_http_date_parse(buf, &e));
+        ck_assert_int_eq(e, t);
+    }
+    for (t = 4102000000LL; t < 4102000000LL + 2LL * 366 * 86400; t += 86400 + 1) {
+        cbh_http_date_format(t, buf, sizeof buf);
+        ck_assert(cbh_http_date_parse(buf, &e));
+        ck_assert_int_eq(e, t);
+    }
+    /* Out of four-digit range: clamped, never overflowing the buffer. */
+    cbh_http_date_format(INT64_MAX, buf, sizeof buf);
+    ck_assert_str_eq(buf, "Fri, 31 Dec 9999 23:59:59 GMT");
+    cbh_http_date_format(INT64_MIN, buf, sizeof buf);
+    ck_assert(cbh_http_date_parse(buf, &e));
+    cbh_http_date_format(RFC_EPOCH, buf, 10);
+    ck_assert_uint_eq(strlen(buf), 9);
+}
+END_TEST
+
+/* ---- Cache-Control ------------------------------------------------------- */
+
+static cbh_cc cc_of(const char *v)
+{
+    cbh_cc cc;
+
+    memset(&cc, 0, sizeof cc);
+    cbh_cc_parse(v, &cc);
+    return cc;
+}
+
+START_TEST(test_cc_directives)
+{
+    cbh_cc cc = cc_of("no-store");
+
+    ck_assert(cc.no_store && !cc.no_cache && !cc.has_max_age);
+    cc = cc_of("No-Cache");
+    ck_assert(cc.no_cache && !cc.no_store);
+    cc = cc_of("no-cache=\"Set-Cookie, X-Foo\"");
+    ck_assert(cc.no_cache);
+    cc = cc_of("must-revalidate");
+    ck_assert(cc.must_revalidate);
+    cc = cc_of("proxy-revalidate");
+    ck_assert(cc.must_revalidate);
+    cc = cc_of("only-if-cached");
+    ck_assert(cc.only_if_cached);
+    cc = cc_of("MAX-AGE=60");
+    ck_assert(cc.has_max_age);
+    ck_assert_uint_eq(cc.max_age_s, 60);
+    cc = cc_of("stale-if-error=300");
+    ck_assert(cc.has_stale_if_error);
+    ck_assert_uint_eq(cc.stale_if_error_s, 300);
+    /* Ignored: private (we are a private cache), public, s-maxage, unknown. */
+    cc = cc_of("private, public, s-maxage=5, immutable, x-custom=\"a,b\"");
+    ck_assert(!cc.no_store && !cc.no_cache && !cc.has_max_age && !cc.must_revalidate);
+    cc = cc_of("private=\"Set-Cookie\", max-age=10");
+    ck_assert_uint_eq(cc.max_age_s, 10);
+}
+END_TEST
+
+START_TEST(test_cc_syntax)
+{
+    cbh_cc cc = cc_of("  max-age = 30 ,  ,, no-cache  ");
+
+    ck_assert(cc.has_max_age && cc.no_cache);
+    ck_assert_uint_eq(cc.max_age_s, 30);
+    cc = cc_of("max-age=\"45\"");
+    ck_assert_uint_eq(cc.max_age_s, 45);
+    /* A comma inside a quoted string does not end the directive. */
+    cc = cc_of("x=\"a, no-store, b\", max-age=5");
+    ck_assert(!cc.no_store);
+    ck_assert_uint_eq(cc.max_age_s, 5);
+    cc = cc_of("x=\"a \\\" no-store\", max-age=6");
+    ck_assert(!cc.no_store);
+    ck_assert_uint_eq(cc.max_age_s, 6);
+    /* Unterminated quote: the rest is its value. */
+    cc = cc_of("x=\"open, no-store");
+    ck_assert(!cc.no_store);
+    cc = cc_of("");
+    ck_assert(!cc.has_max_age && !cc.no_store);
+    cc = cc_of(",;=, no-store");
+    ck_assert(cc.no_store);
+    cbh_cc_parse(NULL, &cc);
+    cbh_cc_parse("no-store", NULL);
+}
+END_TEST
+
+START_TEST(test_cc_overflow_and_invalid)
+{
+    cbh_cc cc = cc_of("max-age=99999999999999999999");
+
+    ck_assert(cc.has_max_age);
+    ck_assert_uint_eq(cc.max_age_s, 2147483648ULL);
+    cc = cc_of("max-age=2147483647");
+    ck_assert_uint_eq(cc.max_age_s, 2147483647ULL);
+    /* Invalid freshness is no freshness (RFC 9111 4.2.1). */
+    cc = cc_of("max-age=abc");
+    ck_assert(cc.has_max_age);
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cc = cc_of("max-age=-5");
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cc = cc_of("max-age=");
+    ck_assert(cc.has_max_age);
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cc = cc_of("max-age");
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cc = cc_of("max-age=12abc");
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cc = cc_of("max-age=1.5");
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    /* Invalid stale-if-error grants nothing. */
+    cc = cc_of("stale-if-error=x");
+    ck_assert(!cc.has_stale_if_error);
+    cc = cc_of("stale-if-error=99999999999999999999999");
+    ck_assert_uint_eq(cc.stale_if_error_s, 2147483648ULL);
+}
+END_TEST
+
+START_TEST(test_cc_combine_most_restrictive)
+{
+    cbh_cc cc = cc_of("max-age=100");
+
+    cbh_cc_parse("max-age=10", &cc);
+    ck_assert_uint_eq(cc.max_age_s, 10);
+    cbh_cc_parse("max-age=50", &cc);
+    ck_assert_uint_eq(cc.max_age_s, 10);
+    cc = cc_of("max-age=60, max-age=0");
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cc = cc_of("stale-if-error=60, stale-if-error=30");
+    ck_assert_uint_eq(cc.stale_if_error_s, 30);
+    cc = cc_of("public, max-age=60");
+    cbh_cc_parse("no-store", &cc);
+    ck_assert(cc.no_store && cc.has_max_age);
+}
+END_TEST
+
+/* Builds a header block from a raw string. */
+static api_header *hdrs(const char *raw, size_t *count)
+{
+    api_header *h = NULL;
+    size_t size;
+
+    ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &h, count, &size), CB_OK);
+    return h;
+}
+
+START_TEST(test_cc_from_headers)
+{
+    size_t n;
+    api_header *h = hdrs("Cache-Control: max-age=60\r\nX: y\r\ncache-control: no-cache\r\n"
+                         "CACHE-CONTROL: max-age=30\r\n",
+                         &n);
+    cbh_cc cc = { 0 };
+
+    cbh_cc_from_headers(h, n, &cc);
+    ck_assert(cc.no_cache);
+    ck_assert_uint_eq(cc.max_age_s, 30);
+    cbh_free(h);
+}
+END_TEST
+
+/* ---- Freshness --------------------------------------------------------- */
+
+#define NOW 1700000000LL
+#define DATE_NOW "Tue, 14 Nov 2023 22:13:20 GMT" /* == NOW */
+
+static cbh_freshness fresh_of(long status, const char *raw, bool heuristic)
+{
+    size_t n = 0;
+    api_header *h = hdrs(raw, &n);
+    cbh_freshness f;
+
+    cbh_freshness_of(status, h, n, NOW, NOW, heuristic, &f);
+    cbh_free(h);
+    return f;
+}
+
+START_TEST(test_date_constant)
+{
+    int64_t e;
+
+    ck_assert(cbh_http_date_parse(DATE_NOW, &e));
+    ck_assert_int_eq(e, NOW);
+}
+END_TEST
+
+START_TEST(test_fresh_max_age)
+{
+    cbh_freshness f = fresh_of(200, "Date: " DATE_NOW "\r\nCache-Control: max-age=60\r\n"
+                                    "Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+                               false);
+
+    /* max-age wins over Expires. */
+    ck_assert(f.storable);
+    ck_assert(!f.has_validator);
+    ck_assert_uint_eq(f.lifetime_ms, 60000);
+    ck_assert_uint_eq(f.initial_age_ms, 0);
+    f = fresh_of(200, "Cache-Control: max-age=99999999999999999999\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 2147483648000ULL);
+}
+END_TEST
+
+START_TEST(test_fresh_expires)
+{
+    cbh_freshness f = fresh_of(200, "Date: Tue, 14 Nov 2023 22:00:00 GMT\r\n"
+                                    "Expires: Tue, 14 Nov 2023 22:10:00 GMT\r\n",
+                               false);
+
+    /* Expires - Date, whatever our own clock says. */
+    ck_assert(f.storable);
+    ck_assert_uint_eq(f.lifetime_ms, 600000);
+    /* ...but the response is 800 s old by our clock (apparent age). */
+    ck_assert_uint_eq(f.initial_age_ms, 800000);
+    /* No Date: the response time stands in. */
+    f = fresh_of(200, "Expires: Tue, 14 Nov 2023 22:14:20 GMT\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 60000);
+    /* Invalid Expires: already expired, and nothing else to keep it for. */
+    f = fresh_of(200, "Expires: 0\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    ck_assert(!f.storable);
+    f = fresh_of(200, "Expires: 0\r\nETag: \"a\"\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    ck_assert(f.storable);
+    /* Expires in the past. */
+    f = fresh_of(200, "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 22:00:00 GMT\r\n",
+                 false);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+}
+END_TEST
+
+START_TEST(test_fresh_heuristic)
+{
+    const char *raw = "Date: " DATE_NOW "\r\n"
+                      "Last-Modified: Tue, 14 Nov 2023 20:13:20 GMT\r\n"; /* 2 h before */
+    cbh_freshness f = fresh_of(200, raw, false);
+
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    ck_assert(f.has_validator);
+    ck_assert(f.storable);
+    f = fresh_of(200, raw, true);
+    ck_assert_uint_eq(f.lifetime_ms, 720000); /* 10% of 2 h */
+    /* Capped at one day. */
+    f = fresh_of(200, "Date: " DATE_NOW "\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+                 true);
+    ck_assert_uint_eq(f.lifetime_ms, 86400000);
+    /* Not for statuses that need explicit freshness. */
+    f = fresh_of(302, raw, true);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    ck_assert(!f.storable);
+    /* Explicit freshness overrides the heuristic, even a zero one. */
+    f = fresh_of(200, "Cache-Control: max-age=0\r\nLast-Modified: Tue, 14 Nov 2023 20:13:20 GMT\r\n",
+                 true);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    /* Last-Modified in the future gives nothing. */
+    f = fresh_of(200, "Date: " DATE_NOW "\r\nLast-Modified: Wed, 15 Nov 2023 20:13:20 GMT\r\n",
+                 true);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+}
+END_TEST
+
+START_TEST(test_fresh_age)
+{
+    size_t n;
+    api_header *h;
+    cbh_freshness f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 25\r\n", false);
+
+    ck_assert_uint_eq(f.initial_age_ms, 25000);
+    /* Age plus the response delay. */
+    h = hdrs("Date: " DATE_NOW "\r\nCache-Control: max-age=60\r\nAge: 10\r\n", &n);
+    cbh_freshness_of(200, h, n, NOW - 3, NOW, false, &f);
+    ck_assert_uint_eq(f.initial_age_ms, 13000);
+    /* The apparent age wins when larger. */
+    cbh_freshness_of(200, h, n, NOW + 60, NOW + 100, false, &f);
+    ck_assert_uint_eq(f.initial_age_ms, 100000);
+    /* A Date in the future gives no negative age. */
+    cbh_freshness_of(200, h, n, NOW - 500, NOW - 500, false, &f);
+    ck_assert_uint_eq(f.initial_age_ms, 10000);
+    cbh_free(h);
+    /* Invalid Age is ignored; a list uses its first member. */
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: x\r\n", false);
+    ck_assert_uint_eq(f.initial_age_ms, 0);
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 7, 9\r\n", false);
+    ck_assert_uint_eq(f.initial_age_ms, 7000);
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 99999999999999999999999\r\n", false);
+    ck_assert_uint_eq(f.initial_age_ms, 2147483648000ULL);
+}
+END_TEST
+
+START_TEST(test_fresh_flags)
+{
+    cbh_freshness f = fresh_of(200,
+                               "Cache-Control: no-cache, must-revalidate, stale-if-error=30\r\n"
+                               "ETag: \"v\"\r\n",
+                               false);
+
+    ck_assert(f.storable && f.no_cache && f.must_revalidate && f.has_validator);
+    ck_assert_uint_eq(f.stale_if_error_ms, 30000);
+    /* no-cache without a validator is useless to keep. */
+    f = fresh_of(200, "Cache-Control: no-cache, max-age=60\r\n", false);
+    ck_assert(!f.storable);
+    f = fresh_of(200, "Cache-Control: no-store, max-age=60\r\nETag: \"v\"\r\n", false);
+    ck_assert(!f.storable);
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nVary: Accept, *\r\n", false);
+    ck_assert(!f.storable);
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nVary: Accept\r\n", false);
+    ck_assert(f.storable);
+    f = fresh_of(200, "Cache-Control: private, max-age=60\r\n", false);
+    ck_assert(f.storable);
+    /* Neither freshness nor a validator: nothing to keep it for. */
+    f = fresh_of(200, "Content-Type: text/plain\r\n", false);
+    ck_assert(!f.storable);
+    f = fresh_of(200, "", false);
+    ck_assert(!f.storable);
+    cbh_freshness_of(200, NULL, 0, NOW, NOW, false, &f);
+    ck_assert(!f.storable);
+    cbh_freshness_of(200, NULL, 0, NOW, NOW, false, NULL);
+}
+END_TEST
+
+static const struct {
+    long status;
+    bool plain;    /* storable with just a validator */
+    bool explicit_; /* storable with max-age */
+} status_cases[] = {
+    { 100, false, false }, { 200, true, true },   { 201, false, true },  { 203, true, true },
+    { 204, true, true },   { 206, false, false }, { 300, true, true },   { 301, true, true },
+    { 302, false, true },  { 304, false, false }, { 307, false, true },  { 308, true, true },
+    { 400, false, true },  { 403, false, true },  { 404, true, true },   { 405, true, true },
+    { 410, true, true },   { 414, true, true },   { 429, false, true },  { 500, false, false },
+    { 501, false, false }, { 502, false, false }, { 503, false, false }, { 0, false, false },
+};
+
+START_TEST(test_storable_by_status)
+{
+    long st = status_cases[_i].status;
+    cbh_freshness f = fresh_of(st, "ETag: \"v\"\r\n", false);
+
+    ck_assert_msg(f.storable == status_cases[_i].plain, "status %ld plain", st);
+    f = fresh_of(st, "Cache-Control: max-age=60\r\n", false);
+    ck_assert_msg(f.storable == status_cases[_i].explicit_, "status %ld max-age", st);
+    f = fresh_of(st, "Expires: Tue, 14 Nov 2023 22:14:20 GMT\r\n", false);
+    ck_assert_msg(f.storable == status_cases[_i].explicit_, "status %ld expires", st);
+}
+END_TEST
+
+static Suite *cachectl_suite(void)
+{
+    Suite *s = suite_create("cachectl");
+    TCase *dates = tcase_create("httpdate");
+    TCase *cc = tcase_create("cache-control");
+    TCase *fr = tcase_create("freshness");
+
+    tcase_add_test(dates, test_date_three_formats);
+    tcase_add_test(dates, test_date_two_digit_years);
+    tcase_add_test(dates, test_date_leap_years);
+    tcase_add_loop_test(dates, test_date_invalid, 0,
+                        (int)(sizeof bad_dates / sizeof bad_dates[0]));
+    tcase_add_test(dates, test_date_null);
+    tcase_add_test(dates, test_date_format_round_trip);
+    suite_add_tcase(s, dates);
+
+    tcase_add_test(cc, test_cc_directives);
+    tcase_add_test(cc, test_cc_syntax);
+    tcase_add_test(cc, test_cc_overflow_and_invalid);
+    tcase_add_test(cc, test_cc_combine_most_restrictive);
+    tcase_add_test(cc, test_cc_from_headers);
+    suite_add_tcase(s, cc);
+
+    tcase_add_test(fr, test_date_constant);
+    tcase_add_test(fr, test_fresh_max_age);
+    tcase_add_test(fr, test_fresh_expires);
+    tcase_add_test(fr, test_fresh_heuristic);
+    tcase_add_test(fr, test_fresh_age);
+    tcase_add_test(fr, test_fresh_flags);
+    tcase_add_loop_test(fr, test_storable_by_status, 0,
+                        (int)(sizeof status_cases / sizeof status_cases[0]));
+    suite_add_tcase(s, fr);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cachectl_suite());
+    int failed;
+
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

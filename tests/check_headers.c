@@ -1,0 +1,312 @@
+/* Response header blocks (parse, dup, build, get) and request header line
+ * validation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "alloc.h"
+#include "cbhttp.h"
+#include "headers.h"
+
+/* True when every pointer of the block lies inside [h, h + size). */
+static bool block_contained(const api_header *h, size_t count, size_t size)
+{
+    const char *lo = (const char *)h, *hi = lo + size;
+    size_t i;
+
+    for (i = 0; i < count; i++) {
+        if (h[i].name < lo || h[i].name >= hi || h[i].value < lo || h[i].value >= hi)
+            return false;
+        if (h[i].value + strlen(h[i].value) >= hi)
+            return false;
+    }
+    return true;
+}
+
+static api_header *parse(const char *raw, size_t *count, size_t *size)
+{
+    api_header *h = NULL;
+
+    ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &h, count, size), CB_OK);
+    if (*count)
+        ck_assert(block_contained(h, *count, *size));
+    return h;
+}
+
+START_TEST(test_parse_basic)
+{
+    const char *raw = "HTTP/1.1 200 OK\r\n"
+                      "Content-Type: text/plain\r\n"
+                      "X-Empty:\r\n"
+                      "x-lower:   padded value \t \r\n"
+                      "Set-Cookie: a=1\r\n"
+                      "Set-Cookie: b=2\r\n"
+                      "\r\n";
+    size_t count, size;
+    api_header *h = parse(raw, &count, &size);
+
+    ck_assert_uint_eq(count, 5);
+    ck_assert_str_eq(h[0].name, "Content-Type");
+    ck_assert_str_eq(h[0].value, "text/plain");
+    ck_assert_str_eq(h[1].name, "X-Empty");
+    ck_assert_str_eq(h[1].value, "");
+    ck_assert_str_eq(h[2].name, "x-lower");
+    ck_assert_str_eq(h[2].value, "padded value");
+    ck_assert_str_eq(h[3].value, "a=1");
+    ck_assert_str_eq(h[4].value, "b=2");
+    /* The block is the array plus exactly its strings. */
+    ck_assert_uint_eq(size, 5 * sizeof(api_header) + sizeof("Content-Type") +
+                                sizeof("text/plain") + sizeof("X-Empty") + sizeof("") +
+                                sizeof("x-lower") + sizeof("padded value") +
+                                2 * (sizeof("Set-Cookie") + sizeof("a=1")));
+    cbh_free(h);
+}
+END_TEST
+
+START_TEST(test_parse_empty_and_junk)
+{
+    api_header *h = (api_header *)1;
+    size_t count = 9, size = 9;
+
+    ck_assert_int_eq(cbh_headers_parse("", 0, &h, &count, &size), CB_OK);
+    ck_assert_ptr_null(h);
+    ck_assert_uint_eq(count, 0);
+    ck_assert_uint_eq(size, 0);
+    ck_assert_int_eq(cbh_headers_parse(NULL, 0, &h, &count, &size), CB_OK);
+    ck_assert_ptr_null(h);
+    /* Only a status line and junk: nothing. */
+    h = parse("HTTP/1.1 204 No Content\r\nno colon here\r\n: empty name\r\n\r\n", &count,
+              &size);
+    ck_assert_ptr_null(h);
+    ck_assert_uint_eq(count, 0);
+    ck_assert_int_eq(cbh_headers_parse("x", 1, NULL, &count, &size), CB_ERR_INVALID);
+    ck_assert_int_eq(cbh_headers_parse(NULL, 3, &h, &count, &size), CB_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(test_parse_bad_names_dropped)
+{
+    const char *raw = "Good: 1\r\n"
+                      "Bad Name: 2\r\n"
+                      "Bad(Name): 3\r\n"
+                      "Space : 4\r\n"
+                      "A!#$%&'*+-.^_`|~9: 5\r\n"
+                      "NoColon\r\n"
+                      "Last: ok";          /* no final CRLF */
+    size_t count, size;
+    api_header *h = parse(raw, &count, &size);
+
+    ck_assert_uint_eq(count, 3);
+    ck_assert_str_eq(h[0].name, "Good");
+    ck_assert_str_eq(h[1].name, "A!#$%&'*+-.^_`|~9");
+    ck_assert_str_eq(h[1].value, "5");
+    ck_assert_str_eq(h[2].name, "Last");
+    ck_assert_str_eq(h[2].value, "ok");
+    cbh_free(h);
+}
+END_TEST
+
+START_TEST(test_parse_folding)
+{
+    const char *raw = "HTTP/1.1 200 OK\r\n"
+                      "X-Long: first\r\n"
+                      "   second  \r\n"
+                      "\tthird\r\n"
+                      "X-Empty:\r\n"
+                      "  later\r\n"
+                      "X-Blank-Fold: v\r\n"
+                      "   \r\n"
+                      "Bad Name: x\r\n"
+                      "  orphan of a dropped line\r\n"
+                      "Next: n\n";         /* bare LF is fine too */
+    size_t count, size;
+    api_header *h = parse(raw, &count, &size);
+
+    ck_assert_uint_eq(count, 4);
+    ck_assert_str_eq(h[0].value, "first second third");
+    ck_assert_str_eq(h[1].value, "later");
+    ck_assert_str_eq(h[2].value, "v");
+    ck_assert_str_eq(h[3].name, "Next");
+    ck_assert_str_eq(h[3].value, "n");
+    cbh_free(h);
+    /* A fold before any header has nothing to continue. */
+    h = parse("  lonely\r\nA: b\r\n", &count, &size);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_str_eq(h[0].value, "b");
+    cbh_free(h);
+}
+END_TEST
+
+START_TEST(test_parse_several_responses)
+{
+    /* A 100 Continue and a redirect before the final response: only the
+     * last response's headers remain, even when earlier ones were larger. */
+    const char *raw = "HTTP/1.1 100 Continue\r\n\r\n"
+                      "HTTP/1.1 301 Moved\r\n"
+                      "Location: /elsewhere/with/a/long/path/to/make/it/bigger\r\n"
+                      "X-Many: 1\r\nX-Many: 2\r\nX-Many: 3\r\nX-Many: 4\r\n\r\n"
+                      "HTTP/2 200\r\n"
+                      "ETag: \"v1\"\r\n\r\n";
+    size_t count, size;
+    api_header *h = parse(raw, &count, &size);
+
+    ck_assert_uint_eq(count, 1);
+    ck_assert_str_eq(h[0].name, "ETag");
+    ck_assert_str_eq(h[0].value, "\"v1\"");
+    ck_assert_uint_eq(size, sizeof(api_header) + sizeof("ETag") + sizeof("\"v1\""));
+    cbh_free(h);
+}
+END_TEST
+
+START_TEST(test_dup_relocates)
+{
+    const char *raw = "A: 1\r\nBb: two\r\nCcc: three\r\n";
+    size_t count, size, i;
+    api_header *h = parse(raw, &count, &size), *d = NULL;
+
+    ck_assert_int_eq(cbh_headers_dup(h, count, size, &d), CB_OK);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_ne(d, h);
+    ck_assert(block_contained(d, count, size));
+    /* Freeing the original must leave the copy intact. */
+    for (i = 0; i < count; i++)
+        memset((char *)h[i].value, 'X', strlen(h[i].value));
+    cbh_free(h);
+    ck_assert_str_eq(d[0].name, "A");
+    ck_assert_str_eq(d[0].value, "1");
+    ck_assert_str_eq(d[1].value, "two");
+    ck_assert_str_eq(d[2].name, "Ccc");
+    ck_assert_str_eq(d[2].value, "three");
+    cbh_free(d);
+
+    d = (api_header *)1;
+    ck_assert_int_eq(cbh_headers_dup(NULL, 0, 0, &d), CB_OK);
+    ck_assert_ptr_null(d);
+    ck_assert_int_eq(cbh_headers_dup(NULL, 0, 0, NULL), CB_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(test_build)
+{
+    api_header list[] = { { "Name", "value" }, { "Other", "" } };
+    api_header *b = NULL, *d = NULL;
+    size_t size = 0;
+
+    ck_assert_int_eq(cbh_headers_build(list, 2, &b, &size), CB_OK);
+    ck_assert(block_contained(b, 2, size));
+    ck_assert_str_eq(b[0].name, "Name");
+    ck_assert_str_eq(b[1].name, "Other");
+    ck_assert_str_eq(b[1].value, "");
+    ck_assert_int_eq(cbh_headers_dup(b, 2, size, &d), CB_OK);
+    ck_assert_str_eq(d[0].value, "value");
+    cbh_free(b);
+    cbh_free(d);
+    ck_assert_int_eq(cbh_headers_build(NULL, 0, &b, &size), CB_OK);
+    ck_assert_ptr_null(b);
+    ck_assert_uint_eq(size, 0);
+}
+END_TEST
+
+START_TEST(test_get_case_insensitive)
+{
+    size_t count, size;
+    api_header *h = parse("Content-Type: a\r\nETag: \"x\"\r\ncontent-type: b\r\n", &count,
+                          &size);
+
+    ck_assert_str_eq(cbh_headers_get(h, count, "content-type"), "a");
+    ck_assert_str_eq(cbh_headers_get(h, count, "CONTENT-TYPE"), "a");
+    ck_assert_str_eq(cbh_headers_get(h, count, "etag"), "\"x\"");
+    ck_assert_ptr_null(cbh_headers_get(h, count, "Content"));
+    ck_assert_ptr_null(cbh_headers_get(h, count, "Content-Type-X"));
+    ck_assert_ptr_null(cbh_headers_get(NULL, 0, "a"));
+    ck_assert_ptr_null(cbh_headers_get(h, count, NULL));
+    cbh_free(h);
+}
+END_TEST
+
+START_TEST(test_line_valid)
+{
+    ck_assert(cbh_header_line_valid("X-Ok: value"));
+    ck_assert(cbh_header_line_valid("X-Ok:"));
+    ck_assert(cbh_header_line_valid("X-Ok:\tval\tue with tab"));
+    ck_assert(cbh_header_line_valid("X-Utf8: caf\xc3\xa9"));
+    ck_assert(cbh_header_line_valid("a!#$%&'*+-.^_`|~0:x"));
+    ck_assert(!cbh_header_line_valid(NULL));
+    ck_assert(!cbh_header_line_valid(""));
+    ck_assert(!cbh_header_line_valid(": no name"));
+    ck_assert(!cbh_header_line_valid("NoColon"));
+    ck_assert(!cbh_header_line_valid("Bad Name: x"));
+    ck_assert(!cbh_header_line_valid("Bad\tName: x"));
+    ck_assert(!cbh_header_line_valid("Name : x"));
+    ck_assert(!cbh_header_line_valid("Bad(Name): x"));
+    ck_assert(!cbh_header_line_valid("Bad\"Name\": x"));
+    ck_assert(!cbh_header_line_valid("X: a\r\nInjected: yes"));
+    ck_assert(!cbh_header_line_valid("X: a\nInjected: yes"));
+    ck_assert(!cbh_header_line_valid("X: a\r"));
+    ck_assert(!cbh_header_line_valid("X: bell\a"));
+    ck_assert(!cbh_header_line_valid("X: del\x7f"));
+    ck_assert(!cbh_header_line_valid("X: esc\x1b[0m"));
+    ck_assert(!cbh_header_line_valid("X\r\n: v"));
+    {
+        /* An embedded NUL ends the C string: what follows is never sent,
+         * and what precedes must itself be valid. */
+        const char with_nul[] = "X: a\0\r\nY: b";
+
+        ck_assert(cbh_header_line_valid(with_nul));
+        ck_assert(!cbh_header_line_valid("X\0: a"));
+    }
+}
+END_TEST
+
+START_TEST(test_line_is)
+{
+    size_t n;
+    const char *v;
+
+    ck_assert(cbh_header_line_is("Idempotency-Key: 1", "idempotency-key"));
+    ck_assert(cbh_header_line_is("CACHE-CONTROL:no-cache", "Cache-Control"));
+    ck_assert(!cbh_header_line_is("Cache-Controls: x", "Cache-Control"));
+    ck_assert(!cbh_header_line_is("Cache: x", "Cache-Control"));
+    ck_assert(!cbh_header_line_is("Cache-Control x", "Cache-Control"));
+    ck_assert(!cbh_header_line_is(NULL, "a"));
+    ck_assert(!cbh_header_line_is("a: b", NULL));
+    ck_assert(!cbh_header_line_is(": b", ""));
+    v = cbh_header_line_value("Accept:  text/html \t", "accept", &n);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(n, 9);
+    ck_assert(strncmp(v, "text/html", n) == 0);
+    ck_assert_ptr_null(cbh_header_line_value("Accept-Language: en", "Accept", &n));
+}
+END_TEST
+
+static Suite *headers_suite(void)
+{
+    Suite *s = suite_create("headers");
+    TCase *tc = tcase_create("headers");
+
+    tcase_add_test(tc, test_parse_basic);
+    tcase_add_test(tc, test_parse_empty_and_junk);
+    tcase_add_test(tc, test_parse_bad_names_dropped);
+    tcase_add_test(tc, test_parse_folding);
+    tcase_add_test(tc, test_parse_several_responses);
+    tcase_add_test(tc, test_dup_relocates);
+    tcase_add_test(tc, test_build);
+    tcase_add_test(tc, test_get_case_insensitive);
+    tcase_add_test(tc, test_line_valid);
+    tcase_add_test(tc, test_line_is);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(headers_suite());
+    int failed;
+
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
