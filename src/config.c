@@ -1,0 +1,553 @@
+/*
+ * A strict JSON loader for api_client_config. Every key is checked against
+ * the field tables below: an unknown key, a duplicate key or a value of the
+ * wrong type is refused with a message naming its full path, because a typo
+ * in a resilience setting (a threshold silently left at its default) is
+ * worse than a client that refuses to start.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cbhttp.h"
+#include "alloc.h"
+
+/* Integers above 2^53 cannot be told apart once cJSON has turned them into
+ * doubles, so (as I-JSON, RFC 7493, advises) none is accepted. */
+#define CFG_EXACT_MAX ((uint64_t)1 << 53)
+#define CFG_SIZE_MAX ((uint64_t)SIZE_MAX < CFG_EXACT_MAX ? (uint64_t)SIZE_MAX : CFG_EXACT_MAX)
+
+#define CFG_PATH_MAX 256
+
+enum cfg_kind {
+    CFG_UINT,      /* unsigned, 0..max */
+    CFG_SIZE,      /* size_t, 0..CFG_SIZE_MAX */
+    CFG_BOOL,      /* bool: true or false */
+    CFG_STRING,    /* const char *, copied */
+    CFG_HEADERS,   /* const char *const *: an array of strings, copied */
+    CFG_LOG_LEVEL, /* api_log_level from its lower-case name */
+    CFG_MODE,      /* cb_mode from its lower-case name */
+    CFG_BREAKER,   /* a nested cb_config object */
+    CFG_RETRY,     /* a nested api_retry_config object */
+    CFG_CACHE,     /* a nested api_cache_config object */
+    CFG_ORIGINS    /* the per-origin breaker overrides (root only) */
+};
+
+typedef struct cfg_field {
+    const char   *name;
+    enum cfg_kind kind;
+    size_t        offset;
+    uint64_t      max; /* CFG_UINT only */
+} cfg_field;
+
+typedef struct cfg_section {
+    const cfg_field *fields;
+    size_t           count;
+} cfg_section;
+
+#define U_(type, f) { #f, CFG_UINT, offsetof(type, f), UINT_MAX }
+#define PCT_(type, f) { #f, CFG_UINT, offsetof(type, f), 100 }
+#define Z_(type, f) { #f, CFG_SIZE, offsetof(type, f), 0 }
+#define B_(type, f) { #f, CFG_BOOL, offsetof(type, f), 0 }
+#define S_(type, f) { #f, CFG_STRING, offsetof(type, f), 0 }
+#define K_(type, f, kind) { #f, kind, offsetof(type, f), 0 }
+
+static const cfg_field breaker_fields[] = {
+    U_(cb_config, failure_threshold),
+    U_(cb_config, failure_window_ms),
+    U_(cb_config, reset_timeout_ms),
+    U_(cb_config, half_open_max),
+    U_(cb_config, success_threshold),
+    PCT_(cb_config, failure_rate_threshold),
+    U_(cb_config, minimum_calls),
+    U_(cb_config, slow_call_ms),
+    PCT_(cb_config, slow_call_rate_threshold),
+    U_(cb_config, max_reset_timeout_ms),
+    U_(cb_config, reset_backoff_multiplier),
+    PCT_(cb_config, reset_jitter_pct),
+    K_(cb_config, mode, CFG_MODE),
+};
+
+static const cfg_field retry_fields[] = {
+    U_(api_retry_config, max_attempts),
+    U_(api_retry_config, base_delay_ms),
+    U_(api_retry_config, max_delay_ms),
+    U_(api_retry_config, budget_percent),
+    U_(api_retry_config, budget_min_per_sec),
+    U_(api_retry_config, budget_window_ms),
+    B_(api_retry_config, budget_disabled),
+};
+
+static const cfg_field cache_fields[] = {
+    B_(api_cache_config, disabled),
+    Z_(api_cache_config, max_bytes),
+    U_(api_cache_config, max_entries),
+    Z_(api_cache_config, max_entry_bytes),
+    B_(api_cache_config, heuristic),
+};
+
+/* The origins entry has no field in api_client_config: it fills
+ * api_config.origins instead, after every other key (see cfg_parse_root). */
+static const cfg_field root_fields[] = {
+    S_(api_client_config, base_url),
+    K_(api_client_config, circuit_breaker, CFG_BREAKER),
+    K_(api_client_config, retry, CFG_RETRY),
+    U_(api_client_config, timeout_ms),
+    U_(api_client_config, connect_timeout_ms),
+    S_(api_client_config, user_agent),
+    K_(api_client_config, default_headers, CFG_HEADERS),
+    Z_(api_client_config, max_body_bytes),
+    Z_(api_client_config, max_header_bytes),
+    U_(api_client_config, max_redirects),
+    B_(api_client_config, allow_cross_origin_redirects),
+    S_(api_client_config, ca_file),
+    K_(api_client_config, cache, CFG_CACHE),
+    K_(api_client_config, log_level, CFG_LOG_LEVEL),
+    U_(api_client_config, origin_idle_ms),
+    { "origins", CFG_ORIGINS, 0, 0 },
+};
+
+#define SECTION_(arr) { arr, sizeof arr / sizeof arr[0] }
+static const cfg_section breaker_section = SECTION_(breaker_fields);
+static const cfg_section retry_section = SECTION_(retry_fields);
+static const cfg_section cache_section = SECTION_(cache_fields);
+static const cfg_section root_section = SECTION_(root_fields);
+
+static const char *const log_level_names[] = { "debug", "info", "warn", "error" };
+static const char *const mode_names[] = { "normal", "metrics_only", "disabled" };
+
+typedef struct cfg_ctx {
+    api_config *out;
+    char       *err;
+    size_t      err_size;
+} cfg_ctx;
+
+static cb_err cfg_fail(cfg_ctx *x, cb_err rc, const char *path, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Writes "path: message" into the caller's error buffer. */
+static cb_err cfg_fail(cfg_ctx *x, cb_err rc, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    int n = 0;
+
+    if (!x->err || x->err_size == 0)
+        return rc;
+    if (path && *path)
+        n = snprintf(x->err, x->err_size, "%s: ", path);
+    if (n < 0 || (size_t)n >= x->err_size)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(x->err + n, x->err_size - (size_t)n, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void cfg_pathf(char *dst, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Formats a key path into dst (CFG_PATH_MAX bytes). A path too long for it
+ * is cut: paths only ever appear in messages. */
+static void cfg_pathf(char *dst, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(dst, CFG_PATH_MAX, fmt, ap);
+    va_end(ap);
+}
+
+/* parent.key, or key at the top level. */
+static void cfg_path(char *dst, const char *parent, const char *key)
+{
+    if (parent && *parent)
+        cfg_pathf(dst, "%s.%s", parent, key);
+    else
+        cfg_pathf(dst, "%s", key);
+}
+
+static cb_err cfg_integer(cfg_ctx *x, const char *path, const cJSON *item, uint64_t max,
+                          uint64_t *v)
+{
+    double d;
+
+    if (!cJSON_IsNumber(item))
+        return cfg_fail(x, CB_ERR_INVALID, path, "expected a non-negative integer");
+    d = item->valuedouble;
+    if (!(d >= 0))
+        return cfg_fail(x, CB_ERR_INVALID, path, "expected a non-negative integer");
+    /* max is at most 2^53, so exact as a double, and once d is within it
+     * the conversion below is defined. */
+    if (d > (double)max)
+        return cfg_fail(x, CB_ERR_INVALID, path, "out of range (at most %llu)",
+                        (unsigned long long)max);
+    *v = (uint64_t)d;
+    if ((double)*v != d)
+        return cfg_fail(x, CB_ERR_INVALID, path, "expected a non-negative integer");
+    return CB_OK;
+}
+
+static cb_err cfg_name(cfg_ctx *x, const char *path, const cJSON *item,
+                       const char *const *names, size_t count, unsigned *v)
+{
+    size_t i;
+
+    if (cJSON_IsString(item)) {
+        for (i = 0; i < count; i++) {
+            if (strcmp(item->valuestring, names[i]) == 0) {
+                *v = (unsigned)i;
+                return CB_OK;
+            }
+        }
+    }
+    if (count == 3)
+        return cfg_fail(x, CB_ERR_INVALID, path, "expected one of \"%s\", \"%s\", \"%s\"",
+                        names[0], names[1], names[2]);
+    return cfg_fail(x, CB_ERR_INVALID, path, "expected one of \"%s\", \"%s\", \"%s\", \"%s\"",
+                    names[0], names[1], names[2], names[3]);
+}
+
+static cb_err cfg_headers(cfg_ctx *x, const char *path, const cJSON *item,
+                          const char *const **slot)
+{
+    char epath[CFG_PATH_MAX];
+    const cJSON *h;
+    char **list;
+    size_t n = 0, i = 0;
+
+    if (!cJSON_IsArray(item))
+        return cfg_fail(x, CB_ERR_INVALID, path, "expected an array of strings");
+    for (h = item->child; h; h = h->next)
+        n++;
+    list = cbh_calloc(n + 1, sizeof *list);
+    if (!list)
+        return cfg_fail(x, CB_ERR_NOMEM, path, "out of memory");
+    /* Owned by *out from here on, so that a failure below frees it. */
+    *slot = (const char *const *)list;
+    for (h = item->child; h; h = h->next, i++) {
+        cfg_pathf(epath, "%s[%zu]", path, i);
+        if (!cJSON_IsString(h))
+            return cfg_fail(x, CB_ERR_INVALID, epath, "expected a string");
+        /* Caught here, with the index, rather than as a bare refusal from
+         * api_client_new: a header line with CR/LF could smuggle others. */
+        if (strpbrk(h->valuestring, "\r\n"))
+            return cfg_fail(x, CB_ERR_INVALID, epath, "CR or LF in a header");
+        list[i] = cbh_strdup(h->valuestring);
+        if (!list[i])
+            return cfg_fail(x, CB_ERR_NOMEM, epath, "out of memory");
+    }
+    return CB_OK;
+}
+
+static cb_err cfg_parse_object(cfg_ctx *x, const cfg_section *sec, const char *path,
+                               const cJSON *obj, void *base);
+
+/* Refuses a key that already appeared earlier in the same object: cJSON keeps
+ * both, and silently taking either would hide a mistake. */
+static int cfg_is_duplicate(const cJSON *obj, const cJSON *item)
+{
+    const cJSON *p;
+
+    for (p = obj->child; p && p != item; p = p->next)
+        if (p->string && strcmp(p->string, item->string) == 0)
+            return 1;
+    return 0;
+}
+
+static cb_err cfg_field_value(cfg_ctx *x, const cfg_field *f, const char *path,
+                              const cJSON *item, void *base)
+{
+    char *slot = (char *)base + f->offset;
+    uint64_t v;
+    unsigned u = 0;
+    cb_err rc;
+
+    switch (f->kind) {
+    case CFG_UINT:
+        if ((rc = cfg_integer(x, path, item, f->max, &v)) != CB_OK)
+            return rc;
+        u = (unsigned)v;
+        memcpy(slot, &u, sizeof u);
+        return CB_OK;
+    case CFG_SIZE: {
+        size_t z;
+
+        if ((rc = cfg_integer(x, path, item, CFG_SIZE_MAX, &v)) != CB_OK)
+            return rc;
+        z = (size_t)v;
+        memcpy(slot, &z, sizeof z);
+        return CB_OK;
+    }
+    case CFG_BOOL: {
+        bool b;
+
+        if (!cJSON_IsBool(item))
+            return cfg_fail(x, CB_ERR_INVALID, path, "expected true or false");
+        b = cJSON_IsTrue(item) != 0;
+        memcpy(slot, &b, sizeof b);
+        return CB_OK;
+    }
+    case CFG_STRING: {
+        char *s;
+
+        if (!cJSON_IsString(item))
+            return cfg_fail(x, CB_ERR_INVALID, path, "expected a string");
+        s = cbh_strdup(item->valuestring);
+        if (!s)
+            return cfg_fail(x, CB_ERR_NOMEM, path, "out of memory");
+        memcpy(slot, &s, sizeof s);
+        return CB_OK;
+    }
+    case CFG_HEADERS:
+        return cfg_headers(x, path, item, (const char *const **)(void *)slot);
+    case CFG_LOG_LEVEL: {
+        api_log_level l;
+
+        if ((rc = cfg_name(x, path, item, log_level_names, 4, &u)) != CB_OK)
+            return rc;
+        l = (api_log_level)u;
+        memcpy(slot, &l, sizeof l);
+        return CB_OK;
+    }
+    case CFG_MODE: {
+        cb_mode m;
+
+        if ((rc = cfg_name(x, path, item, mode_names, 3, &u)) != CB_OK)
+            return rc;
+        m = (cb_mode)u;
+        memcpy(slot, &m, sizeof m);
+        return CB_OK;
+    }
+    case CFG_BREAKER:
+        return cfg_parse_object(x, &breaker_section, path, item, slot);
+    case CFG_RETRY:
+        return cfg_parse_object(x, &retry_section, path, item, slot);
+    case CFG_CACHE:
+        return cfg_parse_object(x, &cache_section, path, item, slot);
+    case CFG_ORIGINS:
+        break;
+    }
+    /* Origins are handled by the root; nothing else reaches here. */
+    return CB_OK;
+}
+
+/* Fills the fields of base named by obj's keys; skips "origins", which
+ * cfg_parse_root handles once the whole root has been read. */
+static cb_err cfg_parse_object(cfg_ctx *x, const cfg_section *sec, const char *path,
+                               const cJSON *obj, void *base)
+{
+    char kpath[CFG_PATH_MAX];
+    const cJSON *item;
+    size_t i;
+    cb_err rc;
+
+    if (!cJSON_IsObject(obj))
+        return cfg_fail(x, CB_ERR_INVALID, path, "expected an object");
+    for (item = obj->child; item; item = item->next) {
+        const cfg_field *f = NULL;
+
+        cfg_path(kpath, path, item->string ? item->string : "");
+        for (i = 0; i < sec->count && !f; i++)
+            if (item->string && strcmp(item->string, sec->fields[i].name) == 0)
+                f = &sec->fields[i];
+        if (!f)
+            return cfg_fail(x, CB_ERR_INVALID, kpath, "unknown key");
+        if (cfg_is_duplicate(obj, item))
+            return cfg_fail(x, CB_ERR_INVALID, kpath, "duplicate key");
+        if (f->kind == CFG_ORIGINS)
+            continue;
+        if ((rc = cfg_field_value(x, f, kpath, item, base)) != CB_OK)
+            return rc;
+    }
+    return CB_OK;
+}
+
+/*
+ * "origins": {"<url or path>": {<circuit_breaker keys>}, ...}. Each entry
+ * starts from the top-level circuit_breaker (wherever it appears in the
+ * document) and overrides the keys it names, so an override need only say
+ * what differs.
+ */
+static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
+{
+    char opath[CFG_PATH_MAX];
+    api_config *out = x->out;
+    const cJSON *item;
+    size_t n = 0;
+    cb_err rc;
+
+    if (!cJSON_IsObject(obj))
+        return cfg_fail(x, CB_ERR_INVALID, "origins",
+                        "expected an object mapping origin URLs to breaker configs");
+    for (item = obj->child; item; item = item->next)
+        n++;
+    if (n == 0)
+        return CB_OK;
+    out->origins = cbh_calloc(n, sizeof *out->origins);
+    if (!out->origins)
+        return cfg_fail(x, CB_ERR_NOMEM, "origins", "out of memory");
+    for (item = obj->child; item; item = item->next) {
+        api_origin_config *oc = &out->origins[out->origin_count];
+
+        cfg_pathf(opath, "origins[\"%s\"]", item->string ? item->string : "");
+        if (!item->string || !*item->string)
+            return cfg_fail(x, CB_ERR_INVALID, opath, "empty origin");
+        if (cfg_is_duplicate(obj, item))
+            return cfg_fail(x, CB_ERR_INVALID, opath, "duplicate key");
+        oc->origin = cbh_strdup(item->string);
+        if (!oc->origin)
+            return cfg_fail(x, CB_ERR_NOMEM, opath, "out of memory");
+        oc->circuit_breaker = out->client.circuit_breaker;
+        out->origin_count++;
+        if ((rc = cfg_parse_object(x, &breaker_section, opath, item, &oc->circuit_breaker)) !=
+            CB_OK)
+            return rc;
+    }
+    return CB_OK;
+}
+
+/* Line and column (both from 1) of byte pos, for messages. */
+static void cfg_position(const char *json, size_t pos, size_t *line, size_t *col)
+{
+    size_t i;
+
+    *line = 1;
+    *col = 1;
+    for (i = 0; i < pos; i++) {
+        if (json[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static int cfg_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static cb_err cfg_malformed(cfg_ctx *x, const char *json, size_t pos, const char *what)
+{
+    size_t line, col;
+
+    cfg_position(json, pos, &line, &col);
+    return cfg_fail(x, CB_ERR_PARSE, NULL, "malformed JSON at line %zu, column %zu (byte %zu)%s",
+                    line, col, pos, what);
+}
+
+static cb_err cfg_parse_doc(cfg_ctx *x, const char *json, size_t len)
+{
+    const char *end = NULL;
+    const cJSON *origins;
+    cJSON *root;
+    size_t i;
+    cb_err rc;
+
+    for (i = 0; i < len && cfg_is_space(json[i]); i++)
+        ;
+    if (i == len)
+        return cfg_fail(x, CB_ERR_PARSE, NULL, "malformed JSON: empty document");
+    cbh_cjson_oom_reset();
+    root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!root && cbh_cjson_oom())
+        return cfg_fail(x, CB_ERR_NOMEM, NULL, "out of memory");
+    if (!root) {
+        /* cJSON points end at the byte where parsing failed. */
+        size_t pos = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+        return cfg_malformed(x, json, pos, "");
+    }
+    i = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
+    while (i < len && cfg_is_space(json[i]))
+        i++;
+    if (i != len) {
+        cJSON_Delete(root);
+        return cfg_malformed(x, json, i, ": unexpected data after the document");
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return cfg_fail(x, CB_ERR_INVALID, NULL, "the top level must be a JSON object");
+    }
+    rc = cfg_parse_object(x, &root_section, "", root, &x->out->client);
+    if (rc == CB_OK) {
+        origins = NULL;
+        for (const cJSON *it = root->child; it; it = it->next)
+            if (it->string && strcmp(it->string, "origins") == 0)
+                origins = it;
+        if (origins)
+            rc = cfg_parse_origins(x, origins);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+CB_EXPORT cb_err api_config_parse(const char *json, size_t len, api_config *out, char *err,
+                                  size_t err_size)
+{
+    cfg_ctx x = { out, err, err_size };
+    cb_err rc;
+
+    if (err && err_size > 0)
+        err[0] = '\0';
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!out)
+        return cfg_fail(&x, CB_ERR_INVALID, NULL, "out is NULL");
+    if (!json)
+        return cfg_fail(&x, CB_ERR_INVALID, NULL, "json is NULL");
+    rc = cfg_parse_doc(&x, json, len);
+    if (rc != CB_OK)
+        api_config_free(out);
+    return rc;
+}
+
+CB_EXPORT void api_config_free(api_config *cfg)
+{
+    size_t i;
+
+    if (!cfg)
+        return;
+    /* Every string below was copied by api_config_parse, so the const in
+     * api_client_config is only the view given to the client. */
+    cbh_free((void *)cfg->client.base_url);
+    cbh_free((void *)cfg->client.user_agent);
+    cbh_free((void *)cfg->client.ca_file);
+    if (cfg->client.default_headers) {
+        for (i = 0; cfg->client.default_headers[i]; i++)
+            cbh_free((void *)cfg->client.default_headers[i]);
+        cbh_free((void *)cfg->client.default_headers);
+    }
+    for (i = 0; cfg->origins && i < cfg->origin_count; i++)
+        cbh_free(cfg->origins[i].origin);
+    cbh_free(cfg->origins);
+    cbh_free(cfg->strings_);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+CB_EXPORT api_client *api_client_new_from_config(const api_config *cfg)
+{
+    api_client *c;
+    size_t i;
+
+    if (!cfg)
+        return NULL;
+    c = api_client_new(&cfg->client);
+    if (!c)
+        return NULL;
+    for (i = 0; i < cfg->origin_count; i++) {
+        if (!cfg->origins || !cfg->origins[i].origin ||
+            api_client_set_origin_breaker(c, cfg->origins[i].origin,
+                                          &cfg->origins[i].circuit_breaker) != CB_OK) {
+            api_client_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
