@@ -185,8 +185,10 @@ CB_EXPORT api_client *api_client_new(const api_client_config *cfg);
 CB_EXPORT void api_client_free(api_client *c);
 
 /*
- * Sets the breaker config used for one origin (given as a URL or a path
- * resolved against the base URL), creating or updating its breaker.
+ * Sets the breaker config used for one origin, creating or updating its
+ * breaker. Here and in the other breaker controls below, url_or_path is an
+ * absolute http(s) URL naming the origin (also when the client has a base
+ * URL) or a path resolved against the base URL.
  * Requests that carry their own circuit_breaker config still override it.
  * Returns CB_ERR_INVALID for a bad URL or config.
  */

@@ -1,0 +1,270 @@
+/*
+ * The client object: creation from a config, the per-origin breaker
+ * controls, and the glue that turns breaker events into the caller's events
+ * and log lines. The flow of one call lives in request.c.
+ */
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "client_priv.h"
+#include "headers.h"
+#include "log.h"
+
+#define DEFAULT_TIMEOUT_MS 30000u
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000u
+#define DEFAULT_MAX_BODY (8u * 1024 * 1024)
+#define DEFAULT_MAX_HEADER (64u * 1024)
+
+uint64_t cbh_client_now(const api_client *c)
+{
+    struct timespec ts;
+
+    if (c->cfg.clock)
+        return c->cfg.clock(c->cfg.clock_data);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+cb_err cbh_client_resolve(const api_client *c, const char *url_or_path, cbh_url *u,
+                          char *err, size_t err_size)
+{
+    return cbh_url_resolve(c->has_base ? &c->base : NULL, url_or_path, u, err, err_size);
+}
+
+/* Breaker events of every origin: to the caller's listener, and to the log
+ * (state changes at WARN: they are what an operator wants to see). */
+static void client_on_event(cbh_origin *o, const cb_event *ev, void *ud)
+{
+    api_client *c = ud;
+
+    if (ev->type == CB_EVENT_STATE_CHANGE)
+        cbh_log(c->cfg.logger, c->cfg.log_data, c->cfg.log_level, API_LOG_WARN,
+                "breaker %s: %s -> %s", o->key, cb_state_name(ev->from), cb_state_name(ev->to));
+    if (c->cfg.on_event)
+        c->cfg.on_event(o->key, ev, c->cfg.event_data);
+}
+
+static bool has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* Copies the caller's NULL-terminated header lines, refusing CR/LF. */
+static cb_err copy_default_headers(api_client *c, const char *const *lines)
+{
+    size_t n = 0, i;
+
+    if (!lines)
+        return CB_OK;
+    while (lines[n])
+        if (!cbh_header_line_valid(lines[n++]))
+            return CB_ERR_INVALID;
+    c->default_headers = cbh_calloc(n + 1, sizeof(char *));
+    if (!c->default_headers)
+        return CB_ERR_NOMEM;
+    for (i = 0; i < n; i++) {
+        struct curl_slist *l;
+
+        if (!(c->default_headers[i] = cbh_strdup(lines[i])))
+            return CB_ERR_NOMEM;
+        /* curl_slist_append allocates with libcurl's own allocator. */
+        if (!(l = curl_slist_append(c->default_slist, lines[i])))
+            return CB_ERR_NOMEM;
+        c->default_slist = l;
+    }
+    return CB_OK;
+}
+
+CB_EXPORT api_client *api_client_new(const api_client_config *cfg)
+{
+    static const api_client_config none;
+    api_client          *c;
+    cbh_origins_config   oc;
+    cbh_transport_config tc;
+    char                 ua[64];
+
+    if (!cfg)
+        cfg = &none;
+    c = cbh_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->cfg = *cfg;
+    c->cfg.base_url = NULL;
+    c->cfg.user_agent = NULL;
+    c->cfg.default_headers = NULL;
+    c->cfg.ca_file = NULL;
+    if (!c->cfg.timeout_ms)
+        c->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
+    if (!c->cfg.connect_timeout_ms)
+        c->cfg.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    if (!c->cfg.max_body_bytes)
+        c->cfg.max_body_bytes = DEFAULT_MAX_BODY;
+    if (!c->cfg.max_header_bytes)
+        c->cfg.max_header_bytes = DEFAULT_MAX_HEADER;
+    cbh_retry_config_norm(&cfg->retry, &c->retry);
+
+    if (cfg->base_url) {
+        if (cbh_base_parse(cfg->base_url, &c->base, NULL, 0) != CB_OK)
+            goto fail;
+        c->has_base = true;
+    }
+    if (copy_default_headers(c, cfg->default_headers) != CB_OK)
+        goto fail;
+    if (cfg->user_agent && has_ctl(cfg->user_agent))
+        goto fail;
+    snprintf(ua, sizeof(ua), "cbhttp/%s", cbhttp_version());
+    if (!(c->user_agent = cbh_strdup(cfg->user_agent ? cfg->user_agent : ua)))
+        goto fail;
+
+    memset(&oc, 0, sizeof(oc));
+    oc.defaults = cfg->circuit_breaker;
+    oc.idle_ms = cfg->origin_idle_ms;
+    oc.clock = cfg->clock;
+    oc.clock_data = cfg->clock_data;
+    oc.on_event = client_on_event;
+    oc.event_data = c;
+    if (!(c->origins = cbh_origins_new(&oc)))
+        goto fail;
+
+    if (!cfg->cache.disabled &&
+        !(c->cache = cbh_cache_new(&cfg->cache, cfg->clock, cfg->clock_data, NULL, NULL)))
+        goto fail;
+
+    memset(&tc, 0, sizeof(tc));
+    tc.ca_file = cfg->ca_file;
+    tc.user_agent = c->user_agent;
+    tc.max_body_bytes = c->cfg.max_body_bytes;
+    tc.max_header_bytes = c->cfg.max_header_bytes;
+    tc.max_redirects = cfg->max_redirects;
+    tc.cross_origin_redirects = cfg->allow_cross_origin_redirects;
+    if (!(c->transport = cbh_transport_new(&tc)))
+        goto fail;
+    c->cfg.user_agent = c->user_agent;
+    c->cfg.default_headers = (const char *const *)c->default_headers;
+    return c;
+fail:
+    api_client_free(c);
+    return NULL;
+}
+
+CB_EXPORT void api_client_free(api_client *c)
+{
+    size_t i;
+
+    if (!c)
+        return;
+    cbh_transport_free(c->transport);
+    cbh_cache_free(c->cache);
+    cbh_origins_free(c->origins);
+    cbh_base_free(&c->base);
+    if (c->default_headers)
+        for (i = 0; c->default_headers[i]; i++)
+            cbh_free(c->default_headers[i]);
+    cbh_free(c->default_headers);
+    curl_slist_free_all(c->default_slist);
+    cbh_free(c->user_agent);
+    cbh_free(c);
+}
+
+static bool is_absolute(const char *s)
+{
+    return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+}
+
+/* Finds (or creates) the origin of url_or_path; the caller releases it. */
+static cbh_origin *client_origin(api_client *c, const char *url_or_path, const cb_config *cfg,
+                                 bool create, cb_err *err)
+{
+    cbh_url     u;
+    cbh_origin *o;
+
+    *err = CB_ERR_INVALID;
+    if (!c || !url_or_path)
+        return NULL;
+    /* The controls name an origin, so they also take an absolute URL when
+     * the client has a base URL; request paths stay strictly relative. */
+    if (cbh_url_resolve(is_absolute(url_or_path) ? NULL : c->has_base ? &c->base : NULL,
+                        url_or_path, &u, NULL, 0) != CB_OK)
+        return NULL;
+    o = cbh_origins_get(c->origins, u.origin, u.origin_len, cfg, create, err);
+    cbh_url_release(&u);
+    return o;
+}
+
+CB_EXPORT cb_err api_client_set_origin_breaker(api_client *c, const char *url_or_path,
+                                               const cb_config *cfg)
+{
+    cb_err      err;
+    cbh_origin *o;
+
+    if (!cfg)
+        return CB_ERR_INVALID;
+    if (!(o = client_origin(c, url_or_path, cfg, true, &err)))
+        return err;
+    o->pinned = true;
+    cbh_origins_release(o);
+    return CB_OK;
+}
+
+CB_EXPORT cb_state api_client_breaker_state(api_client *c, const char *url_or_path)
+{
+    cb_err      err;
+    cb_state    s;
+    cbh_origin *o = client_origin(c, url_or_path, NULL, false, &err);
+
+    if (!o)
+        return CB_CLOSED;
+    s = cb_breaker_state(o->breaker);
+    cbh_origins_release(o);
+    return s;
+}
+
+CB_EXPORT cb_err api_client_breaker_metrics(api_client *c, const char *url_or_path,
+                                            cb_metrics *out)
+{
+    cb_err      err;
+    cbh_origin *o;
+
+    if (!out)
+        return CB_ERR_INVALID;
+    if (!(o = client_origin(c, url_or_path, NULL, false, &err)))
+        return CB_ERR_INVALID;
+    cb_breaker_metrics(o->breaker, out);
+    cbh_origins_release(o);
+    return CB_OK;
+}
+
+CB_EXPORT cb_err api_client_trip(api_client *c, const char *url_or_path)
+{
+    cb_err      err;
+    cbh_origin *o = client_origin(c, url_or_path, NULL, true, &err);
+
+    if (!o)
+        return err;
+    cb_breaker_trip(o->breaker);
+    cbh_origins_release(o);
+    return CB_OK;
+}
+
+CB_EXPORT cb_err api_client_reset(api_client *c, const char *url_or_path)
+{
+    cb_err      err;
+    cbh_origin *o = client_origin(c, url_or_path, NULL, true, &err);
+
+    if (!o)
+        return err;
+    cb_breaker_reset(o->breaker);
+    cbh_origins_release(o);
+    return CB_OK;
+}
+
+CB_EXPORT void api_client_cache_clear(api_client *c)
+{
+    if (c && c->cache)
+        cbh_cache_clear(c->cache);
+}

@@ -1,0 +1,112 @@
+/* Metrics of a client: a snapshot of every origin, and its exports. */
+#include <string.h>
+
+#include "alloc.h"
+#include "client_priv.h"
+#include "export.h"
+
+typedef struct snapshot {
+    api_client_metrics *m;
+    size_t              cap;
+    uint64_t            now; /* the client's clock, for the retry budget */
+    api_retry_config    retry;
+    bool                oom;
+} snapshot;
+
+/* Runs under the origin map's lock: copies one origin's figures. */
+static void snapshot_origin(cbh_origin *o, void *ud)
+{
+    snapshot           *s = ud;
+    api_origin_metrics *om;
+
+    if (s->oom)
+        return;
+    if (s->m->origin_count == s->cap) {
+        size_t              cap = s->cap ? s->cap * 2 : 16;
+        api_origin_metrics *a = cbh_realloc(s->m->origins, cap * sizeof(*a));
+
+        if (!a) {
+            s->oom = true;
+            return;
+        }
+        s->m->origins = a;
+        s->cap = cap;
+    }
+    om = &s->m->origins[s->m->origin_count];
+    memset(om, 0, sizeof(*om));
+    if (!(om->origin = cbh_strdup(o->key))) {
+        s->oom = true;
+        return;
+    }
+    s->m->origin_count++;
+    cb_breaker_metrics(o->breaker, &om->breaker);
+    om->attempts = atomic_load_explicit(&o->attempts, memory_order_relaxed);
+    om->retries = atomic_load_explicit(&o->retries, memory_order_relaxed);
+    om->retries_denied = atomic_load_explicit(&o->retries_denied, memory_order_relaxed);
+    om->cache_hits = atomic_load_explicit(&o->cache_hits, memory_order_relaxed);
+    om->cache_misses = atomic_load_explicit(&o->cache_misses, memory_order_relaxed);
+    om->cache_revalidations = atomic_load_explicit(&o->cache_revalidations, memory_order_relaxed);
+    om->cache_not_modified = atomic_load_explicit(&o->cache_not_modified, memory_order_relaxed);
+    om->cache_stale_served = atomic_load_explicit(&o->cache_stale_served, memory_order_relaxed);
+    om->budget_available = cbh_budget_available(&o->budget, &s->retry, s->now);
+}
+
+CB_EXPORT cb_err api_client_metrics_get(api_client *c, api_client_metrics *out)
+{
+    snapshot s;
+
+    if (!out)
+        return CB_ERR_INVALID;
+    memset(out, 0, sizeof(*out));
+    if (!c)
+        return CB_ERR_INVALID;
+    memset(&s, 0, sizeof(s));
+    s.m = out;
+    s.now = cbh_client_now(c);
+    s.retry = c->retry;
+    cbh_origins_foreach(c->origins, snapshot_origin, &s);
+    if (s.oom) {
+        api_client_metrics_free(out);
+        return CB_ERR_NOMEM;
+    }
+    if (c->cache)
+        cbh_cache_metrics(c->cache, &out->cache);
+    return CB_OK;
+}
+
+CB_EXPORT void api_client_metrics_free(api_client_metrics *m)
+{
+    size_t i;
+
+    if (!m)
+        return;
+    for (i = 0; i < m->origin_count; i++)
+        cbh_free(m->origins[i].origin);
+    cbh_free(m->origins);
+    memset(m, 0, sizeof(*m));
+}
+
+static cb_err client_export(api_client *c, char **out, char *(*fmt)(const api_client_metrics *))
+{
+    api_client_metrics m;
+    cb_err             err;
+
+    if (!out)
+        return CB_ERR_INVALID;
+    *out = NULL;
+    if ((err = api_client_metrics_get(c, &m)) != CB_OK)
+        return err;
+    *out = fmt(&m);
+    api_client_metrics_free(&m);
+    return *out ? CB_OK : CB_ERR_NOMEM;
+}
+
+CB_EXPORT cb_err api_client_metrics_json(api_client *c, char **out)
+{
+    return client_export(c, out, cbh_metrics_to_json);
+}
+
+CB_EXPORT cb_err api_client_metrics_prometheus(api_client *c, char **out)
+{
+    return client_export(c, out, cbh_metrics_to_prometheus);
+}

@@ -1,0 +1,447 @@
+/*
+ * The libcurl layer.
+ *
+ * libcurl 7.88 (Debian 12) cannot share one connection cache between threads
+ * safely (CURL_LOCK_DATA_CONNECT), so each easy handle keeps its own
+ * connections, and handles live in a LIFO pool: a thread making sequential
+ * calls gets the same handle, and so the same kept-alive connection, back.
+ * DNS answers and TLS sessions are shared through a CURLSH with real locks.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "headers.h"
+#include "transport.h"
+#include "url.h"
+
+#define POOL_MAX 64           /* idle handles kept; more are closed */
+#define BODY_INITIAL 4096     /* first allocation when no Content-Length */
+#define REDIRECT_URL_MAX 8192
+
+struct cbh_transport {
+    pthread_mutex_t lock;
+    CURL           *idle[POOL_MAX];
+    size_t          n_idle;
+    CURLSH         *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    char           *ca_file;
+    char           *user_agent;
+    size_t          max_body;
+    size_t          max_header;
+    unsigned        max_redirects;
+    bool            cross_origin;
+};
+
+/* A bounded receive buffer. */
+typedef struct xfer_buf {
+    char  *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+    bool   overflow; /* the bound was hit */
+    bool   oom;
+} xfer_buf;
+
+typedef struct xfer_state {
+    CURL    *easy;
+    xfer_buf body;
+    xfer_buf head;
+    bool     head_done; /* the blank line ending a header block arrived */
+} xfer_state;
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+/* curl_global_init is not thread-safe in 7.88: run it exactly once. It is
+ * never undone; a library cannot know when its host is done with libcurl. */
+static void transport_global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+    cbh_transport *t = ud;
+
+    (void)h;
+    (void)access;
+    if ((unsigned)data < CURL_LOCK_DATA_LAST)
+        pthread_mutex_lock(&t->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+    cbh_transport *t = ud;
+
+    (void)h;
+    if ((unsigned)data < CURL_LOCK_DATA_LAST)
+        pthread_mutex_unlock(&t->share_locks[data]);
+}
+
+/* Appends n bytes, keeping room for a NUL; false stops the transfer. */
+static bool buf_append(xfer_buf *b, const char *p, size_t n)
+{
+    if (n > b->max - b->len) {
+        b->overflow = true;
+        return false;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : BODY_INITIAL;
+        char  *d;
+
+        while (cap < b->len + n + 1)
+            cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+        if (cap > b->max + 1)
+            cap = b->max + 1;
+        d = cbh_realloc(b->data, cap);
+        if (!d) {
+            b->oom = true;
+            return false;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return true;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    xfer_state *st = ud;
+    size_t      bytes = size * n;
+
+    /* Size the buffer once when the server announced the length. */
+    if (!st->body.data && bytes) {
+        curl_off_t cl = -1;
+
+        curl_easy_getinfo(st->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        if (cl > 0 && (uint64_t)cl <= st->body.max) {
+            st->body.data = cbh_malloc((size_t)cl + 1);
+            if (!st->body.data) {
+                st->body.oom = true;
+                return 0;
+            }
+            st->body.cap = (size_t)cl + 1;
+        }
+    }
+    return buf_append(&st->body, p, bytes) ? bytes : 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    xfer_state *st = ud;
+    size_t      bytes = size * n;
+
+    /* A status line starts a new response (1xx, or a redirect hop): only
+     * the final response's headers are kept. */
+    if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0)
+        st->head.len = 0;
+    st->head_done = bytes <= 2 && (bytes == 0 || p[0] == '\r' || p[0] == '\n');
+    return buf_append(&st->head, p, bytes) ? bytes : 0;
+}
+
+/* Options that never change for a handle. */
+static CURL *transport_new_handle(cbh_transport *t)
+{
+    CURL *e = curl_easy_init();
+
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    /* No proxy from the environment: a request goes to the host named. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_FAILONERROR, 0L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
+    curl_easy_setopt(e, CURLOPT_SHARE, t->share);
+    if (t->user_agent)
+        curl_easy_setopt(e, CURLOPT_USERAGENT, t->user_agent);
+    if (t->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+    return e;
+}
+
+static CURL *pool_take(cbh_transport *t)
+{
+    CURL *e = NULL;
+
+    pthread_mutex_lock(&t->lock);
+    if (t->n_idle)
+        e = t->idle[--t->n_idle];
+    pthread_mutex_unlock(&t->lock);
+    return e ? e : transport_new_handle(t);
+}
+
+static void pool_give(cbh_transport *t, CURL *e)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->n_idle < POOL_MAX) {
+        t->idle[t->n_idle++] = e;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (e)
+        curl_easy_cleanup(e);
+}
+
+cbh_transport *cbh_transport_new(const cbh_transport_config *cfg)
+{
+    cbh_transport *t;
+    int            i;
+
+    pthread_once(&global_once, transport_global_init);
+    if (global_rc != CURLE_OK || !cfg)
+        return NULL;
+    t = cbh_calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    pthread_mutex_init(&t->lock, NULL);
+    for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&t->share_locks[i], NULL);
+    t->max_body = cfg->max_body_bytes;
+    t->max_header = cfg->max_header_bytes;
+    t->max_redirects = cfg->max_redirects;
+    t->cross_origin = cfg->cross_origin_redirects;
+    t->share = curl_share_init();
+    if (!t->share)
+        goto fail;
+    curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(t->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(t->share, CURLSHOPT_USERDATA, t);
+    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    if (cfg->user_agent && !(t->user_agent = cbh_strdup(cfg->user_agent)))
+        goto fail;
+    if (cfg->ca_file && !(t->ca_file = cbh_strdup(cfg->ca_file)))
+        goto fail;
+    return t;
+fail:
+    cbh_transport_free(t);
+    return NULL;
+}
+
+void cbh_transport_free(cbh_transport *t)
+{
+    int i;
+
+    if (!t)
+        return;
+    while (t->n_idle)
+        curl_easy_cleanup(t->idle[--t->n_idle]);
+    if (t->share)
+        curl_share_cleanup(t->share);
+    for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&t->share_locks[i]);
+    pthread_mutex_destroy(&t->lock);
+    cbh_free(t->user_agent);
+    cbh_free(t->ca_file);
+    cbh_free(t);
+}
+
+size_t cbh_transport_idle_handles(cbh_transport *t)
+{
+    size_t n;
+
+    pthread_mutex_lock(&t->lock);
+    n = t->n_idle;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+cb_err cbh_transport_map_error(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return CB_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return CB_ERR_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return CB_ERR_TIMEOUT;
+    case CURLE_FILESIZE_EXCEEDED:
+        return CB_ERR_TOO_LARGE;
+    case CURLE_OUT_OF_MEMORY:
+        return CB_ERR_NOMEM;
+    case CURLE_URL_MALFORMAT:
+        return CB_ERR_INVALID;
+    /* CURLE_UNSUPPORTED_PROTOCOL is left to the default: the URL was checked
+     * to be http(s) before, so here it is the server's fault ("Unsupported
+     * HTTP version in response"), a transport error, not a bad argument. */
+    default:
+        return CB_ERR_TRANSPORT;
+    }
+}
+
+static uint64_t now_ms_precise(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Sets the method, body and headers of one hop. */
+static void set_request(CURL *e, const char *method, const char *body, size_t body_len,
+                        struct curl_slist *headers)
+{
+    bool has_body = body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                    strcmp(method, "PATCH") == 0;
+
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (!has_body) {
+        /* HTTPGET also undoes an earlier POST or NOBODY on this handle. */
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
+    } else {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") ? method : NULL);
+    }
+}
+
+/* Decides whether a 3xx is followed and how: RFC 9110 15.4 lets 301/302
+ * turn POST into GET (every client does), 303 always becomes GET, 307/308
+ * keep method and body. */
+static bool redirect_next(const cbh_transport *t, CURL *e, long status, const char *from,
+                          const char **method, const char **body, size_t *body_len,
+                          char *next, size_t next_size)
+{
+    char *loc = NULL;
+
+    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
+        return false;
+    if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc)
+        return false;
+    if (strncasecmp(loc, "http://", 7) != 0 && strncasecmp(loc, "https://", 8) != 0)
+        return false;
+    if (!t->cross_origin && !cbh_url_same_origin(from, loc))
+        return false;
+    if (strlen(loc) >= next_size)
+        return false;
+    strcpy(next, loc);
+    if (status == 303 || ((status == 301 || status == 302) && strcmp(*method, "POST") == 0)) {
+        if (strcmp(*method, "HEAD") != 0)
+            *method = "GET";
+        *body = NULL;
+        *body_len = 0;
+    }
+    return true;
+}
+
+cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *resp)
+{
+    xfer_state        st;
+    CURL             *e;
+    CURLcode          rc = CURLE_OK;
+    cb_err            err;
+    const char       *method = x->method, *body = x->body, *url = x->url;
+    size_t            body_len = x->body_len;
+    unsigned          hops = 0;
+    uint64_t          start = now_ms_precise();
+    char             *next = NULL;
+    /* A stack node that turns off "Expect: 100-continue": it costs a round
+     * trip on every body libcurl deems large. */
+    struct curl_slist expect = { (char *)"Expect:", (struct curl_slist *)x->headers };
+
+    e = pool_take(t);
+    if (!e) {
+        snprintf(resp->error, sizeof(resp->error), "cannot create a libcurl handle");
+        return CB_ERR_NOMEM;
+    }
+    memset(&st, 0, sizeof(st));
+    st.easy = e;
+    st.body.max = t->max_body;
+    st.head.max = t->max_header;
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &st);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &st);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, resp->error);
+    resp->error[0] = '\0';
+
+    for (;;) {
+        uint64_t spent = now_ms_precise() - start;
+        uint64_t left = spent < x->timeout_ms ? x->timeout_ms - spent : 1;
+        uint64_t conn = x->connect_timeout_ms < left ? x->connect_timeout_ms : left;
+
+        set_request(e, method, body, body_len,
+                    body ? &expect : (struct curl_slist *)x->headers);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn);
+        st.body.len = 0;
+        st.head.len = 0;
+        rc = curl_easy_perform(e);
+        if (rc != CURLE_OK)
+            break;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
+        if (hops >= t->max_redirects)
+            break;
+        if (!next && !(next = cbh_malloc(REDIRECT_URL_MAX))) {
+            rc = CURLE_OUT_OF_MEMORY;
+            break;
+        }
+        if (!redirect_next(t, e, resp->status, url, &method, &body, &body_len, next, REDIRECT_URL_MAX))
+            break;
+        url = next;
+        hops++;
+    }
+
+    if (rc == CURLE_OK) {
+        err = CB_OK;
+    } else if (st.body.overflow || st.head.overflow) {
+        err = CB_ERR_TOO_LARGE;
+        snprintf(resp->error, sizeof(resp->error), "response %s exceeded %zu bytes",
+                 st.body.overflow ? "body" : "headers",
+                 st.body.overflow ? st.body.max : st.head.max);
+    } else if (st.body.oom || st.head.oom) {
+        err = CB_ERR_NOMEM;
+    } else if (rc == CURLE_OUT_OF_MEMORY && !st.head_done) {
+        /* libcurl 7.88 reports a header line over its own 100 KiB limit as
+         * out of memory: in the header phase that is a hostile server, not
+         * our memory, so it is a header limit that was hit. */
+        err = CB_ERR_TOO_LARGE;
+        snprintf(resp->error, sizeof(resp->error), "response header line too long");
+    } else {
+        err = cbh_transport_map_error(rc);
+        if (!resp->error[0])
+            snprintf(resp->error, sizeof(resp->error), "%s", curl_easy_strerror(rc));
+    }
+    if (err != CB_OK)
+        resp->status = 0;
+
+    /* The handle must not keep pointers into this call's memory. */
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    pool_give(t, e);
+    cbh_free(next);
+
+    if (err == CB_OK && st.head.len &&
+        cbh_headers_parse(st.head.data, st.head.len, &resp->headers, &resp->header_count,
+                          &resp->headers_size_) != CB_OK)
+        err = CB_ERR_NOMEM;
+    cbh_free(st.head.data);
+    if (err != CB_OK) {
+        cbh_free(st.body.data);
+        return err;
+    }
+    if (!st.body.data && !(st.body.data = cbh_malloc(1))) {
+        return CB_ERR_NOMEM;
+    }
+    st.body.data[st.body.len] = '\0';
+    resp->body = st.body.data;
+    resp->body_len = st.body.len;
+    return CB_OK;
+}
