@@ -155,9 +155,14 @@ static void call_release(call *k)
     cbh_url_release(&k->url);
 }
 
+/* The contract's list: the origin is failing when it cannot be reached or
+ * answered badly. A response over our own size limit or our own lack of
+ * memory says nothing about the server's health. */
 static bool default_classify(cb_err err, long status)
 {
-    return err != CB_OK || status >= 500 || status == 429;
+    if (err != CB_OK)
+        return err == CB_ERR_CONNECT || err == CB_ERR_TIMEOUT || err == CB_ERR_TRANSPORT;
+    return status >= 500 || status == 429;
 }
 
 /* Frees what one attempt put in resp, keeping the call's counters. */
@@ -240,6 +245,20 @@ static bool retry_delay(call *k, cbh_origin *o, cb_err err, api_response *resp, 
     return true;
 }
 
+/* "circuit open for <origin>", without snprintf: this is the path that
+ * must cost nanoseconds. */
+static void rejection_error(api_response *resp, const char *origin)
+{
+    static const char prefix[] = "circuit open for ";
+    size_t            n = strlen(origin);
+
+    if (n > sizeof(resp->error) - sizeof(prefix))
+        n = sizeof(resp->error) - sizeof(prefix);
+    memcpy(resp->error, prefix, sizeof(prefix) - 1);
+    memcpy(resp->error + sizeof(prefix) - 1, origin, n);
+    resp->error[sizeof(prefix) - 1 + n] = '\0';
+}
+
 /* Step 4: the attempts. Returns the call's result so far. */
 static cb_err call_attempts(call *k, cbh_origin *o, const char *body, size_t body_len,
                             api_response *resp)
@@ -274,15 +293,15 @@ static cb_err call_attempts(call *k, cbh_origin *o, const char *body, size_t bod
         cb_permit p;
         cb_err    terr;
         bool      failure;
-        uint64_t  now = cbh_client_now(c);
+        uint64_t  now;
 
         if (cb_breaker_acquire(o->breaker, &p) != CB_OK) {
             cbh_log(c->cfg.logger, c->cfg.log_data, c->cfg.log_level, API_LOG_DEBUG,
                     "%s %s: rejected, circuit of %s is open", k->method, k->url.url, o->key);
-            if (!resp->error[0])
-                snprintf(resp->error, sizeof(resp->error), "circuit open for %s", o->key);
+            rejection_error(resp, o->key);
             return CB_ERR_CIRCUIT_OPEN;
         }
+        now = cbh_client_now(c);
         atomic_fetch_add_explicit(&o->attempts, 1, memory_order_relaxed);
         if (n == 0)
             cbh_budget_note_request(&o->budget, now);
@@ -368,7 +387,7 @@ static cb_err call_run(call *k, cbh_origin *o, const char *body, size_t body_len
     }
 
 again:
-    sent = cbh_client_now(c);
+    sent = k->use_cache ? cbh_client_now(c) : 0;
     err = call_attempts(k, o, body, body_len, resp);
 
     if (k->use_cache) {
