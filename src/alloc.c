@@ -47,7 +47,19 @@ char *cbh_strdup(const char *s) { return s ? cbh_strndup(s, strlen(s)) : NULL; }
 
 /* cJSON's hooks take malloc/free only; it has no realloc hook when
  * malloc/free are replaced, which is what we want. */
-static void *cjson_malloc(size_t size) { return cbh_malloc(size); }
+static _Thread_local int cjson_oom;
+
+static void *cjson_malloc(size_t size)
+{
+    void *p = cbh_malloc(size);
+
+    if (!p)
+        cjson_oom = 1;
+    return p;
+}
+
+void cbh_cjson_oom_reset(void) { cjson_oom = 0; }
+int  cbh_cjson_oom(void) { return cjson_oom; }
 static void cjson_free(void *ptr) { cbh_free(ptr); }
 
 CB_EXPORT cb_err cb_set_allocator(const cb_allocator *a)

@@ -12,6 +12,12 @@ void  cbh_free(void *ptr);
 char *cbh_strdup(const char *s);              /* NULL for NULL or OOM */
 char *cbh_strndup(const char *s, size_t len); /* copies len bytes, adds NUL */
 
+/* cJSON reports running out of memory as a parse failure. Its allocation
+ * hook notes a failure here, per thread, so that a caller can tell the two
+ * apart: reset before cJSON_Parse*, ask after it returned NULL. */
+void cbh_cjson_oom_reset(void);
+int  cbh_cjson_oom(void);
+
 /* uthash allocates through these. */
 #define uthash_malloc(sz) cbh_malloc(sz)
 #define uthash_free(ptr, sz) cbh_free(ptr)

@@ -312,6 +312,11 @@ static void set_request(CURL *e, const char *method, const char *body, size_t bo
     }
 }
 
+static bool is_redirect(long status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 /* Decides whether a 3xx is followed and how: RFC 9110 15.4 lets 301/302
  * turn POST into GET (every client does), 303 always becomes GET, 307/308
  * keep method and body. */
@@ -321,7 +326,7 @@ static bool redirect_next(const cbh_transport *t, CURL *e, long status, const ch
 {
     char *loc = NULL;
 
-    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
+    if (!is_redirect(status))
         return false;
     if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc)
         return false;
@@ -386,13 +391,14 @@ cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *
         if (rc != CURLE_OK)
             break;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
-        if (hops >= t->max_redirects)
+        if (hops >= t->max_redirects || !is_redirect(resp->status))
             break;
         if (!next && !(next = cbh_malloc(REDIRECT_URL_MAX))) {
             rc = CURLE_OUT_OF_MEMORY;
             break;
         }
-        if (!redirect_next(t, e, resp->status, url, &method, &body, &body_len, next, REDIRECT_URL_MAX))
+        if (!redirect_next(t, e, resp->status, url, &method, &body, &body_len, next,
+                           REDIRECT_URL_MAX))
             break;
         url = next;
         hops++;

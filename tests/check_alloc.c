@@ -1,0 +1,477 @@
+/* Allocation failure: every library entry point that allocates is run with
+ * the Nth allocation failing, for N = 1, 2, ... until the operation runs to
+ * the end without reaching the failure. Each run must return CB_ERR_NOMEM
+ * (NULL for constructors) or succeed, never crash, and leave no allocation
+ * behind once everything is freed.
+ *
+ * The counting allocator sees only what goes through cb_set_allocator: the
+ * library's own allocations and cJSON's. libcurl and the fixture server use
+ * the C library's malloc and are unaffected. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "cbhttp.h"
+#include "fixture.h"
+#include "helpers/testutil.h"
+
+/* Far more allocation points than any operation here has: a loop that
+ * reaches this did not converge. */
+#define MAX_N 5000
+
+/* ---- the counting allocator ------------------------------------------- */
+
+static atomic_long      live;      /* allocations not yet freed */
+static atomic_ulong     calls;     /* allocation calls since arming */
+static atomic_ulong     fail_at;   /* 0 = never fail; else the call to fail */
+static atomic_bool      failed;    /* the armed failure happened */
+
+/* True when this allocation call is the one to fail. */
+static bool should_fail(void)
+{
+    unsigned long at = atomic_load(&fail_at);
+    unsigned long n = atomic_fetch_add(&calls, 1) + 1;
+
+    if (at && n == at) {
+        atomic_store(&failed, true);
+        return true;
+    }
+    return false;
+}
+
+static void *ca_malloc(size_t size)
+{
+    void *p;
+
+    if (should_fail())
+        return NULL;
+    p = malloc(size);
+    if (p)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+static void *ca_calloc(size_t n, size_t size)
+{
+    void *p;
+
+    if (should_fail())
+        return NULL;
+    p = calloc(n, size);
+    if (p)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+static void *ca_realloc(void *ptr, size_t size)
+{
+    void *p;
+
+    if (should_fail())
+        return NULL;
+    p = realloc(ptr, size);
+    if (p && !ptr)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+static void ca_free(void *ptr)
+{
+    if (ptr)
+        atomic_fetch_sub(&live, 1);
+    free(ptr);
+}
+
+static const cb_allocator counting = { ca_malloc, ca_calloc, ca_realloc, ca_free };
+
+static void install(void)
+{
+    atomic_store(&live, 0);
+    atomic_store(&calls, 0);
+    atomic_store(&fail_at, 0);
+    atomic_store(&failed, false);
+    ck_assert_int_eq(cb_set_allocator(&counting), CB_OK);
+}
+
+static void uninstall(void)
+{
+    ck_assert_int_eq(atomic_load(&live), 0);
+    ck_assert_int_eq(cb_set_allocator(NULL), CB_OK);
+}
+
+static void arm(unsigned long n)
+{
+    atomic_store(&failed, false);
+    atomic_store(&calls, 0);
+    atomic_store(&fail_at, n);
+}
+
+/* Disarms; true when the armed failure happened. */
+static bool disarm(void)
+{
+    atomic_store(&fail_at, 0);
+    return atomic_load(&failed);
+}
+
+static void check_rc(cb_err rc, unsigned long n)
+{
+    ck_assert_msg(rc == CB_OK || rc == CB_ERR_NOMEM, "N=%lu: %s", n, cb_strerror(rc));
+}
+
+/* ---- the operations ---------------------------------------------------- */
+
+static const char *const default_headers[] = { "Accept: application/json", "X-Test: alloc",
+                                               NULL };
+
+/* (a) api_client_new + api_client_free, with every string option set so
+ * that each copy is an allocation point. */
+START_TEST(test_client_new)
+{
+    api_client_config cfg;
+    unsigned long     n;
+
+    install();
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.base_url = "http://127.0.0.1:1/api";
+    cfg.user_agent = "alloc-test/1";
+    cfg.default_headers = default_headers;
+    cfg.ca_file = "/nonexistent/ca.pem";
+    for (n = 1; n < MAX_N; n++) {
+        api_client *c;
+        bool        hit;
+
+        arm(n);
+        c = api_client_new(&cfg);
+        hit = disarm();
+        api_client_free(c);
+        ck_assert_int_eq(atomic_load(&live), 0);
+        if (!hit) {
+            ck_assert_ptr_nonnull(c);
+            break;
+        }
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    ck_assert_uint_gt(n, 3); /* it did allocate several times */
+    uninstall();
+}
+END_TEST
+
+/* (b) A GET that fails twice with 503 and succeeds on the third attempt
+ * (fake sleep, so the backoff costs nothing). */
+START_TEST(test_get_with_retries)
+{
+    fixture          *f = fixture_start();
+    api_client_config cfg;
+    tu_clock          tc;
+    unsigned long     n;
+
+    ck_assert_ptr_nonnull(f);
+    install();
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.base_url = fixture_url(f);
+    cfg.retry.max_attempts = 3;
+    cfg.retry.base_delay_ms = 1;
+    cfg.default_headers = default_headers;
+    cfg.random_seed = 7;
+    tu_clock_install(&tc, &cfg);
+    for (n = 1; n < MAX_N; n++) {
+        api_client  *c = api_client_new(&cfg);
+        api_response resp;
+        char         path[64];
+        const char  *hdrs[] = { "X-Per-Request: yes", NULL };
+        api_options  opts = { .headers = hdrs };
+        cb_err       rc;
+        bool         hit;
+
+        ck_assert_ptr_nonnull(c);
+        snprintf(path, sizeof(path), "/flaky/alloc-b-%lu/2", n);
+        arm(n);
+        rc = api_get(c, path, &opts, &resp);
+        hit = disarm();
+        check_rc(rc, n);
+        /* Whatever happened, the response is freeable and has a body. */
+        ck_assert_ptr_nonnull(resp.body);
+        if (!hit) {
+            ck_assert_int_eq(rc, CB_OK);
+            ck_assert_int_eq(resp.status, 200);
+            ck_assert_uint_eq(resp.attempts, 3);
+        }
+        api_response_free(&resp);
+        api_client_free(c);
+        ck_assert_int_eq(atomic_load(&live), 0);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    uninstall();
+    fixture_stop(f);
+}
+END_TEST
+
+/* (c) A cacheable GET that stores an entry, then a fresh hit. */
+START_TEST(test_cache_store_and_hit)
+{
+    fixture          *f = fixture_start();
+    api_client_config cfg;
+    unsigned long     n;
+
+    ck_assert_ptr_nonnull(f);
+    install();
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.base_url = fixture_url(f);
+    for (n = 1; n < MAX_N; n++) {
+        api_client  *c = api_client_new(&cfg);
+        api_response r1, r2;
+        char         path[96];
+        cb_err       rc1, rc2;
+        bool         hit;
+
+        ck_assert_ptr_nonnull(c);
+        snprintf(path, sizeof(path), "/cache/alloc-c-%lu?cc=max-age%%3D600&etag=v", n);
+        arm(n);
+        rc1 = api_get(c, path, NULL, &r1);
+        rc2 = api_get(c, path, NULL, &r2);
+        hit = disarm();
+        check_rc(rc1, n);
+        check_rc(rc2, n);
+        ck_assert_ptr_nonnull(r1.body);
+        ck_assert_ptr_nonnull(r2.body);
+        if (!hit) {
+            ck_assert_int_eq(rc1, CB_OK);
+            ck_assert_uint_eq(r1.attempts, 1);
+            ck_assert(!r1.from_cache);
+            ck_assert_int_eq(rc2, CB_OK);
+            ck_assert(r2.from_cache);
+            ck_assert_uint_eq(r2.attempts, 0);
+            ck_assert_int_eq(r2.status, 200);
+            ck_assert_uint_eq(r2.body_len, r1.body_len);
+            ck_assert_mem_eq(r2.body, r1.body, r1.body_len);
+        }
+        if (rc2 == CB_OK && r2.from_cache)
+            ck_assert_int_eq(r2.status, 200);
+        api_response_free(&r1);
+        api_response_free(&r2);
+        api_client_free(c);
+        ck_assert_int_eq(atomic_load(&live), 0);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    uninstall();
+    fixture_stop(f);
+}
+END_TEST
+
+/* (d) The metrics exporters, on a client with two origins and a cache. */
+START_TEST(test_metrics)
+{
+    fixture          *f = fixture_start();
+    api_client_config cfg;
+    api_client       *c;
+    api_response      resp;
+    unsigned long     n;
+    char              other[64];
+
+    ck_assert_ptr_nonnull(f);
+    install();
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.base_url = fixture_url(f);
+    c = api_client_new(&cfg);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(api_get(c, "/ok", NULL, &resp), CB_OK);
+    api_response_free(&resp);
+    snprintf(other, sizeof(other), "http://localhost:%u/", (unsigned)fixture_port(f));
+    ck_assert_int_eq(api_client_trip(c, other), CB_OK);
+    for (n = 1; n < MAX_N; n++) {
+        char  *json = NULL, *prom = NULL;
+        cb_err rj, rp;
+        long   before = atomic_load(&live);
+        bool   hit;
+
+        arm(n);
+        rj = api_client_metrics_json(c, &json);
+        rp = api_client_metrics_prometheus(c, &prom);
+        hit = disarm();
+        check_rc(rj, n);
+        check_rc(rp, n);
+        if (rj == CB_OK)
+            ck_assert_ptr_nonnull(json);
+        else
+            ck_assert_ptr_null(json);
+        if (rp == CB_OK)
+            ck_assert_ptr_nonnull(prom);
+        else
+            ck_assert_ptr_null(prom);
+        if (!hit) {
+            ck_assert_int_eq(rj, CB_OK);
+            ck_assert_int_eq(rp, CB_OK);
+            ck_assert_ptr_nonnull(strstr(json, "\"origins\""));
+            ck_assert_ptr_nonnull(strstr(prom, "cbhttp_"));
+        }
+        cb_free(json);
+        cb_free(prom);
+        ck_assert_int_eq(atomic_load(&live), before);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    api_client_free(c);
+    uninstall();
+    fixture_stop(f);
+}
+END_TEST
+
+/* (e) cb_breaker_new. */
+START_TEST(test_breaker_new)
+{
+    cb_config     cfg = { .failure_threshold = 3, .failure_rate_threshold = 50,
+                          .slow_call_ms = 100 };
+    unsigned long n;
+
+    install();
+    for (n = 1; n < MAX_N; n++) {
+        cb_breaker *b;
+        bool        hit;
+
+        arm(n);
+        b = cb_breaker_new(&cfg);
+        hit = disarm();
+        if (hit) {
+            ck_assert_ptr_null(b);
+        } else {
+            cb_permit p;
+
+            ck_assert_ptr_nonnull(b);
+            ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+            cb_breaker_record(b, &p, false);
+        }
+        cb_breaker_free(b);
+        ck_assert_int_eq(atomic_load(&live), 0);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    uninstall();
+}
+END_TEST
+
+/* Every section, a string array and two origins: many allocation points,
+ * cJSON's own included. */
+static const char config_json[] =
+    "{\"base_url\": \"http://127.0.0.1:1/api\", \"timeout_ms\": 2000,"
+    " \"log_level\": \"warn\", \"user_agent\": \"svc/1.0\", \"ca_file\": \"/tmp/x.pem\","
+    " \"default_headers\": [\"Accept: application/json\", \"X-A: b\"],"
+    " \"circuit_breaker\": {\"failure_threshold\": 3, \"reset_timeout_ms\": 1000,"
+    "                       \"mode\": \"metrics_only\"},"
+    " \"retry\": {\"max_attempts\": 4, \"budget_disabled\": true},"
+    " \"cache\": {\"max_bytes\": 1048576, \"heuristic\": true},"
+    " \"origins\": {\"http://other:80\": {\"failure_threshold\": 10},"
+    "               \"/sub\": {\"half_open_max\": 5}}}";
+
+/* (f) api_config_parse, then api_client_new_from_config on its result. */
+START_TEST(test_config_parse)
+{
+    unsigned long n;
+
+    install();
+    for (n = 1; n < MAX_N; n++) {
+        api_config cfg;
+        char       err[256];
+        cb_err     rc;
+        bool       hit;
+
+        arm(n);
+        rc = api_config_parse(config_json, strlen(config_json), &cfg, err, sizeof(err));
+        hit = disarm();
+        ck_assert_msg(rc == CB_OK || rc == CB_ERR_NOMEM, "N=%lu: %s (%s)", n, cb_strerror(rc),
+                      err);
+        if (rc != CB_OK)
+            ck_assert_ptr_null(cfg.client.base_url);
+        if (!hit) {
+            ck_assert_int_eq(rc, CB_OK);
+            ck_assert_uint_eq(cfg.origin_count, 2);
+        }
+        api_config_free(&cfg);
+        ck_assert_int_eq(atomic_load(&live), 0);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    uninstall();
+}
+END_TEST
+
+START_TEST(test_client_from_config)
+{
+    api_config    cfg;
+    unsigned long n;
+
+    install();
+    ck_assert_int_eq(api_config_parse(config_json, strlen(config_json), &cfg, NULL, 0), CB_OK);
+    for (n = 1; n < MAX_N; n++) {
+        api_client *c;
+        long        before = atomic_load(&live);
+        bool        hit;
+
+        arm(n);
+        c = api_client_new_from_config(&cfg);
+        hit = disarm();
+        if (hit)
+            ck_assert_ptr_null(c);
+        else
+            ck_assert_ptr_nonnull(c);
+        api_client_free(c);
+        ck_assert_int_eq(atomic_load(&live), before);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    api_config_free(&cfg);
+    uninstall();
+}
+END_TEST
+
+/* The allocator hook itself: a partial allocator is refused. */
+START_TEST(test_set_allocator_invalid)
+{
+    cb_allocator partial = counting;
+
+    partial.realloc_fn = NULL;
+    ck_assert_int_eq(cb_set_allocator(&partial), CB_ERR_INVALID);
+    ck_assert_int_eq(cb_set_allocator(NULL), CB_OK);
+}
+END_TEST
+
+static Suite *alloc_suite(void)
+{
+    Suite *s = suite_create("alloc");
+    TCase *tc = tcase_create("alloc");
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_set_allocator_invalid);
+    tcase_add_test(tc, test_client_new);
+    tcase_add_test(tc, test_get_with_retries);
+    tcase_add_test(tc, test_cache_store_and_hit);
+    tcase_add_test(tc, test_metrics);
+    tcase_add_test(tc, test_breaker_new);
+    tcase_add_test(tc, test_config_parse);
+    tcase_add_test(tc, test_client_from_config);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(alloc_suite());
+    int      failed_n;
+
+    /* Forks by default; CK_FORK=no (valgrind, TSan) runs in process. */
+    srunner_set_fork_status(sr, CK_FORK_GETENV);
+    srunner_run_all(sr, CK_NORMAL);
+    failed_n = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed_n ? EXIT_FAILURE : EXIT_SUCCESS;
+}
