@@ -123,8 +123,12 @@ CB_EXPORT api_client *api_client_new(const api_client_config *cfg)
     oc.idle_ms = cfg->origin_idle_ms;
     oc.clock = cfg->clock;
     oc.clock_data = cfg->clock_data;
-    oc.on_event = client_on_event;
-    oc.event_data = c;
+    /* A breaker with a listener takes its lock on every success: only
+     * install one when someone listens. */
+    if (cfg->on_event || cfg->logger) {
+        oc.on_event = client_on_event;
+        oc.event_data = c;
+    }
     if (!(c->origins = cbh_origins_new(&oc)))
         goto fail;
 
