@@ -22,6 +22,12 @@ DESTDIR ?=
 BUILD ?= build
 
 CC ?= cc
+# Quiet by default: one line per file; make V=1 shows the commands.
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
 PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wwrite-strings
@@ -58,7 +64,7 @@ EXAMPLE_BIN = $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 .PHONY: all deps test demo bench examples install uninstall clean check-exports \
-        contract fixture
+        contract fixture fuzz fuzz-run
 
 all: $(STATIC) $(BUILD)/libcbhttp.so
 
@@ -67,36 +73,42 @@ deps:
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/*.h include/cbhttp/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(REAL_CPPFLAGS) $(REAL_CFLAGS) -c $< -o $@
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(REAL_CPPFLAGS) $(REAL_CFLAGS) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(REAL_LDFLAGS) $(DEP_LIBS)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -o $@ $^ $(REAL_LDFLAGS) $(DEP_LIBS)
 
 $(BUILD)/libcbhttp.so: $(SHARED)
-	ln -sf libcbhttp.so.$(VERSION) $(BUILD)/$(SONAME)
-	ln -sf libcbhttp.so.$(VERSION) $@
+	$(Q)ln -sf libcbhttp.so.$(VERSION) $(BUILD)/$(SONAME)
+	$(Q)ln -sf libcbhttp.so.$(VERSION) $@
 
 # The fixture server: a library for tests, examples, the demo and benches,
 # and a standalone binary that prints its port.
 $(BUILD)/fix/%.o: fixtures/%.c $(wildcard fixtures/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(REAL_CPPFLAGS) -Ifixtures $(REAL_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(REAL_CPPFLAGS) -Ifixtures $(REAL_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
 $(FIXLIB): $(FIX_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(FIXSERVER): fixtures/server_main.c $(FIXLIB)
-	$(CC) $(REAL_CPPFLAGS) -Ifixtures $(REAL_CFLAGS) $(TEST_CFLAGS) $< -o $@ \
+	$(Q)$(CC) $(REAL_CPPFLAGS) -Ifixtures $(REAL_CFLAGS) $(TEST_CFLAGS) $< -o $@ \
 	    $(FIXLIB) $(REAL_LDFLAGS) $(TEST_LIBS) -lpthread
 
 fixture: $(FIXSERVER)
 
-LINK_APP = $(CC) $(REAL_CPPFLAGS) -Ifixtures -Itests $(REAL_CFLAGS) $(TEST_CFLAGS) $^ -o $@ \
+# Programs that use the library: not built as part of it (no
+# CBHTTP_BUILDING, default visibility).
+APP_CFLAGS = -std=c11 $(WARNINGS) $(DEP_CFLAGS) $(TEST_CFLAGS) $(CFLAGS)
+LINK_APP = @[ "$(V)" = 1 ] || echo "  LINK    $@"; $(CC) $(REAL_CPPFLAGS) -Ifixtures -Itests $(APP_CFLAGS) $^ -o $@ \
            $(REAL_LDFLAGS) $(TEST_LIBS) $(DEP_LIBS)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(STATIC) $(FIXLIB)
@@ -125,9 +137,12 @@ demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/examples/demo
 	@$(BUILD)/examples/demo
 
+# Benchmarks always use their own optimised build, never an instrumented one.
+BENCH_BUILD = build-bench
 bench: deps
-	@$(MAKE) --no-print-directory CFLAGS="-O2 -g" $(BENCH_BIN)
-	@sh scripts/run-bench.sh $(BUILD)
+	@$(MAKE) --no-print-directory BUILD=$(BENCH_BUILD) CFLAGS="-O2 -g" \
+	    $(patsubst $(BUILD)/%,$(BENCH_BUILD)/%,$(BENCH_BIN))
+	@sh scripts/run-bench.sh $(BENCH_BUILD)
 
 # Only cb_* and api_* (and cbhttp_version) may leave the shared library.
 check-exports: $(BUILD)/libcbhttp.so
@@ -138,6 +153,34 @@ check-exports: $(BUILD)/libcbhttp.so
 
 contract:
 	@sh ../shared/contract/check.sh
+
+# libFuzzer targets (clang, Debian's libclang-rt-14-dev), each linked with a
+# copy of the library built with the same instrumentation in build-fuzz/.
+# make fuzz-run runs every target for FUZZ_SECONDS on a scratch copy of its
+# seed corpus (tests/fuzz/corpus/NAME/), so the repository is not modified.
+FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 10
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
+
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+	    CFLAGS='-g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)' build-fuzz/libcbhttp.a
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libcbhttp.a
+	clang $(REAL_CPPFLAGS) $(DEP_CFLAGS) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) $< \
+	    build-fuzz/libcbhttp.a $(DEP_LIBS) -o $@
+
+fuzz-run: fuzz
+	@set -e; for f in $(FUZZ_BIN); do \
+	    name=$$(basename $$f); scratch=$$(mktemp -d); \
+	    if [ -d tests/fuzz/corpus/$$name ]; then cp -r tests/fuzz/corpus/$$name/. $$scratch/; fi; \
+	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
+	    if ! $$f -max_total_time=$(FUZZ_SECONDS) $$scratch > $$scratch.log 2>&1; then \
+	        cat $$scratch.log; rm -rf $$scratch $$scratch.log; exit 1; fi; \
+	    tail -n 2 $$scratch.log; rm -rf $$scratch $$scratch.log; \
+	done
 
 $(BUILD)/cbhttp.pc: Makefile
 	@mkdir -p $(BUILD)

@@ -5,6 +5,7 @@
  * multi-threaded stress test. All timing runs on a fake clock, except one
  * test that sleeps for real on the default clock.
  */
+/* cbhttp: threaded */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -2,6 +2,7 @@
  * and a fake wall clock: hits, expiry, revalidation, 304 merging, Vary,
  * bounds and LRU, stale-if-error, request directives, metrics, allocation
  * failures and concurrent use. */
+/* cbhttp: threaded */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -8,6 +8,7 @@
  * The fake clock drives the breakers and the cache's notion of age; the
  * fixture's Date headers are real wall time, so every freshness check keeps
  * a margin of a few seconds around the boundary. */
+/* cbhttp: threaded */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

@@ -3,6 +3,7 @@
  * outage mode and the raw listener, driven with plain libcurl easy handles.
  * Error codes asserted for broken responses are those of libcurl 7.88.
  */
+/* cbhttp: threaded */
 #include <check.h>
 #include <curl/curl.h>
 #include <pthread.h>

@@ -1,5 +1,6 @@
 /* The per-origin map: lookup, configuration, events, eviction rules and
  * bounds, and concurrent use. Time comes from a fake clock. */
+/* cbhttp: threaded */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>

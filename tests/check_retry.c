@@ -1,5 +1,6 @@
 /* The retry policy: eligibility, backoff, Retry-After and the budget, with
  * explicit times instead of a clock. */
+/* cbhttp: threaded */
 #include <check.h>
 #include <limits.h>
 #include <stdlib.h>

@@ -1,0 +1,343 @@
+/*
+ * How the per-origin map and the cache scale.
+ *
+ *   origins: 10, 10k and 1M origins "http://h<i>.test:80/" created with
+ *            api_client_trip (no network I/O happens for trip or state).
+ *            Memory per origin from the RSS delta (/proc/self/statm) and
+ *            from the heap in use (mallinfo2); then ns per
+ *            api_client_breaker_state lookup in random order, the three
+ *            maps measured in interleaved rounds.
+ *   cache:   10k entries filled from the fixture's
+ *            /cache/k<i>?cc=max-age%3D3600; bytes per entry (the cache's own
+ *            accounting, and the heap it gives back when cleared), and ns per
+ *            fresh hit for a random key vs one key hit over and over.
+ *
+ *   bench_scale [max_origins]     (default 1000000)
+ */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cbhttp.h>
+
+#include "fixture.h"
+
+#define ROUNDS 5
+#define LOOKUPS 1000000ul
+#define CACHE_ENTRIES 10000u
+#define CACHE_HITS 200000ul
+
+static double wall_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: the cost of a call even when other
+ * processes compete for the CPUs (wall time then includes time spent
+ * descheduled). */
+static double cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_scale: %s\n", what);
+    exit(1);
+}
+
+/* Resident bytes, from the second field of /proc/self/statm. */
+static double rss_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE         *fp = fopen("/proc/self/statm", "r");
+
+    if (!fp || fscanf(fp, "%lu %lu", &size, &resident) != 2)
+        die("cannot read /proc/self/statm");
+    fclose(fp);
+    return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* Heap bytes in use (small blocks and mmapped ones), every arena. */
+static double heap_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+
+    return (double)mi.uordblks + (double)mi.hblkhd;
+}
+
+/* xorshift64*: the random lookup order. */
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1Dull;
+}
+
+/* ---- origins -------------------------------------------------------------- */
+
+typedef struct omap {
+    unsigned long n;
+    char        **urls;
+    api_client   *c;
+    double        rss_per, heap_per, create_ns;
+} omap;
+
+static void omap_build(omap *m, unsigned long n)
+{
+    unsigned long i;
+    double        rss0, heap0, t0;
+
+    m->n = n;
+    m->urls = malloc(n * sizeof(*m->urls));
+    if (!m->urls)
+        die("out of memory");
+    for (i = 0; i < n; i++) {
+        char buf[64];
+        int  len = snprintf(buf, sizeof(buf), "http://h%lu.test:80/", i);
+
+        if (!(m->urls[i] = malloc((size_t)len + 1)))
+            die("out of memory");
+        memcpy(m->urls[i], buf, (size_t)len + 1);
+    }
+    /* Breakers stay OPEN for an hour: OPEN origins are never evicted. */
+    m->c = api_client_new(&(api_client_config){
+        .circuit_breaker = { .reset_timeout_ms = 3600000 } });
+    if (!m->c)
+        die("api_client_new failed");
+
+    rss0 = rss_bytes();
+    heap0 = heap_bytes();
+    t0 = wall_ns();
+    for (i = 0; i < n; i++)
+        if (api_client_trip(m->c, m->urls[i]) != CB_OK)
+            die("api_client_trip failed");
+    m->create_ns = (wall_ns() - t0) / (double)n;
+    m->rss_per = (rss_bytes() - rss0) / (double)n;
+    m->heap_per = (heap_bytes() - heap0) / (double)n;
+}
+
+/* ns per api_client_breaker_state, random order; *cpu: CPU time. */
+static double omap_lookup_round(omap *m, uint64_t seed, double *cpu)
+{
+    unsigned long i, wrong = 0;
+    double        t0 = wall_ns(), c0 = cpu_ns();
+
+    for (i = 0; i < LOOKUPS; i++)
+        wrong += api_client_breaker_state(m->c, m->urls[rng_next(&seed) % m->n]) != CB_OPEN;
+    *cpu = (cpu_ns() - c0) / (double)LOOKUPS;
+    t0 = wall_ns() - t0;
+    if (wrong)
+        fprintf(stderr, "bench_scale: %lu lookups did not find an OPEN breaker\n", wrong);
+    return t0 / (double)LOOKUPS;
+}
+
+static void omap_free(omap *m)
+{
+    unsigned long i;
+
+    api_client_free(m->c);
+    for (i = 0; i < m->n; i++)
+        free(m->urls[i]);
+    free(m->urls);
+}
+
+/* ---- cache ---------------------------------------------------------------- */
+
+typedef struct cres {
+    uint64_t entries;
+    double   acct_per;  /* the cache's own byte accounting, per entry */
+    double   heap_per;  /* heap given back by api_client_cache_clear, per entry */
+    double   body_len;  /* average stored body */
+    double   fill_us;   /* per network call that stored an entry */
+    double   hit_one_ns, hit_rand_ns, hit_one_cpu, hit_rand_cpu;
+} cres;
+
+static double cache_hit_round(api_client *c, char **paths, unsigned n, uint64_t seed,
+                              double *cpu)
+{
+    unsigned long i, misses = 0;
+    double        t0 = wall_ns(), c0 = cpu_ns();
+
+    for (i = 0; i < CACHE_HITS; i++) {
+        api_response resp;
+        const char  *p = paths[n == 1 ? 0 : rng_next(&seed) % n];
+
+        if (api_get(c, p, NULL, &resp) != CB_OK || !resp.from_cache)
+            misses++;
+        api_response_free(&resp);
+    }
+    *cpu = (cpu_ns() - c0) / (double)CACHE_HITS;
+    t0 = wall_ns() - t0;
+    if (misses)
+        fprintf(stderr, "bench_scale: %lu cache lookups were not fresh hits\n", misses);
+    return t0 / (double)CACHE_HITS;
+}
+
+static void cache_bench(cres *r)
+{
+    fixture           *f = fixture_start();
+    api_client        *c;
+    api_client_metrics m;
+    char             **paths;
+    double             t0, heap_full, one[ROUNDS], rnd[ROUNDS], onec[ROUNDS], rndc[ROUNDS];
+    size_t             body_total = 0;
+    unsigned           i;
+    int                k;
+
+    if (!f)
+        die("cannot start the fixture server");
+    c = api_client_new(&(api_client_config){
+        .base_url = fixture_url(f),
+        .timeout_ms = 10000,
+        .cache = { .max_entries = CACHE_ENTRIES },
+    });
+    paths = malloc(CACHE_ENTRIES * sizeof(*paths));
+    if (!c || !paths)
+        die("setup failed");
+    for (i = 0; i < CACHE_ENTRIES; i++) {
+        char buf[64];
+        int  len = snprintf(buf, sizeof(buf), "/cache/k%u?cc=max-age%%3D3600", i);
+
+        if (!(paths[i] = malloc((size_t)len + 1)))
+            die("out of memory");
+        memcpy(paths[i], buf, (size_t)len + 1);
+    }
+
+    t0 = wall_ns();
+    for (i = 0; i < CACHE_ENTRIES; i++) {
+        api_response resp;
+
+        if (api_get(c, paths[i], NULL, &resp) != CB_OK)
+            die("filling the cache failed");
+        body_total += resp.body_len;
+        api_response_free(&resp);
+    }
+    r->fill_us = (wall_ns() - t0) / 1e3 / CACHE_ENTRIES;
+    r->body_len = (double)body_total / CACHE_ENTRIES;
+
+    for (k = 0; k < ROUNDS; k++) {
+        one[k] = cache_hit_round(c, paths, 1, 0x9E3779B97F4A7C15ull + (uint64_t)k, &onec[k]);
+        rnd[k] = cache_hit_round(c, paths, CACHE_ENTRIES, 0x9E3779B97F4A7C15ull + (uint64_t)k,
+                                 &rndc[k]);
+    }
+    r->hit_one_ns = median(one, ROUNDS);
+    r->hit_rand_ns = median(rnd, ROUNDS);
+    r->hit_one_cpu = median(onec, ROUNDS);
+    r->hit_rand_cpu = median(rndc, ROUNDS);
+
+    if (api_client_metrics_get(c, &m) != CB_OK)
+        die("api_client_metrics_get failed");
+    r->entries = m.cache.entries;
+    r->acct_per = m.cache.entries ? (double)m.cache.bytes / (double)m.cache.entries : 0;
+    api_client_metrics_free(&m);
+
+    /* The heap the cache gives back when emptied: what it really held. The
+     * fixture is idle meanwhile, so nothing else allocates. */
+    heap_full = heap_bytes();
+    api_client_cache_clear(c);
+    r->heap_per = r->entries ? (heap_full - heap_bytes()) / (double)r->entries : 0;
+
+    api_client_free(c);
+    fixture_stop(f);
+    for (i = 0; i < CACHE_ENTRIES; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long max = argc > 1 && strtoul(argv[1], NULL, 10) ? strtoul(argv[1], NULL, 10)
+                                                                 : 1000000ul;
+    unsigned long sizes[3] = { 10, 10000, 1000000 };
+    char          names[3][16];
+    double        look[3][ROUNDS], lookc[3][ROUNDS], look_ns[3], look_cpu[3];
+    omap          maps[3];
+    cres          cr;
+    int           i, k, nmaps = 0;
+
+    if (max < sizes[2])
+        sizes[2] = max;
+    for (i = 0; i < 3; i++)
+        snprintf(names[i], sizeof(names[i]), sizes[i] % 1000000 == 0 ? "%luM"
+                                             : sizes[i] % 1000 == 0  ? "%luk"
+                                                                     : "%lu",
+                 sizes[i] % 1000000 == 0 ? sizes[i] / 1000000
+                 : sizes[i] % 1000 == 0  ? sizes[i] / 1000
+                                         : sizes[i]);
+    for (i = 0; i < 3; i++) {
+        omap_build(&maps[i], sizes[i]);
+        nmaps++;
+    }
+    for (k = 0; k < ROUNDS; k++)
+        for (i = 0; i < nmaps; i++)
+            look[i][k] = omap_lookup_round(&maps[i], 0x243F6A8885A308D3ull + (uint64_t)k,
+                                           &lookc[i][k]);
+    for (i = 0; i < nmaps; i++) {
+        look_ns[i] = median(look[i], ROUNDS);
+        look_cpu[i] = median(lookc[i], ROUNDS);
+        omap_free(&maps[i]);
+    }
+
+    cache_bench(&cr);
+
+    printf("per-origin map: api_client_trip creates, api_client_breaker_state looks up "
+           "(random order, median of %d interleaved rounds of %lu)\n\n",
+           ROUNDS, LOOKUPS);
+    printf("%-10s %14s %14s %12s %14s %14s\n", "origins", "RSS/origin", "heap/origin",
+           "create", "lookup", "lookup (CPU)");
+    for (i = 0; i < nmaps; i++)
+        printf("%-10lu %12.0f B %12.0f B %9.0f ns %11.1f ns %11.1f ns\n", maps[i].n,
+               maps[i].rss_per, maps[i].heap_per, maps[i].create_ns, look_ns[i], look_cpu[i]);
+    printf("(with 10 origins the RSS delta is below page granularity: read the heap column)\n");
+
+    printf("\ncache with %llu entries (fixture /cache/k<i>, %.0f B bodies on average)\n\n",
+           (unsigned long long)cr.entries, cr.body_len);
+    printf("%-44s %10.0f B\n", "bytes per entry, cache's own accounting", cr.acct_per);
+    printf("%-44s %10.0f B\n", "bytes per entry, heap freed by cache_clear", cr.heap_per);
+    printf("%-44s %10.1f us\n", "fill: network call that stored an entry", cr.fill_us);
+    printf("%-44s %10.1f ns (CPU %.1f ns)\n", "fresh hit, one key over and over", cr.hit_one_ns,
+           cr.hit_one_cpu);
+    printf("%-44s %10.1f ns (CPU %.1f ns)\n", "fresh hit, random key of 10k", cr.hit_rand_ns,
+           cr.hit_rand_cpu);
+    printf("\n");
+
+    for (i = 0; i < nmaps; i++) {
+        printf("origins_%s_rss_bytes_per_origin %.0f bytes\n", names[i], maps[i].rss_per);
+        printf("origins_%s_heap_bytes_per_origin %.0f bytes\n", names[i], maps[i].heap_per);
+        printf("origins_%s_create_ns %.0f ns\n", names[i], maps[i].create_ns);
+        printf("origins_%s_lookup_ns %.1f ns\n", names[i], look_ns[i]);
+        printf("origins_%s_lookup_cpu_ns %.1f ns\n", names[i], look_cpu[i]);
+    }
+    printf("cache_10k_entries %llu entries\n", (unsigned long long)cr.entries);
+    printf("cache_10k_bytes_per_entry %.0f bytes\n", cr.acct_per);
+    printf("cache_10k_heap_bytes_per_entry %.0f bytes\n", cr.heap_per);
+    printf("cache_10k_hit_random_ns %.1f ns\n", cr.hit_rand_ns);
+    printf("cache_10k_hit_random_cpu_ns %.1f ns\n", cr.hit_rand_cpu);
+    printf("cache_10k_hit_one_ns %.1f ns\n", cr.hit_one_ns);
+    printf("cache_10k_hit_one_cpu_ns %.1f ns\n", cr.hit_one_cpu);
+    return 0;
+}

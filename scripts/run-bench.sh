@@ -1,0 +1,65 @@
+#!/bin/sh
+# Runs every benchmark built in $BUILD/bench (make bench calls it), prints
+# each one's table, and collects the machine-readable lines ("name value
+# unit") into $BUILD/bench-results.txt, after a header describing the
+# machine. Benchmarks report their targets; they never fail on a miss. The
+# script fails only when a benchmark could not run to its end.
+#
+#   sh scripts/run-bench.sh [BUILD]        (default: build)
+#   BENCH_ARGS_bench_http=1000 sh scripts/run-bench.sh   (per-benchmark args)
+BUILD=${1:-${BUILD:-build}}
+out="$BUILD/bench-results.txt"
+
+cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
+machine="machine: nproc=$(nproc 2>/dev/null || echo '?') cpu=\"${cpu:-unknown}\" kernel=$(uname -sr | tr ' ' '-')"
+
+if [ ! -d "$BUILD/bench" ]; then
+    echo "run-bench: no $BUILD/bench directory (make bench builds it)" >&2
+    exit 1
+fi
+
+tmp=$(mktemp) || exit 1
+trap 'rm -f "$tmp"' EXIT INT TERM
+{
+    echo "# cbhttp benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# $machine"
+} >"$out"
+echo "$machine"
+
+status=0
+ran=0
+# bench_breaker first: the cheapest, and the others build on what it shows.
+for b in "$BUILD/bench/bench_breaker" "$BUILD/bench"/*; do
+    [ -f "$b" ] && [ -x "$b" ] || continue
+    name=$(basename "$b")
+    case " $seen " in *" $name "*) continue ;; esac
+    seen="$seen $name"
+    # Per-benchmark arguments, e.g. BENCH_ARGS_bench_http=1000.
+    eval "args=\${BENCH_ARGS_$name:-}"
+    echo
+    echo "=== $name $args"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    if "$b" $args >"$tmp"; then
+        rc=0
+    else
+        rc=$?
+    fi
+    cat "$tmp"
+    echo "($name: $(($(date +%s) - start)) s, exit $rc)"
+    ran=$((ran + 1))
+    if [ "$rc" -ne 0 ]; then
+        status=1
+        echo "# $name exited with $rc" >>"$out"
+    fi
+    # Machine lines: "name value unit", nothing else on the line.
+    grep -E '^[a-z][a-z0-9_]* -?[0-9][0-9.eE+-]* [A-Za-z/%]+$' "$tmp" >>"$out"
+done
+
+if [ "$ran" -eq 0 ]; then
+    echo "run-bench: no benchmark binaries in $BUILD/bench" >&2
+    exit 1
+fi
+echo
+echo "results: $out ($(grep -vc '^#' "$out") figures)"
+exit "$status"
