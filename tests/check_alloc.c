@@ -465,13 +465,5 @@ static Suite *alloc_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(alloc_suite());
-    int      failed_n;
-
-    /* Forks by default; CK_FORK=no (valgrind, TSan) runs in process. */
-    srunner_set_fork_status(sr, CK_FORK_GETENV);
-    srunner_run_all(sr, CK_NORMAL);
-    failed_n = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed_n ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(alloc_suite());
 }

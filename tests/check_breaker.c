@@ -15,6 +15,8 @@
 
 #include <cbhttp.h>
 
+#include "helpers/testutil.h"
+
 /* The fake clock: tests move it by hand. It starts above 0 because 0 means
  * "never" in the metrics. */
 static uint64_t fake_now;
@@ -1552,11 +1554,5 @@ static Suite *breaker_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(breaker_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(breaker_suite());
 }

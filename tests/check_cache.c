@@ -16,6 +16,8 @@
 #include "cbhttp.h"
 #include "headers.h"
 
+#include "helpers/testutil.h"
+
 #define WALL 1700000000LL
 #define DATE_NOW "Tue, 14 Nov 2023 22:13:20 GMT" /* == WALL */
 #define URL "http://h:80/a"
@@ -998,12 +1000,5 @@ static Suite *cache_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cache_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(cache_suite());
 }

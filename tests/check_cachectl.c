@@ -12,6 +12,8 @@
 #include "headers.h"
 #include "httpdate.h"
 
+#include "helpers/testutil.h"
+
 /* 1994-11-06 08:49:37 UTC, the RFC's example date. */
 #define RFC_EPOCH 784111777LL
 
@@ -511,12 +513,5 @@ static Suite *cachectl_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cachectl_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(cachectl_suite());
 }

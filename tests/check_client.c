@@ -1695,13 +1695,5 @@ static Suite *client_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(client_suite());
-    int      failed;
-
-    /* The fork mode comes from CK_FORK (default: fork), so that
-     * CK_FORK=no runs everything in one process under TSan. */
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(client_suite());
 }

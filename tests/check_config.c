@@ -7,6 +7,8 @@
 
 #include "cbhttp.h"
 
+#include "helpers/testutil.h"
+
 static const char full_doc[] =
     "{\n"
     "  \"base_url\": \"http://127.0.0.1:8080/api\",\n"
@@ -474,12 +476,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(config_suite());
 }

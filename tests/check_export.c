@@ -11,6 +11,8 @@
 #include "cbhttp.h"
 #include "export.h"
 
+#include "helpers/testutil.h"
+
 #define NASTY_ORIGIN "http://we\"ird\\host\n:8080"
 
 static api_origin_metrics origins[2];
@@ -514,12 +516,5 @@ static Suite *export_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(export_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(export_suite());
 }

@@ -16,6 +16,8 @@
 
 #include "fixture.h"
 
+#include "helpers/testutil.h"
+
 /* ---- helpers ------------------------------------------------------------ */
 
 typedef struct buf {
@@ -1115,11 +1117,11 @@ static Suite *fixture_suite(void)
 
 int main(void)
 {
+    int rc;
+
+    /* Before any thread: libcurl's global init is not thread-safe. */
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    SRunner *sr = srunner_create(fixture_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = tu_run_suite(fixture_suite());
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

@@ -9,6 +9,8 @@
 #include "cbhttp.h"
 #include "headers.h"
 
+#include "helpers/testutil.h"
+
 /* True when every pointer of the block lies inside [h, h + size). */
 static bool block_contained(const api_header *h, size_t count, size_t size)
 {
@@ -301,12 +303,5 @@ static Suite *headers_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(headers_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(headers_suite());
 }

@@ -10,6 +10,8 @@
 
 #include "cbhttp.h"
 
+#include "helpers/testutil.h"
+
 /* A response whose body is exactly len bytes of heap memory with no NUL
  * after it, so that ASan catches any read past body_len. */
 static api_response resp_exact(const char *text, size_t len)
@@ -247,12 +249,5 @@ static Suite *json_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(json_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(json_suite());
 }

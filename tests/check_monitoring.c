@@ -766,11 +766,5 @@ static Suite *monitoring_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(monitoring_suite());
-    int      failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(monitoring_suite());
 }

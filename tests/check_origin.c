@@ -10,6 +10,8 @@
 
 #include "origin.h"
 
+#include "helpers/testutil.h"
+
 static _Atomic uint64_t fake_now;
 
 static uint64_t fake_clock(void *ud)
@@ -717,12 +719,5 @@ static Suite *origin_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(origin_suite());
-    int      failed;
-
-    /* Forking is Check's default (CK_FORK=no turns it off for TSan). */
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(origin_suite());
 }

@@ -9,6 +9,8 @@
 #include "httpdate.h"
 #include "retry.h"
 
+#include "helpers/testutil.h"
+
 static api_retry_config norm(const api_retry_config *in)
 {
     api_retry_config rc;
@@ -526,12 +528,5 @@ static Suite *retry_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(retry_suite());
-    int      failed;
-
-    /* Forking is Check's default (CK_FORK=no turns it off). */
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(retry_suite());
 }

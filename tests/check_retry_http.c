@@ -842,11 +842,5 @@ static Suite *retry_http_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(retry_http_suite());
-    int      failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(retry_http_suite());
 }

@@ -7,6 +7,8 @@
 
 #include "url.h"
 
+#include "helpers/testutil.h"
+
 /* ---- Base URLs ----------------------------------------------------------- */
 
 typedef struct base_case {
@@ -549,13 +551,5 @@ static Suite *url_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(url_suite());
-    int      failed;
-
-    /* Forking is Check's default (CK_FORK=no in the environment turns it
-     * off for a debugger or TSan). */
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(url_suite());
 }

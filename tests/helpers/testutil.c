@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -21,4 +22,16 @@ void tu_clock_install(tu_clock *tc, api_client_config *cfg)
     cfg->clock_data = tc;
     cfg->sleep_fn = tu_clock_sleep;
     cfg->sleep_data = tc;
+}
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int      failed;
+
+    srunner_set_fork_status(sr, CK_FORK_GETENV);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <cbhttp.h>
+#include <check.h>
 
 #define TU_MAX_SLEEPS 64
 
@@ -21,5 +22,10 @@ uint64_t tu_clock_now(void *ud);
 void tu_clock_sleep(uint64_t ms, void *ud);
 /* Sets up cfg->clock/clock_data/sleep_fn/sleep_data to use tc (now = 1000). */
 void tu_clock_install(tu_clock *tc, api_client_config *cfg);
+
+/* Runs every test of s and returns the process exit status. Each test
+ * forks (isolated, crash-safe) unless the environment says CK_FORK=no, as
+ * CI does under ThreadSanitizer and valgrind. */
+int tu_run_suite(Suite *s);
 
 #endif
