@@ -28,6 +28,7 @@
 
 #include <cbhttp.h>
 
+#include "bench.h"
 #include "fixture.h"
 
 #define ROUNDS 7
@@ -35,44 +36,6 @@
 #define SMALL 400
 #define LARGE (64 * 1024)
 #define TARGET_HIT_NS 500.0
-
-static double wall_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* CPU time of the calling thread: the cost of a call even when other
- * processes compete for the CPUs (wall time then includes time spent
- * descheduled). */
-static double cpu_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_cache: %s\n", what);
-    exit(1);
-}
 
 /* ---- a minimal cacheable-body server --------------------------------------- */
 

@@ -36,6 +36,7 @@
 #include <curl/curl.h>
 #include <cbhttp.h>
 
+#include "bench.h"
 #include "fixture.h"
 
 #define ROUNDS 7
@@ -49,45 +50,6 @@
 #define TARGET_REJECT_NS 300.0
 
 static unsigned long g_requests = 3000; /* per round, per side */
-
-static double wall_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* CPU time of the calling thread: what a call costs when other processes
- * compete for the CPUs (the wall figure then includes time spent
- * descheduled). */
-static double cpu_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* Median of n values (v is reordered). */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_http: %s\n", what);
-    exit(1);
-}
 
 /* ---- raw libcurl -------------------------------------------------------- */
 

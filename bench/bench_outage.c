@@ -47,6 +47,7 @@
 #include <curl/curl.h>
 #include <cbhttp.h>
 
+#include "bench.h"
 #include "fixture.h"
 
 #define MAX_WORKERS 64
@@ -112,12 +113,6 @@ static void sleep_until(uint64_t t_ns)
         ;
 }
 
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_outage: %s\n", what);
-    exit(1);
-}
-
 static int kind_of(cb_err err, const api_response *r)
 {
     if (r->from_cache && r->stale)
@@ -164,13 +159,6 @@ static void *worker_main(void *arg)
         }
     }
     return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
 }
 
 /* Nearest rank: the smallest value with at least p of the sample at or

@@ -23,50 +23,13 @@
 
 #include <cbhttp.h>
 
+#include "bench.h"
 #include "fixture.h"
 
 #define ROUNDS 5
 #define LOOKUPS 1000000ul
 #define CACHE_ENTRIES 10000u
 #define CACHE_HITS 200000ul
-
-static double wall_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* CPU time of the calling thread: the cost of a call even when other
- * processes compete for the CPUs (wall time then includes time spent
- * descheduled). */
-static double cpu_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_scale: %s\n", what);
-    exit(1);
-}
 
 /* Resident bytes, from the second field of /proc/self/statm. */
 static double rss_bytes(void)
