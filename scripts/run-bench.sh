@@ -56,6 +56,23 @@ for b in "$BUILD/bench/bench_breaker" "$BUILD/bench"/*; do
     grep -E '^[a-z][a-z0-9_]* -?[0-9][0-9.eE+-]* [A-Za-z/%]+$' "$tmp" >>"$out"
 done
 
+# bench_http again with every thread on one CPU. The fixture server runs a
+# thread per connection, and where the scheduler puts each connection's
+# server thread (beside its client thread or not) can favour either side
+# for a whole run; pinned, both sides get the same conditions. Its machine
+# lines are prefixed "pinned_".
+if [ -x "$BUILD/bench/bench_http" ] && command -v taskset >/dev/null 2>&1; then
+    echo
+    echo "=== bench_http pinned to one CPU (taskset -c 0)"
+    if taskset -c 0 "$BUILD/bench/bench_http" >"$tmp"; then
+        sed -n '/^keep-alive/,/^$/p' "$tmp"
+        grep -E '^(http|nginx)_.*_(rps|ratio) ' "$tmp" | sed 's/^/pinned_/' >>"$out"
+    else
+        status=1
+        echo "# pinned bench_http failed" >>"$out"
+    fi
+fi
+
 if [ "$ran" -eq 0 ]; then
     echo "run-bench: no benchmark binaries in $BUILD/bench" >&2
     exit 1
