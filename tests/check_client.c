@@ -53,29 +53,13 @@ static void abs_url(const fixture *f, const char *path, char *out, size_t size)
     snprintf(out, size, "%s%s", fixture_url(f), path);
 }
 
-/* A loopback port nobody listens on: bound, then closed. */
-static unsigned short closed_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t          len = sizeof(sa);
-    int                fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    ck_assert_int_ge(fd, 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 /* A client whose base URL is a closed port. */
 static api_client *client_refused(api_client_config *cfg)
 {
     static char base[64];
 
-    snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)closed_port());
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)tu_closed_port());
     cfg->base_url = base;
     if (!cfg->retry.max_attempts)
         cfg->retry.max_attempts = 1;

@@ -299,22 +299,6 @@ START_TEST(test_statuses)
 }
 END_TEST
 
-/* A loopback port nobody listens on. */
-static unsigned short closed_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t          len = sizeof(sa);
-    int                fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    ck_assert_int_ge(fd, 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 /* Connect errors, timeouts and transport errors are retried; a body over
  * the limit is not. */
@@ -360,7 +344,7 @@ START_TEST(test_transport_errors)
 
     memset(&cfg, 0, sizeof(cfg));
     tu_clock_install(&tc, &cfg);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)closed_port());
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)tu_closed_port());
     cfg.base_url = url;
     cfg.retry.max_attempts = 3;
     cfg.circuit_breaker.failure_threshold = 100;

@@ -23,6 +23,9 @@ void tu_clock_sleep(uint64_t ms, void *ud);
 /* Sets up cfg->clock/clock_data/sleep_fn/sleep_data to use tc (now = 1000). */
 void tu_clock_install(tu_clock *tc, api_client_config *cfg);
 
+/* A loopback port nobody listens on: bound, then closed. */
+unsigned short tu_closed_port(void);
+
 /* Runs every test of s and returns the process exit status. Each test
  * forks (isolated, crash-safe) unless the environment says CK_FORK=no, as
  * CI does under ThreadSanitizer and valgrind. */
