@@ -107,6 +107,11 @@ static bool httpdate_epoch(int64_t y, unsigned mon, unsigned d, unsigned h, unsi
 {
     if (mon < 1 || mon > 12 || d < 1 || d > httpdate_mdays(y, mon))
         return false;
+    /* POSIX time has no leap seconds: read :60 as :59. Counting it as the
+     * next second would take 9999-12-31 23:59:60 past the last date an
+     * HTTP-date can write (the fuzzer found that). */
+    if (sec == 60)
+        sec = 59;
     *epoch = httpdate_days_from_civil(y, mon, d) * 86400 + (int64_t)h * 3600 +
              (int64_t)mi * 60 + sec;
     return true;

@@ -71,8 +71,25 @@ START_TEST(test_date_leap_years)
     ck_assert(!cbh_http_date_parse("Thu, 29 Feb 1900 00:00:00 GMT", &e));
     ck_assert(!cbh_http_date_parse("Wed, 29 Feb 2023 00:00:00 GMT", &e));
     ck_assert(!cbh_http_date_parse("Tue, 29 Feb 2100 00:00:00 GMT", &e));
-    ck_assert(cbh_http_date_parse("Mon, 31 Dec 2024 23:59:60 GMT", &e)); /* leap second */
-    ck_assert_int_eq(e, 1735689600LL);
+    /* A leap second reads as :59 (POSIX time has none). */
+    ck_assert(cbh_http_date_parse("Mon, 31 Dec 2024 23:59:60 GMT", &e));
+    ck_assert_int_eq(e, 1735689599LL);
+}
+END_TEST
+
+/* Found by fuzz_httpdate: a leap second at the end of 9999 parsed to a
+ * time in year 10000, which no HTTP-date can write back. */
+START_TEST(test_date_leap_second_9999)
+{
+    int64_t e, again;
+    char    buf[40];
+
+    ck_assert(cbh_http_date_parse("Fri, 31 Dec 9999 23:59:60 GMT", &e));
+    ck_assert_int_eq(e, 253402300799LL);
+    cbh_http_date_format(e, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "Fri, 31 Dec 9999 23:59:59 GMT");
+    ck_assert(cbh_http_date_parse(buf, &again));
+    ck_assert_int_eq(again, e);
 }
 END_TEST
 
@@ -486,6 +503,7 @@ static Suite *cachectl_suite(void)
     tcase_add_test(dates, test_date_three_formats);
     tcase_add_test(dates, test_date_two_digit_years);
     tcase_add_test(dates, test_date_leap_years);
+    tcase_add_test(dates, test_date_leap_second_9999);
     tcase_add_loop_test(dates, test_date_invalid, 0,
                         (int)(sizeof bad_dates / sizeof bad_dates[0]));
     tcase_add_test(dates, test_date_null);
