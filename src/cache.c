@@ -177,33 +177,6 @@ static bool cache_vary_match(const cache_entry *e, const char *const *req)
     return true;
 }
 
-/* Calls fn(name, len, ctx) for each field name listed by the Vary headers. */
-static void cache_vary_each(const api_header *h, size_t count,
-                            void (*fn)(const char *name, size_t len, void *ctx), void *ctx)
-{
-    size_t i;
-
-    for (i = 0; i < count; i++) {
-        const char *v = h[i].value;
-
-        if (strcasecmp(h[i].name, "Vary") != 0)
-            continue;
-        while (*v) {
-            const char *name;
-
-            while (*v == ',' || *v == ' ' || *v == '\t')
-                v++;
-            name = v;
-            while (cbh_is_tchar((unsigned char)*v))
-                v++;
-            if (v > name)
-                fn(name, (size_t)(v - name), ctx);
-            while (*v && *v != ',')
-                v++;
-        }
-    }
-}
-
 typedef struct cache_vary_build {
     const char *const *req;
     cache_vary *arr; /* NULL while counting */
@@ -251,7 +224,7 @@ static bool cache_vary_build_block(const api_response *resp, const char *const *
 
     *out = NULL;
     *count = *size = 0;
-    cache_vary_each(resp->headers, resp->header_count, cache_vary_add, &b);
+    cbh_vary_each(resp->headers, resp->header_count, cache_vary_add, &b);
     if (b.count == 0)
         return true;
     total = b.count * sizeof(cache_vary) + b.bytes;
@@ -260,7 +233,7 @@ static bool cache_vary_build_block(const api_response *resp, const char *const *
         return false;
     b.strings = (char *)(b.arr + b.count);
     b.count = b.bytes = 0;
-    cache_vary_each(resp->headers, resp->header_count, cache_vary_add, &b);
+    cbh_vary_each(resp->headers, resp->header_count, cache_vary_add, &b);
     *out = b.arr;
     *count = b.count;
     *size = total;

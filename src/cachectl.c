@@ -147,8 +147,8 @@ static bool cc_heuristic_status(long status)
     }
 }
 
-/* True when any Vary header lists "*". */
-static bool cc_vary_star(const api_header *h, size_t count)
+void cbh_vary_each(const api_header *h, size_t count,
+                   void (*fn)(const char *name, size_t len, void *ctx), void *ctx)
 {
     size_t i;
 
@@ -158,15 +158,36 @@ static bool cc_vary_star(const api_header *h, size_t count)
         if (strcasecmp(h[i].name, "Vary") != 0)
             continue;
         while (*v) {
+            const char *name;
+
             while (*v == ',' || cc_is_ows(*v))
                 v++;
-            if (*v == '*')
-                return true;
+            name = v;
+            while (cbh_is_tchar((unsigned char)*v))
+                v++;
+            if (v > name)
+                fn(name, (size_t)(v - name), ctx);
             while (*v && *v != ',')
                 v++;
         }
     }
-    return false;
+}
+
+/* '*' is a token character, so "Vary: *" arrives as a name. */
+static void cc_vary_star_name(const char *name, size_t len, void *ctx)
+{
+    (void)len;
+    if (name[0] == '*')
+        *(bool *)ctx = true;
+}
+
+/* True when any Vary header lists "*". */
+static bool cc_vary_star(const api_header *h, size_t count)
+{
+    bool star = false;
+
+    cbh_vary_each(h, count, cc_vary_star_name, &star);
+    return star;
 }
 
 static uint64_t cc_sat_ms(uint64_t s) { return s > CC_DELTA_MAX ? CC_DELTA_MAX * 1000 : s * 1000; }

@@ -29,6 +29,11 @@ void cbh_cc_parse(const char *value, cbh_cc *cc);
 /* Parses every Cache-Control header of h. */
 void cbh_cc_from_headers(const api_header *h, size_t count, cbh_cc *cc);
 
+/* Calls fn(name, len, ctx) for each field name the Vary headers of h list
+ * ("*" included, as a name). */
+void cbh_vary_each(const api_header *h, size_t count,
+                   void (*fn)(const char *name, size_t len, void *ctx), void *ctx);
+
 /*
  * Freshness facts of a response received at response_epoch (local wall
  * clock, seconds) after request_epoch.
