@@ -30,6 +30,7 @@
 
 #include "cbhttp.h"
 #include "alloc.h"
+#include "mix.h"
 #include "window.h"
 
 #if defined(__GNUC__)
@@ -317,7 +318,7 @@ CB_EXPORT cb_breaker *cb_breaker_new(const cb_config *cfg)
     cb_config c;
     cb_breaker *b;
     void *mem;
-    uint64_t seed, now;
+    uint64_t now;
     unsigned i;
 
     if (!config_norm(cfg, &c))
@@ -341,11 +342,8 @@ CB_EXPORT cb_breaker *cb_breaker_new(const cb_config *cfg)
     b->listener_data = c.listener_data;
     b->classify = c.classify;
     b->classify_data = c.classify_data;
-    /* splitmix64 of the address: breakers in one process jitter apart. */
-    seed = (uint64_t)(uintptr_t)b + 0x9e3779b97f4a7c15ull;
-    seed = (seed ^ (seed >> 30)) * 0xbf58476d1ce4e5b9ull;
-    seed = (seed ^ (seed >> 27)) * 0x94d049bb133111ebull;
-    b->rng = (seed ^ (seed >> 31)) | 1;
+    /* Seeded from the address: breakers in one process jitter apart. */
+    b->rng = cbh_splitmix64((uint64_t)(uintptr_t)b) | 1;
     b->open_ms = c.reset_timeout_ms;
     cbh_window_init(&b->window, c.failure_window_ms);
     now = now_ms(b);

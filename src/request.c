@@ -20,6 +20,7 @@
 #include "client_priv.h"
 #include "headers.h"
 #include "log.h"
+#include "mix.h"
 
 #define STACK_HEADERS 16 /* header lines handled without allocation */
 
@@ -191,13 +192,10 @@ static void call_sleep(const api_client *c, uint64_t ms)
         ;
 }
 
-/* splitmix64: turns a counter into a well-mixed, non-zero seed. */
+/* A well-mixed, non-zero seed for the backoff's xorshift generator. */
 static uint64_t mix_seed(uint64_t x)
 {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    x ^= x >> 31;
+    x = cbh_splitmix64(x);
     return x ? x : 1;
 }
 
