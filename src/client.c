@@ -240,28 +240,29 @@ CB_EXPORT cb_err api_client_breaker_metrics(api_client *c, const char *url_or_pa
     return CB_OK;
 }
 
-CB_EXPORT cb_err api_client_trip(api_client *c, const char *url_or_path)
+/* Applies a manual control to the breaker of that origin (created if
+ * needed). */
+static cb_err client_control(api_client *c, const char *url_or_path,
+                             void (*control)(cb_breaker *b))
 {
     cb_err      err;
     cbh_origin *o = client_origin(c, url_or_path, NULL, true, &err);
 
     if (!o)
         return err;
-    cb_breaker_trip(o->breaker);
+    control(o->breaker);
     cbh_origins_release(o);
     return CB_OK;
 }
 
+CB_EXPORT cb_err api_client_trip(api_client *c, const char *url_or_path)
+{
+    return client_control(c, url_or_path, cb_breaker_trip);
+}
+
 CB_EXPORT cb_err api_client_reset(api_client *c, const char *url_or_path)
 {
-    cb_err      err;
-    cbh_origin *o = client_origin(c, url_or_path, NULL, true, &err);
-
-    if (!o)
-        return err;
-    cb_breaker_reset(o->breaker);
-    cbh_origins_release(o);
-    return CB_OK;
+    return client_control(c, url_or_path, cb_breaker_reset);
 }
 
 CB_EXPORT void api_client_cache_clear(api_client *c)
