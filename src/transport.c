@@ -265,17 +265,8 @@ void cbh_transport_free(cbh_transport *t)
     cbh_free(t);
 }
 
-size_t cbh_transport_idle_handles(cbh_transport *t)
-{
-    size_t n;
-
-    pthread_mutex_lock(&t->lock);
-    n = t->n_idle;
-    pthread_mutex_unlock(&t->lock);
-    return n;
-}
-
-cb_err cbh_transport_map_error(CURLcode rc)
+/* libcurl's results in our codes. */
+static cb_err transport_map_error(CURLcode rc)
 {
     switch (rc) {
     case CURLE_OK:
@@ -439,7 +430,7 @@ cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *
         err = CB_ERR_TOO_LARGE;
         snprintf(resp->error, sizeof(resp->error), "response header line too long");
     } else {
-        err = cbh_transport_map_error(rc);
+        err = transport_map_error(rc);
         if (!resp->error[0])
             snprintf(resp->error, sizeof(resp->error), "%s", curl_easy_strerror(rc));
     }

@@ -43,10 +43,4 @@ void           cbh_transport_free(cbh_transport *t);
  */
 cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *resp);
 
-/* Maps a libcurl result to our codes. */
-cb_err cbh_transport_map_error(CURLcode rc);
-
-/* Number of idle handles kept (for tests of connection reuse). */
-size_t cbh_transport_idle_handles(cbh_transport *t);
-
 #endif
