@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "alloc.h"
 #include "headers.h"
@@ -291,14 +290,6 @@ static cb_err transport_map_error(CURLcode rc)
     }
 }
 
-static uint64_t now_ms_precise(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Sets the method, body and headers of one hop. */
 static void set_request(CURL *e, const char *method, const char *body, size_t body_len,
                         struct curl_slist *headers)
@@ -365,7 +356,7 @@ cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *
     const char       *method = x->method, *body = x->body, *url = x->url;
     size_t            body_len = x->body_len;
     unsigned          hops = 0;
-    uint64_t          start = now_ms_precise();
+    uint64_t          start = cb_clock_monotonic_ms(NULL);
     char             *next = NULL;
     /* A stack node that turns off "Expect: 100-continue": it costs a round
      * trip on every body libcurl deems large. */
@@ -386,7 +377,7 @@ cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *
     resp->error[0] = '\0';
 
     for (;;) {
-        uint64_t spent = now_ms_precise() - start;
+        uint64_t spent = cb_clock_monotonic_ms(NULL) - start;
         uint64_t left = spent < x->timeout_ms ? x->timeout_ms - spent : 1;
         uint64_t conn = x->connect_timeout_ms < left ? x->connect_timeout_ms : left;
 
