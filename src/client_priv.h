@@ -33,4 +33,8 @@ uint64_t cbh_client_now(const api_client *c);
 cb_err cbh_client_resolve(const api_client *c, const char *url_or_path, cbh_url *u,
                           char *err, size_t err_size);
 
+/* Leaves resp as every failed call does: zeroed, an empty body the caller
+ * may print, and msg as the error detail. */
+void cbh_response_fail(api_response *resp, const char *msg);
+
 #endif

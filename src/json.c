@@ -1,10 +1,10 @@
 /* JSON request and response bodies, on top of cJSON. */
-#include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "cbhttp.h"
+#include "client_priv.h"
 
 /* JSON's insignificant whitespace (RFC 8259 section 2). */
 static int json_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -42,15 +42,10 @@ CB_EXPORT cb_err api_response_json(const api_response *resp, struct cJSON **out)
     return CB_OK;
 }
 
-/* Leaves resp as any failed call does (with an empty body the caller may
- * print and api_response_free may free), plus msg. api_request without a
- * client does exactly that initialisation and nothing else. */
 static void json_fail_response(api_response *resp, const char *msg)
 {
-    if (!resp)
-        return;
-    (void)api_request(NULL, "GET", "/", NULL, 0, NULL, resp);
-    snprintf(resp->error, sizeof resp->error, "%s", msg);
+    if (resp)
+        cbh_response_fail(resp, msg);
 }
 
 CB_EXPORT cb_err api_request_json(api_client *c, const char *method, const char *path,

@@ -427,13 +427,11 @@ CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path
 
     if (!resp)
         return CB_ERR_INVALID;
-    memset(resp, 0, sizeof(*resp));
-    resp->body = empty_body;
     if (!c || !method || !path || (!body && body_len) || !method_valid(method)) {
-        snprintf(resp->error, sizeof(resp->error), "invalid argument");
+        cbh_response_fail(resp, "invalid argument");
         return CB_ERR_INVALID;
     }
-    resp->body = NULL;
+    memset(resp, 0, sizeof(*resp));
     /* The URL's own buffer need not be zeroed: resolve initialises it. */
     memset(&k, 0, offsetof(call, url));
     k.url.heap_ = NULL;
@@ -471,6 +469,13 @@ CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path
         resp->body = empty_body;
     resp->elapsed_ms = cbh_client_now(c) - k.start;
     return err;
+}
+
+void cbh_response_fail(api_response *resp, const char *msg)
+{
+    memset(resp, 0, sizeof(*resp));
+    resp->body = empty_body;
+    snprintf(resp->error, sizeof(resp->error), "%s", msg);
 }
 
 CB_EXPORT cb_err api_get(api_client *c, const char *path, const api_options *opts,
