@@ -19,6 +19,7 @@
 #define POOL_MAX 64           /* idle handles kept; more are closed */
 #define BODY_INITIAL 4096     /* first allocation when no Content-Length */
 #define REDIRECT_URL_MAX 8192
+#define PREALLOC_MAX (16u << 20) /* most bytes allocated ahead on a Content-Length */
 
 struct cbh_transport {
     pthread_mutex_t lock;
@@ -48,8 +49,15 @@ typedef struct xfer_buf {
 typedef struct xfer_state {
     CURL    *easy;
     xfer_buf body;
-    xfer_buf head;
-    bool     head_done; /* the blank line ending a header block arrived */
+    xfer_buf head;       /* the header block of the current response */
+    size_t   head_seen;  /* every header byte of the exchange: interim
+                            responses and trailers count against the limit */
+    int64_t  length;     /* the block's Content-Length, -1 when none */
+    bool     chunked;    /* the block has Transfer-Encoding */
+    bool     final;      /* the block is a final (non-1xx) response's */
+    bool     head_done;  /* the final response's header block is complete */
+    bool     trailers;   /* the final block ended: lines now are trailer fields */
+    bool     framing;    /* the framing contradicts itself (RFC 9112 6.3) */
 } xfer_state;
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -78,20 +86,26 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ud)
         pthread_mutex_unlock(&t->share_locks[data]);
 }
 
-/* Appends n bytes, keeping room for a NUL; false stops the transfer. */
+/* Appends n bytes, keeping room for a NUL; false stops the transfer. Every
+ * sum is checked: max may be SIZE_MAX, the idiom for "no limit". */
 static bool buf_append(xfer_buf *b, const char *p, size_t n)
 {
     if (n > b->max - b->len) {
         b->overflow = true;
         return false;
     }
-    if (b->len + n + 1 > b->cap) {
+    if (b->len + n >= b->cap) {
+        size_t need = b->len + n; /* <= max: the byte for the NUL comes next */
         size_t cap = b->cap ? b->cap : BODY_INITIAL;
         char  *d;
 
-        while (cap < b->len + n + 1)
+        if (need == SIZE_MAX) {
+            b->oom = true;
+            return false;
+        }
+        while (cap <= need)
             cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-        if (cap > b->max + 1)
+        if (b->max < SIZE_MAX && cap > b->max + 1)
             cap = b->max + 1;
         d = cbh_realloc(b->data, cap);
         if (!d) {
@@ -111,12 +125,14 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     xfer_state *st = ud;
     size_t      bytes = size * n;
 
-    /* Size the buffer once when the server announced the length. */
+    /* Size the buffer once when the server announced the length, trusting
+     * the announcement only up to PREALLOC_MAX: a hostile server may name
+     * any length, and the bound on what it really sends is max. */
     if (!st->body.data && bytes) {
         curl_off_t cl = -1;
 
         curl_easy_getinfo(st->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-        if (cl > 0 && (uint64_t)cl <= st->body.max) {
+        if (cl > 0 && (uint64_t)cl <= st->body.max && (uint64_t)cl < PREALLOC_MAX) {
             st->body.data = cbh_malloc((size_t)cl + 1);
             if (!st->body.data) {
                 st->body.oom = true;
@@ -128,16 +144,102 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return buf_append(&st->body, p, bytes) ? bytes : 0;
 }
 
+/* The status code of a status line "HTTP/x[.y] NNN ...", 0 if unreadable. */
+static int status_of(const char *p, size_t n)
+{
+    const char *sp = memchr(p, ' ', n);
+    size_t      i;
+    int         code = 0;
+
+    if (!sp || (size_t)(sp - p) + 4 > n)
+        return 0;
+    for (i = 1; i <= 3; i++) {
+        if (sp[i] < '0' || sp[i] > '9')
+            return 0;
+        code = code * 10 + (sp[i] - '0');
+    }
+    return code;
+}
+
+/* Folds one Content-Length field value (a list of identical decimal values
+ * is allowed, RFC 9112 6.3) into st->length; false for anything else. */
+static bool content_length_add(xfer_state *st, const char *v, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        int64_t x = 0;
+        size_t  digits = 0;
+
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        if (i == n)
+            break;
+        for (; i < n && v[i] >= '0' && v[i] <= '9'; i++, digits++) {
+            if (x > (INT64_MAX - 9) / 10)
+                return false;
+            x = x * 10 + (v[i] - '0');
+        }
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
+            i++;
+        if (!digits || (i < n && v[i] != ',') || (st->length >= 0 && st->length != x))
+            return false;
+        st->length = x;
+    }
+    return true;
+}
+
+/* Watches the framing fields of a final response: conflicting lengths, or
+ * a length beside Transfer-Encoding, are the classic request-smuggling and
+ * response-splitting shapes, an unrecoverable error. */
+static bool framing_ok(xfer_state *st, const char *p, size_t n)
+{
+    const char *colon = memchr(p, ':', n);
+    size_t      name;
+
+    if (!colon)
+        return true;
+    name = (size_t)(colon - p);
+    if (name == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
+        if (!content_length_add(st, colon + 1, n - name - 1))
+            return false;
+    } else if (name == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
+        st->chunked = true;
+    }
+    return !(st->chunked && st->length >= 0);
+}
+
+/* Header lines of every response of the exchange arrive here: interim 1xx
+ * blocks, the final block and, after the body, trailer fields. Only the
+ * final block is kept; trailers never join it (RFC 9110 6.5: they must
+ * not drive caching or pass for headers); all of it counts against the
+ * header limit. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     xfer_state *st = ud;
     size_t      bytes = size * n;
 
-    /* A status line starts a new response (1xx, or a redirect hop): only
-     * the final response's headers are kept. */
-    if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0)
+    if (bytes > st->head.max - st->head_seen) {
+        st->head.overflow = true;
+        return 0;
+    }
+    st->head_seen += bytes;
+    if (st->trailers)
+        return bytes;
+    if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        int code = status_of(p, bytes);
+
         st->head.len = 0;
-    st->head_done = bytes <= 2 && (bytes == 0 || p[0] == '\r' || p[0] == '\n');
+        st->head_done = false;
+        st->final = code >= 200 || code == 0;
+        st->length = -1;
+        st->chunked = false;
+    } else if (bytes <= 2 && (bytes == 0 || p[0] == '\r' || p[0] == '\n')) {
+        st->head_done = st->trailers = st->final;
+    } else if (st->final && !framing_ok(st, p, bytes)) {
+        st->framing = true;
+        return 0;
+    }
     return buf_append(&st->head, p, bytes) ? bytes : 0;
 }
 
@@ -160,7 +262,9 @@ static CURL *transport_new_handle(cbh_transport *t)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
+    /* A limit beyond what curl_off_t holds is no limit (0). */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+                     t->max_body <= (uint64_t)INT64_MAX ? (curl_off_t)t->max_body : 0);
     curl_easy_setopt(e, CURLOPT_SHARE, t->share);
     if (t->user_agent)
         curl_easy_setopt(e, CURLOPT_USERAGENT, t->user_agent);
@@ -290,6 +394,55 @@ static cb_err transport_map_error(CURLcode rc)
     }
 }
 
+/* Forgets what an earlier hop received (limits are per exchange). */
+static void state_new_hop(xfer_state *st)
+{
+    st->body.len = st->head.len = st->head_seen = 0;
+    st->body.overflow = st->head.overflow = false;
+    st->length = -1;
+    st->chunked = st->final = st->head_done = st->trailers = st->framing = false;
+}
+
+/* The exchange's result: our own limits and failures first (a callback
+ * that stopped the transfer makes libcurl say only "write error"), then
+ * libcurl's code for what really happened. */
+static cb_err xfer_result(const xfer_state *st, CURLcode rc, char *msg, size_t msg_size)
+{
+    long sent = 0;
+
+    if (rc == CURLE_OK)
+        return CB_OK;
+    if (st->body.overflow || st->head.overflow) {
+        snprintf(msg, msg_size, "response %s exceeded %zu bytes",
+                 st->body.overflow ? "body" : "headers",
+                 st->body.overflow ? st->body.max : st->head.max);
+        return CB_ERR_TOO_LARGE;
+    }
+    if (st->framing) {
+        snprintf(msg, msg_size, "conflicting message framing (Content-Length)");
+        return CB_ERR_TRANSPORT;
+    }
+    if (st->body.oom || st->head.oom)
+        return CB_ERR_NOMEM;
+    if (rc == CURLE_OUT_OF_MEMORY) {
+        curl_easy_getinfo(st->easy, CURLINFO_REQUEST_SIZE, &sent);
+        /* libcurl 7.88 reports its own size limits as out of memory: a
+         * request it would not build (nothing was sent: the caller's), or a
+         * response header line over 100 KiB (the server's). */
+        if (sent == 0) {
+            snprintf(msg, msg_size, "request too large for libcurl");
+            return CB_ERR_INVALID;
+        }
+        if (!st->head_done) {
+            snprintf(msg, msg_size, "response header line too long");
+            return CB_ERR_TOO_LARGE;
+        }
+    }
+    if (!msg[0])
+        snprintf(msg, msg_size, "%s", curl_easy_strerror(rc));
+    return transport_map_error(rc);
+}
+
 /* Sets the method, body and headers of one hop. */
 static void set_request(CURL *e, const char *method, const char *body, size_t body_len,
                         struct curl_slist *headers)
@@ -386,8 +539,7 @@ cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *
         curl_easy_setopt(e, CURLOPT_URL, url);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn);
-        st.body.len = 0;
-        st.head.len = 0;
+        state_new_hop(&st);
         rc = curl_easy_perform(e);
         if (rc != CURLE_OK)
             break;
@@ -405,26 +557,7 @@ cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *
         hops++;
     }
 
-    if (rc == CURLE_OK) {
-        err = CB_OK;
-    } else if (st.body.overflow || st.head.overflow) {
-        err = CB_ERR_TOO_LARGE;
-        snprintf(resp->error, sizeof(resp->error), "response %s exceeded %zu bytes",
-                 st.body.overflow ? "body" : "headers",
-                 st.body.overflow ? st.body.max : st.head.max);
-    } else if (st.body.oom || st.head.oom) {
-        err = CB_ERR_NOMEM;
-    } else if (rc == CURLE_OUT_OF_MEMORY && !st.head_done) {
-        /* libcurl 7.88 reports a header line over its own 100 KiB limit as
-         * out of memory: in the header phase that is a hostile server, not
-         * our memory, so it is a header limit that was hit. */
-        err = CB_ERR_TOO_LARGE;
-        snprintf(resp->error, sizeof(resp->error), "response header line too long");
-    } else {
-        err = transport_map_error(rc);
-        if (!resp->error[0])
-            snprintf(resp->error, sizeof(resp->error), "%s", curl_easy_strerror(rc));
-    }
+    err = xfer_result(&st, rc, resp->error, sizeof(resp->error));
     if (err != CB_OK)
         resp->status = 0;
 

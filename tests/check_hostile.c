@@ -111,6 +111,9 @@ static const struct {
     { true, "/raw/not-http" },
     { true, "/raw/bad-chunked" },
     { true, "/raw/content-length-lies" }, /* says 100, sends ten, closes */
+    { true, "/raw/two-lengths" },        /* Content-Length 5 and 10 */
+    { true, "/raw/length-list" },        /* Content-Length: 5, 10 */
+    { true, "/raw/length-and-chunked" }, /* Content-Length beside Transfer-Encoding */
 };
 
 START_TEST(test_transport_failure)
@@ -384,6 +387,140 @@ START_TEST(test_body_at_limit)
     ck_assert_uint_eq(resp.body_len, 65536);
     api_response_free(&resp);
     check_breaker(c, 0, 2);
+    api_client_free(c);
+}
+END_TEST
+
+
+/* ---- framing, interim responses, trailers ------------------------------ */
+
+/* A list of identical lengths is one length (RFC 9112 6.3). */
+START_TEST(test_same_lengths_accepted)
+{
+    api_client  *c = client_on(fixture_raw_url(fx), 1, NULL);
+    api_response resp;
+
+    ck_assert_int_eq(api_get(c, "/raw/same-lengths", NULL, &resp), CB_OK);
+    ck_assert_str_eq(resp.body, "hello");
+    api_response_free(&resp);
+    api_client_free(c);
+}
+END_TEST
+
+/* Conflicting framing delivers no body at all, not the first 5 bytes. */
+START_TEST(test_conflicting_length_no_body)
+{
+    api_client  *c = client_on(fixture_raw_url(fx), 1, NULL);
+    api_response resp;
+
+    ck_assert_int_eq(api_get(c, "/raw/two-lengths", NULL, &resp), CB_ERR_TRANSPORT);
+    ck_assert_str_eq(resp.body, "");
+    ck_assert_ptr_null(strstr(resp.error, "write"));
+    ck_assert_ptr_nonnull(strstr(resp.error, "Content-Length"));
+    api_response_free(&resp);
+    api_client_free(c);
+}
+END_TEST
+
+/* The header limit covers the whole response head: endless interim
+ * responses end at max_header_bytes as our own limit, not after libcurl's
+ * 300 KB as a transport failure; a few of them are fine. */
+START_TEST(test_endless_interim_responses)
+{
+    api_client  *c = limited_client(fixture_raw_url(fx));
+    api_response resp;
+
+    ck_assert_int_eq(api_get(c, "/raw/interim/3", NULL, &resp), CB_OK);
+    ck_assert_str_eq(resp.body, "ok");
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_ptr_null(api_response_header(&resp, "X-Progress"));
+    api_response_free(&resp);
+    ck_assert_int_eq(api_get(c, "/raw/interim/100000", NULL, &resp), CB_ERR_TOO_LARGE);
+    ck_assert_ptr_nonnull(strstr(resp.error, "headers exceeded 16384"));
+    api_response_free(&resp);
+    check_breaker(c, 0, 2);
+    api_client_free(c);
+}
+END_TEST
+
+/* Trailer fields never join the header section nor drive caching. */
+START_TEST(test_trailers_are_not_headers)
+{
+    api_client  *c = client_on(fixture_raw_url(fx), 1, NULL);
+    api_response resp;
+    unsigned     i;
+
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(api_get(c, "/raw/trailer", NULL, &resp), CB_OK);
+        ck_assert_str_eq(resp.body, "hello");
+        ck_assert_ptr_null(api_response_header(&resp, "X-Trailer"));
+        ck_assert_ptr_null(api_response_header(&resp, "Cache-Control"));
+        ck_assert(!resp.from_cache);
+        ck_assert_uint_eq(resp.attempts, 1);
+        api_response_free(&resp);
+    }
+    api_client_free(c);
+}
+END_TEST
+
+/* SIZE_MAX is the C idiom for "no limit": it must behave as a huge limit,
+ * never wrap (it overflowed the buffer's growth bound once). The limits
+ * around it and at the small end behave exactly too. */
+START_TEST(test_size_limits_extremes)
+{
+    static const size_t limits[] = { SIZE_MAX, SIZE_MAX - 1, (size_t)1 << 40, 1 };
+    api_client_config   cfg;
+    api_client         *c;
+    api_response        resp;
+    size_t              i;
+
+    for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.max_body_bytes = limits[i];
+        cfg.max_header_bytes = limits[i] > 1 ? limits[i] : 64 * 1024;
+        c = client_on(fixture_url(fx), 1, &cfg);
+        ck_assert_ptr_nonnull(c);
+        if (limits[i] > 1) {
+            ck_assert_int_eq(api_get(c, "/large/100000", NULL, &resp), CB_OK);
+            ck_assert_uint_eq(resp.body_len, 100000);
+            api_response_free(&resp);
+            ck_assert_int_eq(api_get(c, "/large-chunked/100000", NULL, &resp), CB_OK);
+            ck_assert_uint_eq(resp.body_len, 100000);
+            api_response_free(&resp);
+        } else {
+            ck_assert_int_eq(api_get(c, "/large/1", NULL, &resp), CB_OK);
+            ck_assert_uint_eq(resp.body_len, 1);
+            api_response_free(&resp);
+            ck_assert_int_eq(api_get(c, "/large/2", NULL, &resp), CB_ERR_TOO_LARGE);
+            api_response_free(&resp);
+        }
+        api_client_free(c);
+        /* The header limit at SIZE_MAX, against a server's many headers. */
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.max_header_bytes = limits[i];
+        c = client_on(fixture_raw_url(fx), 1, &cfg);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(api_get(c, "/raw/many-headers/2000", NULL, &resp),
+                         limits[i] > 1 ? CB_OK : CB_ERR_TOO_LARGE);
+        api_response_free(&resp);
+        api_client_free(c);
+    }
+}
+END_TEST
+
+/* A server may announce any length: with no limit, a claimed 2^62 bytes
+ * must not become a 2^62-byte allocation (it fails as a short body). */
+START_TEST(test_announced_length_not_trusted)
+{
+    api_client_config cfg;
+    api_client       *c;
+    api_response      resp;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.max_body_bytes = SIZE_MAX;
+    c = client_on(fixture_raw_url(fx), 1, &cfg);
+    ck_assert_int_eq(api_get(c, "/raw/content-length-huge", NULL, &resp), CB_ERR_TRANSPORT);
+    api_response_free(&resp);
     api_client_free(c);
 }
 END_TEST
@@ -840,6 +977,12 @@ static Suite *hostile_suite(void)
     tcase_add_test(size, test_body_too_large_chunked);
     tcase_add_test(size, test_body_too_large_no_length);
     tcase_add_test(size, test_body_at_limit);
+    tcase_add_test(size, test_same_lengths_accepted);
+    tcase_add_test(size, test_conflicting_length_no_body);
+    tcase_add_test(size, test_endless_interim_responses);
+    tcase_add_test(size, test_trailers_are_not_headers);
+    tcase_add_test(size, test_size_limits_extremes);
+    tcase_add_test(size, test_announced_length_not_trusted);
 
     tcase_add_test(retry, test_retry_after_years);
     tcase_add_test(retry, test_retry_after_negative);
