@@ -23,6 +23,8 @@
 #include "mix.h"
 
 #define STACK_HEADERS 16 /* header lines handled without allocation */
+#define CT_LINE_MAX 256  /* "Content-Type: value" */
+#define REQUEST_HEAD_MAX (512u * 1024u) /* well below libcurl's 1 MiB */
 
 /* Handed out as the body of a response that has none, so that callers can
  * always print resp->body. api_response_free knows not to free it. */
@@ -80,6 +82,36 @@ static bool overridden(const char *const *req, const char *line)
     return false;
 }
 
+/* A Content-Type value obeys the rule of every header line the caller
+ * sends (no control character but tab) and fits its line buffer. */
+static bool content_type_valid(const char *ct)
+{
+    char line[CT_LINE_MAX];
+
+    return (size_t)snprintf(line, sizeof(line), "Content-Type: %s", ct) < sizeof(line) &&
+           cbh_header_line_valid(line);
+}
+
+/* libcurl 7.88 builds a request head of at most 1 MiB and reports more as
+ * out of memory after the permit was taken; a request that cannot be sent
+ * is the caller's error, found before any attempt. Counts the method, URL,
+ * every line and the conditional headers a revalidation may add. */
+static cb_err request_size_check(const call *k, api_response *resp)
+{
+    size_t total = strlen(k->method) + strlen(k->url.url) + sizeof(k->cond) + CT_LINE_MAX;
+    size_t i;
+
+    for (i = 0; i < k->n_lines; i++)
+        total += strlen(k->lines[i]) + 2;
+    if (k->c->user_agent)
+        total += strlen(k->c->user_agent);
+    if (total <= REQUEST_HEAD_MAX)
+        return CB_OK;
+    snprintf(resp->error, sizeof(resp->error), "request head of %zu bytes exceeds %u", total,
+             REQUEST_HEAD_MAX);
+    return CB_ERR_INVALID;
+}
+
 /* Builds the header lines: the client's defaults not overridden, then the
  * request's own. Validates the request's lines (CR/LF and friends). */
 static cb_err call_headers(call *k, api_response *resp)
@@ -99,8 +131,13 @@ static cb_err call_headers(call *k, api_response *resp)
     n = i;
     for (i = 0; def && def[i]; i++)
         n++;
-    if (k->opts && k->opts->content_type)
+    if (k->opts && k->opts->content_type) {
+        if (!content_type_valid(k->opts->content_type)) {
+            snprintf(resp->error, sizeof(resp->error), "invalid content_type");
+            return CB_ERR_INVALID;
+        }
         n++;
+    }
     if (n <= STACK_HEADERS) {
         k->lines = k->stack_lines;
         k->nodes = k->stack_nodes;
@@ -118,7 +155,7 @@ static cb_err call_headers(call *k, api_response *resp)
         k->lines[n++] = req[i];
     k->lines[n] = NULL;
     k->n_lines = n;
-    return CB_OK;
+    return request_size_check(k, resp);
 }
 
 /* Links the lines, the Content-Type line and the conditional headers into
@@ -264,7 +301,7 @@ static cb_err call_attempts(call *k, cbh_origin *o, const char *body, size_t bod
     api_client     *c = k->c;
     cbh_xfer        x;
     cb_err          err = CB_OK;
-    char            ct_line[256];
+    char            ct_line[CT_LINE_MAX];
     uint64_t        rng, delay;
     unsigned        n;
     api_classify_fn classify = k->opts && k->opts->classify ? k->opts->classify : c->cfg.classify;
@@ -272,12 +309,8 @@ static cb_err call_attempts(call *k, cbh_origin *o, const char *body, size_t bod
                                                        : c->cfg.classify_data;
 
     ct_line[0] = '\0';
-    if (k->opts && k->opts->content_type) {
-        if (strpbrk(k->opts->content_type, "\r\n") ||
-            (size_t)snprintf(ct_line, sizeof(ct_line), "Content-Type: %s",
-                             k->opts->content_type) >= sizeof(ct_line))
-            return CB_ERR_INVALID;
-    }
+    if (k->opts && k->opts->content_type)
+        snprintf(ct_line, sizeof(ct_line), "Content-Type: %s", k->opts->content_type);
     rng = mix_seed((c->cfg.random_seed ? c->cfg.random_seed : (uint64_t)(uintptr_t)c ^ k->start) +
                    atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed));
     memset(&x, 0, sizeof(x));

@@ -387,7 +387,71 @@ START_TEST(test_header_injection)
         ck_assert_int_eq(api_request(c, "POST", "/echo", "x", 1, &o, &r), CB_ERR_INVALID);
         api_response_free(&r);
     }
+    /* So is every other control character in a content type: the rule of
+     * header lines applies to every caller string sent as one. */
+    {
+        static const char *const bad_ct[] = { "text/\x01plain", "a\x0b", "a\x0c", "\x1b[31m",
+                                              "text/plain\x7f", "a\nb" };
+        size_t                   j;
+
+        for (j = 0; j < sizeof(bad_ct) / sizeof(bad_ct[0]); j++) {
+            api_options  o;
+            api_response r;
+
+            memset(&o, 0, sizeof(o));
+            o.content_type = bad_ct[j];
+            ck_assert_int_eq(api_request(c, "POST", "/echo", "x", 1, &o, &r), CB_ERR_INVALID);
+            ck_assert_str_eq(r.error, "invalid content_type");
+            ck_assert_uint_eq(r.attempts, 0);
+            api_response_free(&r);
+        }
+    }
     ck_assert_uint_eq(fixture_requests(f), 0);
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
+
+/* A request libcurl could not build (its head over 1 MiB) is the caller's
+ * error, found before any attempt: no permit, no breaker outcome, nothing
+ * sent, not a "response too large". */
+START_TEST(test_request_too_large)
+{
+    fixture     *f = fixture_start();
+    api_client  *c = client_on(f, NULL);
+    size_t       big = 1024 * 1024;
+    char        *path = malloc(big + 8), *hdr = malloc(2 * big + 8);
+    const char  *hdrs[] = { hdr, NULL };
+    api_options  o;
+    api_response r;
+    cb_metrics   m;
+
+    ck_assert_ptr_nonnull(path);
+    ck_assert_ptr_nonnull(hdr);
+    memcpy(path, "/echo?", 6);
+    memset(path + 6, 'a', big - 6);
+    path[700 * 1024] = '\0'; /* a URL we accept, a request head libcurl would not */
+    ck_assert_int_eq(api_get(c, path, NULL, &r), CB_ERR_INVALID);
+    ck_assert_uint_eq(r.attempts, 0);
+    ck_assert_ptr_nonnull(strstr(r.error, "request head"));
+    api_response_free(&r);
+    memcpy(hdr, "X-Big: ", 7);
+    memset(hdr + 7, 'b', 2 * big - 7);
+    hdr[2 * big] = '\0';
+    memset(&o, 0, sizeof(o));
+    o.headers = hdrs;
+    ck_assert_int_eq(api_get(c, "/echo", &o, &r), CB_ERR_INVALID);
+    ck_assert_uint_eq(r.attempts, 0);
+    api_response_free(&r);
+    /* No breaker was even consulted; a normal-sized call still works. */
+    ck_assert_int_eq(api_client_breaker_metrics(c, "/", &m), CB_ERR_INVALID);
+    ck_assert_uint_eq(fixture_requests(f), 0);
+    hdr[300 * 1024] = '\0';
+    ck_assert_int_eq(api_get(c, "/echo", &o, &r), CB_OK);
+    api_response_free(&r);
+    free(path);
+    free(hdr);
     api_client_free(c);
     fixture_stop(f);
 }
@@ -1630,6 +1694,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, test_default_headers_and_user_agent);
     tcase_add_test(tc, test_header_injection);
     tcase_add_test(tc, test_body_limit);
+    tcase_add_test(tc, test_request_too_large);
     tcase_add_test(tc, test_response_overwrite_and_free);
     tcase_add_test(tc, test_keep_alive);
     suite_add_tcase(s, tc);
