@@ -4,7 +4,8 @@
  * Fast path. Everything the CLOSED fast path needs to know is packed into
  * one atomic word: the state (bits 0-1), a few flags derived from the config
  * (bits 2-5) and a period generation (bits 8-63) that grows by one on every
- * state change, reset and trip. acquire on a CLOSED breaker is one load of
+ * state change, reset and trip, and when a HALF_OPEN period whose probes
+ * were lost starts afresh. acquire on a CLOSED breaker is one load of
  * that word and one relaxed fetch_add on an admitted counter; the permit
  * keeps the word. record(success) compares the permit's generation with the
  * current one and, when they match in CLOSED and no success needs the lock
@@ -107,6 +108,9 @@ struct cb_breaker {
     uint64_t base_successes;
     uint64_t base_failures;
     uint64_t base_rejected;
+    uint64_t half_open_last_ms;  /* when its last probe was admitted */
+    uint64_t half_open_expired;  /* HALF_OPEN periods abandoned for lost probes */
+    uint64_t ignored;            /* permits given back uncounted */
     unsigned half_open_admitted; /* probes admitted in this HALF_OPEN period */
     unsigned half_open_successes;
     unsigned backoff_level;      /* failed HALF_OPEN periods since it closed */
@@ -154,6 +158,8 @@ static bool config_norm(const cb_config *in, cb_config *out)
         out->reset_backoff_multiplier = 2;
     if (!out->clock)
         out->clock = cb_clock_monotonic_ms;
+    if (!out->half_open_max_wait_ms)
+        out->half_open_max_wait_ms = out->reset_timeout_ms;
 
     if (out->success_threshold > out->half_open_max)
         return false;
@@ -284,7 +290,8 @@ static void set_state(cb_breaker *b, cb_state to, uint64_t now, evq *q)
             b->times_opened++;
         /* Published before the word so that a lock-free reader of the new
          * word never sees an older deadline. */
-        atomic_store_explicit(&b->open_until, now + b->open_ms, memory_order_release);
+        atomic_store_explicit(&b->open_until, cbh_add_sat(now, b->open_ms),
+                              memory_order_release);
     } else if (to == CB_CLOSED) {
         b->backoff_level = 0;
         b->open_ms = b->cfg.reset_timeout_ms;
@@ -311,6 +318,25 @@ static void maybe_half_open(cb_breaker *b, uint64_t now, evq *q)
     if (W_STATE(w) == CB_OPEN && !(w & W_DISABLED) &&
         now >= atomic_load_explicit(&b->open_until, memory_order_relaxed))
         set_state(b, CB_HALF_OPEN, now, q);
+}
+
+/* A HALF_OPEN period that handed out all its probes and heard from too few
+ * of them within half_open_max_wait_ms of the last one is abandoned for a
+ * fresh one: a lost or hung probe must not keep the breaker rejecting
+ * forever. Its outcomes, should they come, are then earlier-period ones.
+ * Checked only where a probe is wanted (acquire), so an observer never
+ * turns a probe's outcome into a late one. No STATE_CHANGE event: the state
+ * stays HALF_OPEN, as a repeated trip stays OPEN. Lock held. */
+static void maybe_restart_half_open(cb_breaker *b, uint64_t now, evq *q)
+{
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+
+    if (W_STATE(w) == CB_HALF_OPEN && !(w & W_DISABLED) &&
+        b->half_open_admitted >= b->cfg.half_open_max &&
+        now >= cbh_add_sat(b->half_open_last_ms, b->cfg.half_open_max_wait_ms)) {
+        b->half_open_expired++;
+        set_state(b, CB_HALF_OPEN, now, q);
+    }
 }
 
 CB_EXPORT cb_breaker *cb_breaker_new(const cb_config *cfg)
@@ -436,6 +462,7 @@ static cb_err acquire_slow(cb_breaker *b, cb_permit *p, uint64_t w)
 
     pthread_mutex_lock(&b->lock);
     maybe_half_open(b, now, &q);
+    maybe_restart_half_open(b, now, &q);
     w = atomic_load_explicit(&b->word, memory_order_relaxed);
     st = W_STATE(w);
     if (w & W_DISABLED) {
@@ -444,6 +471,7 @@ static cb_err acquire_slow(cb_breaker *b, cb_permit *p, uint64_t w)
         admit = true;
     } else if (st == CB_HALF_OPEN && b->half_open_admitted < b->cfg.half_open_max) {
         b->half_open_admitted++;
+        b->half_open_last_ms = now;
         admit = true;
     } else if (w & W_METRICS_ONLY) {
         /* Admitted all the same, but its outcome must not count as a
@@ -608,6 +636,20 @@ CB_EXPORT void cb_breaker_record_err(cb_breaker *b, const cb_permit *p, cb_err e
     record_outcome(b, p, is_failure(b, err), err);
 }
 
+CB_EXPORT void cb_breaker_release(cb_breaker *b, const cb_permit *p)
+{
+    uint64_t w;
+
+    if (!b || !p)
+        return;
+    pthread_mutex_lock(&b->lock);
+    w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    b->ignored++;
+    if (W_STATE(w) == CB_HALF_OPEN && W_SAME_GEN(w, p->opaque_[0]) && b->half_open_admitted)
+        b->half_open_admitted--;
+    pthread_mutex_unlock(&b->lock);
+}
+
 CB_EXPORT cb_err cb_breaker_execute(cb_breaker *b, cb_err (*op)(void *ctx), void *ctx)
 {
     cb_permit p;
@@ -688,6 +730,8 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
     out->window_calls = tracks_calls(&b->cfg) ? clamp_u(b->window.calls) : 0;
     out->current_open_ms = b->open_ms;
     out->state_since_ms = b->state_since_ms;
+    out->half_open_expired = b->half_open_expired;
+    out->ignored = b->ignored;
     pthread_mutex_unlock(&b->lock);
     evq_emit(b, &q);
 }
@@ -711,6 +755,8 @@ static void breaker_reset_locked(cb_breaker *b, uint64_t now, evq *q)
     b->slow_calls = 0;
     b->late_outcomes = 0;
     b->times_opened = 0;
+    b->half_open_expired = 0;
+    b->ignored = 0;
     b->backoff_level = 0;
     set_state(b, CB_CLOSED, now, q);
 }

@@ -2,12 +2,42 @@
 
 #include "window.h"
 
+/* How many buckets of width_ms fit in window_ms, at most the ring size:
+ * rounded down, so that the window never reaches past window_ms. */
+static unsigned window_fit(uint64_t window_ms, uint64_t width_ms)
+{
+    uint64_t n = window_ms / width_ms;
+
+    return n < CBH_WINDOW_BUCKETS ? (unsigned)n : CBH_WINDOW_BUCKETS;
+}
+
+/* The age up to which an outcome surely still counts, wherever it fell in
+ * its bucket. */
+static uint64_t window_cover(uint64_t window_ms, uint64_t width_ms)
+{
+    return (window_fit(window_ms, width_ms) - 1) * width_ms;
+}
+
+/* The bucket width: ceil(window_ms / 100) always fits in the ring, but
+ * when it does not divide the window the rounding down of the bucket count
+ * can lose almost a bucket more; floor(window_ms / 100) then often covers
+ * more (60001 ms: 100 buckets of 600 ms rather than 99 of 601). */
+static uint64_t window_width(uint64_t window_ms)
+{
+    uint64_t up = (window_ms + CBH_WINDOW_BUCKETS - 1) / CBH_WINDOW_BUCKETS;
+    uint64_t down = window_ms / CBH_WINDOW_BUCKETS;
+
+    if (down && window_cover(window_ms, down) > window_cover(window_ms, up))
+        return down;
+    return up;
+}
+
 void cbh_window_init(cbh_window *w, unsigned window_ms)
 {
     uint64_t ms = window_ms ? window_ms : 1;
 
-    w->width_ms = (ms + CBH_WINDOW_BUCKETS - 1) / CBH_WINDOW_BUCKETS;
-    w->nbuckets = (unsigned)((ms + w->width_ms - 1) / w->width_ms);
+    w->width_ms = window_width(ms);
+    w->nbuckets = window_fit(ms, w->width_ms);
     w->head = 0;
     cbh_window_clear(w);
 }
@@ -36,8 +66,10 @@ void cbh_window_advance(cbh_window *w, uint64_t now)
         w->head = idx;
         return;
     }
-    for (i = w->head + 1; i <= idx; i++) {
-        cbh_window_bucket *bk = &w->ring[i % w->nbuckets];
+    /* "i != idx" rather than "i <= idx": idx may be UINT64_MAX (a clock at
+     * its end with 1 ms buckets), where i++ would wrap and never stop. */
+    for (i = w->head; i != idx;) {
+        cbh_window_bucket *bk = &w->ring[++i % w->nbuckets];
 
         w->calls -= bk->calls;
         w->failures -= bk->failures;

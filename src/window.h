@@ -2,21 +2,33 @@
  * over the last window_ms, kept in a ring of time buckets. Not thread-safe:
  * the breaker calls it with its lock held.
  *
- * Granularity. Time is cut into buckets of width_ms = ceil(window_ms / 100)
- * (1 ms for windows up to 100 ms, 600 ms for the 60 s default), and the
- * window spans nbuckets = ceil(window_ms / width_ms) of them, which is
- * window_ms itself whenever width_ms divides it (every multiple of 100 ms).
- * An outcome recorded at time t is counted while
+ * Granularity. Time is cut into buckets of width_ms, and the window is the
+ * newest nbuckets of them, with nbuckets * width_ms <= window_ms so that
+ * an outcome never counts at an age of window_ms or more. An outcome
+ * recorded at time t is counted while
  *     floor(now / width_ms) - floor(t / width_ms) < nbuckets,
- * that is until (floor(t / width_ms) + nbuckets) * width_ms: never longer
- * than the window, and at most width_ms - 1 ms less when t is not on a bucket
- * boundary. With a fake clock the result is exact and deterministic. */
+ * that is for an age between (nbuckets - 1) * width_ms + 1 and
+ * nbuckets * width_ms, depending on where t falls in its bucket. width_ms
+ * is floor(window_ms / 100) or ceil(window_ms / 100), whichever makes the
+ * shorter of those ages the longer (see window_width), so that an outcome
+ * leaves less than 2 * ceil(window_ms / 100) ms early. Windows up to 100 ms
+ * are exact (1 ms buckets). With a fake clock the result is deterministic. */
 #ifndef CBH_WINDOW_H
 #define CBH_WINDOW_H
 
 #include <stdint.h>
 
 #define CBH_WINDOW_BUCKETS 100
+
+/* a + b, or UINT64_MAX when that would wrap. Every deadline the breaker
+ * computes (now + a duration) goes through it, so that a clock near
+ * UINT64_MAX (an injected one may start anywhere) gives a far deadline, not
+ * one in the past. Here because window.h is the breaker's one private
+ * header. */
+static inline uint64_t cbh_add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 typedef struct cbh_window_bucket {
     uint32_t calls;

@@ -7,6 +7,7 @@
  */
 /* cbhttp: threaded */
 #include <check.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -391,6 +392,163 @@ START_TEST(test_half_open_new_period)
 }
 END_TEST
 
+/* Issue 9, #14: probes admitted and never recorded (a lost or hung call)
+ * used to keep HALF_OPEN rejecting everything until a manual reset. */
+/* An ignored outcome (a cancelled call) counts nothing, moves nothing, and
+ * gives a HALF_OPEN probe slot back; from an earlier period it frees no
+ * slot of the current one. */
+START_TEST(test_release_ignored)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+    cb_permit   p, q, old;
+    cb_metrics  m;
+    int         i;
+
+    c.failure_threshold = 2;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 1;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 5; i++) {
+        ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+        cb_breaker_release(b, &p);
+    }
+    m = metrics(b);
+    ck_assert_uint_eq(m.ignored, 5);
+    ck_assert_uint_eq(m.successes + m.failures, 0);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    ck_assert_int_eq(cb_breaker_acquire(b, &old), CB_OK);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &q), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_release(b, &old); /* CLOSED-period permit: no slot freed */
+    ck_assert_int_eq(cb_breaker_acquire(b, &q), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_release(b, &p); /* the probe's own slot comes back */
+    ck_assert_int_eq(cb_breaker_acquire(b, &q), CB_OK);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_record(b, &q, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_release(NULL, &q);
+    cb_breaker_release(b, NULL);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_half_open_lost_probes_expire)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit lost[2], p;
+    cb_metrics m;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 2;
+    c.half_open_max_wait_ms = 500;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &lost[0]), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &lost[1]), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    fake_now += 499;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_uint_eq(metrics(b).half_open_expired, 0);
+    /* The wait is over: a new period with a fresh allowance. */
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_HALF_OPEN);
+    ck_assert_uint_eq(m.half_open_expired, 1);
+    ck_assert_uint_eq(m.state_since_ms, fake_now);
+    /* The lost probes turn up late: counted, but they move nothing. */
+    cb_breaker_record(b, &lost[0], true);
+    cb_breaker_record(b, &lost[1], false);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_HALF_OPEN);
+    ck_assert_uint_eq(m.successes, 1);
+    ck_assert_uint_eq(m.failures, 2);
+    ck_assert_uint_eq(m.late_outcomes, 2);
+    ck_assert_uint_eq(m.times_opened, 1);
+    /* The new period still has its second probe, and its own outcome
+     * decides. */
+    succeed_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_record(b, &p, true);
+    m = metrics(b);
+    ck_assert_uint_eq(m.successes, 3);
+    ck_assert_uint_eq(m.total_requests, m.successes + m.failures + m.rejected);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Zero waits reset_timeout_ms, reported as such by cb_breaker_config; the
+ * wait counts from the last probe's admission, so a probe admitted late in
+ * a quiet period is not abandoned at once. */
+START_TEST(test_half_open_wait_default)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p[3];
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 2;
+    c.success_threshold = 2;
+    b = cb_breaker_new(&c);
+    cb_breaker_config(b, &c);
+    ck_assert_uint_eq(c.half_open_max_wait_ms, 100);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[0]), CB_OK);
+    fake_now += 1000; /* no allowance used up yet: nothing expires */
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[1]), CB_OK);
+    fake_now += 99;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[2]), CB_ERR_CIRCUIT_OPEN);
+    /* Overdue but not yet noticed: the old probes still count as probes. */
+    fake_now += 1;
+    cb_breaker_record(b, &p[0], true);
+    cb_breaker_record(b, &p[1], true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_eq(metrics(b).half_open_expired, 0);
+    ck_assert_uint_eq(metrics(b).late_outcomes, 0);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A period abandoned once starts a fresh count of successes: a success of
+ * the abandoned period is not carried over. */
+START_TEST(test_half_open_expiry_repeats)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p[2];
+    int round;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 2;
+    c.success_threshold = 2;
+    c.half_open_max_wait_ms = 50;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    for (round = 0; round < 3; round++) {
+        ck_assert_int_eq(cb_breaker_acquire(b, &p[0]), CB_OK);
+        ck_assert_int_eq(cb_breaker_acquire(b, &p[1]), CB_OK);
+        cb_breaker_record(b, &p[0], true); /* p[1] is lost */
+        fake_now += 50;
+    }
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    ck_assert_uint_eq(metrics(b).half_open_expired, 2);
+    ck_assert_uint_eq(metrics(b).successes, 3);
+    cb_breaker_free(b);
+}
+END_TEST
+
 /* ---- rolling window --------------------------------------------------- */
 
 START_TEST(test_window_expiry)
@@ -457,6 +615,101 @@ START_TEST(test_window_successes_do_not_reset)
     ck_assert_uint_eq(metrics(b).consecutive_successes, 0);
     fail_once(b);
     ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Issue 9, #16: a failure at least failure_window_ms old never counts, for
+ * any window length; the bucket granularity may only drop it earlier, and
+ * by less than 2 * ceil(window / 100) ms (see breaker.h). Each failure is
+ * placed on and around the bucket boundaries of both widths breaker.h
+ * allows, where an overshoot would show. */
+static void window_check_one(cb_breaker *b, unsigned len, uint64_t t0)
+{
+    uint64_t slack = 2 * (((uint64_t)len + 99) / 100);
+
+    cb_breaker_reset(b);
+    fake_now = t0;
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).window_failures, 1);
+    if (len > slack) {
+        fake_now = t0 + len - slack + 1;
+        ck_assert_msg(metrics(b).window_failures == 1,
+                      "window %u: a failure %u ms old was dropped", len,
+                      (unsigned)(fake_now - t0));
+    }
+    fake_now = t0 + len;
+    ck_assert_msg(metrics(b).window_failures == 0,
+                  "window %u: a failure %u ms old still counts", len, len);
+    fake_now = t0 + len + 1;
+    ck_assert_uint_eq(metrics(b).window_failures, 0);
+}
+
+static void window_check_len(unsigned len)
+{
+    cb_config c = fake_cfg();
+    uint64_t w0 = len / 100 ? len / 100 : 1, w1 = ((uint64_t)len + 99) / 100;
+    uint64_t lcm = w0 * w1, phases[10], t;
+    cb_breaker *b;
+    unsigned i, n = 0;
+
+    c.failure_threshold = UINT_MAX;
+    c.failure_window_ms = len;
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    if (w1 <= 10) {
+        for (i = 0; i <= w1; i++)
+            phases[n++] = i;
+    } else {
+        uint64_t some[] = { 0, 1, w0 - 1, w0, w0 + 1, w1 - 1, w1, w1 + 1, 7919 % w1 };
+
+        for (i = 0; i < sizeof(some) / sizeof(some[0]); i++)
+            phases[n++] = some[i];
+    }
+    for (i = 0; i < n; i++) {
+        /* The clock only moves forwards: the next multiple of both widths. */
+        t = (fake_now / lcm + 2) * lcm;
+        window_check_one(b, len, t + phases[i]);
+    }
+    cb_breaker_free(b);
+}
+
+START_TEST(test_window_never_overshoots)
+{
+    static const unsigned big[] = { 60001, 60000, 59999, 60099, 65536, 99999, 1000001,
+                                    1234567, 2147483647u, UINT_MAX - 1, UINT_MAX };
+    unsigned len, i;
+
+    for (len = 1; len <= 1000; len++)
+        window_check_len(len);
+    for (i = 0; i < sizeof(big) / sizeof(big[0]); i++)
+        window_check_len(big[i]);
+}
+END_TEST
+
+/* The two cases of the issue, spelled out. */
+START_TEST(test_window_overshoot_cases)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 2;
+    c.failure_window_ms = 202;
+    b = cb_breaker_new(&c);
+    fake_now = 3000; /* on a boundary of the old 3 ms buckets */
+    fail_once(b);
+    fake_now += 203;
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+
+    c.failure_window_ms = 60001;
+    b = cb_breaker_new(&c);
+    fake_now = 601000; /* on a boundary of the old 601 ms buckets */
+    fail_once(b);
+    fake_now += 60099;
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
     cb_breaker_free(b);
 }
 END_TEST
@@ -1253,6 +1506,98 @@ START_TEST(test_null_safety)
 }
 END_TEST
 
+/* ---- a clock near its end -------------------------------------------- */
+
+/* Issue 9, #15: now + reset_timeout_ms wrapped past UINT64_MAX, so the
+ * breaker went HALF_OPEN at once. */
+START_TEST(test_open_deadline_saturates)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    b = cb_breaker_new(&c);
+    fake_now = UINT64_MAX - 50;
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    fake_now = UINT64_MAX - 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    /* A manual trip takes the same path. */
+    cb_breaker_reset(b);
+    cb_breaker_trip(b);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* The same for the HALF_OPEN wait for lost probes, and for an OPEN
+ * duration grown by backoff and jitter: no deadline wraps. */
+START_TEST(test_deadlines_saturate)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 1;
+    c.half_open_max_wait_ms = UINT_MAX;
+    b = cb_breaker_new(&c);
+    fake_now = UINT64_MAX - 1000;
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK); /* a probe, then lost */
+    fake_now = UINT64_MAX - 1;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_uint_eq(metrics(b).half_open_expired, 0);
+    cb_breaker_free(b);
+
+    c = fake_cfg();
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 1000;
+    c.max_reset_timeout_ms = UINT_MAX;
+    c.reset_jitter_pct = 50;
+    b = cb_breaker_new(&c);
+    fake_now = 1000;
+    fail_once(b);
+    fake_now = UINT64_MAX - 100;
+    fail_once(b); /* the probe fails: OPEN for 2000 ms +/- 50 % */
+    ck_assert_uint_ge(metrics(b).current_open_ms, 1000);
+    fake_now = UINT64_MAX - 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* The window's bucket loop used to run forever once the clock reached
+ * UINT64_MAX with 1 ms buckets. */
+START_TEST(test_window_clock_end)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 3;
+    c.failure_window_ms = 100;
+    b = cb_breaker_new(&c);
+    fake_now = UINT64_MAX - 150;
+    fail_once(b);
+    fake_now = UINT64_MAX - 50;
+    fail_once(b);
+    fake_now = UINT64_MAX;
+    ck_assert_uint_eq(metrics(b).window_failures, 1);
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).window_failures, 2);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
 /* ---- threads ---------------------------------------------------------- */
 
 static _Atomic uint64_t stress_now;
@@ -1454,6 +1799,90 @@ START_TEST(test_stress_listener)
 }
 END_TEST
 
+/* Workers that lose one permit in 8 (never record it) against a clock
+ * that moves: HALF_OPEN periods keep expiring while late outcomes of the
+ * abandoned ones race with the new probes. Under TSan this checks the
+ * expiry path; in any build, that the counts add up and that the breaker
+ * is never left wedged. */
+typedef struct lossy_arg {
+    cb_breaker *b;
+    unsigned seed;
+    uint64_t rejected, lost;
+} lossy_arg;
+
+static void *lossy_worker(void *arg)
+{
+    lossy_arg *a = arg;
+    uint64_t x = a->seed * 2654435761u + 1;
+    cb_permit p;
+    int i;
+
+    for (i = 0; i < STRESS_CALLS / 4; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (cb_breaker_acquire(a->b, &p) != CB_OK) {
+            a->rejected++;
+            if (i % 64 == 0)
+                atomic_fetch_add(&stress_now, 1);
+            continue;
+        }
+        if (x % 8 == 0)
+            a->lost++;
+        else
+            cb_breaker_record(a->b, &p, x % 4 != 1);
+    }
+    return NULL;
+}
+
+START_TEST(test_stress_lost_probes)
+{
+    cb_config c;
+    cb_breaker *b;
+    lossy_arg a[4];
+    pthread_t t[4];
+    uint64_t rej = 0, lost = 0;
+    cb_permit p;
+    cb_metrics m;
+    int i;
+
+    memset(&c, 0, sizeof(c));
+    c.clock = stress_clock;
+    c.failure_threshold = 3;
+    c.failure_window_ms = 100;
+    c.reset_timeout_ms = 5;
+    c.half_open_max = 2;
+    c.success_threshold = 2;
+    c.half_open_max_wait_ms = 3;
+    atomic_store(&stress_now, 1000);
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    for (i = 0; i < 4; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        a[i].b = b;
+        a[i].seed = (unsigned)i + 21;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, lossy_worker, &a[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        rej += a[i].rejected;
+        lost += a[i].lost;
+    }
+    m = metrics(b);
+    ck_assert_uint_eq(m.total_requests, 4u * (STRESS_CALLS / 4));
+    ck_assert_uint_eq(m.rejected, rej);
+    ck_assert_uint_eq(m.total_requests, m.successes + m.failures + m.rejected + lost);
+    ck_assert_uint_gt(m.half_open_expired, 0);
+    /* Whatever state it ended in, time alone lets calls through, even
+     * when they are lost too. */
+    for (i = 0; i < 3; i++) {
+        atomic_fetch_add(&stress_now, 100);
+        ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    }
+    cb_breaker_free(b);
+}
+END_TEST
+
 static Suite *breaker_suite(void)
 {
     Suite *s = suite_create("breaker");
@@ -1478,6 +1907,10 @@ static Suite *breaker_suite(void)
     tcase_add_test(tc, test_half_open_failure_reopens);
     tcase_add_test(tc, test_half_open_limits);
     tcase_add_test(tc, test_half_open_new_period);
+    tcase_add_test(tc, test_half_open_lost_probes_expire);
+    tcase_add_test(tc, test_release_ignored);
+    tcase_add_test(tc, test_half_open_wait_default);
+    tcase_add_test(tc, test_half_open_expiry_repeats);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("window");
@@ -1485,6 +1918,8 @@ static Suite *breaker_suite(void)
     tcase_add_test(tc, test_window_expiry);
     tcase_add_test(tc, test_window_long_gap);
     tcase_add_test(tc, test_window_successes_do_not_reset);
+    tcase_add_test(tc, test_window_never_overshoots);
+    tcase_add_test(tc, test_window_overshoot_cases);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("periods");
@@ -1542,11 +1977,19 @@ static Suite *breaker_suite(void)
     tcase_add_test(tc, test_disabled);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("clock_end");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_open_deadline_saturates);
+    tcase_add_test(tc, test_deadlines_saturate);
+    tcase_add_test(tc, test_window_clock_end);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_stress_trips);
     tcase_add_test(tc, test_stress_resets);
     tcase_add_test(tc, test_stress_listener);
+    tcase_add_test(tc, test_stress_lost_probes);
     suite_add_tcase(s, tc);
 
     return s;

@@ -18,13 +18,34 @@
  * outcome, recorded in a later period, is counted (successes or failures,
  * and late_outcomes) but never moves the state nor enters the window.
  *
- * Rolling window granularity: time is cut into buckets of
- * w = ceil(failure_window_ms / 100) ms (10 ms for a 1 s window, 600 ms for
- * the 60 s default) and the window is a whole number of them. A failure
- * recorded at time t counts while floor(now / w) - floor(t / w) is below
- * the number of buckets: never longer than failure_window_ms (when w divides
- * it), and at most w - 1 ms less when t is not on a bucket boundary. With
- * a fake clock the result is exact and deterministic.
+ * Rolling window. A failure counts while it is younger than
+ * failure_window_ms: one recorded at t still counts at now = t +
+ * failure_window_ms - 1 at best, and never from t + failure_window_ms on
+ * (the window is (now - failure_window_ms, now]). Granularity can only
+ * make it leave earlier, never later: time is cut into buckets of w ms,
+ * w = floor(failure_window_ms / 100) or ceil(failure_window_ms / 100)
+ * (whichever covers more of the window; both are 600 ms for the 60 s
+ * default, 10 ms for a 1 s window, 1 ms up to 100 ms), and the window is
+ * the newest n = min(100, floor(failure_window_ms / w)) of them, so n * w
+ * never exceeds failure_window_ms. A failure recorded at t counts while
+ * floor(now / w) - floor(t / w) < n, which drops it less than
+ * 2 * ceil(failure_window_ms / 100) ms early (about 2 %), less than w ms
+ * early when w divides the window (every multiple of 100 ms), and not at
+ * all for a window of up to 100 ms. With a fake clock the result is exact and
+ * deterministic.
+ *
+ * Lost probes. A HALF_OPEN period whose half_open_max probes have all been
+ * admitted and that has neither closed nor reopened half_open_max_wait_ms
+ * after the last of them was admitted is abandoned: the next
+ * cb_breaker_acquire starts a new HALF_OPEN period with a fresh allowance
+ * (the check is made lazily there; there are no timers). Until then an
+ * outcome of the old period's probes still counts as a probe; afterwards it
+ * is an earlier-period outcome (counted, moves nothing). The restart emits
+ * no STATE_CHANGE event (the state stays HALF_OPEN); it increments
+ * cb_metrics.half_open_expired and moves state_since_ms to the restart.
+ *
+ * Clock arithmetic saturates: a deadline (now + a duration) that would pass
+ * UINT64_MAX is UINT64_MAX, reached only when the clock reads UINT64_MAX.
  */
 #ifndef CBHTTP_BREAKER_H
 #define CBHTTP_BREAKER_H
@@ -128,6 +149,13 @@ typedef struct cb_config {
     cb_clock_fn    clock;         /* NULL = cb_clock_monotonic_ms; never called
                                      with the breaker's lock held */
     void          *clock_data;
+
+    /* How long a HALF_OPEN period whose probes have all been admitted waits
+     * for them, counted from the admission of the last one, before a new
+     * period starts (see "Lost probes" above). Like resilience4j's
+     * maxWaitDurationInHalfOpenState, except that the breaker stays
+     * HALF_OPEN rather than going OPEN. 0 = reset_timeout_ms. */
+    unsigned half_open_max_wait_ms;
 } cb_config;
 
 /* A ticket from cb_breaker_acquire; pass it back to cb_breaker_record.
@@ -155,7 +183,11 @@ typedef struct cb_metrics {
                                     counted only while a failure-rate or
                                     slow-call trip is on, 0 otherwise */
     unsigned current_open_ms;    /* the OPEN duration now in force */
-    uint64_t state_since_ms;     /* when the current state began */
+    uint64_t state_since_ms;     /* when the current state (or HALF_OPEN
+                                    period) began */
+    uint64_t half_open_expired;  /* HALF_OPEN periods abandoned because their
+                                    probes did not all report in time */
+    uint64_t ignored;            /* permits given back with cb_breaker_release */
 } cb_metrics;
 
 /*
@@ -186,7 +218,9 @@ CB_EXPORT void cb_breaker_config(cb_breaker *b, cb_config *out);
 /*
  * Asks to run one call. CB_OK with *p filled in: run it and then call
  * cb_breaker_record exactly once with the same permit. CB_ERR_CIRCUIT_OPEN:
- * do not run it. CB_ERR_INVALID for NULL arguments.
+ * do not run it. CB_ERR_INVALID for NULL arguments. An OPEN breaker whose
+ * reset timeout has passed turns HALF_OPEN here, and a HALF_OPEN period
+ * whose probes are overdue is restarted here (see "Lost probes").
  */
 CB_EXPORT cb_err cb_breaker_acquire(cb_breaker *b, cb_permit *p);
 
@@ -203,6 +237,15 @@ CB_EXPORT void cb_breaker_record(cb_breaker *b, const cb_permit *p, bool success
 /* Like cb_breaker_record, with the call's result: the classifier decides
  * whether err is a failure, and failure events carry err. */
 CB_EXPORT void cb_breaker_record_err(cb_breaker *b, const cb_permit *p, cb_err err);
+
+/* Gives a permit back with an outcome that is neither success nor failure
+ * (resilience4j's ignored exceptions, gobreaker's IsExcluded): a cancelled
+ * call, an operation that never reached the protected service. Nothing is
+ * counted but cb_metrics.ignored, the state never moves, and a probe of
+ * the current HALF_OPEN period frees its slot for another probe. It takes
+ * the place of cb_breaker_record for that permit. NULL arguments are
+ * ignored. */
+CB_EXPORT void cb_breaker_release(cb_breaker *b, const cb_permit *p);
 
 /*
  * Acquires, runs op(ctx), records its result (through the classifier; by
