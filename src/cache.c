@@ -19,6 +19,7 @@
  * nothing else calls out of the cache.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -182,6 +183,8 @@ typedef struct cache_vary_build {
     cache_vary *arr; /* NULL while counting */
     char *strings;
     size_t count, bytes;
+    size_t limit;    /* bytes beyond which the entry could never be stored */
+    bool too_big;
 } cache_vary_build;
 
 static void cache_vary_add(const char *name, size_t len, void *ctx)
@@ -189,7 +192,7 @@ static void cache_vary_add(const char *name, size_t len, void *ctx)
     cache_vary_build *b = ctx;
     char tmp[128];
     const char *v = NULL;
-    size_t vlen = 0;
+    size_t vlen = 0, need;
 
     /* Field names longer than this are not real headers; they are kept,
      * and match only requests that lack them too. */
@@ -197,6 +200,14 @@ static void cache_vary_add(const char *name, size_t len, void *ctx)
         memcpy(tmp, name, len);
         tmp[len] = '\0';
         v = cache_req_value(b->req, tmp, &vlen);
+    }
+    /* Each listed name copies the request's value: "Vary: a,a,a,..." with
+     * a long "a" would multiply it. Stop counting past the per-entry cap
+     * (bytes never exceeds limit, so limit - bytes cannot wrap). */
+    need = len + 1 + (v ? vlen + 1 : 0);
+    if (b->too_big || need > b->limit - b->bytes) {
+        b->too_big = true;
+        return;
     }
     if (b->arr) {
         char *p = b->strings + b->bytes;
@@ -212,19 +223,22 @@ static void cache_vary_add(const char *name, size_t len, void *ctx)
         }
     }
     b->count++;
-    b->bytes += len + 1 + (v ? vlen + 1 : 0);
+    b->bytes += need;
 }
 
-/* Builds the Vary block of a response for the request that got it. */
+/* Builds the Vary block of a response for the request that got it. False
+ * on OOM or when the block alone would exceed limit bytes. */
 static bool cache_vary_build_block(const api_response *resp, const char *const *req,
-                                   cache_vary **out, size_t *count, size_t *size)
+                                   size_t limit, cache_vary **out, size_t *count, size_t *size)
 {
-    cache_vary_build b = { req, NULL, NULL, 0, 0 };
+    cache_vary_build b = { req, NULL, NULL, 0, 0, limit, false };
     size_t total;
 
     *out = NULL;
     *count = *size = 0;
     cbh_vary_each(resp->headers, resp->header_count, cache_vary_add, &b);
+    if (b.too_big || b.count > (limit - b.bytes) / sizeof(cache_vary))
+        return false;
     if (b.count == 0)
         return true;
     total = b.count * sizeof(cache_vary) + b.bytes;
@@ -253,6 +267,64 @@ static void cache_entry_validators(cache_entry *e)
 {
     e->etag = cbh_headers_get(e->headers, e->header_count, "ETag");
     e->last_modified = cbh_headers_get(e->headers, e->header_count, "Last-Modified");
+}
+
+/* What a 304 confirms (RFC 9111 4.3.4): its own validators, and the ones
+ * the request sent, which it declares current. */
+typedef struct cache_check {
+    const char *etag;          /* the 304's ETag, or NULL */
+    const char *last_modified; /* the 304's Last-Modified (looked at without ETag), or NULL */
+    const char *sent_etag;     /* what If-None-Match sent, or NULL */
+    const char *sent_lm;       /* what If-Modified-Since sent, or NULL */
+    size_t sent_etag_len, sent_lm_len;
+} cache_check;
+
+static void cache_check_init(cache_check *v, const api_response *r, const cbh_cache_cond *cond)
+{
+    memset(v, 0, sizeof(*v));
+    v->etag = cbh_headers_get(r->headers, r->header_count, "ETag");
+    if (!v->etag)
+        v->last_modified = cbh_headers_get(r->headers, r->header_count, "Last-Modified");
+    if (cond) {
+        v->sent_etag = cbh_header_line_value(cond->if_none_match, "If-None-Match",
+                                             &v->sent_etag_len);
+        v->sent_lm = cbh_header_line_value(cond->if_modified_since, "If-Modified-Since",
+                                           &v->sent_lm_len);
+    }
+}
+
+static bool cache_etag_weak(const char *tag) { return strncmp(tag, "W/", 2) == 0; }
+
+/* RFC 9110 8.8.3.2: a strong ETag matches only the same strong ETag; a weak
+ * one matches either form of the same opaque tag. */
+static bool cache_etag_match(const char *got, const char *stored)
+{
+    if (!cache_etag_weak(got))
+        return !cache_etag_weak(stored) && strcmp(got, stored) == 0;
+    return strcmp(got + 2, stored + (cache_etag_weak(stored) ? 2 : 0)) == 0;
+}
+
+static bool cache_same(const char *stored, const char *v, size_t n)
+{
+    return stored && strlen(stored) == n && memcmp(stored, v, n) == 0;
+}
+
+/* True when the 304 described by v is about entry e. An ETag in the 304
+ * decides alone. Without one, the 304 is only about the validators the
+ * request sent: a Last-Modified of its own must agree, and e must be where
+ * they came from (else another thread replaced it, and a 304 for the old
+ * version would relabel the new body). With nothing at all to go by, only
+ * an entry without validators qualifies (the RFC's last rule). */
+static bool cache_validated(const cache_entry *e, const cache_check *v)
+{
+    if (v->etag)
+        return e->etag && cache_etag_match(v->etag, e->etag);
+    if (v->last_modified && !(e->last_modified && strcmp(v->last_modified, e->last_modified) == 0))
+        return false;
+    if (v->sent_etag || v->sent_lm)
+        return (!v->sent_etag || cache_same(e->etag, v->sent_etag, v->sent_etag_len)) &&
+               (!v->sent_lm || cache_same(e->last_modified, v->sent_lm, v->sent_lm_len));
+    return v->last_modified || (!e->etag && !e->last_modified);
 }
 
 /* A multiplicative hash over 8-byte words: an FNV-style byte loop is one
@@ -387,10 +459,17 @@ static void cache_remove(cbh_cache *c, cache_entry *e)
     }
 }
 
+static bool cache_usable(const cache_entry *e, bool head_entry, const char *const *req,
+                         const cache_check *v)
+{
+    return e->head == head_entry && cache_vary_match(e, req) && (!v || cache_validated(e, v));
+}
+
 /* The entry a request would use: same method and matching Vary values,
- * newest first; for HEAD, a GET entry when no HEAD entry matches. */
+ * newest first; for HEAD, a GET entry when no HEAD entry matches. With v,
+ * only an entry that 304 validates. */
 static cache_entry *cache_find(cbh_cache *c, const char *url, size_t url_len, int head,
-                               const char *const *req)
+                               const char *const *req, const cache_check *v)
 {
     cache_node *node = cache_node_find(c, url, url_len);
     cache_entry *e;
@@ -398,11 +477,11 @@ static cache_entry *cache_find(cbh_cache *c, const char *url, size_t url_len, in
     if (!node)
         return NULL;
     for (e = node->entries; e; e = e->next)
-        if (e->head == (head == 1) && cache_vary_match(e, req))
+        if (cache_usable(e, head == 1, req, v))
             return e;
     if (head == 1)
         for (e = node->entries; e; e = e->next)
-            if (!e->head && cache_vary_match(e, req))
+            if (cache_usable(e, false, req, v))
                 return e;
     return NULL;
 }
@@ -562,7 +641,7 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
     now = c->clock(c->clock_data);
 
     pthread_mutex_lock(&c->lock);
-    e = cache_find(c, url, strlen(url), head, req_headers);
+    e = cache_find(c, url, strlen(url), head, req_headers, NULL);
     if (!e)
         goto out;
     age = cache_age(e, now);
@@ -610,12 +689,16 @@ static bool cache_merge_skip(const char *name)
 static cb_err cache_merge(const cache_entry *e, const api_response *r, api_header **out,
                           size_t *count, size_t *size)
 {
-    size_t n = 0, i, total = e->header_count + r->header_count;
+    size_t n = 0, i, total;
     api_header *list;
     cb_err err;
 
     *out = NULL;
     *count = *size = 0;
+    /* Counts no allocation could hold must not wrap into a small one. */
+    if (r->header_count > SIZE_MAX / sizeof(*list) - e->header_count)
+        return CB_ERR_NOMEM;
+    total = e->header_count + r->header_count;
     if (total == 0)
         return CB_OK;
     list = cbh_malloc(total * sizeof(*list));
@@ -637,29 +720,35 @@ static cb_err cache_merge(const cache_entry *e, const api_response *r, api_heade
     return err;
 }
 
-/* A 304: refresh the entry the request would have used and hand its
- * response to the caller. Without such an entry resp stays the 304. */
+/* A 304: refresh the entry the request would have used, if the 304 is about
+ * it, and hand its response to the caller. Without such an entry resp
+ * stays the 304. */
 static cb_err cache_refresh(cbh_cache *c, const char *url, int head, const char *const *req,
-                            api_response *resp, int64_t request_epoch, int64_t response_epoch,
-                            uint64_t response_ms)
+                            const cbh_cache_cond *cond, api_response *resp,
+                            int64_t request_epoch, int64_t response_epoch, uint64_t response_ms)
 {
     api_response out = { 0 };
     api_header *merged;
-    size_t count, size;
+    size_t count, size, rest;
     cbh_freshness fr;
+    cache_check v;
     cache_entry *e;
     cb_err err = CB_OK;
+    bool too_big;
 
+    cache_check_init(&v, resp, cond);
     pthread_mutex_lock(&c->lock);
-    e = cache_find(c, url, strlen(url), head, req);
+    e = cache_find(c, url, strlen(url), head, req, &v);
     if (!e)
         goto out;
     err = cache_merge(e, resp, &merged, &count, &size);
     if (err != CB_OK)
         goto out;
     cbh_freshness_of(e->status, merged, count, request_epoch, response_epoch, c->heuristic, &fr);
+    rest = e->bytes - e->headers_size;
+    too_big = size > SIZE_MAX - rest;
     c->bytes -= e->bytes;
-    e->bytes = e->bytes - e->headers_size + size;
+    e->bytes = too_big ? SIZE_MAX : rest + size;
     c->bytes += e->bytes;
     cbh_free(e->headers);
     e->headers = merged;
@@ -673,7 +762,7 @@ static cb_err cache_refresh(cbh_cache *c, const char *url, int head, const char 
         err = CB_ERR_NOMEM;
     /* The refreshed headers may forbid storing (no-store) or grow the
      * entry past the per-entry cap: then it goes, after serving. */
-    if (!fr.storable || e->bytes > c->max_entry_bytes)
+    if (!fr.storable || too_big || e->bytes > c->max_entry_bytes)
         cache_remove(c, e);
     else
         cache_evict(c, e);
@@ -695,16 +784,38 @@ out:
     return err;
 }
 
+/* The bytes an entry counts (body, header block, URL, Vary block); false
+ * when the sum does not fit in a size_t, so exceeds any bound. */
+static bool cache_entry_bytes(size_t blen, size_t headers_size, size_t url_len, size_t vary_size,
+                              size_t *out)
+{
+    const size_t parts[] = { headers_size, url_len, vary_size };
+    size_t i;
+
+    *out = blen;
+    for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        if (parts[i] > SIZE_MAX - *out)
+            return false;
+        *out += parts[i];
+    }
+    return true;
+}
+
 /* Builds an entry from resp outside the lock. NULL when it is too large or
  * memory ran out. */
 static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
                                     const api_response *resp, const char *const *req,
                                     const cbh_freshness *fr, uint64_t response_ms)
 {
-    size_t blen = head == 1 || !resp->body ? 0 : resp->body_len;
+    size_t blen = head == 1 || !resp->body ? 0 : resp->body_len, bytes;
     cache_entry *e;
 
-    if (blen > c->max_entry_bytes || resp->headers_size_ > c->max_entry_bytes)
+    /* Refused before anything is copied when it cannot fit (the Vary block
+     * is counted once built). max_entry_bytes may be SIZE_MAX: the body's
+     * allocation (struct, body, NUL) is checked on its own so that it
+     * cannot wrap. */
+    if (!cache_entry_bytes(blen, resp->headers_size_, url_len, 0, &bytes) ||
+        bytes > c->max_entry_bytes || blen > SIZE_MAX - sizeof(*e) - 1)
         return NULL;
     e = cbh_calloc(1, sizeof(*e) + blen + 1);
     if (!e)
@@ -719,24 +830,36 @@ static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
     e->stored_ms = response_ms;
     if (cbh_headers_dup(resp->headers, resp->header_count, resp->headers_size_, &e->headers) !=
             CB_OK ||
-        !cache_vary_build_block(resp, req, &e->vary, &e->vary_count, &e->vary_size)) {
+        !cache_vary_build_block(resp, req, c->max_entry_bytes, &e->vary, &e->vary_count,
+                                &e->vary_size)) {
         cache_entry_free(e);
         return NULL;
     }
     e->header_count = e->headers ? resp->header_count : 0;
     e->headers_size = e->headers ? resp->headers_size_ : 0;
     cache_entry_validators(e);
-    e->bytes = blen + e->headers_size + url_len + e->vary_size;
-    if (e->bytes > c->max_entry_bytes) {
+    if (!cache_entry_bytes(blen, e->headers_size, url_len, e->vary_size, &e->bytes) ||
+        e->bytes > c->max_entry_bytes) {
         cache_entry_free(e);
         return NULL;
     }
     return e;
 }
 
+/* The wall-clock time the request left: response_epoch less the exchange's
+ * duration, saturating at the clock's low end rather than wrapping. */
+static int64_t cache_request_epoch(int64_t response_epoch, uint64_t request_ms,
+                                   uint64_t response_ms)
+{
+    /* At most UINT64_MAX / 1000, so it fits in an int64_t. */
+    int64_t delay_s = (int64_t)(response_ms > request_ms ? (response_ms - request_ms) / 1000 : 0);
+
+    return response_epoch >= INT64_MIN + delay_s ? response_epoch - delay_s : INT64_MIN;
+}
+
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
-                       const char *const *req_headers, api_response *resp,
-                       uint64_t request_ms, uint64_t response_ms)
+                       const char *const *req_headers, const cbh_cache_cond *cond,
+                       api_response *resp, uint64_t request_ms, uint64_t response_ms)
 {
     cbh_freshness fr;
     cache_req rq;
@@ -756,11 +879,10 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
     /* Wall-clock times of the exchange, for Date/Expires arithmetic: the
      * monotonic interval gives the response delay. */
     response_epoch = c->wall(c->wall_data);
-    request_epoch = response_epoch -
-                    (int64_t)(response_ms > request_ms ? (response_ms - request_ms) / 1000 : 0);
+    request_epoch = cache_request_epoch(response_epoch, request_ms, response_ms);
     if (resp->status == 304)
-        return cache_refresh(c, url, head, req_headers, resp, request_epoch, response_epoch,
-                             response_ms);
+        return cache_refresh(c, url, head, req_headers, cond, resp, request_epoch,
+                             response_epoch, response_ms);
     if (rq.no_store)
         return CB_OK;
 
@@ -836,7 +958,7 @@ bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
     now = c->clock(c->clock_data);
 
     pthread_mutex_lock(&c->lock);
-    e = cache_find(c, url, strlen(url), head, req_headers);
+    e = cache_find(c, url, strlen(url), head, req_headers, NULL);
     /* no-cache forbids any use without validation; must-revalidate only
      * forbids use once stale (RFC 9111 5.2.2.2, 5.2.2.4). */
     if (!e || e->fr.no_cache)

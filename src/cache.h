@@ -65,19 +65,32 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
 /*
  * After a network response (resp filled: status, body, headers,
  * header_count, headers_size_) to a GET/HEAD: stores it when allowed, or on
- * a 304 refreshes the stored entry's headers and replaces resp's contents
- * with the stored response (status, body, merged headers; from_cache and
- * revalidated set, stale cleared, attempts untouched). A 304 with no
- * matching entry leaves resp as it is. request_ms and response_ms are the
- * monotonic times around the exchange. Do not call it for opts->bypass or
- * for a response served from the cache. A final response below 500 that is
- * not stored removes the entries it supersedes (same method and variant);
- * a 5xx leaves them for serve_stale. Returns CB_ERR_NOMEM only when resp
- * could not be rebuilt after a 304 (resp then still holds the 304).
+ * a 304 refreshes the stored entry it validates and replaces resp's
+ * contents with that stored response (status, body, merged headers;
+ * from_cache and revalidated set, stale cleared, attempts untouched).
+ *
+ * cond: the validators the request sent, as cbh_cache_lookup gave them
+ * (NULL or empty when the request was not made conditional by the cache).
+ * A 304 only refreshes an entry the request would use whose validators it
+ * confirms (RFC 9111 4.3.4): with a strong ETag, an entry with that same
+ * strong ETag; with a weak ETag, an entry whose ETag matches it weakly;
+ * without an ETag, an entry whose Last-Modified equals the 304's (if it
+ * has one) and whose ETag and Last-Modified are the ones cond sent; with
+ * no validator at all and no cond, only an entry that has none either. The
+ * newest such entry is refreshed. A 304 that validates no entry (another
+ * version was stored meanwhile, or the entry went) leaves resp as it is:
+ * the caller asks again without validators.
+ *
+ * request_ms and response_ms are the monotonic times around the exchange.
+ * Do not call it for opts->bypass or for a response served from the cache.
+ * A final response below 500 that is not stored removes the entries it
+ * supersedes (same method and variant); a 5xx leaves them for serve_stale.
+ * Returns CB_ERR_NOMEM only when resp could not be rebuilt after a 304
+ * (resp then still holds the 304).
  */
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
-                       const char *const *req_headers, api_response *resp,
-                       uint64_t request_ms, uint64_t response_ms);
+                       const char *const *req_headers, const cbh_cache_cond *cond,
+                       api_response *resp, uint64_t request_ms, uint64_t response_ms);
 
 /*
  * When a call failed with cause (or ended with a 5xx): fills resp with a

@@ -192,6 +192,11 @@ static bool cc_vary_star(const api_header *h, size_t count)
 
 static uint64_t cc_sat_ms(uint64_t s) { return s > CC_DELTA_MAX ? CC_DELTA_MAX * 1000 : s * 1000; }
 
+/* a - b when a is later, else 0. In unsigned arithmetic: the difference of
+ * two int64_t always fits in a uint64_t, where a signed subtraction (a wall
+ * clock at INT64_MAX, a Date in year 0) would overflow. */
+static uint64_t cc_later_by(int64_t a, int64_t b) { return a > b ? (uint64_t)a - (uint64_t)b : 0; }
+
 void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t request_epoch,
                       int64_t response_epoch, bool heuristic, cbh_freshness *out)
 {
@@ -222,12 +227,12 @@ void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t re
         explicit_fresh = true;
     } else if (expires_s) {
         /* An invalid Expires ("0", "-1") means already expired. */
-        if (cbh_http_date_parse(expires_s, &expires) && expires > date)
-            out->lifetime_ms = cc_sat_ms((uint64_t)(expires - date));
+        if (cbh_http_date_parse(expires_s, &expires))
+            out->lifetime_ms = cc_sat_ms(cc_later_by(expires, date));
         explicit_fresh = true;
     } else if (heuristic && lm_s && cc_heuristic_status(status) &&
                cbh_http_date_parse(lm_s, &lm) && date > lm) {
-        uint64_t s = (uint64_t)(date - lm) / 10;
+        uint64_t s = cc_later_by(date, lm) / 10;
 
         out->lifetime_ms = cc_sat_ms(s > CC_HEURISTIC_MAX_S ? CC_HEURISTIC_MAX_S : s);
     }
@@ -240,9 +245,9 @@ void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t re
         if (!cc_delta(age_s, n, &age_value))
             age_value = 0;
     }
-    apparent = response_epoch > date ? (uint64_t)(response_epoch - date) : 0;
-    delay = response_epoch > request_epoch ? (uint64_t)(response_epoch - request_epoch) : 0;
-    corrected = age_value + delay;
+    apparent = cc_later_by(response_epoch, date);
+    delay = cc_later_by(response_epoch, request_epoch);
+    corrected = delay > UINT64_MAX - age_value ? UINT64_MAX : age_value + delay;
     out->initial_age_ms = cc_sat_ms(apparent > corrected ? apparent : corrected);
 
     out->has_validator = cbh_headers_get(h, count, "ETag") != NULL || lm_s != NULL;

@@ -3,11 +3,22 @@
  * A block is one allocation: an api_header array of `count` entries, then
  * the NUL-terminated names and values it points to. Copying one is a single
  * malloc, a memcpy and a pointer relocation, which keeps cache hits cheap. */
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
 #include "alloc.h"
 #include "headers.h"
+
+/* The size of a block of count entries and bytes of strings; false when it
+ * does not fit in a size_t (no allocation could hold it). */
+static bool headers_block_size(size_t count, size_t bytes, size_t *total)
+{
+    if (count > (SIZE_MAX - bytes) / sizeof(api_header))
+        return false;
+    *total = count * sizeof(api_header) + bytes;
+    return true;
+}
 
 /* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
  * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. */
@@ -156,7 +167,8 @@ cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *
     headers_scan(raw, len, NULL, NULL, &n, &bytes);
     if (n == 0)
         return CB_OK;
-    total = n * sizeof(api_header) + bytes;
+    if (!headers_block_size(n, bytes, &total))
+        return CB_ERR_NOMEM;
     block = cbh_malloc(total);
     if (!block)
         return CB_ERR_NOMEM;
@@ -179,7 +191,9 @@ cb_err cbh_headers_dup(const api_header *h, size_t count, size_t size, api_heade
     *out = NULL;
     if (!h || count == 0 || size == 0)
         return CB_OK;
-    if (size < count * sizeof(api_header))
+    /* Divided, not multiplied: a count near SIZE_MAX / sizeof would wrap
+     * the product into a size that passes. */
+    if (count > size / sizeof(api_header))
         return CB_ERR_INVALID;
     block = cbh_malloc(size);
     if (!block)
@@ -208,11 +222,19 @@ cb_err cbh_headers_build(const api_header *list, size_t count, api_header **out,
     if (count == 0)
         return CB_OK;
     for (i = 0; i < count; i++) {
+        size_t nl, vl;
+
         if (!list[i].name || !list[i].value)
             return CB_ERR_INVALID;
-        bytes += strlen(list[i].name) + 1 + strlen(list[i].value) + 1;
+        /* Each string is in memory, so its length + 1 fits; the sum may not. */
+        nl = strlen(list[i].name) + 1;
+        vl = strlen(list[i].value) + 1;
+        if (nl > SIZE_MAX - bytes || vl > SIZE_MAX - bytes - nl)
+            return CB_ERR_NOMEM;
+        bytes += nl + vl;
     }
-    total = count * sizeof(api_header) + bytes;
+    if (!headers_block_size(count, bytes, &total))
+        return CB_ERR_NOMEM;
     block = cbh_malloc(total);
     if (!block)
         return CB_ERR_NOMEM;

@@ -18,7 +18,9 @@
 cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count,
                          size_t *size);
 
-/* Copies a block made by cbh_headers_parse (or this function). */
+/* Copies a block made by cbh_headers_parse (or this function). Returns
+ * CB_ERR_INVALID when count entries cannot fit in size bytes (NULL out),
+ * CB_ERR_NOMEM when the copy cannot be allocated. */
 cb_err cbh_headers_dup(const api_header *h, size_t count, size_t size, api_header **out);
 
 /* Packs count name/value pairs (pointing anywhere) into a new block, in

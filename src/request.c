@@ -402,12 +402,12 @@ static cb_err call_run(call *k, cbh_origin *o, const char *body, size_t body_len
                                &k->cond);
         if (res == CBH_CACHE_FRESH) {
             atomic_fetch_add_explicit(&o->cache_hits, 1, memory_order_relaxed);
-            return CB_OK;
+            goto served;
         }
         atomic_fetch_add_explicit(&o->cache_misses, 1, memory_order_relaxed);
         if (k->cache_opts.only_if_cached) {
             if (call_serve_stale(k, o, CB_ERR_CACHE_MISS, resp))
-                return CB_OK;
+                goto served;
             snprintf(resp->error, sizeof(resp->error), "not in cache");
             return CB_ERR_CACHE_MISS;
         }
@@ -425,12 +425,14 @@ again:
         if (resp->status && (err == CB_OK || err == CB_ERR_HTTP)) {
             bool not_modified = resp->status == 304 && k->conditional;
 
-            if (cbh_cache_store(c->cache, k->method, k->url.url, k->lines, resp, sent,
+            if (cbh_cache_store(c->cache, k->method, k->url.url, k->lines,
+                                k->conditional ? &k->cond : NULL, resp, sent,
                                 cbh_client_now(c)) != CB_OK)
                 return CB_ERR_NOMEM;
             /* Our validators earned a 304 but the entry they came from went
-             * meanwhile (evicted or invalidated by another thread): the
-             * caller must never see that 304, so ask once more, plainly. */
+             * meanwhile (evicted, invalidated, or replaced by another
+             * version, which that 304 does not confirm): the caller must
+             * never see that 304, so ask once more, plainly. */
             if (not_modified && resp->status == 304) {
                 k->conditional = false;
                 goto again;
@@ -440,7 +442,7 @@ again:
             err = resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
         }
         if (is_outage(err, resp) && call_serve_stale(k, o, err, resp))
-            return CB_OK;
+            goto served;
     } else if (c->cache && err == CB_OK && !method_is(k->method, "GET") &&
                !method_is(k->method, "HEAD") && !method_is(k->method, "OPTIONS") &&
                !method_is(k->method, "TRACE")) {
@@ -448,6 +450,12 @@ again:
         cbh_cache_invalidate(c->cache, k->url.url);
     }
     return err;
+
+served:
+    /* Straight from the cache, fresh or standing in: the result is what
+     * this response gives from the network (a stored 4xx is CB_ERR_HTTP
+     * with the response filled), whatever the cache was asked for. */
+    return resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
 }
 
 CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path,

@@ -3,8 +3,10 @@
  * bounds and LRU, stale-if-error, request directives, metrics, allocation
  * failures and concurrent use. */
 /* cbhttp: threaded */
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "cache.h"
 #include "cbhttp.h"
 #include "headers.h"
+#include "httpdate.h"
 
 #include "helpers/testutil.h"
 
@@ -73,7 +76,7 @@ static void put(cbh_cache *c, const char *method, const char *url, const char *c
     api_response r;
 
     resp_make(&r, status, raw, body);
-    ck_assert_int_eq(cbh_cache_store(c, method, url, req, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, method, url, req, NULL, &r, now_ms, now_ms), CB_OK);
     resp_free(&r);
 }
 
@@ -365,7 +368,7 @@ START_TEST(test_304_merge_and_refresh)
               "Content-Encoding: gzip\r\nX-Both: new\r\nX-New: b\r\n",
               "");
     r.attempts = 1;
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &r, now_ms - 5, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms - 5, now_ms), CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "hello");
     ck_assert_uint_eq(r.body_len, 5);
@@ -399,18 +402,149 @@ START_TEST(test_304_merge_and_refresh)
 
     /* A 304 with nothing stored stays a 304. */
     resp_make(&r, 304, "ETag: \"zz\"\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "other", NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "other", NULL, NULL, &r, now_ms, now_ms), CB_OK);
     ck_assert_int_eq(r.status, 304);
     ck_assert(!r.from_cache && !r.revalidated);
     resp_free(&r);
 
     /* A 304 saying no-store serves the entry once and drops it. */
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
     resp_make(&r, 304, "Cache-Control: no-store\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms), CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "hello");
     resp_free(&r);
     ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* ---- A 304 only refreshes the version it validates ---------------------------- */
+
+#define LM1 "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+#define LM2 "Last-Modified: Sun, 06 Nov 1994 08:49:38 GMT\r\n"
+
+typedef struct replaced_case {
+    const char *v1, *v2; /* validator headers of the two versions */
+    const char *h304;    /* validator headers of the 304 */
+    bool        refresh; /* the 304 refreshes version 2's entry */
+} replaced_case;
+
+static const replaced_case replaced_cases[] = {
+    /* The 304 confirms version 1, which is no longer stored. */
+    { "ETag: \"v1\"\r\n", "ETag: \"v2\"\r\n", "ETag: \"v1\"\r\n", false },
+    { "ETag: \"v1\"\r\n", "ETag: \"v2\"\r\n", "ETag: W/\"v1\"\r\n", false },
+    { "ETag: W/\"v1\"\r\n", "ETag: W/\"v2\"\r\n", "ETag: W/\"v1\"\r\n", false },
+    { LM1, LM2, LM1, false },
+    /* Without a validator of its own it confirms what the request sent. */
+    { "ETag: \"v1\"\r\n", "ETag: \"v2\"\r\n", "", false },
+    { LM1, LM2, "", false },
+    { "ETag: \"v1\"\r\n" LM1, "ETag: \"v2\"\r\n" LM1, LM1, false }, /* same second */
+    /* A strong ETag is compared strongly. */
+    { "ETag: \"v1\"\r\n", "ETag: W/\"v2\"\r\n", "ETag: \"v2\"\r\n", false },
+    /* The 304 names version 2 itself: that is the entry it refreshes. */
+    { "ETag: \"v1\"\r\n", "ETag: \"v2\"\r\n", "ETag: \"v2\"\r\n", true },
+    { "ETag: \"v1\"\r\n", "ETag: \"v2\"\r\n", "ETag: W/\"v2\"\r\n", true },
+    { "ETag: \"v1\"\r\n", "ETag: W/\"v2\"\r\n", "ETag: W/\"v2\"\r\n", true },
+};
+
+/* The interleaving of two threads, exactly: A looks up version 1 and sends
+ * its validators; B stores version 2; A's 304 arrives. */
+START_TEST(test_304_for_replaced_version)
+{
+    const replaced_case *t = &replaced_cases[_i];
+    api_cache_options    any = { .max_stale_ms = 600000 };
+    cbh_cache           *c = mk(NULL);
+    cbh_cache_cond       cond_a;
+    api_response         r;
+    char                 hdrs[256];
+
+    snprintf(hdrs, sizeof hdrs, "Cache-Control: max-age=0\r\n%s", t->v1);
+    put(c, "GET", URL, NULL, 200, hdrs, "one");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond_a, NULL, 0), CBH_CACHE_STALE);
+    snprintf(hdrs, sizeof hdrs, "Cache-Control: max-age=0\r\n%s", t->v2);
+    put(c, "GET", URL, NULL, 200, hdrs, "two");
+
+    snprintf(hdrs, sizeof hdrs, "Cache-Control: max-age=60\r\n%s", t->h304);
+    resp_make(&r, 304, hdrs, "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond_a, &r, now_ms, now_ms), CB_OK);
+    if (t->refresh) {
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(r.body, "two");
+        ck_assert(r.from_cache && r.revalidated);
+        resp_free(&r);
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    } else {
+        /* Left for the caller to ask again; version 2 stays as stored. */
+        ck_assert_int_eq(r.status, 304);
+        ck_assert(!r.from_cache && !r.revalidated);
+        resp_free(&r);
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+        ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &any, CB_ERR_TIMEOUT, &r));
+        ck_assert_str_eq(r.body, "two");
+        ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Cache-Control"),
+                         "max-age=0");
+        resp_free(&r);
+    }
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A 304 to a request the cache did not make conditional (the caller sent
+ * its own validators) refreshes only an entry without validators when it
+ * carries none itself (RFC 9111 4.3.4, third rule). */
+START_TEST(test_304_without_cond)
+{
+    cbh_cache   *c = mk(NULL);
+    api_response r;
+
+    put(c, "GET", URL "n", NULL, 200, FRESH_HDRS, "none");
+    put(c, "GET", URL "e", NULL, 200, FRESH_HDRS "ETag: \"e\"\r\n", "etag");
+    resp_make(&r, 304, "Cache-Control: max-age=100\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "n", NULL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "none");
+    resp_free(&r);
+    resp_make(&r, 304, "Cache-Control: max-age=100\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "e", NULL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(r.status, 304);
+    resp_free(&r);
+    /* With its ETag it is that entry's, whoever sent the validators. */
+    resp_make(&r, 304, "Cache-Control: max-age=100\r\nETag: \"e\"\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "e", NULL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "etag");
+    resp_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* When several stored variants suit a request, the 304 refreshes the one
+ * whose validators it confirms, not merely the newest. */
+START_TEST(test_304_picks_validated_variant)
+{
+    cbh_cache     *c = mk(NULL);
+    const char    *by_accept[] = { "Accept: a", NULL };
+    const char    *by_x[] = { "X-B: b", NULL };
+    const char    *both[] = { "Accept: a", "X-B: b", NULL };
+    cbh_cache_cond cond;
+    api_response   r;
+
+    put(c, "GET", URL, by_accept, 200,
+        "Cache-Control: max-age=0\r\nETag: \"a\"\r\nVary: Accept\r\n", "by-accept");
+    ck_assert_int_eq(get(c, "GET", URL, both, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_str_eq(cond.if_none_match, "If-None-Match: \"a\"");
+    /* Meanwhile a variant that suits the request too, and is newer. */
+    put(c, "GET", URL, by_x, 200, "Cache-Control: max-age=0\r\nETag: \"b\"\r\nVary: X-B\r\n",
+        "by-x-b");
+    resp_make(&r, 304, "Cache-Control: max-age=60\r\nETag: \"a\"\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, both, &cond, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "by-accept");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "ETag"), "\"a\"");
+    resp_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, by_accept, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, by_x, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
     cbh_cache_free(c);
 }
 END_TEST
@@ -526,7 +660,7 @@ START_TEST(test_head_revalidates_get_entry)
     ck_assert_int_eq(get(c, "HEAD", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
     ck_assert_str_eq(cond.if_none_match, "If-None-Match: \"g\"");
     resp_make(&r, 304, "Cache-Control: max-age=60\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "HEAD", URL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "HEAD", URL, NULL, &cond, &r, now_ms, now_ms), CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "");
     ck_assert(r.revalidated);
@@ -715,7 +849,7 @@ START_TEST(test_defaults)
         api_response r;
 
         resp_make(&r, 200, "Cache-Control: max-age=60\r\n", "real");
-        cbh_cache_store(c, "GET", URL, NULL, &r, cb_clock_monotonic_ms(NULL),
+        cbh_cache_store(c, "GET", URL, NULL, NULL, &r, cb_clock_monotonic_ms(NULL),
                         cb_clock_monotonic_ms(NULL));
         resp_free(&r);
         ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
@@ -822,6 +956,144 @@ START_TEST(test_many_urls)
 }
 END_TEST
 
+/* ---- Extreme bounds -------------------------------------------------------- */
+
+static const size_t bound_sizes[] = { 0, 1, SIZE_MAX - 1, SIZE_MAX };
+static const unsigned bound_counts[] = { 0, 1, UINT_MAX - 1, UINT_MAX };
+
+/* Stores a response claiming body_len bytes of which only the first few
+ * exist: a bound check that overflowed would read (and crash) past them. */
+static void put_claimed(cbh_cache *c, const char *url, size_t body_len, size_t headers_size)
+{
+    static char few[8] = "abcdefg";
+    api_response r;
+
+    resp_make(&r, 200, FRESH_HDRS, "");
+    cbh_free(r.body);
+    r.body = few;
+    r.body_len = body_len;
+    if (headers_size)
+        r.headers_size_ = headers_size;
+    ck_assert_int_eq(cbh_cache_store(c, "GET", url, NULL, NULL, &r, now_ms, now_ms), CB_OK);
+    r.body = NULL;
+    resp_free(&r);
+}
+
+/* max_bytes, max_entry_bytes and max_entries at 0 (default), 1, MAX - 1 and
+ * MAX, in every combination: a small response is stored unless a 1-byte
+ * bound forbids it, and sizes whose sum or allocation would wrap are
+ * refused before anything is allocated (so ASan's huge-allocation abort
+ * never fires either). */
+START_TEST(test_extreme_bounds)
+{
+    size_t a, b, n, i;
+
+    for (a = 0; a < 4; a++)
+        for (b = 0; b < 4; b++)
+            for (n = 0; n < 4; n++) {
+                api_cache_config cfg = { .max_bytes = bound_sizes[a],
+                                         .max_entry_bytes = bound_sizes[b],
+                                         .max_entries = bound_counts[n] };
+                cbh_cache *c = mk(&cfg);
+                bool fits = bound_sizes[a] != 1 && bound_sizes[b] != 1;
+                api_cache_metrics m;
+                static const size_t claims[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 64 };
+
+                put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"e\"\r\n", "small");
+                ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0),
+                                 fits ? CBH_CACHE_FRESH : CBH_CACHE_MISS);
+                for (i = 0; i < sizeof claims / sizeof claims[0]; i++)
+                    put_claimed(c, URL "big", claims[i], 0);
+                put_claimed(c, URL "hdr", 1, SIZE_MAX);
+                put_claimed(c, URL "hdr", 1, SIZE_MAX - 1);
+                ck_assert_int_eq(get(c, "GET", URL "big", NULL, NULL, NULL, NULL, 0),
+                                 CBH_CACHE_MISS);
+                ck_assert_int_eq(get(c, "GET", URL "hdr", NULL, NULL, NULL, NULL, 0),
+                                 CBH_CACHE_MISS);
+                cbh_cache_metrics(c, &m);
+                ck_assert_uint_eq(m.entries, fits ? 1 : 0);
+                ck_assert_uint_eq(m.stores, fits ? 1 : 0);
+                ck_assert_uint_eq(m.max_bytes, bound_sizes[a] ? bound_sizes[a] : 32u << 20);
+                ck_assert_uint_eq(m.max_entries, bound_counts[n] ? bound_counts[n] : 10000);
+                cbh_cache_free(c);
+            }
+}
+END_TEST
+
+/* A 304 claiming more headers than memory can hold: the merged list's size
+ * must not wrap around to a small allocation. */
+START_TEST(test_304_impossible_header_count)
+{
+    api_cache_config cfg = { .max_bytes = SIZE_MAX, .max_entry_bytes = SIZE_MAX };
+    cbh_cache       *c = mk(&cfg);
+    cbh_cache_cond   cond;
+    api_response     r;
+    size_t           real;
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=0\r\nETag: \"v1\"\r\n", "one");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    resp_make(&r, 304, "ETag: \"v1\"\r\n", "");
+    real = r.header_count;
+    r.header_count = SIZE_MAX / sizeof(api_header) + 1;
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms),
+                     CB_ERR_NOMEM);
+    ck_assert_int_eq(r.status, 304);
+    r.header_count = real;
+    resp_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* 0000-01-01 and 9999-12-31 23:59:59, the range of an HTTP-date. */
+#define DATE_MIN_EPOCH (-62167219200LL)
+#define DATE_MAX_EPOCH 253402300799LL
+
+/* Wall and monotonic clocks at their ends: no signed overflow (run it under
+ * -fsanitize=undefined), the entry is stored, and where the wall clock
+ * leaves room for it the response delay (UINT64_MAX ms) saturates the
+ * initial age to 2^31 s: stale at once. */
+START_TEST(test_extreme_clocks)
+{
+    static const int64_t walls[] = { INT64_MIN, INT64_MIN + 1, -1, 0, WALL, INT64_MAX };
+    size_t i;
+
+    for (i = 0; i < sizeof walls / sizeof walls[0]; i++) {
+        cbh_cache        *c = mk(NULL);
+        api_response      r;
+        api_cache_metrics m;
+        cbh_cache_res     res;
+
+        wall_s = walls[i];
+        resp_make(&r, 200, "Cache-Control: max-age=60\r\nETag: \"e\"\r\n", "b");
+        ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, &r, 0, UINT64_MAX), CB_OK);
+        resp_free(&r);
+        cbh_cache_metrics(c, &m);
+        ck_assert_uint_eq(m.entries, 1);
+        now_ms = UINT64_MAX;
+        res = get(c, "GET", URL, NULL, NULL, NULL, NULL, 0);
+        if (walls[i] > INT64_MIN + 100000)
+            ck_assert_int_eq(res, CBH_CACHE_STALE);
+        else
+            ck_assert(res == CBH_CACHE_STALE || res == CBH_CACHE_FRESH);
+        /* Dates at the ends of what HTTP-dates can say, against that clock. */
+        {
+            char hdrs[256], lo[32], hi[32];
+
+            cbh_http_date_format(DATE_MIN_EPOCH, lo, sizeof lo);
+            cbh_http_date_format(DATE_MAX_EPOCH, hi, sizeof hi);
+            snprintf(hdrs, sizeof hdrs, "Date: %s\r\nExpires: %s\r\nLast-Modified: %s\r\n", lo,
+                     hi, lo);
+            put(c, "GET", URL "d", NULL, 200, hdrs, "d");
+            snprintf(hdrs, sizeof hdrs, "Date: %s\r\nExpires: %s\r\nETag: \"e\"\r\n", hi, lo);
+            put(c, "GET", URL "e", NULL, 200, hdrs, "e");
+            cbh_cache_metrics(c, &m);
+            ck_assert_uint_ge(m.entries, 2);
+        }
+        cbh_cache_free(c);
+    }
+}
+END_TEST
+
 /* ---- Allocation failures -------------------------------------------------- */
 
 static atomic_int alloc_budget;
@@ -854,18 +1126,19 @@ START_TEST(test_alloc_failures)
         c = mk(NULL);
         resp_make(&r, 200, FRESH_HDRS "ETag: \"e\"\r\nVary: Accept\r\n", "body");
         atomic_store(&alloc_budget, budget);
-        cbh_cache_store(c, "GET", URL, req, &r, now_ms, now_ms);
-        cbh_cache_store(c, "GET", URL "2", req, &r, now_ms, now_ms);
+        cbh_cache_store(c, "GET", URL, req, NULL, &r, now_ms, now_ms);
+        cbh_cache_store(c, "GET", URL "2", req, NULL, &r, now_ms, now_ms);
         resp_free(&r);
         memset(&r, 0, sizeof r);
         if (cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond) == CBH_CACHE_FRESH)
             ck_assert_str_eq(r.body, "body");
         resp_free(&r);
         now_ms += 61000;
+        cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond);
         atomic_store(&alloc_budget, 1000);
         resp_make(&r, 304, "X-New: 1\r\n", "");
         atomic_store(&alloc_budget, budget);
-        err = cbh_cache_store(c, "GET", URL, req, &r, now_ms, now_ms);
+        err = cbh_cache_store(c, "GET", URL, req, &cond, &r, now_ms, now_ms);
         ck_assert(err == CB_OK || err == CB_ERR_NOMEM);
         if (err == CB_ERR_NOMEM)
             ck_assert_int_eq(r.status, 304);
@@ -915,7 +1188,7 @@ static void *stress_run(void *arg)
             resp_make(&r, 200,
                       "Cache-Control: max-age=1\r\nETag: \"e\"\r\nVary: Accept-Language\r\n",
                       "v-body-of-some-length");
-            cbh_cache_store(c, "GET", url, req, &r, cb_clock_monotonic_ms(NULL),
+            cbh_cache_store(c, "GET", url, req, NULL, &r, cb_clock_monotonic_ms(NULL),
                             cb_clock_monotonic_ms(NULL));
             atomic_fetch_add(&stress_stores, 1);
         } else if (op < 9) {
@@ -975,6 +1248,10 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_serve_stale_rules);
     tcase_add_test(tc, test_serve_stale_replaces_payload);
     tcase_add_test(tc, test_304_merge_and_refresh);
+    tcase_add_loop_test(tc, test_304_for_replaced_version, 0,
+                        sizeof(replaced_cases) / sizeof(replaced_cases[0]));
+    tcase_add_test(tc, test_304_without_cond);
+    tcase_add_test(tc, test_304_picks_validated_variant);
     tcase_add_test(tc, test_vary_variants);
     tcase_add_test(tc, test_variants_bounded_per_url);
     tcase_add_test(tc, test_head);
@@ -989,6 +1266,9 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_request_directives);
     tcase_add_test(tc, test_metrics_counts);
     tcase_add_test(tc, test_many_urls);
+    tcase_add_test(tc, test_extreme_bounds);
+    tcase_add_test(tc, test_304_impossible_header_count);
+    tcase_add_test(tc, test_extreme_clocks);
     tcase_add_test(tc, test_alloc_failures);
     suite_add_tcase(s, tc);
 

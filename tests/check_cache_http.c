@@ -9,7 +9,9 @@
  * fixture's Date headers are real wall time, so every freshness check keeps
  * a margin of a few seconds around the boundary. */
 /* cbhttp: threaded */
+#include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1094,6 +1096,236 @@ START_TEST(test_304_after_entry_vanished)
 }
 END_TEST
 
+/* ---- A 304 for a version that was replaced meanwhile ------------------------------ */
+
+typedef struct racer {
+    env         *e;
+    const char  *path;
+    cb_err       err;
+    api_response r;
+} racer;
+
+static void *racer_get(void *p)
+{
+    racer *a = p;
+
+    a->err = api_get(a->e->c, a->path, NULL, &a->r);
+    return NULL;
+}
+
+static void admin_key(env *e, const char *key, const char *what)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "/admin/cache/%s/%s", key, what);
+    admin(e, path);
+}
+
+/* A revalidates version 1 and the server answers 304 for it, but the answer
+ * is held; meanwhile the resource becomes version 2 and B stores it. When
+ * A's 304 finally arrives it confirms version 1 only: it must not relabel
+ * B's entry (version 2's body under version 1's validator). A asks again,
+ * plainly, and gets version 2. validator: the header the 304 carries. */
+static void replaced_version_case(const char *key, const char *query, const char *validator)
+{
+    env          e;
+    racer        a;
+    api_response r;
+    pthread_t    t;
+    char         path[128], prefix[64], *v2;
+
+    snprintf(path, sizeof(path), "/cache/%s?%s", key, query);
+    snprintf(prefix, sizeof(prefix), "/cache/%s", key);
+    env_start(&e, NULL, NULL);
+    free(fetch_fresh(&e, path));
+
+    admin_key(&e, key, "hold");
+    memset(&a, 0, sizeof(a));
+    a.e = &e;
+    a.path = path;
+    ck_assert_int_eq(pthread_create(&t, NULL, racer_get, &a), 0);
+    admin_key(&e, key, "held"); /* A's 304 for version 1 is decided */
+    admin_key(&e, key, "bump");
+
+    ck_assert_int_eq(api_get(e.c, path, NULL, &r), CB_OK);
+    ck_assert(!r.from_cache);
+    ck_assert_int_eq(body_num(&r, "version"), 2);
+    ck_assert_ptr_nonnull(api_response_header(&r, validator));
+    v2 = strdup(api_response_header(&r, validator));
+    api_response_free(&r);
+
+    admin_key(&e, key, "release");
+    pthread_join(t, NULL);
+    ck_assert_int_eq(a.err, CB_OK);
+    ck_assert_int_eq(a.r.status, 200);
+    ck_assert_int_eq(body_num(&a.r, "version"), 2);
+    ck_assert_str_eq(api_response_header(&a.r, validator), v2);
+    ck_assert(!a.r.revalidated);
+    ck_assert_uint_eq(a.r.attempts, 2);
+    api_response_free(&a.r);
+
+    /* The entry is version 2 under its own validator, which the server
+     * confirms from now on. */
+    ck_assert_int_eq(api_get(e.c, path, NULL, &r), CB_OK);
+    ck_assert(r.from_cache && r.revalidated);
+    ck_assert_int_eq(body_num(&r, "version"), 2);
+    ck_assert_str_eq(api_response_header(&r, validator), v2);
+    api_response_free(&r);
+    ck_assert_uint_eq(served(&e, prefix), 5);
+    free(v2);
+    env_stop(&e);
+}
+
+START_TEST(test_304_for_replaced_version_etag)
+{
+    replaced_version_case("race-etag", "cc=no-cache&etag=x", "ETag");
+}
+END_TEST
+
+START_TEST(test_304_for_replaced_version_last_modified)
+{
+    replaced_version_case("race-lm", "cc=no-cache&lm=1", "Last-Modified");
+}
+END_TEST
+
+/* ---- A stored error status is an error ----------------------------------------------- */
+
+/* The result of a call does not depend on where its response came from: a
+ * stored 4xx is CB_ERR_HTTP with the response filled, as from the network. */
+START_TEST(test_cached_4xx_is_http_error)
+{
+    static const long codes[] = { 404, 410, 403 };
+    env               e;
+    api_response      r;
+    api_cache_options oic = { .only_if_cached = true };
+    char              path[96];
+    size_t            i;
+
+    env_start(&e, NULL, NULL);
+    for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        snprintf(path, sizeof(path), "/cache/e%ld?status=%ld&cc=max-age=600", codes[i], codes[i]);
+        ck_assert_int_eq(api_get(e.c, path, NULL, &r), CB_ERR_HTTP);
+        ck_assert_int_eq(r.status, codes[i]);
+        ck_assert(!r.from_cache);
+        api_response_free(&r);
+
+        ck_assert_int_eq(api_get(e.c, path, NULL, &r), CB_ERR_HTTP);
+        ck_assert_int_eq(r.status, codes[i]);
+        ck_assert(r.from_cache && !r.stale);
+        ck_assert_uint_eq(r.attempts, 0);
+        ck_assert_int_eq(body_num(&r, "version"), 1);
+        api_response_free(&r);
+
+        ck_assert_int_eq(get(&e, path, &oic, NULL, &r), CB_ERR_HTTP);
+        ck_assert_int_eq(r.status, codes[i]);
+        ck_assert(r.from_cache);
+        api_response_free(&r);
+    }
+    ck_assert_uint_eq(fixture_requests(e.f), 3);
+    ck_assert_uint_eq(cache_metrics(&e).entries, 3);
+    env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_stale_4xx_is_http_error)
+{
+    env               e;
+    api_response      r;
+    api_cache_options oic = { .only_if_cached = true };
+    const char       *path = "/cache/s404?status=404&cc=max-age=10&cc=stale-if-error=600";
+
+    env_start(&e, NULL, NULL);
+    ck_assert_int_eq(api_get(e.c, path, NULL, &r), CB_ERR_HTTP);
+    api_response_free(&r);
+    advance(&e, 20000);
+
+    /* Standing in for a failing origin... */
+    fixture_set_outage(e.f, FIXTURE_DOWN_503);
+    ck_assert_int_eq(api_get(e.c, path, NULL, &r), CB_ERR_HTTP);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert(r.from_cache && r.stale);
+    ck_assert_int_eq(r.cause, CB_ERR_HTTP);
+    ck_assert_uint_eq(r.attempts, 1);
+    api_response_free(&r);
+
+    /* ...for an open circuit... */
+    ck_assert_int_eq(api_client_trip(e.c, "/"), CB_OK);
+    ck_assert_int_eq(api_get(e.c, path, NULL, &r), CB_ERR_HTTP);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert(r.from_cache && r.stale);
+    ck_assert_int_eq(r.cause, CB_ERR_CIRCUIT_OPEN);
+    ck_assert_uint_eq(r.attempts, 0);
+    api_response_free(&r);
+
+    /* ...and for only-if-cached. */
+    ck_assert_int_eq(get(&e, path, &oic, NULL, &r), CB_ERR_HTTP);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert(r.from_cache && r.stale);
+    ck_assert_int_eq(r.cause, CB_ERR_CACHE_MISS);
+    api_response_free(&r);
+    ck_assert_uint_eq(origin_metrics(&e, NULL).cache_stale_served, 3);
+    env_stop(&e);
+}
+END_TEST
+
+/* ---- Extreme bounds ---------------------------------------------------------------- */
+
+/* Every size bound at 0 (the default), 1, SIZE_MAX - 1 and SIZE_MAX (UINT_MAX
+ * for max_entries), through api_client_new: the client works, reports the
+ * bound, and stores a small response unless a bound of 1 byte forbids it. */
+START_TEST(test_extreme_bounds)
+{
+    static const size_t sizes[] = { 0, 1, SIZE_MAX - 1, SIZE_MAX };
+    static const unsigned counts[] = { 0, 1, UINT_MAX - 1, UINT_MAX };
+    fixture *f = fixture_start();
+    size_t   i, field;
+    int      key = 0;
+
+    ck_assert_ptr_nonnull(f);
+    for (field = 0; field < 3; field++) {
+        for (i = 0; i < 4; i++) {
+            api_client_config cfg;
+            api_client       *c;
+            api_response      r;
+            api_client_metrics m;
+            char              path[64];
+            bool              fits = true;
+
+            memset(&cfg, 0, sizeof(cfg));
+            cfg.base_url = fixture_url(f);
+            cfg.retry.max_attempts = 1;
+            if (field == 0) {
+                cfg.cache.max_bytes = sizes[i];
+                fits = sizes[i] != 1;
+            } else if (field == 1) {
+                cfg.cache.max_entry_bytes = sizes[i];
+                fits = sizes[i] != 1;
+            } else {
+                cfg.cache.max_entries = counts[i];
+            }
+            c = api_client_new(&cfg);
+            ck_assert_msg(c != NULL, "field %zu value %zu", field, i);
+            snprintf(path, sizeof(path), "/cache/bound%d?cc=max-age=600&etag=x", key++);
+            ck_assert_int_eq(api_get(c, path, NULL, &r), CB_OK);
+            ck_assert(!r.from_cache);
+            api_response_free(&r);
+            ck_assert_int_eq(api_get(c, path, NULL, &r), CB_OK);
+            ck_assert_msg(r.from_cache == fits, "field %zu value %zu", field, i);
+            api_response_free(&r);
+            ck_assert_int_eq(api_client_metrics_get(c, &m), CB_OK);
+            ck_assert_uint_eq(m.cache.entries, fits ? 1 : 0);
+            if (field == 0 && sizes[i])
+                ck_assert_uint_eq(m.cache.max_bytes, sizes[i]);
+            if (field == 2 && counts[i])
+                ck_assert_uint_eq(m.cache.max_entries, counts[i]);
+            api_client_metrics_free(&m);
+            api_client_free(c);
+        }
+    }
+    fixture_stop(f);
+}
+END_TEST
+
 /* ---- Concurrency ------------------------------------------------------------------- */
 
 #define CONC_THREADS 4
@@ -1297,6 +1529,11 @@ static Suite *cache_http_suite(void)
     tcase_add_test(tc, test_max_entry_bytes);
     tcase_add_test(tc, test_head);
     tcase_add_test(tc, test_304_after_entry_vanished);
+    tcase_add_test(tc, test_304_for_replaced_version_etag);
+    tcase_add_test(tc, test_304_for_replaced_version_last_modified);
+    tcase_add_test(tc, test_cached_4xx_is_http_error);
+    tcase_add_test(tc, test_stale_4xx_is_http_error);
+    tcase_add_test(tc, test_extreme_bounds);
     tcase_add_test(tc, test_request_json_echo);
     tcase_add_test(tc, test_response_json_real_and_not_json);
     suite_add_tcase(s, tc);

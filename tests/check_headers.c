@@ -1,6 +1,7 @@
 /* Response header blocks (parse, dup, build, get) and request header line
  * validation. */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <check.h>
@@ -189,6 +190,30 @@ START_TEST(test_dup_relocates)
 }
 END_TEST
 
+/* A count whose array alone would not fit in size_t is refused, not
+ * wrapped into a small size that passes the check against the block. */
+START_TEST(test_dup_impossible_count)
+{
+    const char *raw = "A: 1\r\nB: 2\r\n";
+    static const size_t counts[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX / sizeof(api_header) + 1,
+                                     SIZE_MAX / sizeof(api_header) + 2 };
+    size_t count, size, i;
+    api_header *h = parse(raw, &count, &size), *d;
+
+    for (i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        d = (api_header *)1;
+        ck_assert_int_eq(cbh_headers_dup(h, counts[i], size, &d), CB_ERR_INVALID);
+        ck_assert_ptr_null(d);
+        ck_assert_int_eq(cbh_headers_dup(h, counts[i], SIZE_MAX, &d), CB_ERR_INVALID);
+    }
+    /* One more entry than the block holds. */
+    ck_assert_int_eq(cbh_headers_dup(h, size / sizeof(api_header) + 1, size, &d), CB_ERR_INVALID);
+    ck_assert_int_eq(cbh_headers_dup(h, count, size, &d), CB_OK);
+    cbh_free(d);
+    cbh_free(h);
+}
+END_TEST
+
 START_TEST(test_build)
 {
     api_header list[] = { { "Name", "value" }, { "Other", "" } };
@@ -293,6 +318,7 @@ static Suite *headers_suite(void)
     tcase_add_test(tc, test_parse_folding);
     tcase_add_test(tc, test_parse_several_responses);
     tcase_add_test(tc, test_dup_relocates);
+    tcase_add_test(tc, test_dup_impossible_count);
     tcase_add_test(tc, test_build);
     tcase_add_test(tc, test_get_case_insensitive);
     tcase_add_test(tc, test_line_valid);
