@@ -5,6 +5,7 @@
  *   cbhttp/common.h   version, error codes, allocator hook, clock
  *   cbhttp/breaker.h  the standalone circuit breaker (cb_*)
  *   cbhttp/client.h   the HTTP client (api_*)
+ *   cbhttp/async.h    asynchronous calls on an event loop (api_async_*)
  *   cbhttp/json.h     JSON bodies and JSON configuration (cJSON)
  *   cbhttp/metrics.h  metrics snapshots, JSON and Prometheus output
  */
@@ -14,6 +15,7 @@
 #include "cbhttp/common.h"
 #include "cbhttp/breaker.h"
 #include "cbhttp/client.h"
+#include "cbhttp/async.h"
 #include "cbhttp/json.h"
 #include "cbhttp/metrics.h"
 

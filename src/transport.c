@@ -1,11 +1,13 @@
 /*
  * The libcurl layer.
  *
- * libcurl 7.88 (Debian 12) cannot share one connection cache between threads
- * safely (CURL_LOCK_DATA_CONNECT), so each easy handle keeps its own
- * connections, and handles live in a LIFO pool: a thread making sequential
- * calls gets the same handle, and so the same kept-alive connection, back.
- * DNS answers and TLS sessions are shared through a CURLSH with real locks.
+ * Transfers run on multi handles, whose connection cache holds the kept-
+ * alive connections. libcurl 7.88 (Debian 12) cannot share one connection
+ * cache between threads safely (CURL_LOCK_DATA_CONNECT), so blocking calls
+ * take a multi handle from a LIFO pool: a thread making sequential calls
+ * gets the same one, and so the same connection, back. An async engine has
+ * a multi handle of its own. Easy handles are pooled the same way. DNS
+ * answers and TLS sessions are shared through a CURLSH with real locks.
  */
 #include <pthread.h>
 #include <string.h>
@@ -21,11 +23,17 @@
 #define REDIRECT_URL_MAX 8192
 #define PREALLOC_MAX (16u << 20) /* most bytes allocated ahead on a Content-Length */
 
+/* Idle handles, newest on top, each with the thread that last used it. */
+typedef struct handle_pool {
+    void     *idle[POOL_MAX];
+    pthread_t owner[POOL_MAX];
+    size_t    n;
+} handle_pool;
+
 struct cbh_transport {
-    pthread_mutex_t lock;
-    CURL           *idle[POOL_MAX];
-    pthread_t       idle_owner[POOL_MAX]; /* the thread that last used it */
-    size_t          n_idle;
+    pthread_mutex_t lock; /* guards both pools */
+    handle_pool     easies;
+    handle_pool     multis;
     CURLSH         *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     char           *ca_file;
@@ -35,30 +43,6 @@ struct cbh_transport {
     unsigned        max_redirects;
     bool            cross_origin;
 };
-
-/* A bounded receive buffer. */
-typedef struct xfer_buf {
-    char  *data;
-    size_t len;
-    size_t cap;
-    size_t max;
-    bool   overflow; /* the bound was hit */
-    bool   oom;
-} xfer_buf;
-
-typedef struct xfer_state {
-    CURL    *easy;
-    xfer_buf body;
-    xfer_buf head;       /* the header block of the current response */
-    size_t   head_seen;  /* every header byte of the exchange: interim
-                            responses and trailers count against the limit */
-    int64_t  length;     /* the block's Content-Length, -1 when none */
-    bool     chunked;    /* the block has Transfer-Encoding */
-    bool     final;      /* the block is a final (non-1xx) response's */
-    bool     head_done;  /* the final response's header block is complete */
-    bool     trailers;   /* the final block ended: lines now are trailer fields */
-    bool     framing;    /* the framing contradicts itself (RFC 9112 6.3) */
-} xfer_state;
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
@@ -88,7 +72,7 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ud)
 
 /* Appends n bytes, keeping room for a NUL; false stops the transfer. Every
  * sum is checked: max may be SIZE_MAX, the idiom for "no limit". */
-static bool buf_append(xfer_buf *b, const char *p, size_t n)
+static bool buf_append(cbh_rbuf *b, const char *p, size_t n)
 {
     if (n > b->max - b->len) {
         b->overflow = true;
@@ -122,7 +106,7 @@ static bool buf_append(xfer_buf *b, const char *p, size_t n)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    xfer_state *st = ud;
+    cbh_xchg *st = ud;
     size_t      bytes = size * n;
 
     /* Size the buffer once when the server announced the length, trusting
@@ -163,7 +147,7 @@ static int status_of(const char *p, size_t n)
 
 /* Folds one Content-Length field value (a list of identical decimal values
  * is allowed, RFC 9112 6.3) into st->length; false for anything else. */
-static bool content_length_add(xfer_state *st, const char *v, size_t n)
+static bool content_length_add(cbh_xchg *st, const char *v, size_t n)
 {
     size_t i = 0;
 
@@ -192,7 +176,7 @@ static bool content_length_add(xfer_state *st, const char *v, size_t n)
 /* Watches the framing fields of a final response: conflicting lengths, or
  * a length beside Transfer-Encoding, are the classic request-smuggling and
  * response-splitting shapes, an unrecoverable error. */
-static bool framing_ok(xfer_state *st, const char *p, size_t n)
+static bool framing_ok(cbh_xchg *st, const char *p, size_t n)
 {
     const char *colon = memchr(p, ':', n);
     size_t      name;
@@ -216,7 +200,7 @@ static bool framing_ok(xfer_state *st, const char *p, size_t n)
  * header limit. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    xfer_state *st = ud;
+    cbh_xchg *st = ud;
     size_t      bytes = size * n;
 
     if (bytes > st->head.max - st->head_seen) {
@@ -260,6 +244,7 @@ static CURL *transport_new_handle(cbh_transport *t)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_FAILONERROR, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     /* A limit beyond what curl_off_t holds is no limit (0). */
@@ -277,41 +262,67 @@ static CURL *transport_new_handle(cbh_transport *t)
  * kept-alive connection then stays with one thread, as with a handle per
  * thread. Handing connections around between threads cost ~20% of
  * throughput with two threads on two cores (the scheduler pairs each client
- * thread with the server side of its connection; swapping breaks that). */
-static CURL *pool_take(cbh_transport *t)
+ * thread with the server side of its connection; swapping breaks that).
+ * NULL when the pool is empty. */
+static void *pool_take(cbh_transport *t, handle_pool *p)
 {
-    CURL     *e = NULL;
+    void     *h = NULL;
     pthread_t self = pthread_self();
     size_t    i;
 
     pthread_mutex_lock(&t->lock);
-    if (t->n_idle) {
-        i = t->n_idle;
-        while (i > 0 && !pthread_equal(t->idle_owner[i - 1], self))
+    if (p->n) {
+        i = p->n;
+        while (i > 0 && !pthread_equal(p->owner[i - 1], self))
             i--;
-        i = i ? i - 1 : t->n_idle - 1;
-        e = t->idle[i];
+        i = i ? i - 1 : p->n - 1;
+        h = p->idle[i];
         /* Keep the stack order of the others: newest on top. */
-        memmove(&t->idle[i], &t->idle[i + 1], (t->n_idle - i - 1) * sizeof(t->idle[0]));
-        memmove(&t->idle_owner[i], &t->idle_owner[i + 1],
-                (t->n_idle - i - 1) * sizeof(t->idle_owner[0]));
-        t->n_idle--;
+        memmove(&p->idle[i], &p->idle[i + 1], (p->n - i - 1) * sizeof(p->idle[0]));
+        memmove(&p->owner[i], &p->owner[i + 1], (p->n - i - 1) * sizeof(p->owner[0]));
+        p->n--;
     }
     pthread_mutex_unlock(&t->lock);
-    return e ? e : transport_new_handle(t);
+    return h;
 }
 
-static void pool_give(cbh_transport *t, CURL *e)
+/* False when the pool is full: the caller closes the handle. */
+static bool pool_give(cbh_transport *t, handle_pool *p, void *h)
 {
+    bool kept = false;
+
     pthread_mutex_lock(&t->lock);
-    if (t->n_idle < POOL_MAX) {
-        t->idle_owner[t->n_idle] = pthread_self();
-        t->idle[t->n_idle++] = e;
-        e = NULL;
+    if (p->n < POOL_MAX) {
+        p->owner[p->n] = pthread_self();
+        p->idle[p->n++] = h;
+        kept = true;
     }
     pthread_mutex_unlock(&t->lock);
-    if (e)
-        curl_easy_cleanup(e);
+    return kept;
+}
+
+CURLM *cbh_transport_multi_new(void)
+{
+    CURLM *m = curl_multi_init();
+
+    /* HTTP/2: calls to one origin share a connection instead of opening one
+     * each (the easy handles also set PIPEWAIT). */
+    if (m)
+        curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    return m;
+}
+
+CURLM *cbh_transport_multi_take(cbh_transport *t)
+{
+    CURLM *m = pool_take(t, &t->multis);
+
+    return m ? m : cbh_transport_multi_new();
+}
+
+void cbh_transport_multi_give(cbh_transport *t, CURLM *m)
+{
+    if (m && !pool_give(t, &t->multis, m))
+        curl_multi_cleanup(m);
 }
 
 cbh_transport *cbh_transport_new(const cbh_transport_config *cfg)
@@ -356,8 +367,10 @@ void cbh_transport_free(cbh_transport *t)
 
     if (!t)
         return;
-    while (t->n_idle)
-        curl_easy_cleanup(t->idle[--t->n_idle]);
+    while (t->multis.n)
+        curl_multi_cleanup(t->multis.idle[--t->multis.n]);
+    while (t->easies.n)
+        curl_easy_cleanup(t->easies.idle[--t->easies.n]);
     if (t->share)
         curl_share_cleanup(t->share);
     for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -394,19 +407,10 @@ static cb_err transport_map_error(CURLcode rc)
     }
 }
 
-/* Forgets what an earlier hop received (limits are per exchange). */
-static void state_new_hop(xfer_state *st)
-{
-    st->body.len = st->head.len = st->head_seen = 0;
-    st->body.overflow = st->head.overflow = false;
-    st->length = -1;
-    st->chunked = st->final = st->head_done = st->trailers = st->framing = false;
-}
-
 /* The exchange's result: our own limits and failures first (a callback
  * that stopped the transfer makes libcurl say only "write error"), then
  * libcurl's code for what really happened. */
-static cb_err xfer_result(const xfer_state *st, CURLcode rc, char *msg, size_t msg_size)
+static cb_err xfer_result(const cbh_xchg *st, CURLcode rc, char *msg, size_t msg_size)
 {
     long sent = 0;
 
@@ -472,116 +476,125 @@ static bool is_redirect(long status)
 }
 
 /* Decides whether a 3xx is followed and how: RFC 9110 15.4 lets 301/302
- * turn POST into GET (every client does), 303 always becomes GET, 307/308
- * keep method and body. */
-static bool redirect_next(const cbh_transport *t, CURL *e, long status, const char *from,
-                          const char **method, const char **body, size_t *body_len,
-                          char *next, size_t next_size)
+ * turn POST into GET (every client does), 303 always becomes GET (HEAD
+ * stays HEAD), 307/308 keep method and body. */
+static bool redirect_next(const cbh_transport *t, CURL *e, long status, const char *method,
+                          cbh_redirect *next)
 {
-    char *loc = NULL;
+    char *loc = NULL, *from = NULL;
 
-    if (!is_redirect(status))
-        return false;
-    if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc)
+    if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc ||
+        curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &from) != CURLE_OK || !from)
         return false;
     if (strncasecmp(loc, "http://", 7) != 0 && strncasecmp(loc, "https://", 8) != 0)
         return false;
     if (!t->cross_origin && !cbh_url_same_origin(from, loc))
         return false;
-    if (strlen(loc) >= next_size)
+    if (strlen(loc) >= REDIRECT_URL_MAX || !(next->url = cbh_strdup(loc)))
         return false;
-    strcpy(next, loc);
-    if (status == 303 || ((status == 301 || status == 302) && strcmp(*method, "POST") == 0)) {
-        if (strcmp(*method, "HEAD") != 0)
-            *method = "GET";
-        *body = NULL;
-        *body_len = 0;
+    next->method = method;
+    next->drop_body = false;
+    if (status == 303 || ((status == 301 || status == 302) && strcmp(method, "POST") == 0)) {
+        if (strcmp(method, "HEAD") != 0)
+            next->method = "GET";
+        next->drop_body = true;
     }
     return true;
 }
 
-cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *resp)
+cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *err, void *priv)
 {
-    xfer_state        st;
-    CURL             *e;
-    CURLcode          rc = CURLE_OK;
-    cb_err            err;
-    const char       *method = x->method, *body = x->body, *url = x->url;
-    size_t            body_len = x->body_len;
-    unsigned          hops = 0;
-    uint64_t          start = cb_clock_monotonic_ms(NULL);
-    char             *next = NULL;
-    /* A stack node that turns off "Expect: 100-continue": it costs a round
-     * trip on every body libcurl deems large. */
-    struct curl_slist expect = { (char *)"Expect:", (struct curl_slist *)x->headers };
+    CURL    *e = pool_take(t, &t->easies);
+    uint64_t conn = req->connect_timeout_ms < req->timeout_ms ? req->connect_timeout_ms
+                                                               : req->timeout_ms;
 
-    e = pool_take(t);
-    if (!e) {
-        snprintf(resp->error, sizeof(resp->error), "cannot create a libcurl handle");
+    memset(x, 0, sizeof(*x));
+    if (!e && !(e = transport_new_handle(t))) {
+        snprintf(err, CURL_ERROR_SIZE, "cannot create a libcurl handle");
         return CB_ERR_NOMEM;
     }
-    memset(&st, 0, sizeof(st));
-    st.easy = e;
-    st.body.max = t->max_body;
-    st.head.max = t->max_header;
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &st);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &st);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, resp->error);
-    resp->error[0] = '\0';
+    x->easy = e;
+    x->method = req->method;
+    x->body.max = t->max_body;
+    x->head.max = t->max_header;
+    x->length = -1;
+    /* A node that turns off "Expect: 100-continue": it costs a round trip
+     * on every body libcurl deems large. */
+    x->expect.data = (char *)"Expect:";
+    x->expect.next = (struct curl_slist *)req->headers;
+    err[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, priv);
+    set_request(e, req->method, req->body, req->body_len,
+                req->body ? &x->expect : (struct curl_slist *)req->headers);
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn);
+    return CB_OK;
+}
 
-    for (;;) {
-        uint64_t spent = cb_clock_monotonic_ms(NULL) - start;
-        uint64_t left = spent < x->timeout_ms ? x->timeout_ms - spent : 1;
-        uint64_t conn = x->connect_timeout_ms < left ? x->connect_timeout_ms : left;
+/* The handle goes back clean: it must not keep pointers into this call's
+ * memory. */
+static void xchg_release(cbh_transport *t, cbh_xchg *x)
+{
+    CURL *e = x->easy;
 
-        set_request(e, method, body, body_len,
-                    body ? &expect : (struct curl_slist *)x->headers);
-        curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn);
-        state_new_hop(&st);
-        rc = curl_easy_perform(e);
-        if (rc != CURLE_OK)
-            break;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
-        if (hops >= t->max_redirects || !is_redirect(resp->status))
-            break;
-        if (!next && !(next = cbh_malloc(REDIRECT_URL_MAX))) {
-            rc = CURLE_OUT_OF_MEMORY;
-            break;
-        }
-        if (!redirect_next(t, e, resp->status, url, &method, &body, &body_len, next,
-                           REDIRECT_URL_MAX))
-            break;
-        url = next;
-        hops++;
-    }
-
-    err = xfer_result(&st, rc, resp->error, sizeof(resp->error));
-    if (err != CB_OK)
-        resp->status = 0;
-
-    /* The handle must not keep pointers into this call's memory. */
+    if (!e)
+        return;
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-    pool_give(t, e);
-    cbh_free(next);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+    if (!pool_give(t, &t->easies, e))
+        curl_easy_cleanup(e);
+    x->easy = NULL;
+}
 
-    if (err == CB_OK && st.head.len &&
-        cbh_headers_parse(st.head.data, st.head.len, &resp->headers, &resp->header_count,
-                          &resp->headers_size_) != CB_OK)
+void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x)
+{
+    xchg_release(t, x);
+    cbh_free(x->body.data);
+    cbh_free(x->head.data);
+    x->body.data = x->head.data = NULL;
+}
+
+cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out, char *msg,
+                    unsigned hops, cbh_redirect *next, bool *follow)
+{
+    cb_err err = xfer_result(x, rc, msg, CURL_ERROR_SIZE);
+
+    memset(out, 0, sizeof(*out));
+    *follow = false;
+    if (err == CB_OK) {
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
+        if (hops < t->max_redirects && is_redirect(out->status))
+            *follow = redirect_next(t, x->easy, out->status, x->method, next);
+    }
+    xchg_release(t, x);
+    if (err == CB_OK && x->head.len &&
+        cbh_headers_parse(x->head.data, x->head.len, &out->headers, &out->header_count,
+                          &out->headers_size) != CB_OK)
         err = CB_ERR_NOMEM;
-    cbh_free(st.head.data);
+    cbh_free(x->head.data);
+    x->head.data = NULL;
+    if (err == CB_OK && !x->body.data && !(x->body.data = cbh_malloc(1)))
+        err = CB_ERR_NOMEM;
     if (err != CB_OK) {
-        cbh_free(st.body.data);
+        cbh_free(x->body.data);
+        x->body.data = NULL;
+        cbh_payload_free(out);
+        if (*follow) {
+            cbh_free(next->url);
+            next->url = NULL;
+            *follow = false;
+        }
         return err;
     }
-    if (!st.body.data && !(st.body.data = cbh_malloc(1))) {
-        return CB_ERR_NOMEM;
-    }
-    st.body.data[st.body.len] = '\0';
-    resp->body = st.body.data;
-    resp->body_len = st.body.len;
+    x->body.data[x->body.len] = '\0';
+    out->body = x->body.data;
+    out->body_len = x->body.len;
+    x->body.data = NULL;
     return CB_OK;
 }

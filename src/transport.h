@@ -1,12 +1,16 @@
-/* The libcurl layer: a pool of easy handles (each keeping its own
- * connections alive), one exchange per call, bounded receive buffers and
- * libcurl's errors mapped to cb_err. Knows nothing of breakers or retries. */
+/* The libcurl layer: easy handles and multi handles in pools, one exchange
+ * split into begin (an easy handle set up for one attempt) and end (status,
+ * headers, body, libcurl's errors mapped to cb_err, the redirect decision),
+ * so that any driver (the async engine, the blocking loop) can run the
+ * transfer in between. Bounded receive buffers. Knows nothing of breakers
+ * or retries. */
 #ifndef CBH_TRANSPORT_H
 #define CBH_TRANSPORT_H
 
 #include <curl/curl.h>
 
 #include "cbhttp.h"
+#include "response.h"
 
 typedef struct cbh_transport cbh_transport;
 
@@ -19,7 +23,7 @@ typedef struct cbh_transport_config {
     bool        cross_origin_redirects;
 } cbh_transport_config;
 
-/* One exchange. */
+/* What one exchange sends. The strings must outlive the exchange. */
 typedef struct cbh_xfer {
     const char *method;  /* "GET", "HEAD", ... */
     const char *url;
@@ -30,17 +34,82 @@ typedef struct cbh_xfer {
     uint64_t    connect_timeout_ms; /* >= 1 */
 } cbh_xfer;
 
+/* A bounded receive buffer. */
+typedef struct cbh_rbuf {
+    char  *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+    bool   overflow; /* the bound was hit */
+    bool   oom;
+} cbh_rbuf;
+
+/* One exchange in progress: what libcurl writes into while the transfer
+ * runs. Lives inside its call (no allocation of its own); only
+ * transport.c looks inside. */
+typedef struct cbh_xchg {
+    CURL             *easy;      /* NULL when no exchange is in progress */
+    const char       *method;    /* the request's */
+    struct curl_slist expect;    /* "Expect:" ahead of the caller's list */
+    cbh_rbuf          body;
+    cbh_rbuf          head;      /* the header block of the current response */
+    size_t            head_seen; /* every header byte of the exchange: interim
+                                    responses and trailers count against the limit */
+    int64_t           length;    /* the block's Content-Length, -1 when none */
+    bool              chunked;   /* the block has Transfer-Encoding */
+    bool              final;     /* the block is a final (non-1xx) response's */
+    bool              head_done; /* the final response's header block is complete */
+    bool              trailers;  /* the final block ended: lines now are trailer fields */
+    bool              framing;   /* the framing contradicts itself (RFC 9112 6.3) */
+} cbh_xchg;
+
+/* Where a followed redirect goes, as the transport decided it. */
+typedef struct cbh_redirect {
+    char       *url;       /* the absolute target; the caller cbh_frees it */
+    const char *method;    /* the next hop's method (303 and POST on 301/302: GET) */
+    bool        drop_body; /* the next hop sends no body */
+} cbh_redirect;
+
 /* NULL on OOM or if libcurl cannot be initialised. Strings are copied. */
 cbh_transport *cbh_transport_new(const cbh_transport_config *cfg);
+/* Every multi handle taken must have been given back. */
 void           cbh_transport_free(cbh_transport *t);
 
 /*
- * Performs x and fills resp's status, body (always NUL-terminated), headers
- * and error text. Returns CB_OK when a response arrived (whatever its
- * status), CB_ERR_CONNECT / TIMEOUT / TRANSPORT / TOO_LARGE / NOMEM /
- * INVALID otherwise. Redirects are followed here when configured (same
- * origin only unless allowed; http/https only). Thread-safe.
+ * Sets up an exchange for req on a pooled easy handle; libcurl writes its
+ * error text into err (CURL_ERROR_SIZE bytes, kept until end or abort).
+ * x->easy is then ready for curl_multi_add_handle; curl's private pointer
+ * (CURLINFO_PRIVATE) is set to priv. CB_OK or CB_ERR_NOMEM (x->easy NULL).
+ * Thread-safe.
  */
-cb_err cbh_transport_perform(cbh_transport *t, const cbh_xfer *x, api_response *resp);
+cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *err, void *priv);
+
+/*
+ * Ends an exchange whose transfer finished with rc (removed from its multi
+ * handle first). Fills *out (status, body always NUL-terminated, headers)
+ * and the error text in err (the buffer given to begin), and returns CB_OK
+ * when a response arrived (whatever its status), CB_ERR_CONNECT / TIMEOUT
+ * / TRANSPORT / TOO_LARGE / NOMEM / INVALID otherwise (*out empty). When next is not NULL and the
+ * response is a redirect to follow (hops already taken < max_redirects;
+ * http/https only; the same origin unless cross-origin redirects are on),
+ * fills *next and sets *follow. The easy handle goes back to the pool.
+ */
+cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out, char *err,
+                    unsigned hops, cbh_redirect *next, bool *follow);
+
+/* Drops an exchange that will not finish (cancelled, or its deadline
+ * passed; already removed from its multi handle). NULL easy is fine. */
+void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x);
+
+/* A multi handle for a thread's blocking calls, from a pool: a thread gets
+ * back the one it used last, and with it its kept-alive connections. NULL
+ * on OOM. Thread-safe. */
+CURLM *cbh_transport_multi_take(cbh_transport *t);
+void   cbh_transport_multi_give(cbh_transport *t, CURLM *m);
+
+/* A new multi handle set up like the pooled ones (HTTP/2 multiplexing on),
+ * for an engine of its own. NULL on OOM. */
+CURLM *cbh_transport_multi_new(void);
 
 #endif
+

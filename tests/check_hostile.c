@@ -889,7 +889,9 @@ START_TEST(test_redirect_chain_limit)
     api_response_free(&resp);
     ck_assert_uint_eq(fixture_requests_path(fx, "/redirect"), 6);
     ck_assert_uint_eq(fixture_requests_path(fx, "/ok"), 0);
-    check_breaker(c, 0, 1);
+    /* Every hop is an exchange of its own through the breaker: the first
+     * request and five followed redirects, each answered. */
+    check_breaker(c, 0, 6);
     api_client_free(c);
 }
 END_TEST

@@ -44,7 +44,9 @@ CB_EXPORT const char *cbhttp_version(void);
     X(ERR_HTTP, "HTTP error status")                                          \
     X(ERR_TOO_LARGE, "response too large")                                    \
     X(ERR_PARSE, "body is not valid JSON")                                    \
-    X(ERR_CACHE_MISS, "not in cache (only-if-cached)")
+    X(ERR_CACHE_MISS, "not in cache (only-if-cached)")                        \
+    X(ERR_CANCELLED, "cancelled")                                             \
+    X(ERR_OVERLOADED, "overloaded: refused by a concurrency or rate limit")
 
 typedef enum cb_err {
 #define CB_ERR_GEN_(name, msg) CB_##name,
