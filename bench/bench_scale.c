@@ -15,6 +15,7 @@
  *   bench_scale [max_origins]     (default 1000000)
  */
 #include <malloc.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,11 @@ static void omap_build(omap *m, unsigned long n)
             die("out of memory");
         memcpy(m->urls[i], buf, (size_t)len + 1);
     }
-    /* Breakers stay OPEN for an hour: OPEN origins are never evicted. */
+    /* Every origin is kept: no cap, and none is idle long enough to go. */
     m->c = api_client_new(&(api_client_config){
-        .circuit_breaker = { .reset_timeout_ms = 3600000 } });
+        .circuit_breaker = { .reset_timeout_ms = 3600000 },
+        .max_origins = SIZE_MAX,
+        .origin_idle_ms = UINT_MAX });
     if (!m->c)
         die("api_client_new failed");
 

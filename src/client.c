@@ -61,6 +61,10 @@ static cb_err copy_default_headers(api_client *c, const char *const *lines)
     while (lines[n])
         if (!cbh_header_line_valid(lines[n++]))
             return CB_ERR_INVALID;
+    /* n + 1 pointers: checked rather than trusted to calloc, which an
+     * allocator hook may implement without an overflow check. */
+    if (n >= SIZE_MAX / sizeof(char *))
+        return CB_ERR_NOMEM;
     c->default_headers = cbh_calloc(n + 1, sizeof(char *));
     if (!c->default_headers)
         return CB_ERR_NOMEM;
@@ -121,6 +125,7 @@ CB_EXPORT api_client *api_client_new(const api_client_config *cfg)
     memset(&oc, 0, sizeof(oc));
     oc.defaults = cfg->circuit_breaker;
     oc.idle_ms = cfg->origin_idle_ms;
+    oc.max_origins = cfg->max_origins;
     oc.clock = cfg->clock;
     oc.clock_data = cfg->clock_data;
     /* A breaker with a listener takes its lock on every success: only
@@ -207,7 +212,7 @@ CB_EXPORT cb_err api_client_set_origin_breaker(api_client *c, const char *url_or
         return CB_ERR_INVALID;
     if (!(o = client_origin(c, url_or_path, cfg, true, &err)))
         return err;
-    o->pinned = true;
+    cbh_origins_pin(o);
     cbh_origins_release(o);
     return CB_OK;
 }

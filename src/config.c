@@ -13,10 +13,19 @@
 #include <cjson/cJSON.h>
 
 #include "cbhttp.h"
+/* alloc.h before uthash.h: it routes uthash's allocations through
+ * cbh_malloc, and OOM inside uthash must not exit() (its default). */
 #include "alloc.h"
+#ifndef HASH_NONFATAL_OOM
+#define HASH_NONFATAL_OOM 1
+#endif
+#include <uthash.h>
 
-/* Integers above 2^53 cannot be told apart once cJSON has turned them into
- * doubles, so (as I-JSON, RFC 7493, advises) none is accepted. */
+/* Integers above 2^53 are not accepted (as I-JSON, RFC 7493, advises):
+ * other tools reading the same document as doubles could not tell them
+ * apart. Whether a number is an exact integer within range is read from
+ * its text (cfg_mark_numbers), not from cJSON's double: 2^53 + 1 rounds to
+ * 2^53 and 1e-400 to 0. */
 #define CFG_EXACT_MAX ((uint64_t)1 << 53)
 #define CFG_SIZE_MAX ((uint64_t)SIZE_MAX < CFG_EXACT_MAX ? (uint64_t)SIZE_MAX : CFG_EXACT_MAX)
 
@@ -69,6 +78,7 @@ static const cfg_field breaker_fields[] = {
     U_(cb_config, reset_backoff_multiplier),
     PCT_(cb_config, reset_jitter_pct),
     K_(cb_config, mode, CFG_MODE),
+    U_(cb_config, half_open_max_wait_ms),
 };
 
 static const cfg_field retry_fields[] = {
@@ -107,6 +117,7 @@ static const cfg_field root_fields[] = {
     K_(api_client_config, cache, CFG_CACHE),
     K_(api_client_config, log_level, CFG_LOG_LEVEL),
     U_(api_client_config, origin_idle_ms),
+    Z_(api_client_config, max_origins),
     { "origins", CFG_ORIGINS, 0, 0 },
 };
 
@@ -175,25 +186,185 @@ static void cfg_path(char *dst, const char *parent, const char *key)
         cfg_pathf(dst, "%s", key);
 }
 
+/*
+ * What the text of a number says. cfg_mark_numbers stores it in the
+ * number's cJSON item as valueint, which nothing else reads (the tree lives
+ * only inside cfg_parse_doc), and for CFG_NUM_EXACT puts the exact value in
+ * valuedouble.
+ */
+enum cfg_num {
+    CFG_NUM_UNREAD = 1, /* no text found for it: refused */
+    CFG_NUM_EXACT,      /* a non-negative integer at most 2^53 (-0 included) */
+    CFG_NUM_HUGE,       /* a non-negative integer above 2^53 */
+    CFG_NUM_FRACTION,   /* non-negative, not an integer */
+    CFG_NUM_NEGATIVE    /* below zero */
+};
+
+static int cfg_num_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* Classifies the number text s[0..n): -?D*(.D*)?([eE][+-]?D+)? with at
+ * least one mantissa digit, the forms cJSON (strtod) accepts. Exact: the
+ * value is digits * 10^exp, with the significant digits counted and the
+ * trailing zeros moved into the exponent, so no precision is ever lost. */
+static enum cfg_num cfg_classify(const char *s, size_t n, uint64_t *value)
+{
+    /* Exponent terms are clamped here: far beyond any meaningful number,
+     * and their sum stays far inside int64_t. */
+    const int64_t clamp = (int64_t)1 << 50;
+    uint64_t core = 0;      /* the significant digits, while sig <= 19 */
+    size_t   sig = 0;       /* digits from the first to the last non-zero one */
+    int64_t  zeros = 0;     /* zeros after the last non-zero digit so far */
+    int64_t  frac = 0;      /* digits after the decimal point */
+    int64_t  exp = 0, e10;
+    size_t   i = 0, mant = 0;
+    bool     neg = false, point = false, eneg = false;
+
+    if (i < n && s[i] == '-') {
+        neg = true;
+        i++;
+    }
+    for (; i < n && ((s[i] >= '0' && s[i] <= '9') || (s[i] == '.' && !point)); i++) {
+        if (s[i] == '.') {
+            point = true;
+            continue;
+        }
+        mant++;
+        if (point && frac < clamp)
+            frac++;
+        if (s[i] == '0') {
+            if (sig > 0 && zeros < clamp)
+                zeros++;
+            continue;
+        }
+        /* A non-zero digit: the zeros before it become significant. Past
+         * 19 digits core no longer matters (the value is then above 2^53
+         * or not an integer) and is left alone. */
+        if (sig > 0 && zeros > 0) {
+            sig += (size_t)zeros;
+            for (; zeros > 0 && sig <= 19; zeros--)
+                core *= 10;
+            zeros = 0;
+        }
+        sig++;
+        if (sig <= 19)
+            core = core * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (mant == 0)
+        return CFG_NUM_UNREAD;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t digits = 0;
+
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            eneg = s[i++] == '-';
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+            if (exp < clamp)
+                exp = exp * 10 + (s[i] - '0');
+        if (digits == 0)
+            return CFG_NUM_UNREAD;
+    }
+    if (i != n)
+        return CFG_NUM_UNREAD;
+    if (sig == 0) { /* 0, -0, 0.000, 0e-999: zero whatever the sign */
+        *value = 0;
+        return CFG_NUM_EXACT;
+    }
+    if (neg)
+        return CFG_NUM_NEGATIVE;
+    e10 = (eneg ? -exp : exp) - frac + zeros;
+    if (e10 < 0)
+        return CFG_NUM_FRACTION;
+    /* 2^53 has 16 digits: more digits than that is above it. */
+    if (sig > 16 || (int64_t)sig + e10 > 16)
+        return CFG_NUM_HUGE;
+    for (; e10 > 0; e10--)
+        core *= 10;
+    if (core > CFG_EXACT_MAX)
+        return CFG_NUM_HUGE;
+    *value = core;
+    return CFG_NUM_EXACT;
+}
+
+/* The next number token in json[*pos..end), strings skipped as cJSON skips
+ * them (a backslash escapes the next byte); false when none is left. */
+static bool cfg_next_number(const char *json, size_t end, size_t *pos, size_t *start,
+                            size_t *len)
+{
+    size_t i = *pos;
+
+    while (i < end) {
+        if (json[i] == '"') {
+            for (i++; i < end && json[i] != '"'; i++)
+                if (json[i] == '\\')
+                    i++;
+            i++;
+        } else if (json[i] == '-' || (json[i] >= '0' && json[i] <= '9')) {
+            *start = i;
+            while (i < end && cfg_num_char(json[i]))
+                i++;
+            *len = i - *start;
+            *pos = i;
+            return true;
+        } else {
+            i++;
+        }
+    }
+    *pos = end;
+    return false;
+}
+
+/*
+ * Marks every number of the tree under item (and its siblings) with what
+ * its text says. cJSON keeps children in document order, so a pre-order
+ * walk meets the numbers in the order a scan of the text finds them.
+ * Recursion is bounded by cJSON's nesting limit (CJSON_NESTING_LIMIT).
+ */
+static void cfg_mark_numbers(cJSON *item, const char *json, size_t end, size_t *pos)
+{
+    for (; item; item = item->next) {
+        if (cJSON_IsNumber(item)) {
+            size_t start, len;
+            uint64_t v = 0;
+            enum cfg_num k = CFG_NUM_UNREAD;
+
+            if (cfg_next_number(json, end, pos, &start, &len))
+                k = cfg_classify(json + start, len, &v);
+            item->valueint = (int)k;
+            if (k == CFG_NUM_EXACT)
+                item->valuedouble = (double)v; /* exact: v <= 2^53 */
+        } else if (item->child) {
+            cfg_mark_numbers(item->child, json, end, pos);
+        }
+    }
+}
+
 static cb_err cfg_integer(cfg_ctx *x, const char *path, const cJSON *item, uint64_t max,
                           uint64_t *v)
 {
-    double d;
-
     if (!cJSON_IsNumber(item))
         return cfg_fail(x, CB_ERR_INVALID, path, "expected a non-negative integer");
-    d = item->valuedouble;
-    if (!(d >= 0))
+    switch (item->valueint) {
+    case CFG_NUM_EXACT:
+        /* max is at most 2^53 and so is the value: both exact. */
+        *v = (uint64_t)item->valuedouble;
+        if (*v > max)
+            break;
+        return CB_OK;
+    case CFG_NUM_HUGE:
+        break;
+    case CFG_NUM_FRACTION:
+        /* A fraction above the range reads better as out of range. */
+        if (item->valuedouble > (double)max)
+            break;
         return cfg_fail(x, CB_ERR_INVALID, path, "expected a non-negative integer");
-    /* max is at most 2^53, so exact as a double, and once d is within it
-     * the conversion below is defined. */
-    if (d > (double)max)
-        return cfg_fail(x, CB_ERR_INVALID, path, "out of range (at most %llu)",
-                        (unsigned long long)max);
-    *v = (uint64_t)d;
-    if ((double)*v != d)
+    default:
         return cfg_fail(x, CB_ERR_INVALID, path, "expected a non-negative integer");
-    return CB_OK;
+    }
+    return cfg_fail(x, CB_ERR_INVALID, path, "out of range (at most %llu)",
+                    (unsigned long long)max);
 }
 
 static cb_err cfg_name(cfg_ctx *x, const char *path, const cJSON *item,
@@ -228,6 +399,10 @@ static cb_err cfg_headers(cfg_ctx *x, const char *path, const cJSON *item,
         return cfg_fail(x, CB_ERR_INVALID, path, "expected an array of strings");
     for (h = item->child; h; h = h->next)
         n++;
+    /* n counts allocated cJSON items, so n + 1 pointers fit; checked
+     * anyway, since an allocator hook's calloc may not check n * size. */
+    if (n >= SIZE_MAX / sizeof *list)
+        return cfg_fail(x, CB_ERR_NOMEM, path, "out of memory");
     list = cbh_calloc(n + 1, sizeof *list);
     if (!list)
         return cfg_fail(x, CB_ERR_NOMEM, path, "out of memory");
@@ -252,7 +427,10 @@ static cb_err cfg_parse_object(cfg_ctx *x, const cfg_section *sec, const char *p
                                const cJSON *obj, void *base);
 
 /* Refuses a key that already appeared earlier in the same object: cJSON keeps
- * both, and silently taking either would hide a mistake. */
+ * both, and silently taking either would hide a mistake. Only for objects
+ * whose keys come from a field table: every earlier key is a distinct known
+ * one (an unknown or repeated key ends the parse first), so this walks at
+ * most the table's length. The origins object has its own hash set. */
 static int cfg_is_duplicate(const cJSON *obj, const cJSON *item)
 {
     const cJSON *p;
@@ -371,19 +549,27 @@ static cb_err cfg_parse_object(cfg_ctx *x, const cfg_section *sec, const char *p
     return CB_OK;
 }
 
+/* One origin key in the duplicate set of cfg_parse_origins; the key itself
+ * is the cJSON item's string. */
+typedef struct cfg_key {
+    UT_hash_handle hh;
+} cfg_key;
+
 /*
  * "origins": {"<url or path>": {<circuit_breaker keys>}, ...}. Each entry
  * starts from the top-level circuit_breaker (wherever it appears in the
  * document) and overrides the keys it names, so an override need only say
- * what differs.
+ * what differs. Duplicates are found with a hash set, one lookup per key:
+ * a document may name tens of thousands of origins.
  */
 static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
 {
     char opath[CFG_PATH_MAX];
     api_config *out = x->out;
     const cJSON *item;
-    size_t n = 0;
-    cb_err rc;
+    cfg_key *keys, *set = NULL, *found;
+    size_t n = 0, i = 0;
+    cb_err rc = CB_OK;
 
     if (!cJSON_IsObject(obj))
         return cfg_fail(x, CB_ERR_INVALID, "origins",
@@ -392,27 +578,52 @@ static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
         n++;
     if (n == 0)
         return CB_OK;
-    out->origins = cbh_calloc(n, sizeof *out->origins);
-    if (!out->origins)
+    /* n counts allocated cJSON items, so n * size cannot overflow for
+     * either array; checked anyway, since an allocator hook's calloc may
+     * not check it. */
+    if (n > SIZE_MAX / sizeof *out->origins || n > SIZE_MAX / sizeof *keys)
         return cfg_fail(x, CB_ERR_NOMEM, "origins", "out of memory");
-    for (item = obj->child; item; item = item->next) {
+    out->origins = cbh_calloc(n, sizeof *out->origins);
+    keys = cbh_calloc(n, sizeof *keys);
+    if (!out->origins || !keys) {
+        cbh_free(keys);
+        return cfg_fail(x, CB_ERR_NOMEM, "origins", "out of memory");
+    }
+    for (item = obj->child; item && rc == CB_OK; item = item->next, i++) {
         api_origin_config *oc = &out->origins[out->origin_count];
+        size_t klen = item->string ? strlen(item->string) : 0;
 
         cfg_pathf(opath, "origins[\"%s\"]", item->string ? item->string : "");
-        if (!item->string || !*item->string)
-            return cfg_fail(x, CB_ERR_INVALID, opath, "empty origin");
-        if (cfg_is_duplicate(obj, item))
-            return cfg_fail(x, CB_ERR_INVALID, opath, "duplicate key");
+        if (klen == 0) {
+            rc = cfg_fail(x, CB_ERR_INVALID, opath, "empty origin");
+            break;
+        }
+        if (klen > UINT_MAX) { /* uthash keeps key lengths as unsigned */
+            rc = cfg_fail(x, CB_ERR_INVALID, opath, "origin too long");
+            break;
+        }
+        HASH_FIND(hh, set, item->string, klen, found);
+        if (found) {
+            rc = cfg_fail(x, CB_ERR_INVALID, opath, "duplicate key");
+            break;
+        }
+        HASH_ADD_KEYPTR(hh, set, item->string, klen, &keys[i]);
+        if (!keys[i].hh.tbl) { /* uthash could not allocate: the add was undone */
+            rc = cfg_fail(x, CB_ERR_NOMEM, opath, "out of memory");
+            break;
+        }
         oc->origin = cbh_strdup(item->string);
-        if (!oc->origin)
-            return cfg_fail(x, CB_ERR_NOMEM, opath, "out of memory");
+        if (!oc->origin) {
+            rc = cfg_fail(x, CB_ERR_NOMEM, opath, "out of memory");
+            break;
+        }
         oc->circuit_breaker = out->client.circuit_breaker;
         out->origin_count++;
-        if ((rc = cfg_parse_object(x, &breaker_section, opath, item, &oc->circuit_breaker)) !=
-            CB_OK)
-            return rc;
+        rc = cfg_parse_object(x, &breaker_section, opath, item, &oc->circuit_breaker);
     }
-    return CB_OK;
+    HASH_CLEAR(hh, set);
+    cbh_free(keys);
+    return rc;
 }
 
 /* Line and column (both from 1) of byte pos, for messages. */
@@ -474,6 +685,13 @@ static cb_err cfg_parse_doc(cfg_ctx *x, const char *json, size_t len)
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return cfg_fail(x, CB_ERR_INVALID, NULL, "the top level must be a JSON object");
+    }
+    {
+        size_t pos = 0;
+
+        /* Only whitespace follows the document, so the scan may run to
+         * len. */
+        cfg_mark_numbers(root, json, len, &pos);
     }
     rc = cfg_parse_object(x, &root_section, "", root, &x->out->client);
     if (rc == CB_OK) {

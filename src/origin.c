@@ -1,31 +1,38 @@
 /*
- * The per-origin map. One mutex guards the hash table; each origin carries an
- * atomic reference count so that a call can use its origin without the lock
- * while the sweeper knows never to free it.
+ * The per-origin map. One mutex guards the hash table and an LRU list; each
+ * origin carries an atomic reference count so that a call can use its
+ * origin without the lock while the evictor knows never to free it.
  *
- * Eviction is incremental: a cursor walks the table a few entries at a time,
- * driven by gets. An entry is freed only when nobody holds it, nobody pinned
- * it, it has been unused for idle_ms and its breaker is CLOSED: forgetting an
- * OPEN breaker would let traffic back onto a failing host.
+ * Eviction works on the LRU list (most recently got first, pinned origins
+ * not on it), from its tail, a few entries per get: an origin is freed when
+ * nobody holds it and either nobody used it for idle_ms (whatever its
+ * breaker state: a dead host's OPEN breaker must not stay forever) or the
+ * map is at max_origins and a new origin needs the room. Each step is
+ * O(1) and a get takes a bounded number of them (plus one per origin held
+ * at that moment when the map is full), so a get costs the same with ten
+ * origins or a million.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "origin.h"
 
 #define ORIGIN_DEFAULT_IDLE_MS 600000u
-#define ORIGIN_SWEEP_BATCH 64u     /* most candidates checked per sweep step */
-#define ORIGIN_SWEEP_ON_CREATE 4u  /* entries examined by a get that creates */
-#define ORIGIN_SWEEP_EVERY_GETS 4096u
-#define ORIGIN_EVICT_STEP 1024u    /* most entries examined per lock hold */
+#define ORIGIN_DEFAULT_MAX 100000u
+#define ORIGIN_SWEEP_PER_GET 4u   /* idle origins freed at most by one get */
+#define ORIGIN_SWEEP_BATCH 64u    /* ... by the get that comes every idle_ms / 8 */
+#define ORIGIN_EVICT_STEP 1024u   /* most entries examined per lock hold */
 
 struct cbh_origins {
     pthread_mutex_t    lock;
-    cbh_origin        *head;   /* the uthash table */
-    cbh_origin        *cursor; /* next entry the sweep examines; NULL = the head */
+    cbh_origin        *head;     /* the uthash table */
+    cbh_origin        *lru_head; /* most recently got */
+    cbh_origin        *lru_tail; /* least recently got: the next to evict */
+    size_t             lru_count;
+    size_t             max;      /* most origins in the table */
     cbh_origins_config cfg;
     unsigned           idle_ms;
     unsigned           sweep_every_ms;
-    unsigned           gets_since_sweep;
     uint64_t           last_sweep_ms;
 };
 
@@ -74,6 +81,7 @@ static bool origin_same_numbers(const cb_config *a, const cb_config *b)
            a->slow_call_rate_threshold == b->slow_call_rate_threshold &&
            a->max_reset_timeout_ms == b->max_reset_timeout_ms &&
            a->reset_backoff_multiplier == b->reset_backoff_multiplier &&
+           a->half_open_max_wait_ms == b->half_open_max_wait_ms &&
            a->reset_jitter_pct == b->reset_jitter_pct && a->mode == b->mode;
 }
 
@@ -89,6 +97,7 @@ cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
     if (cfg)
         m->cfg = *cfg;
     m->idle_ms = m->cfg.idle_ms ? m->cfg.idle_ms : ORIGIN_DEFAULT_IDLE_MS;
+    m->max = m->cfg.max_origins ? m->cfg.max_origins : ORIGIN_DEFAULT_MAX;
     m->sweep_every_ms = m->idle_ms / 8 ? m->idle_ms / 8 : 1;
     /* Validate the defaults once, so that creating an origin later fails
      * only for OOM or a bad per-request config. */
@@ -134,18 +143,162 @@ void cbh_origins_free(cbh_origins *m)
     cbh_free(m);
 }
 
+/* ---- The LRU list (all under the lock) --------------------------------- */
+
+static void lru_unlink(cbh_origins *m, cbh_origin *o)
+{
+    if (o->lru_prev)
+        o->lru_prev->lru_next = o->lru_next;
+    else
+        m->lru_head = o->lru_next;
+    if (o->lru_next)
+        o->lru_next->lru_prev = o->lru_prev;
+    else
+        m->lru_tail = o->lru_prev;
+    o->lru_prev = o->lru_next = NULL;
+    m->lru_count--;
+}
+
+static void lru_push_front(cbh_origins *m, cbh_origin *o)
+{
+    o->lru_prev = NULL;
+    o->lru_next = m->lru_head;
+    if (m->lru_head)
+        m->lru_head->lru_prev = o;
+    else
+        m->lru_tail = o;
+    m->lru_head = o;
+    m->lru_count++;
+}
+
+static void lru_touch(cbh_origins *m, cbh_origin *o)
+{
+    if (o->pinned || m->lru_head == o)
+        return;
+    lru_unlink(m, o);
+    lru_push_front(m, o);
+}
+
+/* Nobody holds o: refs is only ever raised under the lock (held here), so
+ * 0 stays 0 until it is dropped. The acquire pairs with the release of
+ * cbh_origins_release: its last_used_ms stamp is visible afterwards. */
+static bool origin_unheld(cbh_origin *o)
+{
+    return atomic_load_explicit(&o->refs, memory_order_acquire) == 0;
+}
+
+static bool origin_idle(const cbh_origins *m, cbh_origin *o, uint64_t now)
+{
+    uint64_t last = atomic_load_explicit(&o->last_used_ms, memory_order_relaxed);
+
+    return last <= now && now - last >= m->idle_ms;
+}
+
+/* Takes o out of the table and the list and puts it on *dead, a chain
+ * (through lru_next) that the caller frees once the lock is dropped. */
+static void origin_unlink(cbh_origins *m, cbh_origin *o, cbh_origin **dead)
+{
+    HASH_DELETE(hh, m->head, o);
+    lru_unlink(m, o);
+    o->lru_next = *dead;
+    *dead = o;
+}
+
+/* Frees a chain built by origin_unlink (without the lock: freeing breakers
+ * is the slowest part). Returns how many. */
+static size_t origin_free_chain(cbh_origin *dead)
+{
+    size_t n = 0;
+
+    while (dead) {
+        cbh_origin *next = dead->lru_next;
+
+        origin_destroy(dead);
+        dead = next;
+        n++;
+    }
+    return n;
+}
+
+/*
+ * One bounded idle sweep from the tail: at most budget steps, each freeing
+ * an idle origin or moving a held one to the front (it is in use now); it
+ * stops at the first unheld origin that is not idle, since everything in
+ * front of it was got later. Lock held. *stopped says whether it reached
+ * such an origin (or the end of the list) rather than the budget.
+ */
+static size_t origin_sweep(cbh_origins *m, size_t budget, uint64_t now, cbh_origin **dead,
+                           bool *stopped)
+{
+    size_t steps = 0;
+
+    *stopped = false;
+    while (steps < budget) {
+        cbh_origin *o = m->lru_tail;
+
+        if (!o) {
+            *stopped = true;
+            break;
+        }
+        steps++;
+        if (!origin_unheld(o)) {
+            lru_touch(m, o);
+        } else if (origin_idle(m, o, now)) {
+            origin_unlink(m, o, dead);
+        } else {
+            *stopped = true;
+            break;
+        }
+    }
+    return steps;
+}
+
+/*
+ * Makes room for one more origin when the table holds max: frees the least
+ * recently got unheld origins, moving held ones to the front on the way.
+ * Visits each listed origin at most once, so the cost is O(1) plus the
+ * number of held origins. Returns false when nothing could be freed (every
+ * origin held or pinned). Lock held.
+ */
+static bool origin_make_room(cbh_origins *m, cbh_origin **dead)
+{
+    while (HASH_COUNT(m->head) >= m->max) {
+        size_t      left = m->lru_count;
+        cbh_origin *o = NULL;
+
+        while (left > 0) {
+            o = m->lru_tail;
+            left--;
+            if (origin_unheld(o))
+                break;
+            lru_touch(m, o);
+            o = NULL;
+        }
+        if (!o)
+            return false;
+        origin_unlink(m, o, dead);
+    }
+    return true;
+}
+
 /*
  * Creates and adds an origin; called with the lock held, so that two threads
  * asking for a new key at once create it once. *err gets CB_ERR_INVALID when
- * cfg is rejected by the breaker, CB_ERR_NOMEM otherwise.
+ * cfg is rejected by the breaker, CB_ERR_NOMEM otherwise (out of memory, or
+ * no room: max origins, every one held or pinned).
  */
 static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len,
-                                 const cb_config *cfg, uint64_t now, cb_err *err)
+                                 const cb_config *cfg, uint64_t now, cbh_origin **dead,
+                                 cb_err *err)
 {
     cbh_origin *o;
     cb_config   c;
 
     *err = CB_ERR_NOMEM;
+    /* Room first, so that the count never exceeds max, not even between
+     * the add and an eviction. */
+    if (!origin_make_room(m, dead))
+        return NULL;
     if (!(o = cbh_calloc(1, sizeof(*o))))
         return NULL;
     if (!(o->key = cbh_strndup(key, key_len)) || pthread_mutex_init(&o->cfg_lock, NULL) != 0) {
@@ -181,91 +334,9 @@ static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len
         origin_destroy(o);
         return NULL;
     }
+    lru_push_front(m, o);
     *err = CB_OK;
     return o;
-}
-
-/* Evictable now: called with the lock held. refs is read first, with
- * acquire: seeing 0 makes every write its holders did (pinned included)
- * visible. */
-static bool origin_idle(const cbh_origins *m, cbh_origin *o, uint64_t now)
-{
-    uint64_t last;
-
-    if (atomic_load_explicit(&o->refs, memory_order_acquire) != 0 || o->pinned)
-        return false;
-    last = atomic_load_explicit(&o->last_used_ms, memory_order_relaxed);
-    return last <= now && now - last >= m->idle_ms;
-}
-
-/* Removes o from the table, keeping the sweep cursor valid. Lock held. */
-static void origin_unlink(cbh_origins *m, cbh_origin *o)
-{
-    if (m->cursor == o)
-        m->cursor = o->hh.next;
-    HASH_DELETE(hh, m->head, o);
-}
-
-/*
- * One bounded sweep step: examines at most budget entries from the cursor
- * (stopping at the end of the table), then frees the idle ones whose breaker
- * is CLOSED. The states are read without the map lock, because reading a
- * state may turn OPEN into HALF_OPEN and raise an event whose listener may
- * call back into the map; the candidates hold a reference meanwhile, so no
- * other sweeper frees them, and they are re-checked under the lock after.
- * *examined gets the number of entries looked at.
- */
-static size_t origin_sweep(cbh_origins *m, size_t budget, uint64_t now, size_t *examined)
-{
-    cbh_origin *cand[ORIGIN_SWEEP_BATCH];
-    bool        closed[ORIGIN_SWEEP_BATCH];
-    size_t      n = 0, seen = 0, removed = 0, i;
-
-    pthread_mutex_lock(&m->lock);
-    while (seen < budget && n < ORIGIN_SWEEP_BATCH) {
-        cbh_origin *o = m->cursor ? m->cursor : m->head;
-
-        if (!o)
-            break;
-        m->cursor = o->hh.next;
-        seen++;
-        if (origin_idle(m, o, now)) {
-            atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
-            cand[n++] = o;
-        }
-        if (!m->cursor)
-            break; /* the end: the next step starts again at the head */
-    }
-    pthread_mutex_unlock(&m->lock);
-    if (examined)
-        *examined = seen;
-    if (n == 0)
-        return 0;
-
-    for (i = 0; i < n; i++)
-        closed[i] = cb_breaker_state(cand[i]->breaker) == CB_CLOSED;
-
-    pthread_mutex_lock(&m->lock);
-    for (i = 0; i < n; i++) {
-        cbh_origin *o = cand[i];
-
-        atomic_fetch_sub_explicit(&o->refs, 1, memory_order_release);
-        /* A get between the two locked phases took a reference or moved
-         * last_used_ms: then it stays. */
-        if (closed[i] && origin_idle(m, o, now))
-            origin_unlink(m, o);
-        else
-            cand[i] = NULL;
-    }
-    pthread_mutex_unlock(&m->lock);
-
-    /* Freeing a breaker is the slowest part: outside the lock. */
-    for (i = 0; i < n; i++)
-        if (cand[i]) {
-            origin_destroy(cand[i]);
-            removed++;
-        }
-    return removed;
 }
 
 /* Applies cfg to an existing origin when its numbers differ. Runs without the
@@ -292,13 +363,14 @@ static cb_err origin_reconfigure(cbh_origins *m, cbh_origin *o, const cb_config 
 cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len,
                             const cb_config *cfg, bool create, cb_err *err)
 {
-    cbh_origin *o;
+    cbh_origin *o, *dead = NULL;
     cb_err      e = CB_OK;
     uint64_t    now;
-    size_t      sweep = 0;
-    bool        created = false;
+    size_t      budget = ORIGIN_SWEEP_PER_GET;
+    bool        created = false, stopped;
 
-    if (!m || !key || key_len == 0) {
+    /* uthash keeps key lengths as unsigned. */
+    if (!m || !key || key_len == 0 || key_len > UINT_MAX) {
         if (err)
             *err = CB_ERR_INVALID;
         return NULL;
@@ -309,26 +381,24 @@ cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len,
     if (o) {
         atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
         atomic_store_explicit(&o->last_used_ms, now, memory_order_relaxed);
-    } else if (create) {
-        o = origin_create(m, key, key_len, cfg, now, &e);
-        created = o != NULL;
-        /* Each new origin pays for examining a few old ones: the table
-         * cannot outgrow the sweep, however many hosts come and go. */
-        if (created)
-            sweep = ORIGIN_SWEEP_ON_CREATE;
-    } else {
-        e = CB_ERR_INVALID;
+        lru_touch(m, o);
     }
-    if (++m->gets_since_sweep >= ORIGIN_SWEEP_EVERY_GETS ||
-        now >= m->last_sweep_ms + m->sweep_every_ms) {
-        m->gets_since_sweep = 0;
+    /* Every get pays for a few idle ones (o, now held, is safe), before a
+     * creation: they may make the room it needs. */
+    if (now < m->last_sweep_ms || now - m->last_sweep_ms >= m->sweep_every_ms) {
         m->last_sweep_ms = now;
-        sweep = ORIGIN_SWEEP_BATCH;
+        budget = ORIGIN_SWEEP_BATCH;
+    }
+    origin_sweep(m, budget, now, &dead, &stopped);
+    if (!o && create) {
+        o = origin_create(m, key, key_len, cfg, now, &dead, &e);
+        created = o != NULL;
+    } else if (!o) {
+        e = CB_ERR_INVALID;
     }
     pthread_mutex_unlock(&m->lock);
 
-    if (sweep)
-        origin_sweep(m, sweep, now, NULL);
+    origin_free_chain(dead);
     if (o && cfg && !created && (e = origin_reconfigure(m, o, cfg)) != CB_OK) {
         atomic_fetch_sub_explicit(&o->refs, 1, memory_order_release);
         o = NULL;
@@ -347,30 +417,45 @@ void cbh_origins_release(cbh_origin *o)
     atomic_fetch_sub_explicit(&o->refs, 1, memory_order_release);
 }
 
+void cbh_origins_pin(cbh_origin *o)
+{
+    cbh_origins *m;
+
+    if (!o)
+        return;
+    m = o->map;
+    pthread_mutex_lock(&m->lock);
+    if (!o->pinned) {
+        lru_unlink(m, o);
+        o->pinned = true;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
 size_t cbh_origins_evict_idle(cbh_origins *m)
 {
-    size_t   total, done = 0, removed = 0;
+    size_t   total, seen = 0, removed = 0;
     uint64_t now;
+    bool     stopped = false;
 
     if (!m)
         return 0;
     now = origin_now(m);
     pthread_mutex_lock(&m->lock);
-    total = HASH_COUNT(m->head);
-    /* Start a whole pass at the head so that every entry is seen once. */
-    m->cursor = NULL;
+    total = m->lru_count;
     pthread_mutex_unlock(&m->lock);
-    while (done < total) {
-        size_t seen = 0, step = total - done;
+    /* Bounded steps: the lock is dropped between them, so gets never wait
+     * long behind an eviction pass over a huge map. total bounds the pass:
+     * held origins move to the front and would otherwise come round
+     * again. */
+    while (!stopped && seen < total) {
+        cbh_origin *dead = NULL;
+        size_t      step = total - seen < ORIGIN_EVICT_STEP ? total - seen : ORIGIN_EVICT_STEP;
 
-        /* Bounded steps: the lock is dropped between them, so gets never
-         * wait long behind an eviction pass over a huge map. */
-        if (step > ORIGIN_EVICT_STEP)
-            step = ORIGIN_EVICT_STEP;
-        removed += origin_sweep(m, step, now, &seen);
-        if (seen == 0)
-            break;
-        done += seen;
+        pthread_mutex_lock(&m->lock);
+        seen += origin_sweep(m, step, now, &dead, &stopped);
+        pthread_mutex_unlock(&m->lock);
+        removed += origin_free_chain(dead);
     }
     return removed;
 }
@@ -395,7 +480,11 @@ void cbh_origins_foreach(cbh_origins *m, void (*fn)(cbh_origin *o, void *ud), vo
     if (!m || !fn)
         return;
     pthread_mutex_lock(&m->lock);
-    snap = cbh_malloc((HASH_COUNT(m->head) + 1) * sizeof(*snap));
+    n = HASH_COUNT(m->head);
+    /* Every origin is far larger than a pointer, so this cannot overflow;
+     * checked anyway: max_origins may be SIZE_MAX. */
+    snap = n < SIZE_MAX / sizeof(*snap) ? cbh_malloc((n + 1) * sizeof(*snap)) : NULL;
+    n = 0;
     if (!snap) {
         HASH_ITER(hh, m->head, o, tmp)
         fn(o, ud);

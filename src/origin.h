@@ -1,6 +1,7 @@
 /* The per-origin map: one breaker, one retry budget and a set of counters
- * per origin key, created on first use and evicted when idle (CLOSED and
- * unused for idle_ms; OPEN and HALF_OPEN breakers are never evicted). */
+ * per origin key, created on first use, evicted when no call used it for
+ * idle_ms (whatever its breaker state) and, least recently used first, when
+ * the map holds max_origins. Origins in use or pinned are never evicted. */
 #ifndef CBH_ORIGIN_H
 #define CBH_ORIGIN_H
 
@@ -25,10 +26,9 @@ typedef struct cbh_origin {
     char       *key;     /* "scheme://host:port" */
     cb_breaker *breaker;
     cb_config   applied; /* the config last applied to the breaker (under cfg_lock) */
-    bool        pinned;  /* set by api_client_set_origin_breaker: kept, never evicted.
-                            Write it only while holding a reference (between
-                            cbh_origins_get and cbh_origins_release): the
-                            sweeper reads it only after seeing refs == 0. */
+    bool        pinned;  /* set by cbh_origins_pin (api_client_set_origin_breaker):
+                            kept, never evicted, off the LRU list. Under the
+                            map's lock. */
     cbh_budget  budget;
     cbh_origins *map;
 
@@ -41,10 +41,13 @@ typedef struct cbh_origin {
     _Atomic uint64_t cache_not_modified;
     _Atomic uint64_t cache_stale_served;
 
-    _Atomic uint64_t last_used_ms;
-    _Atomic unsigned refs; /* callers holding it: not evicted while > 0 */
+    _Atomic uint64_t last_used_ms; /* the start of its last call, or its end once released */
+    _Atomic unsigned refs; /* callers holding it: not evicted while > 0. Taken only
+                              under the map's lock, dropped without it. */
     pthread_mutex_t  cfg_lock; /* added: serialises reconfiguration and guards applied */
     UT_hash_handle   hh;
+    /* The map's LRU list, most recently got first; under the map's lock. */
+    struct cbh_origin *lru_prev, *lru_next;
 } cbh_origin;
 
 /* Called for every breaker event of every origin, with no lock of the map
@@ -55,6 +58,8 @@ typedef void (*cbh_origin_event_fn)(cbh_origin *o, const cb_event *ev, void *use
 typedef struct cbh_origins_config {
     cb_config           defaults; /* breaker config for new origins (callbacks ignored) */
     unsigned            idle_ms;  /* eviction age; 0 = default 600000 */
+    size_t              max_origins; /* most origins at once; 0 = default 100000,
+                                        SIZE_MAX = no limit */
     cb_clock_fn         clock;    /* NULL = cb_clock_monotonic_ms */
     void               *clock_data;
     cbh_origin_event_fn on_event; /* may be NULL: then breakers get no listener at
@@ -73,9 +78,10 @@ void         cbh_origins_free(cbh_origins *m);
  * cfg (NULL = the defaults) when missing and create is true. When it exists
  * and cfg is given and differs from what was applied, its breaker is
  * reconfigured (state and counts kept). Takes a reference: pair with
- * cbh_origins_release. NULL when missing (create false), on OOM, or for an
- * invalid cfg (*err says which: CB_ERR_INVALID / CB_ERR_NOMEM; err may be
- * NULL). Updates last_used_ms. Thread-safe.
+ * cbh_origins_release. NULL when missing (create false), on OOM, when the
+ * map is full, or for an invalid cfg (*err says which: CB_ERR_INVALID /
+ * CB_ERR_NOMEM; err may be NULL). Updates last_used_ms and moves the origin
+ * to the front of the LRU list. Thread-safe.
  *
  * Keys are matched byte for byte: callers normalise them (cbh_url_resolve
  * does). The callbacks and clock in cfg are ignored: every breaker gets the
@@ -83,11 +89,29 @@ void         cbh_origins_free(cbh_origins *m);
  * numeric fields and the mode only. *err is CB_OK on success and
  * CB_ERR_INVALID (not found) when create is false and the key is missing.
  *
- * Eviction runs here, incrementally and bounded: a get that creates an
- * origin examines 4 more entries for idleness, and every 4096 gets or every
- * idle_ms / 8 one get examines 64; so a client talking to ever new hosts
- * keeps at most about 4/3 of the origins used within idle_ms (plus the
- * unevictable ones). The sweep checks breaker states without the map lock.
+ * Eviction runs here, bounded, whatever the map's size:
+ * - Idle: every get looks at the tail of the LRU list (the origin whose last
+ *   call started longest ago) and frees up to 4 origins unused for idle_ms
+ *   or more, up to 64 once every idle_ms / 8; the look stops at the first
+ *   origin that is not idle, so it costs O(1) when nothing is. The breaker
+ *   state does not matter (an OPEN or HALF_OPEN breaker goes too): a later
+ *   call to that origin starts on a fresh CLOSED breaker with zeroed
+ *   counters and budget. Acceptable because nobody called it for idle_ms:
+ *   an OPEN breaker would have let probes through long before (idle_ms is
+ *   meant to exceed the reset timeout), and the fresh one opens again after
+ *   failure_threshold failures. An origin whose call ended recently but
+ *   started long ago sits at the tail and holds back the idle ones in front
+ *   of it until it is idle itself: the delay is at most its call's length.
+ * - Cap: creating an origin in a map holding max_origins first frees the
+ *   least recently used origin (by the start of its last call) that no
+ *   caller holds, idle or not. Held origins met at the tail are moved to
+ *   the front (they are in use), so the cost is O(1) plus the number of
+ *   origins held at that moment. When every origin is held or pinned, the
+ *   get creates nothing and fails with CB_ERR_NOMEM: the count never
+ *   exceeds max_origins.
+ * Held (refs > 0) and pinned origins are never evicted. Evicted origins are
+ * freed after the lock is dropped; no breaker is read or called during
+ * eviction, so no event is raised by it.
  */
 cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len,
                             const cb_config *cfg, bool create, cb_err *err);
@@ -95,9 +119,15 @@ cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len,
  * so that a long call does not look idle when it ends. NULL is fine. */
 void        cbh_origins_release(cbh_origin *o);
 
+/* Pins o (held by the caller, between cbh_origins_get and
+ * cbh_origins_release): it is never evicted, idle or not; it still counts
+ * towards max_origins. Thread-safe. NULL is fine. */
+void        cbh_origins_pin(cbh_origin *o);
+
 /* Evicts idle origins now (also done incrementally by cbh_origins_get):
- * refs == 0, not pinned, state CLOSED, last used idle_ms or more ago. One
- * pass over the map, in bounded batches that drop the lock in between.
+ * refs == 0, not pinned, last used idle_ms or more ago, whatever the
+ * breaker state. Walks the LRU list from its tail in bounded batches that
+ * drop the lock in between, until the first origin that is not idle.
  * Returns how many were removed. */
 size_t cbh_origins_evict_idle(cbh_origins *m);
 

@@ -1,5 +1,7 @@
 /* api_config_parse / api_config_free: the strict JSON loader of client
  * configs. Every field, every kind of refusal, and the messages. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,7 @@ static const char full_doc[] =
     "  \"allow_cross_origin_redirects\": true,\n"
     "  \"ca_file\": \"/etc/ssl/ca.pem\",\n"
     "  \"origin_idle_ms\": 120000,\n"
+    "  \"max_origins\": 5000,\n"
     "  \"log_level\": \"warn\",\n"
     "  \"origins\": {\n"
     "    \"http://other:81\": {\"failure_threshold\": 10, \"mode\": \"disabled\"},\n"
@@ -68,6 +71,7 @@ START_TEST(test_full_document)
     ck_assert(c->allow_cross_origin_redirects);
     ck_assert_str_eq(c->ca_file, "/etc/ssl/ca.pem");
     ck_assert_uint_eq(c->origin_idle_ms, 120000);
+    ck_assert_uint_eq(c->max_origins, 5000);
     ck_assert_int_eq(c->log_level, API_LOG_WARN);
 
     ck_assert_uint_eq(b->failure_threshold, 3);
@@ -184,6 +188,11 @@ static const bad_case bad_cases[] = {
       "retry.max_attempts: duplicate key" },
     { "{\"origins\":{\"http://a\":{},\"http://a\":{}}}", CB_ERR_INVALID,
       "origins[\"http://a\"]: duplicate key" },
+    { "{\"origins\":{\"http://a\":{},\"http://b\":{},\"http://a\":{}}}", CB_ERR_INVALID,
+      "origins[\"http://a\"]: duplicate key" },
+    /* The first error in document order is the one reported. */
+    { "{\"origins\":{\"http://a\":{},\"http://b\":{\"x\":1},\"http://a\":{}}}",
+      CB_ERR_INVALID, "origins[\"http://b\"].x: unknown key" },
     /* Wrong types: integers. */
     { "{\"retry\":{\"max_attempts\":\"3\"}}", CB_ERR_INVALID,
       "retry.max_attempts: expected a non-negative integer" },
@@ -204,6 +213,52 @@ static const bad_case bad_cases[] = {
       "cache.max_bytes: out of range (at most 9007199254740992)" },
     { "{\"circuit_breaker\":{\"failure_rate_threshold\":101}}", CB_ERR_INVALID,
       "circuit_breaker.failure_rate_threshold: out of range (at most 100)" },
+    /* Numbers are judged by their text, not by the double cJSON made of
+     * them: 2^53 + 1 would round to 2^53, 1e-400 to 0, 1.0000000000000001
+     * to 1, and each was once taken silently. */
+    { "{\"cache\":{\"max_bytes\":9007199254740993}}", CB_ERR_INVALID,
+      "cache.max_bytes: out of range (at most 9007199254740992)" },
+    { "{\"cache\":{\"max_entry_bytes\":9007199254740993e0}}", CB_ERR_INVALID,
+      "cache.max_entry_bytes: out of range (at most 9007199254740992)" },
+    { "{\"max_body_bytes\":900719925474099.21e1}", CB_ERR_INVALID,
+      "max_body_bytes: expected a non-negative integer" },
+    { "{\"max_header_bytes\":9007199254740992.5}", CB_ERR_INVALID,
+      "max_header_bytes: expected a non-negative integer" },
+    { "{\"max_header_bytes\":18446744073709551616}", CB_ERR_INVALID,
+      "max_header_bytes: out of range (at most 9007199254740992)" },
+    { "{\"max_body_bytes\":1e16}", CB_ERR_INVALID,
+      "max_body_bytes: out of range (at most 9007199254740992)" },
+    { "{\"max_body_bytes\":1e99999999999999999999}", CB_ERR_INVALID,
+      "max_body_bytes: out of range (at most 9007199254740992)" },
+    { "{\"max_origins\":9007199254740993}", CB_ERR_INVALID,
+      "max_origins: out of range (at most 9007199254740992)" },
+    { "{\"max_origins\":-1}", CB_ERR_INVALID, "max_origins: expected a non-negative integer" },
+    { "{\"max_origins\":1.5}", CB_ERR_INVALID, "max_origins: expected a non-negative integer" },
+    { "{\"cache\":{\"max_bytes\":-1}}", CB_ERR_INVALID,
+      "cache.max_bytes: expected a non-negative integer" },
+    { "{\"cache\":{\"max_bytes\":1.5}}", CB_ERR_INVALID,
+      "cache.max_bytes: expected a non-negative integer" },
+    { "{\"cache\":{\"max_bytes\":-1e300}}", CB_ERR_INVALID,
+      "cache.max_bytes: expected a non-negative integer" },
+    { "{\"timeout_ms\":1e300}", CB_ERR_INVALID, "timeout_ms: out of range (at most 4294967295)" },
+    { "{\"timeout_ms\":9007199254740993}", CB_ERR_INVALID,
+      "timeout_ms: out of range (at most 4294967295)" },
+    { "{\"timeout_ms\":4294967295.5}", CB_ERR_INVALID,
+      "timeout_ms: out of range (at most 4294967295)" },
+    { "{\"timeout_ms\":4294967295.0000000001}", CB_ERR_INVALID,
+      "timeout_ms: expected a non-negative integer" },
+    { "{\"timeout_ms\":1.0000000000000001}", CB_ERR_INVALID,
+      "timeout_ms: expected a non-negative integer" },
+    { "{\"timeout_ms\":1e-400}", CB_ERR_INVALID, "timeout_ms: expected a non-negative integer" },
+    { "{\"timeout_ms\":12e-1}", CB_ERR_INVALID, "timeout_ms: expected a non-negative integer" },
+    { "{\"timeout_ms\":-1e-400}", CB_ERR_INVALID, "timeout_ms: expected a non-negative integer" },
+    { "{\"retry\":{\"max_attempts\":-5e0}}", CB_ERR_INVALID,
+      "retry.max_attempts: expected a non-negative integer" },
+    { "{\"origins\":{\"http://a\":{\"failure_threshold\":9007199254740993}}}", CB_ERR_INVALID,
+      "origins[\"http://a\"].failure_threshold: out of range (at most 4294967295)" },
+    { "{\"circuit_breaker\":{\"reset_jitter_pct\":100.000000000000001}}", CB_ERR_INVALID,
+      "circuit_breaker.reset_jitter_pct: expected a non-negative integer" },
+    { "{\"circuit_breaker\":{\"reset_jitter_pct\":1e2}}", CB_OK, "" },
     /* Booleans. */
     { "{\"cache\":{\"disabled\":1}}", CB_ERR_INVALID, "cache.disabled: expected true or false" },
     { "{\"allow_cross_origin_redirects\":\"true\"}", CB_ERR_INVALID,
@@ -268,7 +323,8 @@ START_TEST(test_refused)
                   "%s: wrong code; message %s", bc->doc, err);
     ck_assert_msg(strcmp(err, bc->msg) == 0, "%s: got \"%s\", want \"%s\"", bc->doc, err,
                   bc->msg);
-    ck_assert_int_eq(memcmp(&cfg, &zero, sizeof cfg), 0);
+    if (bc->rc != CB_OK)
+        ck_assert_int_eq(memcmp(&cfg, &zero, sizeof cfg), 0);
     api_config_free(&cfg);
 }
 END_TEST
@@ -323,6 +379,160 @@ START_TEST(test_boundaries)
     ck_assert_uint_eq(cfg.client.retry.base_delay_ms, 7);
     ck_assert_uint_eq(cfg.client.circuit_breaker.reset_jitter_pct, 100);
     api_config_free(&cfg);
+}
+END_TEST
+
+/* Exact integers in every notation JSON allows are taken, up to each
+ * field's own limit; the value is the one the text names. */
+START_TEST(test_exact_integers)
+{
+    static const struct {
+        const char *doc;
+        uint64_t    want; /* of max_body_bytes / timeout_ms / max_origins */
+    } ok[] = {
+        { "{\"max_body_bytes\":9007199254740992}", 9007199254740992ull },
+        { "{\"max_body_bytes\":9.007199254740992e15}", 9007199254740992ull },
+        { "{\"max_body_bytes\":90071992547409920e-1}", 9007199254740992ull },
+        { "{\"max_body_bytes\":9007199254740991}", 9007199254740991ull },
+        { "{\"max_body_bytes\":0.5e1}", 5 },
+        { "{\"max_body_bytes\":500e-2}", 5 },
+        { "{\"max_body_bytes\":5E+0}", 5 },
+        { "{\"max_body_bytes\":-0.0}", 0 },
+        { "{\"max_body_bytes\":0e-99999999999999999999}", 0 },
+        { "{\"max_body_bytes\":0.000}", 0 },
+        { "{\"max_body_bytes\":1}", 1 },
+        { "{\"timeout_ms\":4294967295}", 4294967295u },
+        { "{\"timeout_ms\":4.294967295e9}", 4294967295u },
+        { "{\"timeout_ms\":42949672950e-1}", 4294967295u },
+        { "{\"timeout_ms\":0}", 0 },
+        { "{\"max_origins\":0}", 0 },
+        { "{\"max_origins\":1}", 1 },
+        { "{\"max_origins\":9007199254740991}", 9007199254740991ull },
+        { "{\"max_origins\":9007199254740992}", 9007199254740992ull },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        api_config cfg;
+        char err[256];
+        uint64_t got;
+
+        ck_assert_msg(api_config_parse(ok[i].doc, strlen(ok[i].doc), &cfg, err, sizeof err) ==
+                          CB_OK, "%s: %s", ok[i].doc, err);
+        got = strstr(ok[i].doc, "timeout_ms")    ? cfg.client.timeout_ms
+              : strstr(ok[i].doc, "max_origins") ? (uint64_t)cfg.client.max_origins
+                                                 : (uint64_t)cfg.client.max_body_bytes;
+        ck_assert_msg(got == ok[i].want, "%s: got %llu", ok[i].doc, (unsigned long long)got);
+        api_config_free(&cfg);
+    }
+}
+END_TEST
+
+/* Digits inside strings and keys, and numbers where a config wants none,
+ * do not shift which text belongs to which number. */
+START_TEST(test_numbers_among_strings)
+{
+    const char *doc = "{\"user_agent\":\"a\\\"12 \\\\\\\" 3e5 -4\","
+                      "\"origins\":{\"http://1.2.3.4:5\":{\"failure_threshold\":6},"
+                      "\"http://[::7]:8\":{\"reset_timeout_ms\":9007000000000000e-12}},"
+                      "\"default_headers\":[\"X-1: 2\"],\"timeout_ms\":1e1,"
+                      "\"cache\":{\"max_bytes\":9007199254740992}}";
+    const char *bad = "{\"user_agent\":\"9007199254740993\",\"cache\":{\"max_entries\":7,"
+                      "\"max_bytes\":9007199254740993}}";
+    api_config cfg;
+    char err[256];
+
+    ck_assert_msg(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err) == CB_OK, "%s", err);
+    ck_assert_str_eq(cfg.client.user_agent, "a\"12 \\\" 3e5 -4");
+    ck_assert_uint_eq(cfg.origin_count, 2);
+    ck_assert_uint_eq(cfg.origins[0].circuit_breaker.failure_threshold, 6);
+    ck_assert_uint_eq(cfg.origins[1].circuit_breaker.reset_timeout_ms, 9007);
+    ck_assert_uint_eq(cfg.client.timeout_ms, 10);
+    ck_assert_uint_eq(cfg.client.cache.max_bytes, (size_t)9007199254740992ull);
+    api_config_free(&cfg);
+
+    ck_assert_int_eq(api_config_parse(bad, strlen(bad), &cfg, err, sizeof err), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "cache.max_bytes: out of range (at most 9007199254740992)");
+
+    /* A number in an array of strings is still refused as one. */
+    bad = "{\"default_headers\":[\"A: 1\",9007199254740993],\"timeout_ms\":3}";
+    ck_assert_int_eq(api_config_parse(bad, strlen(bad), &cfg, err, sizeof err), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "default_headers[1]: expected a string");
+}
+END_TEST
+
+/* A document with n origins "http://hI.example:80"; dup >= 0 repeats the
+ * key of entry dup as the last entry. */
+static char *origins_doc(size_t n, long dup, size_t *len)
+{
+    size_t cap = 64 + (n + 1) * 64, l = 0, i;
+    char *d = malloc(cap);
+
+    ck_assert_ptr_nonnull(d);
+    l += (size_t)snprintf(d + l, cap - l, "{\"origins\":{");
+    for (i = 0; i < n; i++)
+        l += (size_t)snprintf(d + l, cap - l, "%s\"http://h%zu.example:80\":{\"failure_threshold\":%zu}",
+                              i ? "," : "", i, i % 9 + 1);
+    if (dup >= 0)
+        l += (size_t)snprintf(d + l, cap - l, ",\"http://h%ld.example:80\":{}", dup);
+    l += (size_t)snprintf(d + l, cap - l, "}}");
+    ck_assert_uint_lt(l, cap);
+    *len = l;
+    return d;
+}
+
+/* 40k origins: each taken, in order; a duplicate is still found wherever
+ * its twin is, and named. The duplicate check used to walk every earlier
+ * key (40k took seconds, past this suite's 4 s timeout); now it is one
+ * hash lookup per key. */
+START_TEST(test_many_origins)
+{
+    static const long dups[] = { 0, 20000, 39999 };
+    api_config cfg;
+    char err[256], want[256];
+    size_t len, i;
+    char *doc = origins_doc(40000, -1, &len);
+
+    ck_assert_msg(api_config_parse(doc, len, &cfg, err, sizeof err) == CB_OK, "%s", err);
+    ck_assert_uint_eq(cfg.origin_count, 40000);
+    for (i = 0; i < 40000; i += 4999) {
+        char k[64];
+
+        snprintf(k, sizeof k, "http://h%zu.example:80", i);
+        ck_assert_str_eq(cfg.origins[i].origin, k);
+        ck_assert_uint_eq(cfg.origins[i].circuit_breaker.failure_threshold, i % 9 + 1);
+    }
+    api_config_free(&cfg);
+    free(doc);
+
+    for (i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        doc = origins_doc(40000, dups[i], &len);
+        ck_assert_int_eq(api_config_parse(doc, len, &cfg, err, sizeof err), CB_ERR_INVALID);
+        snprintf(want, sizeof want, "origins[\"http://h%ld.example:80\"]: duplicate key", dups[i]);
+        ck_assert_str_eq(err, want);
+        ck_assert_ptr_null(cfg.origins);
+        free(doc);
+    }
+}
+END_TEST
+
+/* Five times more: quadratic work would take minutes here, linear work
+ * a fraction of a second (the tcase's timeout is the only clock). */
+START_TEST(test_origins_scale)
+{
+    api_config cfg;
+    char err[256];
+    size_t len;
+    char *doc = origins_doc(200000, 199999, &len);
+
+    ck_assert_int_eq(api_config_parse(doc, len, &cfg, err, sizeof err), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "origins[\"http://h199999.example:80\"]: duplicate key");
+    free(doc);
+    doc = origins_doc(200000, -1, &len);
+    ck_assert_msg(api_config_parse(doc, len, &cfg, err, sizeof err) == CB_OK, "%s", err);
+    ck_assert_uint_eq(cfg.origin_count, 200000);
+    api_config_free(&cfg);
+    free(doc);
 }
 END_TEST
 
@@ -388,6 +598,30 @@ START_TEST(test_client_from_config)
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(api_client_breaker_metrics(c, "/anything", &m), CB_OK);
     api_client_free(c);
+    api_config_free(&cfg);
+}
+END_TEST
+
+/* max_origins from the document reaches the client: the overrides are
+ * pinned origins, and pinned origins count towards it. */
+START_TEST(test_client_max_origins_from_config)
+{
+    const char *doc = "{\"max_origins\":2,\"origins\":{\"http://a:1\":{},\"http://b:1\":{}}}";
+    const char *over = "{\"max_origins\":2,"
+                       "\"origins\":{\"http://a:1\":{},\"http://b:1\":{},\"http://c:1\":{}}}";
+    api_config cfg;
+    api_client *c;
+    char err[256];
+
+    ck_assert_msg(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err) == CB_OK, "%s", err);
+    ck_assert_uint_eq(cfg.client.max_origins, 2);
+    ck_assert_ptr_nonnull(c = api_client_new_from_config(&cfg));
+    ck_assert_int_eq(api_client_trip(c, "http://other:1/"), CB_ERR_NOMEM);
+    api_client_free(c);
+    api_config_free(&cfg);
+
+    ck_assert_msg(api_config_parse(over, strlen(over), &cfg, err, sizeof err) == CB_OK, "%s", err);
+    ck_assert_ptr_null(api_client_new_from_config(&cfg));
     api_config_free(&cfg);
 }
 END_TEST
@@ -462,14 +696,23 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_malformed_position);
     tcase_add_test(tc, test_failure_after_allocations);
     tcase_add_test(tc, test_boundaries);
+    tcase_add_test(tc, test_exact_integers);
+    tcase_add_test(tc, test_numbers_among_strings);
+    tcase_add_test(tc, test_many_origins);
     tcase_add_test(tc, test_length_bounded);
     tcase_add_test(tc, test_null_args_and_small_err);
     tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("client");
+    tc = tcase_create("scale");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_origins_scale);
+    suite_add_tcase(s, tc);
+
+        tc = tcase_create("client");
     tcase_add_test(tc, test_client_from_config);
     tcase_add_test(tc, test_client_from_bad_config);
+    tcase_add_test(tc, test_client_max_origins_from_config);
     suite_add_tcase(s, tc);
     return s;
 }

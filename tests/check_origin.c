@@ -2,6 +2,7 @@
  * bounds, and concurrent use. Time comes from a fake clock. */
 /* cbhttp: threaded */
 #include <check.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,13 +50,14 @@ static void on_event(cbh_origin *o, const cb_event *ev, void *ud)
         e->count_seen = cbh_origins_count(e->m);
 }
 
-static cbh_origins *new_map(unsigned idle_ms, events *ev)
+static cbh_origins *new_map_max(unsigned idle_ms, size_t max, events *ev)
 {
     cbh_origins_config c;
     cbh_origins       *m;
 
     memset(&c, 0, sizeof(c));
     c.idle_ms = idle_ms;
+    c.max_origins = max;
     c.clock = fake_clock;
     if (ev) {
         c.on_event = on_event;
@@ -67,6 +69,8 @@ static cbh_origins *new_map(unsigned idle_ms, events *ev)
         ev->m = m;
     return m;
 }
+
+static cbh_origins *new_map(unsigned idle_ms, events *ev) { return new_map_max(idle_ms, 0, ev); }
 
 static cbh_origin *get(cbh_origins *m, const char *key, const cb_config *cfg, bool create)
 {
@@ -138,6 +142,13 @@ START_TEST(test_bad_arguments)
     ck_assert_int_eq(err, CB_ERR_INVALID);
     ck_assert_ptr_null(cbh_origins_get(m, NULL, 1, NULL, true, &err));
     ck_assert_ptr_null(cbh_origins_get(m, "k", 0, NULL, true, NULL));
+    /* Lengths uthash cannot keep (it stores them as unsigned): refused
+     * before a byte is read, not truncated into another key's length. */
+    ck_assert_ptr_null(cbh_origins_get(m, "k", (size_t)UINT_MAX + 1, NULL, true, &err));
+    ck_assert_int_eq(err, CB_ERR_INVALID);
+    ck_assert_ptr_null(cbh_origins_get(m, "k", SIZE_MAX, NULL, true, &err));
+    ck_assert_int_eq(err, CB_ERR_INVALID);
+    ck_assert_uint_eq(cbh_origins_count(m), 0);
     ck_assert_uint_eq(cbh_origins_count(NULL), 0);
     ck_assert_uint_eq(cbh_origins_evict_idle(NULL), 0);
     cbh_origins_foreach(NULL, NULL, NULL);
@@ -322,7 +333,8 @@ START_TEST(test_eviction_rules)
     held = get(m, "http://held:80", NULL, true);
     pinned = get(m, "http://pinned:80", NULL, true);
     cb_breaker_trip(open->breaker);
-    pinned->pinned = true; /* written while holding a reference */
+    cbh_origins_pin(pinned); /* while holding a reference */
+    cbh_origins_pin(pinned); /* twice is fine */
     cbh_origins_release(idle);
     cbh_origins_release(open);
     cbh_origins_release(pinned);
@@ -332,42 +344,45 @@ START_TEST(test_eviction_rules)
     ck_assert_uint_eq(cbh_origins_evict_idle(m), 0);
     ck_assert_uint_eq(cbh_origins_count(m), 4);
 
-    /* The get that creates "fresh" may already sweep "idle" out itself. */
+    /* The get that creates "fresh" sweeps the idle ones out itself, the
+     * OPEN one included: its reset timeout (30 s) has not even passed, but
+     * nobody called it for idle_ms. */
     set_now(11000);
     fresh = get(m, "http://fresh:80", NULL, true);
     cbh_origins_release(fresh);
-    (void)cbh_origins_evict_idle(m);
-    ck_assert_uint_eq(cbh_origins_count(m), 4);
+    ck_assert_uint_eq(cbh_origins_evict_idle(m), 0);
+    ck_assert_uint_eq(cbh_origins_count(m), 3);
     ck_assert_ptr_null(get(m, "http://idle:80", NULL, false));
+    ck_assert_ptr_null(get(m, "http://open:80", NULL, false));
 
-    /* OPEN (reset timeout 30 s not passed), held and pinned stay, whatever
-     * their age. */
+    /* Held and pinned stay, whatever their age. */
     set_now(30000);
     ck_assert_uint_eq(cbh_origins_evict_idle(m), 1); /* fresh */
-    ck_assert_uint_eq(cbh_origins_count(m), 3);
+    ck_assert_uint_eq(cbh_origins_count(m), 2);
 
-    /* Once released / closed they go. */
-    open = get(m, "http://open:80", NULL, false);
-    cb_breaker_reset(open->breaker);
-    cbh_origins_release(open);
+    /* Once released it goes, idle_ms after the release. */
     cbh_origins_release(held);
     ck_assert_uint_eq(cbh_origins_evict_idle(m), 0); /* just used */
     set_now(31000);
-    ck_assert_uint_eq(cbh_origins_evict_idle(m), 2);
+    ck_assert_uint_eq(cbh_origins_evict_idle(m), 1);
     ck_assert_uint_eq(cbh_origins_count(m), 1);
+    set_now(1000000);
+    ck_assert_uint_eq(cbh_origins_evict_idle(m), 0);
     pinned = get(m, "http://pinned:80", NULL, false);
     ck_assert_ptr_nonnull(pinned);
     cbh_origins_release(pinned);
+    cbh_origins_pin(NULL);
     cbh_origins_free(m);
 }
 END_TEST
 
-START_TEST(test_half_open_not_evicted)
+START_TEST(test_open_and_half_open_evicted)
 {
     events       ev;
     cbh_origins *m;
     cbh_origin  *o;
     cb_config    c = { .reset_timeout_ms = 100 };
+    cb_metrics   mt;
 
     memset(&ev, 0, sizeof(ev));
     set_now(0);
@@ -375,16 +390,83 @@ START_TEST(test_half_open_not_evicted)
     o = get(m, "http://h:80", &c, true);
     cb_breaker_trip(o->breaker);
     cbh_origins_release(o);
+    o = get(m, "http://o:80", NULL, true);
+    cb_breaker_trip(o->breaker);
+    cbh_origins_release(o);
     ev.state_changes = 0;
-    /* The sweep's state read turns OPEN into HALF_OPEN and raises an event;
-     * the listener calls back into the map (count), which would deadlock if
-     * the sweep held the lock. HALF_OPEN is not evictable either. */
+    /* h is HALF_OPEN by now (had anyone looked), o still OPEN: both go.
+     * Eviction reads no breaker, so it raises no event. */
     set_now(5000);
+    ck_assert_uint_eq(cbh_origins_evict_idle(m), 2);
+    ck_assert_int_eq(ev.state_changes, 0);
+    ck_assert_uint_eq(cbh_origins_count(m), 0);
+
+    /* What a later call sees: a fresh CLOSED breaker, zeroed counts. */
+    o = get(m, "http://o:80", NULL, true);
+    ck_assert_int_eq(cb_breaker_state(o->breaker), CB_CLOSED);
+    cb_breaker_metrics(o->breaker, &mt);
+    ck_assert_uint_eq(mt.times_opened, 0);
+    ck_assert_uint_eq(mt.total_requests, 0);
+    cbh_origins_release(o);
+    cbh_origins_free(m);
+}
+END_TEST
+
+/* Issue 9, point 8: 10k dead hosts, each failed once (threshold 1: OPEN),
+ * used to stay forever at ~3.7 KB each. After idle_ms they go, driven by
+ * nothing but ordinary gets of another origin, or by evict_idle. */
+static void fail_once(cbh_origins *m, unsigned from, unsigned to)
+{
+    char     k[64];
+    unsigned i;
+
+    for (i = from; i < to; i++) {
+        cbh_origin *o;
+        cb_permit   p;
+
+        snprintf(k, sizeof(k), "http://dead-%u.example:80", i);
+        o = get(m, k, NULL, true);
+        ck_assert_int_eq(cb_breaker_acquire(o->breaker, &p), CB_OK);
+        cb_breaker_record(o->breaker, &p, false);
+        ck_assert_int_eq(cb_breaker_state(o->breaker), CB_OPEN);
+        cbh_origins_release(o);
+    }
+}
+
+START_TEST(test_dead_hosts_evicted)
+{
+    cbh_origins_config c;
+    cbh_origins       *m;
+    cbh_origin        *o;
+    unsigned           i;
+
+    memset(&c, 0, sizeof(c));
+    c.idle_ms = 60000;
+    c.clock = fake_clock;
+    c.defaults.failure_threshold = 1;
+    set_now(1000);
+    ck_assert_ptr_nonnull(m = cbh_origins_new(&c));
+    fail_once(m, 0, 10000);
+    ck_assert_uint_eq(cbh_origins_count(m), 10000);
+
+    /* Past reset_timeout_ms (30 s) but not idle_ms: all stay. */
+    set_now(1000 + 59999);
     ck_assert_uint_eq(cbh_origins_evict_idle(m), 0);
-    ck_assert_int_eq(ev.state_changes, 1);
-    ck_assert_int_eq(ev.last.to, CB_HALF_OPEN);
-    ck_assert_uint_eq(ev.count_seen, 1);
+    ck_assert_uint_eq(cbh_origins_count(m), 10000);
+
+    /* Past idle_ms: gets of one live origin sweep them all out. */
+    set_now(1000 + 60000 + 10000);
+    for (i = 0; i < 3000; i++) {
+        o = get(m, "http://live.example:80", NULL, true);
+        cbh_origins_release(o);
+    }
     ck_assert_uint_eq(cbh_origins_count(m), 1);
+
+    /* The same through evict_idle. */
+    fail_once(m, 0, 10000);
+    set_now(1000 + 200000);
+    ck_assert_uint_eq(cbh_origins_evict_idle(m), 10001);
+    ck_assert_uint_eq(cbh_origins_count(m), 0);
     cbh_origins_free(m);
 }
 END_TEST
@@ -518,6 +600,243 @@ START_TEST(test_time_triggers_sweep)
         cbh_origins_release(o);
     }
     ck_assert_uint_eq(cbh_origins_count(m), 1);
+    cbh_origins_free(m);
+}
+END_TEST
+
+/* ---- The cap (max_origins) ----------------------------------------------- */
+
+/* Creates origin i, releases it, and checks the cap after every step. */
+static void make_capped(cbh_origins *m, unsigned i, size_t max)
+{
+    char        k[64];
+    cbh_origin *o;
+
+    key_of(k, sizeof(k), i);
+    o = get(m, k, NULL, true);
+    ck_assert_msg(o != NULL, "origin %u refused", i);
+    ck_assert_uint_le(cbh_origins_count(m), max);
+    cbh_origins_release(o);
+    ck_assert_uint_le(cbh_origins_count(m), max);
+}
+
+START_TEST(test_cap_holds)
+{
+    /* Three timings: a clock that stands still (no origin is ever idle),
+     * one that runs fast enough for idle eviction to join in, and one that
+     * jumps backwards. The count never exceeds the cap, and the most
+     * recently used origins are the ones left. */
+    static const int steps[] = { 0, 1, -7 };
+    size_t t;
+
+    for (t = 0; t < sizeof(steps) / sizeof(steps[0]); t++) {
+        cbh_origins *m;
+        cbh_origin  *hot;
+        unsigned     i;
+
+        set_now(1000000);
+        m = new_map_max(50, 100, NULL);
+        for (i = 0; i < 1000; i++) {
+            atomic_fetch_add(&fake_now, (uint64_t)(int64_t)steps[t]);
+            make_capped(m, i, 100);
+            /* One origin used all the time survives whatever comes. */
+            if (steps[t] == 0) {
+                hot = get(m, "http://hot:80", NULL, true);
+                cbh_origins_release(hot);
+                ck_assert_uint_le(cbh_origins_count(m), 100);
+            }
+        }
+        if (steps[t] == 0) {
+            ck_assert_uint_eq(cbh_origins_count(m), 100);
+            ck_assert_ptr_nonnull(hot = get(m, "http://hot:80", NULL, false));
+            cbh_origins_release(hot);
+            /* The 99 others are the last 99 created. */
+            for (i = 901; i < 1000; i++) {
+                char        k[64];
+                cbh_origin *o;
+
+                key_of(k, sizeof(k), i);
+                ck_assert_msg((o = get(m, k, NULL, false)) != NULL, "%s evicted", k);
+                cbh_origins_release(o);
+            }
+        } else if (steps[t] < 0) {
+            /* Time ran backwards: nothing looks idle, the cap alone rules. */
+            ck_assert_uint_eq(cbh_origins_count(m), 100);
+            for (i = 900; i < 1000; i++) {
+                char        k[64];
+                cbh_origin *o;
+
+                key_of(k, sizeof(k), i);
+                ck_assert_msg((o = get(m, k, NULL, false)) != NULL, "%s evicted", k);
+                cbh_origins_release(o);
+            }
+        } else {
+            /* 1 ms per origin, idle after 50: idle eviction keeps it near
+             * 50 (plus what the 4-per-get sweep lags behind). */
+            ck_assert_uint_le(cbh_origins_count(m), 100);
+            ck_assert_uint_ge(cbh_origins_count(m), 40);
+        }
+        cbh_origins_free(m);
+    }
+}
+END_TEST
+
+START_TEST(test_cap_lru_order)
+{
+    /* Use, not creation, decides: a is used again after b and c, so b goes
+     * first. */
+    cbh_origins *m;
+    cbh_origin  *o, *x;
+
+    set_now(0);
+    m = new_map_max(1000000, 3, NULL);
+    o = get(m, "http://a:80", NULL, true);
+    cbh_origins_release(o);
+    o = get(m, "http://b:80", NULL, true);
+    cbh_origins_release(o);
+    o = get(m, "http://c:80", NULL, true);
+    cbh_origins_release(o);
+    o = get(m, "http://a:80", NULL, false);
+    cbh_origins_release(o);
+    o = get(m, "http://d:80", NULL, true);
+    cbh_origins_release(o);
+    ck_assert_ptr_null(get(m, "http://b:80", NULL, false));
+    ck_assert_uint_eq(cbh_origins_count(m), 3);
+    cbh_origins_free(m);
+
+    /* A held origin drifts to the tail (x, got first and held through):
+     * creations step over it, moving it to the front, and evict the next
+     * ones instead. */
+    m = new_map_max(1000000, 3, NULL);
+    x = get(m, "http://x:80", NULL, true);
+    o = get(m, "http://y:80", NULL, true);
+    cbh_origins_release(o);
+    o = get(m, "http://z:80", NULL, true);
+    cbh_origins_release(o);
+    o = get(m, "http://w:80", NULL, true); /* evicts y */
+    cbh_origins_release(o);
+    o = get(m, "http://v:80", NULL, true); /* evicts z */
+    cbh_origins_release(o);
+    ck_assert_ptr_null(get(m, "http://y:80", NULL, false));
+    ck_assert_ptr_null(get(m, "http://z:80", NULL, false));
+    ck_assert_uint_eq(refs(x), 1);
+    cbh_origins_release(x);
+    o = get(m, "http://u:80", NULL, true); /* x was moved to the front: w goes */
+    cbh_origins_release(o);
+    ck_assert_ptr_null(get(m, "http://w:80", NULL, false));
+    ck_assert_ptr_nonnull(o = get(m, "http://x:80", NULL, false));
+    cbh_origins_release(o);
+    ck_assert_uint_eq(cbh_origins_count(m), 3);
+    cbh_origins_free(m);
+}
+END_TEST
+
+START_TEST(test_cap_held_and_pinned)
+{
+    cbh_origins *m;
+    cbh_origin  *a, *b, *p, *d, *e, *x;
+    cb_err       err = CB_OK;
+
+    set_now(0);
+    m = new_map_max(1000, 3, NULL);
+    a = get(m, "http://a:80", NULL, true);
+    b = get(m, "http://b:80", NULL, true);
+    p = get(m, "http://p:80", NULL, true);
+    cbh_origins_pin(p);
+    cbh_origins_release(p);
+
+    /* Two held, one pinned: no room, and the count stays at the cap. */
+    ck_assert_ptr_null(cbh_origins_get(m, "http://d:80", 11, NULL, true, &err));
+    ck_assert_int_eq(err, CB_ERR_NOMEM);
+    ck_assert_uint_eq(cbh_origins_count(m), 3);
+    /* Lookups of existing ones still work; pinned never goes, idle or not. */
+    set_now(5000);
+    ck_assert_ptr_nonnull(x = get(m, "http://p:80", NULL, false));
+    cbh_origins_release(x);
+    ck_assert_ptr_null(cbh_origins_get(m, "http://d:80", 11, NULL, true, &err));
+    ck_assert_int_eq(err, CB_ERR_NOMEM);
+
+    /* Releasing one makes room: it is the one evicted. */
+    cbh_origins_release(a);
+    d = get(m, "http://d:80", NULL, true);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_null(get(m, "http://a:80", NULL, false));
+    ck_assert_uint_eq(cbh_origins_count(m), 3);
+    ck_assert_ptr_null(cbh_origins_get(m, "http://e:80", 11, NULL, true, &err));
+    ck_assert_int_eq(err, CB_ERR_NOMEM);
+    cbh_origins_release(b);
+    cbh_origins_release(d);
+    e = get(m, "http://e:80", NULL, true); /* b was got before d */
+    ck_assert_ptr_nonnull(e);
+    cbh_origins_release(e);
+    ck_assert_ptr_null(get(m, "http://b:80", NULL, false));
+    ck_assert_ptr_nonnull(x = get(m, "http://d:80", NULL, false));
+    cbh_origins_release(x);
+    ck_assert_uint_eq(cbh_origins_count(m), 3);
+
+    /* Pinned fill the map: nothing else fits. */
+    ck_assert_ptr_nonnull(x = get(m, "http://d:80", NULL, false));
+    cbh_origins_pin(x);
+    cbh_origins_release(x);
+    ck_assert_ptr_nonnull(x = get(m, "http://e:80", NULL, false));
+    cbh_origins_pin(x);
+    cbh_origins_release(x);
+    ck_assert_ptr_null(cbh_origins_get(m, "http://f:80", 11, NULL, true, &err));
+    ck_assert_int_eq(err, CB_ERR_NOMEM);
+    set_now(100000000);
+    ck_assert_uint_eq(cbh_origins_evict_idle(m), 0);
+    ck_assert_uint_eq(cbh_origins_count(m), 3);
+    cbh_origins_free(m);
+}
+END_TEST
+
+START_TEST(test_cap_limits)
+{
+    /* max_origins at 1, SIZE_MAX - 1 and SIZE_MAX (no limit: nothing in
+     * the map adds to or multiplies it), and 0 (the default, 100000). */
+    static const size_t maxes[] = { 1, SIZE_MAX - 1, SIZE_MAX };
+    cbh_origins *m;
+    cbh_origin  *a, *b;
+    cb_err       err;
+    size_t       i;
+    char         k[64];
+
+    set_now(0);
+    m = new_map_max(1000, 1, NULL);
+    a = get(m, "http://a:80", NULL, true);
+    ck_assert_ptr_null(cbh_origins_get(m, "http://b:80", 11, NULL, true, &err));
+    ck_assert_int_eq(err, CB_ERR_NOMEM);
+    cbh_origins_release(a);
+    b = get(m, "http://b:80", NULL, true);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(cbh_origins_count(m), 1);
+    ck_assert_ptr_null(get(m, "http://a:80", NULL, false));
+    cbh_origins_release(b);
+    cbh_origins_free(m);
+
+    for (i = 1; i < sizeof(maxes) / sizeof(maxes[0]); i++) {
+        m = new_map_max(1000, maxes[i], NULL);
+        make_origins(m, 0, 5000);
+        ck_assert_uint_eq(cbh_origins_count(m), 5000);
+        set_now(2000);
+        ck_assert_uint_eq(cbh_origins_evict_idle(m), 5000);
+        set_now(0);
+        cbh_origins_free(m);
+    }
+    (void)maxes[0];
+
+    /* The default: 100000 origins at one instant, then one more evicts
+     * the oldest. */
+    m = new_map_max(1000, 0, NULL);
+    make_origins(m, 0, 100000);
+    ck_assert_uint_eq(cbh_origins_count(m), 100000);
+    make_origins(m, 100000, 100001);
+    ck_assert_uint_eq(cbh_origins_count(m), 100000);
+    key_of(k, sizeof(k), 0);
+    ck_assert_ptr_null(get(m, k, NULL, false));
+    key_of(k, sizeof(k), 1);
+    ck_assert_ptr_nonnull(a = get(m, k, NULL, false));
+    cbh_origins_release(a);
     cbh_origins_free(m);
 }
 END_TEST
@@ -691,6 +1010,211 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* The cap under threads: 4 threads on 64 keys with room for 16, a fifth
+ * watching the count. Each thread holds at most one origin, so there is
+ * always room and no get may fail. */
+typedef struct capped {
+    cbh_origins   *m;
+    unsigned       seed;
+    _Atomic int   *stop;
+    _Atomic size_t max_seen;
+    _Atomic int    refused;
+} capped;
+
+static void *capped_worker(void *arg)
+{
+    capped  *s = arg;
+    char     k[64];
+    unsigned x = s->seed;
+    int      i;
+
+    for (i = 0; i < STRESS_ITERS; i++) {
+        cbh_origin *o;
+
+        x = x * 1103515245u + 12345u;
+        if ((x & 7) == 0)
+            atomic_fetch_add(&fake_now, 1);
+        snprintf(k, sizeof(k), "http://c%u:80", (x >> 16) % STRESS_KEYS);
+        o = cbh_origins_get(s->m, k, strlen(k), NULL, true, NULL);
+        if (!o) {
+            atomic_fetch_add(&s->refused, 1);
+            continue;
+        }
+        if ((x & 0xff) == 3)
+            cb_breaker_trip(o->breaker);
+        cbh_origins_release(o);
+    }
+    return NULL;
+}
+
+static void *capped_watcher(void *arg)
+{
+    capped *s = arg;
+
+    while (!atomic_load(s->stop)) {
+        size_t n = cbh_origins_count(s->m);
+
+        if (n > atomic_load(&s->max_seen))
+            atomic_store(&s->max_seen, n);
+    }
+    return NULL;
+}
+
+START_TEST(test_cap_threads)
+{
+    _Atomic int stop = 0;
+    capped      s[4];
+    pthread_t   th[4], w;
+    size_t      max_seen = 0;
+    int         i, refused = 0;
+    cbh_origins *m;
+
+    set_now(0);
+    m = new_map_max(20, 16, NULL);
+    for (i = 0; i < 4; i++) {
+        memset(&s[i], 0, sizeof(s[i]));
+        s[i].m = m;
+        s[i].seed = 99u + (unsigned)i * 7919u;
+        s[i].stop = &stop;
+    }
+    ck_assert_int_eq(pthread_create(&w, NULL, capped_watcher, &s[0]), 0);
+    for (i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, capped_worker, &s[i]), 0);
+    for (i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    atomic_store(&stop, 1);
+    pthread_join(w, NULL);
+    for (i = 0; i < 4; i++)
+        refused += atomic_load(&s[i].refused);
+    max_seen = atomic_load(&s[0].max_seen);
+    ck_assert_int_eq(refused, 0);
+    ck_assert_msg(max_seen <= 16, "count reached %zu", max_seen);
+    ck_assert_uint_le(cbh_origins_count(m), 16);
+    cbh_origins_foreach(m, check_unreferenced, NULL);
+    cbh_origins_free(m);
+}
+END_TEST
+
+/* ---- Through the client ------------------------------------------------------ */
+
+static size_t client_origins(api_client *c)
+{
+    api_client_metrics mt;
+    size_t             n;
+
+    ck_assert_int_eq(api_client_metrics_get(c, &mt), CB_OK);
+    n = mt.origin_count;
+    api_client_metrics_free(&mt);
+    return n;
+}
+
+/* The issue's own case, with the public API and an injected clock: 10k
+ * hosts that each failed once (threshold 1: the breaker OPEN) are gone
+ * idle_ms later, driven by nothing but lookups; a pinned origin stays; a
+ * later call to a dead host sees a fresh CLOSED breaker. No I/O at all. */
+START_TEST(test_client_dead_hosts_evicted)
+{
+    api_client_config cfg;
+    api_client       *c;
+    tu_clock          tc;
+    cb_config         pin = { .failure_threshold = 9 };
+    cb_metrics        mt;
+    char              url[80];
+    unsigned          i;
+
+    memset(&cfg, 0, sizeof(cfg));
+    tu_clock_install(&tc, &cfg);
+    cfg.origin_idle_ms = 60000;
+    cfg.circuit_breaker.failure_threshold = 1;
+    ck_assert_ptr_nonnull(c = api_client_new(&cfg));
+    ck_assert_int_eq(api_client_set_origin_breaker(c, "http://pinned.example/", &pin), CB_OK);
+    for (i = 0; i < 10000; i++) {
+        snprintf(url, sizeof(url), "http://dead-%u.example/x", i);
+        ck_assert_int_eq(api_client_trip(c, url), CB_OK);
+    }
+    ck_assert_uint_eq(client_origins(c), 10001);
+    ck_assert_int_eq(api_client_breaker_state(c, "http://dead-7.example/"), CB_OPEN);
+
+    tc.now_ms += 60000 + 1;
+    for (i = 0; i < 3000; i++)
+        (void)api_client_breaker_state(c, "http://nobody.example/");
+    ck_assert_uint_eq(client_origins(c), 1);
+    ck_assert_int_eq(api_client_breaker_metrics(c, "http://pinned.example/", &mt), CB_OK);
+    ck_assert_int_eq(api_client_breaker_state(c, "http://dead-7.example/"), CB_CLOSED);
+    ck_assert_int_eq(api_client_breaker_metrics(c, "http://dead-7.example/", &mt),
+                     CB_ERR_INVALID);
+    api_client_free(c);
+}
+END_TEST
+
+START_TEST(test_client_max_origins)
+{
+    api_client_config cfg;
+    api_client       *c;
+    api_response      r;
+    tu_clock          tc;
+    cb_config         pin = { .failure_threshold = 9 };
+    char              url[80];
+    unsigned          i;
+
+    memset(&cfg, 0, sizeof(cfg));
+    tu_clock_install(&tc, &cfg);
+    cfg.max_origins = 100;
+    ck_assert_ptr_nonnull(c = api_client_new(&cfg));
+    for (i = 0; i < 1000; i++) {
+        snprintf(url, sizeof(url), "http://h%u.example/", i);
+        ck_assert_int_eq(api_client_trip(c, url), CB_OK);
+        ck_assert_uint_le(client_origins(c), 100);
+        tc.now_ms += i % 3;
+    }
+    ck_assert_uint_eq(client_origins(c), 100);
+    ck_assert_int_eq(api_client_breaker_state(c, "http://h999.example/"), CB_OPEN);
+    ck_assert_int_eq(api_client_breaker_state(c, "http://h900.example/"), CB_OPEN);
+    ck_assert_int_eq(api_client_breaker_state(c, "http://h899.example/"), CB_CLOSED);
+    api_client_free(c);
+
+    /* Pinned origins fill a map of 2: a call to a third origin is refused
+     * with CB_ERR_NOMEM, before any I/O (port 1 would refuse the
+     * connection: CB_ERR_CONNECT). */
+    cfg.max_origins = 2;
+    ck_assert_ptr_nonnull(c = api_client_new(&cfg));
+    ck_assert_int_eq(api_client_set_origin_breaker(c, "http://a.example/", &pin), CB_OK);
+    ck_assert_int_eq(api_client_set_origin_breaker(c, "http://b.example/", &pin), CB_OK);
+    ck_assert_int_eq(api_client_set_origin_breaker(c, "http://a.example/x", &pin), CB_OK);
+    ck_assert_int_eq(api_client_trip(c, "http://c.example/"), CB_ERR_NOMEM);
+    ck_assert_int_eq(api_client_set_origin_breaker(c, "http://c.example/", &pin),
+                     CB_ERR_NOMEM);
+    ck_assert_int_eq(api_get(c, "http://127.0.0.1:1/", NULL, &r), CB_ERR_NOMEM);
+    ck_assert_uint_eq(r.attempts, 0);
+    api_response_free(&r);
+    tc.now_ms += 100000000;
+    ck_assert_int_eq(api_client_trip(c, "http://c.example/"), CB_ERR_NOMEM);
+    ck_assert_uint_eq(client_origins(c), 2);
+    api_client_free(c);
+
+    /* 1, SIZE_MAX - 1 and SIZE_MAX (no limit, and no overflow), with the
+     * other size limits at the same values. */
+    {
+        static const size_t maxes[] = { 1, SIZE_MAX - 1, SIZE_MAX };
+        size_t              j;
+
+        for (j = 0; j < sizeof(maxes) / sizeof(maxes[0]); j++) {
+            cfg.max_origins = maxes[j];
+            cfg.max_body_bytes = cfg.max_header_bytes = maxes[j];
+            cfg.cache.max_bytes = cfg.cache.max_entry_bytes = maxes[j];
+            ck_assert_ptr_nonnull(c = api_client_new(&cfg));
+            for (i = 0; i < 300; i++) {
+                snprintf(url, sizeof(url), "http://h%u.example/", i);
+                ck_assert_int_eq(api_client_trip(c, url), CB_OK);
+            }
+            ck_assert_uint_eq(client_origins(c), maxes[j] == 1 ? 1 : 300);
+            ck_assert_int_eq(api_client_breaker_state(c, "http://h299.example/"), CB_OPEN);
+            api_client_free(c);
+        }
+    }
+}
+END_TEST
+
 static Suite *origin_suite(void)
 {
     Suite *s = suite_create("origin");
@@ -704,15 +1228,27 @@ static Suite *origin_suite(void)
     tcase_add_test(tc, test_invalid_cfg);
     tcase_add_test(tc, test_events_name_their_origin);
     tcase_add_test(tc, test_eviction_rules);
-    tcase_add_test(tc, test_half_open_not_evicted);
+    tcase_add_test(tc, test_open_and_half_open_evicted);
+    tcase_add_test(tc, test_dead_hosts_evicted);
     tcase_add_test(tc, test_idle_measured_from_release);
     tcase_add_test(tc, test_100k_origins_evicted_by_new_ones);
     tcase_add_test(tc, test_growth_stays_bounded);
     tcase_add_test(tc, test_gets_sweep_without_creations);
     tcase_add_test(tc, test_time_triggers_sweep);
+    tcase_add_test(tc, test_cap_holds);
+    tcase_add_test(tc, test_cap_lru_order);
+    tcase_add_test(tc, test_cap_held_and_pinned);
+    tcase_add_test(tc, test_cap_limits);
     tcase_add_test(tc, test_foreach);
     tcase_add_test(tc, test_oom);
     tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_cap_threads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("client");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_client_dead_hosts_evicted);
+    tcase_add_test(tc, test_client_max_origins);
     suite_add_tcase(s, tc);
     return s;
 }

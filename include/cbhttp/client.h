@@ -162,8 +162,18 @@ typedef struct api_client_config {
     api_log_fn       logger;       /* NULL = silent */
     void            *log_data;
     api_log_level    log_level;    /* least level passed to logger; default DEBUG */
-    unsigned origin_idle_ms;       /* a CLOSED breaker unused this long may be evicted;
-                                      default 600000 (10 min) */
+    /* Origin eviction. An origin (its breaker, retry budget and counters)
+     * that no call used for origin_idle_ms may be evicted whatever its
+     * breaker state, an OPEN one included; default 600000 (10 min). A later
+     * call to it starts on a fresh CLOSED breaker with zeroed counts. That
+     * is acceptable because nobody called it for idle_ms: an OPEN breaker
+     * would have let a probe through long before (reset_timeout_ms defaults
+     * to 30 s), and the fresh one opens again after failure_threshold
+     * failures. Keep origin_idle_ms above the breaker's reset timeout (and
+     * max_reset_timeout_ms), or eviction shortens open periods. Origins a
+     * call is using and origins pinned by api_client_set_origin_breaker are
+     * never evicted. See max_origins for the hard bound. */
+    unsigned origin_idle_ms;
 
     /* Test hooks: a clock and a sleep so that retry timing is deterministic.
      * NULL = the real ones. sleep_fn must sleep (or pretend to) for ms. */
@@ -172,6 +182,19 @@ typedef struct api_client_config {
     void      (*sleep_fn)(uint64_t ms, void *user_data);
     void       *sleep_data;
     uint64_t    random_seed;       /* jitter seed; 0 = from the clock and address */
+
+    /* The most origins the client keeps at once (about 3.7 KB each);
+     * 0 = 100000 (some 370 MB at worst: set it lower where memory is
+     * tight); SIZE_MAX = no limit. Before a new origin would exceed it, the
+     * least recently used origin (by the start of its last call) that no
+     * call is using and that is not pinned is evicted, whatever its breaker
+     * state; it comes back on its next use with a fresh CLOSED breaker, as
+     * after origin_idle_ms. Pinned origins count towards the bound. When
+     * every origin is in use or pinned, a call that needs a new origin
+     * (api_get, api_request, api_client_trip, api_client_set_origin_breaker,
+     * ...) fails with CB_ERR_NOMEM and does no I/O: memory stays bounded
+     * rather than the bound giving way. */
+    size_t      max_origins;
 } api_client_config;
 
 /* Creates a client. cfg may be NULL only to mean "no base URL, defaults".
