@@ -228,7 +228,7 @@ static void cache_vary_add(const char *name, size_t len, void *ctx)
 
 /* Builds the Vary block of a response for the request that got it. False
  * on OOM or when the block alone would exceed limit bytes. */
-static bool cache_vary_build_block(const api_response *resp, const char *const *req,
+static bool cache_vary_build_block(const cbh_payload *resp, const char *const *req,
                                    size_t limit, cache_vary **out, size_t *count, size_t *size)
 {
     cache_vary_build b = { req, NULL, NULL, 0, 0, limit, false };
@@ -279,7 +279,7 @@ typedef struct cache_check {
     size_t sent_etag_len, sent_lm_len;
 } cache_check;
 
-static void cache_check_init(cache_check *v, const api_response *r, const cbh_cache_cond *cond)
+static void cache_check_init(cache_check *v, const cbh_payload *r, const cbh_cache_cond *cond)
 {
     memset(v, 0, sizeof(*v));
     v->etag = cbh_headers_get(r->headers, r->header_count, "ETag");
@@ -526,8 +526,8 @@ static uint64_t cache_age(const cache_entry *e, uint64_t now)
     return age < elapsed ? UINT64_MAX : age;
 }
 
-/* Copies e into resp (freeing what resp held). False on OOM, resp intact. */
-static bool cache_fill(const cache_entry *e, bool with_body, api_response *resp)
+/* Copies e into out (freeing what out held). False on OOM, out intact. */
+static bool cache_fill(const cache_entry *e, bool with_body, cbh_payload *out)
 {
     size_t blen = with_body ? e->body_len : 0;
     char *body = cbh_malloc(blen + 1);
@@ -541,15 +541,13 @@ static bool cache_fill(const cache_entry *e, bool with_body, api_response *resp)
         cbh_free(body);
         return false;
     }
-    cbh_free(resp->body);
-    cbh_free(resp->headers);
-    resp->status = e->status;
-    resp->body = body;
-    resp->body_len = blen;
-    resp->headers = h;
-    resp->header_count = h ? e->header_count : 0;
-    resp->headers_size_ = h ? e->headers_size : 0;
-    resp->from_cache = true;
+    cbh_payload_free(out);
+    out->status = e->status;
+    out->body = body;
+    out->body_len = blen;
+    out->headers = h;
+    out->header_count = h ? e->header_count : 0;
+    out->headers_size = h ? e->headers_size : 0;
     return true;
 }
 
@@ -618,7 +616,7 @@ void cbh_cache_free(cbh_cache *c)
 
 cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url,
                                const char *const *req_headers, const api_cache_options *opts,
-                               api_response *resp, cbh_cache_cond *cond)
+                               cbh_payload *out, cbh_cache_cond *cond)
 {
     cbh_cache_res res = CBH_CACHE_MISS;
     cache_req rq;
@@ -628,7 +626,7 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
 
     if (cond)
         cond->if_none_match[0] = cond->if_modified_since[0] = '\0';
-    if (!c || !method || !url || !resp || (opts && opts->bypass))
+    if (!c || !method || !url || !out || (opts && opts->bypass))
         return CBH_CACHE_MISS;
     head = cache_method(method);
     if (head < 0)
@@ -647,7 +645,7 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
     age = cache_age(e, now);
     if (!rq.revalidate && !e->fr.no_cache && age < e->fr.lifetime_ms &&
         (!rq.has_max_age || age <= rq.max_age_ms)) {
-        if (cache_fill(e, head == 0, resp)) {
+        if (cache_fill(e, head == 0, out)) {
             cache_lru_touch(c, e);
             res = CBH_CACHE_FRESH;
         }
@@ -686,7 +684,7 @@ static bool cache_merge_skip(const char *name)
 
 /* The stored headers with those the 304 carries replacing same-named ones:
  * kept stored fields in order, then the 304's. */
-static cb_err cache_merge(const cache_entry *e, const api_response *r, api_header **out,
+static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header **out,
                           size_t *count, size_t *size)
 {
     size_t n = 0, i, total;
@@ -721,13 +719,13 @@ static cb_err cache_merge(const cache_entry *e, const api_response *r, api_heade
 }
 
 /* A 304: refresh the entry the request would have used, if the 304 is about
- * it, and hand its response to the caller. Without such an entry resp
- * stays the 304. */
+ * it, and hand its response to the caller in *p (*refreshed set). Without
+ * such an entry *p stays the 304. */
 static cb_err cache_refresh(cbh_cache *c, const char *url, int head, const char *const *req,
-                            const cbh_cache_cond *cond, api_response *resp,
-                            int64_t request_epoch, int64_t response_epoch, uint64_t response_ms)
+                            const cbh_cache_cond *cond, cbh_payload *p, int64_t request_epoch,
+                            int64_t response_epoch, uint64_t response_ms, bool *refreshed)
 {
-    api_response out = { 0 };
+    cbh_payload out = { 0 };
     api_header *merged;
     size_t count, size, rest;
     cbh_freshness fr;
@@ -736,12 +734,12 @@ static cb_err cache_refresh(cbh_cache *c, const char *url, int head, const char 
     cb_err err = CB_OK;
     bool too_big;
 
-    cache_check_init(&v, resp, cond);
+    cache_check_init(&v, p, cond);
     pthread_mutex_lock(&c->lock);
     e = cache_find(c, url, strlen(url), head, req, &v);
     if (!e)
         goto out;
-    err = cache_merge(e, resp, &merged, &count, &size);
+    err = cache_merge(e, p, &merged, &count, &size);
     if (err != CB_OK)
         goto out;
     cbh_freshness_of(e->status, merged, count, request_epoch, response_epoch, c->heuristic, &fr);
@@ -769,17 +767,9 @@ static cb_err cache_refresh(cbh_cache *c, const char *url, int head, const char 
 out:
     pthread_mutex_unlock(&c->lock);
     if (err == CB_OK && out.body) {
-        cbh_free(resp->body);
-        cbh_free(resp->headers);
-        resp->status = out.status;
-        resp->body = out.body;
-        resp->body_len = out.body_len;
-        resp->headers = out.headers;
-        resp->header_count = out.header_count;
-        resp->headers_size_ = out.headers_size_;
-        resp->from_cache = true;
-        resp->revalidated = true;
-        resp->stale = false;
+        cbh_payload_free(p);
+        *p = out;
+        *refreshed = true;
     }
     return err;
 }
@@ -804,7 +794,7 @@ static bool cache_entry_bytes(size_t blen, size_t headers_size, size_t url_len, 
 /* Builds an entry from resp outside the lock. NULL when it is too large or
  * memory ran out. */
 static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
-                                    const api_response *resp, const char *const *req,
+                                    const cbh_payload *resp, const char *const *req,
                                     const cbh_freshness *fr, uint64_t response_ms)
 {
     size_t blen = head == 1 || !resp->body ? 0 : resp->body_len, bytes;
@@ -814,7 +804,7 @@ static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
      * is counted once built). max_entry_bytes may be SIZE_MAX: the body's
      * allocation (struct, body, NUL) is checked on its own so that it
      * cannot wrap. */
-    if (!cache_entry_bytes(blen, resp->headers_size_, url_len, 0, &bytes) ||
+    if (!cache_entry_bytes(blen, resp->headers_size, url_len, 0, &bytes) ||
         bytes > c->max_entry_bytes || blen > SIZE_MAX - sizeof(*e) - 1)
         return NULL;
     e = cbh_calloc(1, sizeof(*e) + blen + 1);
@@ -828,7 +818,7 @@ static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
     e->status = resp->status;
     e->fr = *fr;
     e->stored_ms = response_ms;
-    if (cbh_headers_dup(resp->headers, resp->header_count, resp->headers_size_, &e->headers) !=
+    if (cbh_headers_dup(resp->headers, resp->header_count, resp->headers_size, &e->headers) !=
             CB_OK ||
         !cache_vary_build_block(resp, req, c->max_entry_bytes, &e->vary, &e->vary_count,
                                 &e->vary_size)) {
@@ -836,7 +826,7 @@ static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
         return NULL;
     }
     e->header_count = e->headers ? resp->header_count : 0;
-    e->headers_size = e->headers ? resp->headers_size_ : 0;
+    e->headers_size = e->headers ? resp->headers_size : 0;
     cache_entry_validators(e);
     if (!cache_entry_bytes(blen, e->headers_size, url_len, e->vary_size, &e->bytes) ||
         e->bytes > c->max_entry_bytes) {
@@ -859,8 +849,10 @@ static int64_t cache_request_epoch(int64_t response_epoch, uint64_t request_ms,
 
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
                        const char *const *req_headers, const cbh_cache_cond *cond,
-                       api_response *resp, uint64_t request_ms, uint64_t response_ms)
+                       cbh_payload *p, uint64_t request_ms, uint64_t response_ms,
+                       bool *refreshed)
 {
+    bool ignored;
     cbh_freshness fr;
     cache_req rq;
     cache_entry *e;
@@ -869,7 +861,10 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
     size_t url_len;
     int head;
 
-    if (!c || !method || !url || !resp)
+    if (!refreshed)
+        refreshed = &ignored;
+    *refreshed = false;
+    if (!c || !method || !url || !p)
         return CB_OK;
     head = cache_method(method);
     if (head < 0)
@@ -880,15 +875,15 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
      * monotonic interval gives the response delay. */
     response_epoch = c->wall(c->wall_data);
     request_epoch = cache_request_epoch(response_epoch, request_ms, response_ms);
-    if (resp->status == 304)
-        return cache_refresh(c, url, head, req_headers, cond, resp, request_epoch,
-                             response_epoch, response_ms);
+    if (p->status == 304)
+        return cache_refresh(c, url, head, req_headers, cond, p, request_epoch,
+                             response_epoch, response_ms, refreshed);
     if (rq.no_store)
         return CB_OK;
 
-    cbh_freshness_of(resp->status, resp->headers, resp->header_count, request_epoch,
+    cbh_freshness_of(p->status, p->headers, p->header_count, request_epoch,
                      response_epoch, c->heuristic, &fr);
-    e = fr.storable ? cache_entry_new(c, url_len, head, resp, req_headers, &fr, response_ms)
+    e = fr.storable ? cache_entry_new(c, url_len, head, p, req_headers, &fr, response_ms)
                     : NULL;
 
     pthread_mutex_lock(&c->lock);
@@ -897,7 +892,7 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
         /* A new answer that is not stored still supersedes the old one, so
          * it is not served again; a 5xx is kept out of this so that the old
          * entry can stand in for the failing origin. */
-        if (node && resp->status > 0 && resp->status < 500)
+        if (node && p->status > 0 && p->status < 500)
             cache_drop_matching(c, node, head, req_headers, NULL);
         goto out;
     }
@@ -943,14 +938,15 @@ oom:
 
 bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
                            const char *const *req_headers, const api_cache_options *opts,
-                           cb_err cause, api_response *resp)
+                           cb_err cause, cbh_payload *out)
 {
     cache_entry *e;
     uint64_t now, age, over, allowed;
     bool served = false;
     int head;
 
-    if (!c || !method || !url || !resp || (opts && opts->bypass))
+    (void)cause;
+    if (!c || !method || !url || !out || (opts && opts->bypass))
         return false;
     head = cache_method(method);
     if (head < 0)
@@ -970,10 +966,8 @@ bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
     allowed = e->fr.stale_if_error_ms;
     if (opts && opts->max_stale_ms > allowed)
         allowed = opts->max_stale_ms;
-    if (over <= allowed && cache_fill(e, head == 0, resp)) {
+    if (over <= allowed && cache_fill(e, head == 0, out)) {
         cache_lru_touch(c, e);
-        resp->stale = true;
-        resp->cause = cause;
         served = true;
     }
 out:

@@ -15,8 +15,11 @@
  * - Request headers: Cache-Control: no-store -> lookup misses and store does
  *   not store; no-cache, max-age=0 (or Pragma: no-cache alone) -> revalidate;
  *   max-age=N -> an entry older than N s is treated as stale.
- * - Functions that fill resp free what resp->body and resp->headers held
- *   first (cbh_free), so pass a zeroed or library-filled response.
+ * - The cache never touches an api_response: it reads and hands back
+ *   cbh_payload (response.h), and the caller moves it into the response
+ *   and sets from_cache, revalidated, stale and cause. A payload the cache
+ *   fills has what it held freed first (cbh_payload_free), so pass a
+ *   zeroed or owned one.
  * - All functions are thread-safe. The clock and wall callbacks are called
  *   with no lock held. cfg->disabled is not looked at: the caller simply
  *   does not create a cache. */
@@ -24,6 +27,7 @@
 #define CBH_CACHE_H
 
 #include "cbhttp.h"
+#include "response.h"
 
 typedef struct cbh_cache cbh_cache;
 
@@ -37,7 +41,7 @@ void       cbh_cache_free(cbh_cache *c);
 
 typedef enum cbh_cache_res {
     CBH_CACHE_MISS = 0, /* nothing usable: go to the network */
-    CBH_CACHE_FRESH,    /* resp was filled from the cache: no I/O */
+    CBH_CACHE_FRESH,    /* out was filled from the cache: no I/O */
     CBH_CACHE_STALE     /* an entry exists but must be revalidated: send cond */
 } cbh_cache_res;
 
@@ -49,10 +53,11 @@ typedef struct cbh_cache_cond {
 
 /*
  * Looks up method+url for a request carrying req_headers (NULL-terminated
- * "Name: value" lines, may be NULL; used for Vary). On FRESH, resp is filled
- * (status, body, headers, header_count, headers_size_, from_cache) and must
- * then be returned as it is. On STALE, cond holds the validators to send
- * (cond NULL: never STALE). opts may be NULL. MISS for opts->bypass, methods
+ * "Name: value" lines, may be NULL; used for Vary). On FRESH, *out holds a
+ * copy of the entry (status, body, headers; for a HEAD, no body), owned by
+ * the caller, to be returned as it is (marked from_cache); otherwise *out is
+ * untouched. On STALE, cond holds the validators to send (cond NULL: never
+ * STALE). opts may be NULL. MISS for opts->bypass, a NULL out, methods
  * other than GET/HEAD, no entry, a stale entry without a validator (kept
  * for serve_stale), or when copying the entry ran out of memory. FRESH needs
  * current_age < lifetime, no no-cache (stored or requested) and no
@@ -60,14 +65,16 @@ typedef struct cbh_cache_cond {
  */
 cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url,
                                const char *const *req_headers, const api_cache_options *opts,
-                               api_response *resp, cbh_cache_cond *cond);
+                               cbh_payload *out, cbh_cache_cond *cond);
 
 /*
- * After a network response (resp filled: status, body, headers,
- * header_count, headers_size_) to a GET/HEAD: stores it when allowed, or on
- * a 304 refreshes the stored entry it validates and replaces resp's
- * contents with that stored response (status, body, merged headers;
- * from_cache and revalidated set, stale cleared, attempts untouched).
+ * After a network response *p (status, body, headers) to a GET/HEAD:
+ * stores a copy of it when allowed (*p is only read), or on a 304 refreshes
+ * the stored entry it validates and replaces *p with that stored response
+ * (status, body, merged headers; what *p held is freed) and sets
+ * *refreshed: the caller then marks the response from_cache and
+ * revalidated, not stale. *refreshed is false otherwise; refreshed may be
+ * NULL.
  *
  * cond: the validators the request sent, as cbh_cache_lookup gave them
  * (NULL or empty when the request was not made conditional by the cache).
@@ -78,31 +85,34 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
  * has one) and whose ETag and Last-Modified are the ones cond sent; with
  * no validator at all and no cond, only an entry that has none either. The
  * newest such entry is refreshed. A 304 that validates no entry (another
- * version was stored meanwhile, or the entry went) leaves resp as it is:
+ * version was stored meanwhile, or the entry went) leaves *p as it is:
  * the caller asks again without validators.
  *
  * request_ms and response_ms are the monotonic times around the exchange.
  * Do not call it for opts->bypass or for a response served from the cache.
  * A final response below 500 that is not stored removes the entries it
  * supersedes (same method and variant); a 5xx leaves them for serve_stale.
- * Returns CB_ERR_NOMEM only when resp could not be rebuilt after a 304
- * (resp then still holds the 304).
+ * Returns CB_ERR_NOMEM only when *p could not be rebuilt after a 304
+ * (*p then still holds the 304, *refreshed false); CB_OK otherwise.
  */
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
                        const char *const *req_headers, const cbh_cache_cond *cond,
-                       api_response *resp, uint64_t request_ms, uint64_t response_ms);
+                       cbh_payload *p, uint64_t request_ms, uint64_t response_ms,
+                       bool *refreshed);
 
 /*
- * When a call failed with cause (or ended with a 5xx): fills resp with a
+ * When a call failed with cause (or ended with a 5xx): fills *out with a
  * stale entry for method+url if one is allowed by max_stale_ms (opts) or its
  * stale-if-error, and not forbidden by must-revalidate / no-cache. Allowed
  * means current_age - lifetime <= max(max_stale_ms, stale-if-error); a
- * still-fresh entry always qualifies. Returns true when resp was filled
- * (status, body, headers, from_cache, stale = true, cause set).
+ * still-fresh entry always qualifies. Returns true when *out was filled
+ * (status, body, headers; owned by the caller, who marks the response
+ * from_cache and stale with cause); false leaves *out untouched. cause is
+ * the caller's to record; the cache does not look at it.
  */
 bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
                            const char *const *req_headers, const api_cache_options *opts,
-                           cb_err cause, api_response *resp);
+                           cb_err cause, cbh_payload *out);
 
 /* Removes every entry for url (any method, any variant); counted in
  * metrics' invalidations (one per entry). */

@@ -370,6 +370,7 @@ cbh_step cbh_call_start(cbh_call *k)
 {
     cbh_cache_res  res;
     cbh_cache_cond cond;
+    cbh_payload    hit = { 0 };
     cb_err         err = call_origin(k, k->url.origin, k->url.origin_len);
 
     if (err != CB_OK) {
@@ -379,8 +380,10 @@ cbh_step cbh_call_start(cbh_call *k)
     if (!k->use_cache)
         return call_attempt(k);
     res = cbh_cache_lookup(k->c->cache, k->method, k->url.url, k->lines, &k->cache_opts,
-                           k->resp, &cond);
+                           &hit, &cond);
     if (res == CBH_CACHE_FRESH) {
+        cbh_response_set_payload(k->resp, &hit);
+        k->resp->from_cache = true;
         atomic_fetch_add_explicit(&k->o->cache_hits, 1, memory_order_relaxed);
         /* Where a response came from never changes the result. */
         k->result = k->resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
@@ -523,19 +526,19 @@ void cbh_call_cancel(cbh_call *k)
 static bool call_serve_stale(cbh_call *k, cb_err cause)
 {
     api_response *resp = k->resp;
-    cbh_payload   failed;
+    cbh_payload   stale = { 0 };
     unsigned      attempts = resp->attempts;
 
-    cbh_response_take_payload(resp, &failed);
     if (!cbh_cache_serve_stale(k->c->cache, "GET", k->url.url, k->lines, &k->cache_opts, cause,
-                               resp) &&
+                               &stale) &&
         (method_is(k->method, "GET") ||
          !cbh_cache_serve_stale(k->c->cache, k->method, k->url.url, k->lines, &k->cache_opts,
-                                cause, resp))) {
-        cbh_response_set_payload(resp, &failed);
+                                cause, &stale)))
         return false;
-    }
-    cbh_payload_free(&failed);
+    cbh_response_set_payload(resp, &stale);
+    resp->from_cache = true;
+    resp->stale = true;
+    resp->cause = cause;
     resp->attempts = attempts;
     atomic_fetch_add_explicit(&k->o->cache_stale_served, 1, memory_order_relaxed);
     CLIENT_LOG(k, API_LOG_INFO, "%s %s: serving a stale cached response (%s)", k->method,
@@ -558,10 +561,21 @@ static bool call_store(cbh_call *k, cb_err *err)
 {
     api_response *resp = k->resp;
     bool          not_modified = resp->status == 304 && k->conditional;
+    bool          refreshed;
+    cbh_payload   p;
+    cb_err        serr;
 
-    if (cbh_cache_store(k->c->cache, k->method, call_url(k), k->lines,
-                        k->conditional ? k->cond : NULL, resp, k->sent,
-                        cbh_client_now(k->c)) != CB_OK) {
+    cbh_response_take_payload(resp, &p);
+    serr = cbh_cache_store(k->c->cache, k->method, call_url(k), k->lines,
+                           k->conditional ? k->cond : NULL, &p, k->sent, cbh_client_now(k->c),
+                           &refreshed);
+    cbh_response_set_payload(resp, &p);
+    if (refreshed) {
+        resp->from_cache = true;
+        resp->revalidated = true;
+        resp->stale = false;
+    }
+    if (serr != CB_OK) {
         *err = CB_ERR_NOMEM;
         return true;
     }

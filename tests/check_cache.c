@@ -18,6 +18,7 @@
 #include "cbhttp.h"
 #include "headers.h"
 #include "httpdate.h"
+#include "response.h"
 
 #include "helpers/testutil.h"
 
@@ -51,33 +52,26 @@ static cbh_cache *mk(const api_cache_config *cfg)
     return c;
 }
 
-static void resp_make(api_response *r, long status, const char *raw, const char *body)
+static void resp_make(cbh_payload *r, long status, const char *raw, const char *body)
 {
     memset(r, 0, sizeof(*r));
     r->status = status;
     r->body = cbh_strdup(body);
     r->body_len = strlen(body);
     ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &r->headers, &r->header_count,
-                                       &r->headers_size_),
+                                       &r->headers_size),
                      CB_OK);
-}
-
-static void resp_free(api_response *r)
-{
-    cbh_free(r->body);
-    cbh_free(r->headers);
-    memset(r, 0, sizeof(*r));
 }
 
 /* Stores a response to method url (request headers req) received now. */
 static void put(cbh_cache *c, const char *method, const char *url, const char *const *req,
                 long status, const char *raw, const char *body)
 {
-    api_response r;
+    cbh_payload r;
 
     resp_make(&r, status, raw, body);
-    ck_assert_int_eq(cbh_cache_store(c, method, url, req, NULL, &r, now_ms, now_ms), CB_OK);
-    resp_free(&r);
+    ck_assert_int_eq(cbh_cache_store(c, method, url, req, NULL, &r, now_ms, now_ms, NULL), CB_OK);
+    cbh_payload_free(&r);
 }
 
 /* Looks up and returns the result; *body gets a copy of a FRESH body. */
@@ -85,23 +79,22 @@ static cbh_cache_res get(cbh_cache *c, const char *method, const char *url,
                          const char *const *req, const api_cache_options *opts,
                          cbh_cache_cond *cond, char *body, size_t body_size)
 {
-    api_response r;
+    cbh_payload r;
     cbh_cache_cond local;
     cbh_cache_res res;
 
     memset(&r, 0, sizeof r);
     res = cbh_cache_lookup(c, method, url, req, opts, &r, cond ? cond : &local);
     if (res == CBH_CACHE_FRESH) {
-        ck_assert(r.from_cache);
         ck_assert_ptr_nonnull(r.body);
         ck_assert_uint_eq(strlen(r.body), r.body_len);
         if (body)
             snprintf(body, body_size, "%s", r.body);
     } else {
         ck_assert_ptr_null(r.body);
-        ck_assert(!r.from_cache);
+        ck_assert_int_eq(r.status, 0);
     }
-    resp_free(&r);
+    cbh_payload_free(&r);
     return res;
 }
 
@@ -110,25 +103,21 @@ static cbh_cache_res get(cbh_cache *c, const char *method, const char *url,
 START_TEST(test_fresh_hit)
 {
     cbh_cache *c = mk(NULL);
-    api_response r;
+    cbh_payload r;
     cbh_cache_cond cond;
     char body[64];
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS "Content-Type: text/plain\r\n", "hello");
     memset(&r, 0, sizeof r);
-    r.attempts = 7;
     ck_assert_int_eq(cbh_cache_lookup(c, "GET", URL, NULL, NULL, &r, &cond), CBH_CACHE_FRESH);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "hello");
     ck_assert_uint_eq(r.body_len, 5);
-    ck_assert(r.from_cache);
-    ck_assert(!r.stale && !r.revalidated);
-    ck_assert_uint_eq(r.attempts, 7);
     ck_assert_uint_eq(r.header_count, 3);
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "content-type"), "text/plain");
-    ck_assert_uint_gt(r.headers_size_, 0);
+    ck_assert_uint_gt(r.headers_size, 0);
     /* The copy is the caller's: a second lookup gets its own. */
-    resp_free(&r);
+    cbh_payload_free(&r);
     ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
     ck_assert_str_eq(body, "hello");
     /* Other URLs, methods and NULL arguments miss. */
@@ -171,7 +160,7 @@ START_TEST(test_expiry_gives_stale_with_cond)
                      "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT");
     /* Without somewhere to put the validators there is no STALE. */
     {
-        api_response r = { 0 };
+        cbh_payload r = { 0 };
 
         ck_assert_int_eq(cbh_cache_lookup(c, "GET", URL, NULL, NULL, &r, NULL), CBH_CACHE_MISS);
     }
@@ -213,7 +202,7 @@ START_TEST(test_no_validator_miss_but_kept)
     cbh_cache *c = mk(NULL);
     api_cache_options opts = { .max_stale_ms = 60000 };
     api_cache_metrics m;
-    api_response r = { 0 };
+    cbh_payload r = { 0 };
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS, "old");
     now_ms += 61000;
@@ -222,9 +211,8 @@ START_TEST(test_no_validator_miss_but_kept)
     ck_assert_uint_eq(m.entries, 1);
     ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &opts, CB_ERR_CONNECT, &r));
     ck_assert_str_eq(r.body, "old");
-    ck_assert(r.from_cache && r.stale);
-    ck_assert_int_eq(r.cause, CB_ERR_CONNECT);
-    resp_free(&r);
+    ck_assert_int_eq(r.status, 200);
+    cbh_payload_free(&r);
     cbh_cache_free(c);
 }
 END_TEST
@@ -272,7 +260,7 @@ START_TEST(test_serve_stale_rules)
 {
     cbh_cache *c = mk(NULL);
     api_cache_options none = { 0 }, five = { .max_stale_ms = 5000 }, bypass = { .bypass = true };
-    api_response r = { 0 };
+    cbh_payload r = { 0 };
 
     /* no-cache forbids standing in, whatever the option; must-revalidate
      * once stale. */
@@ -282,7 +270,7 @@ START_TEST(test_serve_stale_rules)
     ck_assert(!cbh_cache_serve_stale(c, "GET", URL "n", NULL, &five, CB_ERR_TIMEOUT, &r));
     ck_assert_ptr_null(r.body);
     ck_assert(cbh_cache_serve_stale(c, "GET", URL "m", NULL, &five, CB_ERR_TIMEOUT, &r));
-    resp_free(&r);
+    cbh_payload_free(&r);
     now_ms += 10001;
     ck_assert(!cbh_cache_serve_stale(c, "GET", URL "m", NULL, &five, CB_ERR_TIMEOUT, &r));
     ck_assert_ptr_null(r.body);
@@ -291,14 +279,13 @@ START_TEST(test_serve_stale_rules)
     put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10, stale-if-error=30\r\n", "s");
     /* Still fresh: served too (the call failed anyway). */
     ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, NULL, CB_ERR_CIRCUIT_OPEN, &r));
-    ck_assert(r.stale && r.from_cache);
-    ck_assert_int_eq(r.cause, CB_ERR_CIRCUIT_OPEN);
     ck_assert_int_eq(r.status, 200);
-    resp_free(&r);
+    ck_assert_str_eq(r.body, "s");
+    cbh_payload_free(&r);
     now_ms += 40000;
     ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &none, CB_ERR_TIMEOUT, &r));
     ck_assert_str_eq(r.body, "s");
-    resp_free(&r);
+    cbh_payload_free(&r);
     ck_assert(!cbh_cache_serve_stale(c, "GET", URL, NULL, &bypass, CB_ERR_TIMEOUT, &r));
     now_ms += 1;
     ck_assert(!cbh_cache_serve_stale(c, "GET", URL, NULL, &none, CB_ERR_TIMEOUT, &r));
@@ -308,7 +295,7 @@ START_TEST(test_serve_stale_rules)
         api_cache_options big = { .max_stale_ms = 30001 };
 
         ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &big, CB_ERR_TIMEOUT, &r));
-        resp_free(&r);
+        cbh_payload_free(&r);
     }
 
     /* max_stale_ms alone. */
@@ -316,7 +303,7 @@ START_TEST(test_serve_stale_rules)
     now_ms += 15000;
     ck_assert(cbh_cache_serve_stale(c, "GET", URL "o", NULL, &five, CB_ERR_HTTP, &r));
     ck_assert_str_eq(r.body, "o");
-    resp_free(&r);
+    cbh_payload_free(&r);
     ck_assert(!cbh_cache_serve_stale(c, "GET", URL "o", NULL, &none, CB_ERR_HTTP, &r));
     now_ms += 1;
     ck_assert(!cbh_cache_serve_stale(c, "GET", URL "o", NULL, &five, CB_ERR_HTTP, &r));
@@ -330,18 +317,16 @@ END_TEST
 START_TEST(test_serve_stale_replaces_payload)
 {
     cbh_cache *c = mk(NULL);
-    api_response r;
+    cbh_payload r;
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS, "cached");
     /* A failed attempt's 503 payload is replaced (and freed). */
     resp_make(&r, 503, "Retry-After: 1\r\n", "unavailable");
-    r.attempts = 3;
     ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, NULL, CB_ERR_HTTP, &r));
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "cached");
-    ck_assert_uint_eq(r.attempts, 3);
     ck_assert_ptr_null(cbh_headers_get(r.headers, r.header_count, "Retry-After"));
-    resp_free(&r);
+    cbh_payload_free(&r);
     cbh_cache_free(c);
 }
 END_TEST
@@ -349,8 +334,9 @@ END_TEST
 START_TEST(test_304_merge_and_refresh)
 {
     cbh_cache *c = mk(NULL);
-    api_response r;
+    cbh_payload r;
     cbh_cache_cond cond;
+    bool refreshed;
     char body[32];
 
     put(c, "GET", URL, NULL, 200,
@@ -367,13 +353,12 @@ START_TEST(test_304_merge_and_refresh)
               "Cache-Control: max-age=100\r\nETag: \"v1\"\r\nContent-Length: 0\r\n"
               "Content-Encoding: gzip\r\nX-Both: new\r\nX-New: b\r\n",
               "");
-    r.attempts = 1;
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms - 5, now_ms), CB_OK);
+    ck_assert_int_eq(
+        cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms - 5, now_ms, &refreshed), CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "hello");
     ck_assert_uint_eq(r.body_len, 5);
-    ck_assert(r.from_cache && r.revalidated && !r.stale);
-    ck_assert_uint_eq(r.attempts, 1);
+    ck_assert(refreshed);
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Old"), "a");
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-New"), "b");
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Both"), "new");
@@ -392,7 +377,7 @@ START_TEST(test_304_merge_and_refresh)
             n += strcmp(r.headers[i].name, "X-Both") == 0;
         ck_assert_uint_eq(n, 1);
     }
-    resp_free(&r);
+    cbh_payload_free(&r);
     /* Fresh again for the new lifetime, age reset. */
     now_ms += 99999;
     ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
@@ -402,18 +387,21 @@ START_TEST(test_304_merge_and_refresh)
 
     /* A 304 with nothing stored stays a 304. */
     resp_make(&r, 304, "ETag: \"zz\"\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "other", NULL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(
+        cbh_cache_store(c, "GET", URL "other", NULL, NULL, &r, now_ms, now_ms, &refreshed), CB_OK);
     ck_assert_int_eq(r.status, 304);
-    ck_assert(!r.from_cache && !r.revalidated);
-    resp_free(&r);
+    ck_assert(!refreshed);
+    cbh_payload_free(&r);
 
     /* A 304 saying no-store serves the entry once and drops it. */
     ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
     resp_make(&r, 304, "Cache-Control: no-store\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed),
+                     CB_OK);
+    ck_assert(refreshed);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "hello");
-    resp_free(&r);
+    cbh_payload_free(&r);
     ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
     cbh_cache_free(c);
 }
@@ -456,7 +444,8 @@ START_TEST(test_304_for_replaced_version)
     api_cache_options    any = { .max_stale_ms = 600000 };
     cbh_cache           *c = mk(NULL);
     cbh_cache_cond       cond_a;
-    api_response         r;
+    cbh_payload          r;
+    bool                 refreshed;
     char                 hdrs[256];
 
     snprintf(hdrs, sizeof hdrs, "Cache-Control: max-age=0\r\n%s", t->v1);
@@ -467,24 +456,25 @@ START_TEST(test_304_for_replaced_version)
 
     snprintf(hdrs, sizeof hdrs, "Cache-Control: max-age=60\r\n%s", t->h304);
     resp_make(&r, 304, hdrs, "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond_a, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(
+        cbh_cache_store(c, "GET", URL, NULL, &cond_a, &r, now_ms, now_ms, &refreshed), CB_OK);
     if (t->refresh) {
         ck_assert_int_eq(r.status, 200);
         ck_assert_str_eq(r.body, "two");
-        ck_assert(r.from_cache && r.revalidated);
-        resp_free(&r);
+        ck_assert(refreshed);
+        cbh_payload_free(&r);
         ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
     } else {
         /* Left for the caller to ask again; version 2 stays as stored. */
         ck_assert_int_eq(r.status, 304);
-        ck_assert(!r.from_cache && !r.revalidated);
-        resp_free(&r);
+        ck_assert(!refreshed);
+        cbh_payload_free(&r);
         ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
         ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &any, CB_ERR_TIMEOUT, &r));
         ck_assert_str_eq(r.body, "two");
         ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Cache-Control"),
                          "max-age=0");
-        resp_free(&r);
+        cbh_payload_free(&r);
     }
     cbh_cache_free(c);
 }
@@ -496,25 +486,28 @@ END_TEST
 START_TEST(test_304_without_cond)
 {
     cbh_cache   *c = mk(NULL);
-    api_response r;
+    cbh_payload r;
 
     put(c, "GET", URL "n", NULL, 200, FRESH_HDRS, "none");
     put(c, "GET", URL "e", NULL, 200, FRESH_HDRS "ETag: \"e\"\r\n", "etag");
     resp_make(&r, 304, "Cache-Control: max-age=100\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "n", NULL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "n", NULL, NULL, &r, now_ms, now_ms, NULL),
+                     CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "none");
-    resp_free(&r);
+    cbh_payload_free(&r);
     resp_make(&r, 304, "Cache-Control: max-age=100\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "e", NULL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "e", NULL, NULL, &r, now_ms, now_ms, NULL),
+                     CB_OK);
     ck_assert_int_eq(r.status, 304);
-    resp_free(&r);
+    cbh_payload_free(&r);
     /* With its ETag it is that entry's, whoever sent the validators. */
     resp_make(&r, 304, "Cache-Control: max-age=100\r\nETag: \"e\"\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "e", NULL, NULL, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL "e", NULL, NULL, &r, now_ms, now_ms, NULL),
+                     CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "etag");
-    resp_free(&r);
+    cbh_payload_free(&r);
     cbh_cache_free(c);
 }
 END_TEST
@@ -528,7 +521,7 @@ START_TEST(test_304_picks_validated_variant)
     const char    *by_x[] = { "X-B: b", NULL };
     const char    *both[] = { "Accept: a", "X-B: b", NULL };
     cbh_cache_cond cond;
-    api_response   r;
+    cbh_payload    r;
 
     put(c, "GET", URL, by_accept, 200,
         "Cache-Control: max-age=0\r\nETag: \"a\"\r\nVary: Accept\r\n", "by-accept");
@@ -538,11 +531,11 @@ START_TEST(test_304_picks_validated_variant)
     put(c, "GET", URL, by_x, 200, "Cache-Control: max-age=0\r\nETag: \"b\"\r\nVary: X-B\r\n",
         "by-x-b");
     resp_make(&r, 304, "Cache-Control: max-age=60\r\nETag: \"a\"\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, both, &cond, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, both, &cond, &r, now_ms, now_ms, NULL), CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "by-accept");
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "ETag"), "\"a\"");
-    resp_free(&r);
+    cbh_payload_free(&r);
     ck_assert_int_eq(get(c, "GET", URL, by_accept, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
     ck_assert_int_eq(get(c, "GET", URL, by_x, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
     cbh_cache_free(c);
@@ -622,7 +615,7 @@ END_TEST
 START_TEST(test_head)
 {
     cbh_cache *c = mk(NULL);
-    api_response r = { 0 };
+    cbh_payload r = { 0 };
     cbh_cache_cond cond;
 
     /* HEAD is served from the GET entry, without the body. */
@@ -632,13 +625,13 @@ START_TEST(test_head)
     ck_assert_str_eq(r.body, "");
     ck_assert_uint_eq(r.body_len, 0);
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Kind"), "get");
-    resp_free(&r);
+    cbh_payload_free(&r);
     /* A stored HEAD response is preferred for HEAD, never used for GET. */
     put(c, "HEAD", URL, NULL, 200, FRESH_HDRS "X-Kind: head\r\n", "ignored");
     ck_assert_int_eq(cbh_cache_lookup(c, "HEAD", URL, NULL, NULL, &r, &cond), CBH_CACHE_FRESH);
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Kind"), "head");
     ck_assert_str_eq(r.body, "");
-    resp_free(&r);
+    cbh_payload_free(&r);
     put(c, "HEAD", URL "h", NULL, 200, FRESH_HDRS, "");
     ck_assert_int_eq(get(c, "GET", URL "h", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
     ck_assert_int_eq(get(c, "HEAD", URL "h", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
@@ -652,19 +645,21 @@ END_TEST
 START_TEST(test_head_revalidates_get_entry)
 {
     cbh_cache *c = mk(NULL);
-    api_response r;
+    cbh_payload r;
     cbh_cache_cond cond;
+    bool refreshed;
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"g\"\r\n", "body");
     now_ms += 61000;
     ck_assert_int_eq(get(c, "HEAD", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
     ck_assert_str_eq(cond.if_none_match, "If-None-Match: \"g\"");
     resp_make(&r, 304, "Cache-Control: max-age=60\r\n", "");
-    ck_assert_int_eq(cbh_cache_store(c, "HEAD", URL, NULL, &cond, &r, now_ms, now_ms), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "HEAD", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed),
+                     CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "");
-    ck_assert(r.revalidated);
-    resp_free(&r);
+    ck_assert(refreshed);
+    cbh_payload_free(&r);
     ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
     cbh_cache_free(c);
 }
@@ -846,12 +841,12 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(m.entries + m.bytes + m.stores + m.evictions + m.invalidations, 0);
     /* Real clocks: a fresh response is a hit. */
     {
-        api_response r;
+        cbh_payload r;
 
         resp_make(&r, 200, "Cache-Control: max-age=60\r\n", "real");
         cbh_cache_store(c, "GET", URL, NULL, NULL, &r, cb_clock_monotonic_ms(NULL),
-                        cb_clock_monotonic_ms(NULL));
-        resp_free(&r);
+                        cb_clock_monotonic_ms(NULL), NULL);
+        cbh_payload_free(&r);
         ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
     }
     cbh_cache_metrics(NULL, &m);
@@ -966,17 +961,17 @@ static const unsigned bound_counts[] = { 0, 1, UINT_MAX - 1, UINT_MAX };
 static void put_claimed(cbh_cache *c, const char *url, size_t body_len, size_t headers_size)
 {
     static char few[8] = "abcdefg";
-    api_response r;
+    cbh_payload r;
 
     resp_make(&r, 200, FRESH_HDRS, "");
     cbh_free(r.body);
     r.body = few;
     r.body_len = body_len;
     if (headers_size)
-        r.headers_size_ = headers_size;
-    ck_assert_int_eq(cbh_cache_store(c, "GET", url, NULL, NULL, &r, now_ms, now_ms), CB_OK);
+        r.headers_size = headers_size;
+    ck_assert_int_eq(cbh_cache_store(c, "GET", url, NULL, NULL, &r, now_ms, now_ms, NULL), CB_OK);
     r.body = NULL;
-    resp_free(&r);
+    cbh_payload_free(&r);
 }
 
 /* max_bytes, max_entry_bytes and max_entries at 0 (default), 1, MAX - 1 and
@@ -1027,7 +1022,8 @@ START_TEST(test_304_impossible_header_count)
     api_cache_config cfg = { .max_bytes = SIZE_MAX, .max_entry_bytes = SIZE_MAX };
     cbh_cache       *c = mk(&cfg);
     cbh_cache_cond   cond;
-    api_response     r;
+    cbh_payload      r;
+    bool             refreshed;
     size_t           real;
 
     put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=0\r\nETag: \"v1\"\r\n", "one");
@@ -1035,11 +1031,12 @@ START_TEST(test_304_impossible_header_count)
     resp_make(&r, 304, "ETag: \"v1\"\r\n", "");
     real = r.header_count;
     r.header_count = SIZE_MAX / sizeof(api_header) + 1;
-    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms),
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed),
                      CB_ERR_NOMEM);
     ck_assert_int_eq(r.status, 304);
+    ck_assert(!refreshed);
     r.header_count = real;
-    resp_free(&r);
+    cbh_payload_free(&r);
     cbh_cache_free(c);
 }
 END_TEST
@@ -1059,14 +1056,15 @@ START_TEST(test_extreme_clocks)
 
     for (i = 0; i < sizeof walls / sizeof walls[0]; i++) {
         cbh_cache        *c = mk(NULL);
-        api_response      r;
+        cbh_payload       r;
         api_cache_metrics m;
         cbh_cache_res     res;
 
         wall_s = walls[i];
         resp_make(&r, 200, "Cache-Control: max-age=60\r\nETag: \"e\"\r\n", "b");
-        ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, &r, 0, UINT64_MAX), CB_OK);
-        resp_free(&r);
+        ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, &r, 0, UINT64_MAX, NULL),
+                         CB_OK);
+        cbh_payload_free(&r);
         cbh_cache_metrics(c, &m);
         ck_assert_uint_eq(m.entries, 1);
         now_ms = UINT64_MAX;
@@ -1117,35 +1115,36 @@ START_TEST(test_alloc_failures)
     for (budget = 0; budget < 60; budget++) {
         const char *req[] = { "Accept: a", NULL };
         cbh_cache *c;
-        api_response r;
+        cbh_payload r;
         cbh_cache_cond cond;
         cb_err err;
+        bool refreshed;
 
         atomic_store(&alloc_budget, 1000);
         ck_assert_int_eq(cb_set_allocator(&failing), CB_OK);
         c = mk(NULL);
         resp_make(&r, 200, FRESH_HDRS "ETag: \"e\"\r\nVary: Accept\r\n", "body");
         atomic_store(&alloc_budget, budget);
-        cbh_cache_store(c, "GET", URL, req, NULL, &r, now_ms, now_ms);
-        cbh_cache_store(c, "GET", URL "2", req, NULL, &r, now_ms, now_ms);
-        resp_free(&r);
+        cbh_cache_store(c, "GET", URL, req, NULL, &r, now_ms, now_ms, NULL);
+        cbh_cache_store(c, "GET", URL "2", req, NULL, &r, now_ms, now_ms, NULL);
+        cbh_payload_free(&r);
         memset(&r, 0, sizeof r);
         if (cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond) == CBH_CACHE_FRESH)
             ck_assert_str_eq(r.body, "body");
-        resp_free(&r);
+        cbh_payload_free(&r);
         now_ms += 61000;
         cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond);
         atomic_store(&alloc_budget, 1000);
         resp_make(&r, 304, "X-New: 1\r\n", "");
         atomic_store(&alloc_budget, budget);
-        err = cbh_cache_store(c, "GET", URL, req, &cond, &r, now_ms, now_ms);
+        err = cbh_cache_store(c, "GET", URL, req, &cond, &r, now_ms, now_ms, &refreshed);
         ck_assert(err == CB_OK || err == CB_ERR_NOMEM);
         if (err == CB_ERR_NOMEM)
-            ck_assert_int_eq(r.status, 304);
-        resp_free(&r);
+            ck_assert(r.status == 304 && !refreshed);
+        cbh_payload_free(&r);
         memset(&r, 0, sizeof r);
         cbh_cache_serve_stale(c, "GET", URL, req, NULL, CB_ERR_CONNECT, &r);
-        resp_free(&r);
+        cbh_payload_free(&r);
         cbh_cache_invalidate(c, URL);
         cbh_cache_free(c);
         ck_assert_int_eq(cb_set_allocator(NULL), CB_OK);
@@ -1174,7 +1173,7 @@ static void *stress_run(void *arg)
         char url[64];
         unsigned op = (unsigned)rand_r(&seed) % 10;
         const char *const *req = (rand_r(&seed) & 1) ? en : fr;
-        api_response r;
+        cbh_payload r;
         cbh_cache_cond cond;
 
         snprintf(url, sizeof url, "http://h/%d", rand_r(&seed) % STRESS_URLS);
@@ -1189,18 +1188,18 @@ static void *stress_run(void *arg)
                       "Cache-Control: max-age=1\r\nETag: \"e\"\r\nVary: Accept-Language\r\n",
                       "v-body-of-some-length");
             cbh_cache_store(c, "GET", url, req, NULL, &r, cb_clock_monotonic_ms(NULL),
-                            cb_clock_monotonic_ms(NULL));
+                            cb_clock_monotonic_ms(NULL), NULL);
             atomic_fetch_add(&stress_stores, 1);
         } else if (op < 9) {
             if (cbh_cache_serve_stale(c, "GET", url, req, &opts, CB_ERR_TIMEOUT, &r))
-                ck_assert(r.stale);
+                ck_assert(r.status == 200 && r.body[0] == 'v');
         } else {
             if (rand_r(&seed) % 50 == 0)
                 cbh_cache_clear(c);
             else
                 cbh_cache_invalidate(c, url);
         }
-        resp_free(&r);
+        cbh_payload_free(&r);
     }
     return NULL;
 }
