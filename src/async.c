@@ -184,24 +184,28 @@ static void call_cancel(api_async *a, cbh_call *k)
     call_queue_done(a, k);
 }
 
-/* Runs the done callbacks that are due, in order. A callback may submit,
- * cancel, or ask for the engine to be freed. */
+/* Runs the done callbacks that were due when it began, in order. A
+ * callback may submit, cancel, or ask for the engine to be freed; a call it
+ * ends (a cancel, a fresh hit) completes on the next turn, not in this
+ * one. */
 static void run_dones(api_async *a)
 {
-    while (a->done_head) {
-        cbh_call   *k = a->done_head;
-        api_done_fn done = k->link.done;
-        void       *ud = k->link.user_data;
-        api_response *resp = k->resp;
-        cb_err      err;
+    cbh_call *k = a->done_head;
 
-        a->done_head = k->link.done_next;
-        if (!a->done_head)
-            a->done_tail = &a->done_head;
+    a->done_head = NULL;
+    a->done_tail = &a->done_head;
+    while (k) {
+        cbh_call     *next = k->link.done_next;
+        api_done_fn   done = k->link.done;
+        void         *ud = k->link.user_data;
+        api_response *resp = k->resp;
+        cb_err        err;
+
         call_unlink(a, k);
         err = cbh_call_finish(k);
         cbh_free(k);
         done(err, resp, ud);
+        k = next;
     }
 }
 
@@ -426,7 +430,8 @@ static void engine_destroy(api_async *a)
     a->depth++;
     for (k = a->calls; k; k = k->link.next)
         call_cancel(a, k);
-    run_dones(a);
+    while (a->done_head)
+        run_dones(a);
     a->depth--;
     if (a->attached) {
         curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, NULL);

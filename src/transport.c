@@ -244,7 +244,6 @@ static CURL *transport_new_handle(cbh_transport *t)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_FAILONERROR, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     /* A limit beyond what curl_off_t holds is no limit (0). */
@@ -530,6 +529,11 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
     set_request(e, req->method, req->body, req->body_len,
                 req->body ? &x->expect : (struct curl_slist *)req->headers);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
+    /* HTTP/2 can only come over TLS here (ALPN): there a new call waits for
+     * the origin's connection to say whether it multiplexes, instead of
+     * opening one of its own; over plain HTTP/1.1 waiting would serialise
+     * calls to one origin. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(req->url, "https:", 6) == 0 ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn);
     return CB_OK;
