@@ -160,12 +160,18 @@ contract:
 # (tests/fuzz/corpus/NAME/), so the repository is not modified.
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-# CI runs a fixed seed and a fixed number of inputs (capped in time), so
-# that whether it passes does not depend on luck; a crash input is written
-# to build-fuzz/. For a real hunt: make fuzz, then run a target by hand.
-FUZZ_SECONDS ?= 10
+# CI runs a fixed seed and a fixed number of inputs, so that its verdict
+# is the same on every machine, fast or slow. FUZZ_RUNS is the count of
+# every target; FUZZ_RUNS_<target> (FUZZ_RUNS_fuzz_config=...) overrides it
+# for one. FUZZ_MAX_SECONDS is only a net for a hung run, far above what any
+# target needs: a target that stops short of its count, for that or any
+# other reason, fails the run instead of passing on fewer inputs. A crash
+# input is written to build-fuzz/. For a real hunt: make fuzz, then run a
+# target by hand.
 FUZZ_RUNS ?= 300000
+FUZZ_MAX_SECONDS ?= 3600
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
+fuzz_runs = $(or $(FUZZ_RUNS_$(notdir $(1))),$(FUZZ_RUNS))
 
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
@@ -176,15 +182,23 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libcbhttp.a
 	clang $(REAL_CPPFLAGS) $(DEP_CFLAGS) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) $< \
 	    build-fuzz/libcbhttp.a $(DEP_LIBS) -o $@
 
+# libFuzzer ends with "Done N runs in S second(s)"; N is checked against
+# the count asked for.
 fuzz-run: fuzz
-	@set -e; for f in $(FUZZ_BIN); do \
+	@set -e; for spec in $(foreach f,$(FUZZ_BIN),$(f):$(call fuzz_runs,$(f))); do \
+	    f=$${spec%%:*}; runs=$${spec##*:}; \
 	    name=$$(basename $$f); scratch=$$(mktemp -d); \
 	    if [ -d tests/fuzz/corpus/$$name ]; then cp -r tests/fuzz/corpus/$$name/. $$scratch/; fi; \
-	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
-	    if ! $$f -seed=1 -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) \
+	    echo "== $$name ($$runs inputs)"; \
+	    if ! $$f -seed=1 -runs=$$runs -max_total_time=$(FUZZ_MAX_SECONDS) \
 	        -artifact_prefix=build-fuzz/ $$scratch > $$scratch.log 2>&1; then \
 	        cat $$scratch.log; rm -rf $$scratch $$scratch.log; exit 1; fi; \
-	    tail -n 2 $$scratch.log; rm -rf $$scratch $$scratch.log; \
+	    done_runs=$$(sed -n 's/^Done \([0-9]*\) runs in .*/\1/p' $$scratch.log); \
+	    if [ "$${done_runs:-0}" -lt "$$runs" ]; then \
+	        tail -n 5 $$scratch.log; rm -rf $$scratch $$scratch.log; \
+	        echo "$$name: stopped after $${done_runs:-0} of $$runs inputs" \
+	             "(FUZZ_MAX_SECONDS=$(FUZZ_MAX_SECONDS) reached?)"; exit 1; fi; \
+	    grep "^Done" $$scratch.log; rm -rf $$scratch $$scratch.log; \
 	done
 
 $(BUILD)/cbhttp.pc: Makefile

@@ -3,9 +3,11 @@
 # when any is missing. Uses apt-get (through sudo when not root); when that
 # is impossible, stops with the exact command to run.
 #   scripts/deps.sh [extra-package ...]
+# openssl: the command the TLS tests run to make their CA and certificates
+# (tests/helpers/tlsgen.c).
 set -e
 
-pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev $*"
+pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev openssl $*"
 missing=""
 for p in $pkgs; do
     # dpkg-query prints "install ok installed" only for packages really there.
