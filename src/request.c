@@ -32,6 +32,7 @@
 #include "mix.h"
 #include "request.h"
 #include "response.h"
+#include "sat.h"
 
 #define REQUEST_HEAD_MAX (512u * 1024u) /* well below libcurl's 1 MiB */
 
@@ -249,7 +250,8 @@ cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char 
     k->classify = opts && opts->classify ? opts->classify : c->cfg.classify;
     k->classify_data = opts && opts->classify ? opts->classify_data : c->cfg.classify_data;
     k->start = cbh_client_now(c);
-    k->deadline = k->start + (opts && opts->timeout_ms ? opts->timeout_ms : c->cfg.timeout_ms);
+    k->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : c->cfg.timeout_ms;
+    k->deadline = cbh_add_sat(k->start, k->timeout_ms);
     k->idempotent = cbh_retry_method_ok(method, false);
     if (opts && opts->retry)
         cbh_retry_config_norm(opts->retry, &k->retry);
@@ -314,6 +316,16 @@ static cbh_step call_exchange(cbh_call *k, bool hop);
 
 static cbh_step call_attempt(cbh_call *k) { return call_exchange(k, false); }
 
+/* Milliseconds left of the call's deadline at now, from the time spent
+ * rather than from the deadline itself, which saturates near the end of an
+ * injected clock. */
+static uint64_t call_left(const cbh_call *k, uint64_t now)
+{
+    uint64_t spent = now > k->start ? now - k->start : 0;
+
+    return spent < k->timeout_ms ? k->timeout_ms - spent : 0;
+}
+
 /* Takes a permit and begins one exchange: an attempt of the call, or a
  * redirect hop within the attempt. */
 static cbh_step call_exchange(cbh_call *k, bool hop)
@@ -345,7 +357,7 @@ static cbh_step call_exchange(cbh_call *k, bool hop)
     k->x.body = k->body;
     k->x.body_len = k->body_len;
     k->x.headers = call_slist(k);
-    k->x.timeout_ms = k->deadline > now ? k->deadline - now : 1;
+    k->x.timeout_ms = call_left(k, now) ? call_left(k, now) : 1;
     k->x.connect_timeout_ms = c->cfg.connect_timeout_ms;
     if (cbh_xchg_begin(c->transport, &k->xchg, &k->x, resp->error, k) != CB_OK) {
         cb_breaker_record_err(o->breaker, &k->permit, CB_OK);
@@ -427,7 +439,7 @@ static bool retry_delay(cbh_call *k, cb_err err, uint64_t *delay)
         *delay = cbh_backoff_ms(&k->retry, k->n, &k->rng);
     }
     now = cbh_client_now(c);
-    if (now + *delay >= k->deadline)
+    if (*delay >= call_left(k, now))
         return false;
     /* No retry storm: once the breaker opened, the next attempt could only
      * be rejected, so do not even wait for it. */
@@ -503,7 +515,7 @@ cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc)
     err = terr != CB_OK ? terr : resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
     if (!retry_delay(k, terr, &delay))
         return call_end(k, err);
-    k->wake = cbh_client_now(k->c) + delay;
+    k->wake = cbh_add_sat(cbh_client_now(k->c), delay);
     k->n++;
     return CBH_STEP_WAIT;
 }

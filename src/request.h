@@ -50,7 +50,8 @@ struct cbh_call {
     unsigned           n;         /* attempt number since the (re)start */
     unsigned           hops;      /* redirects followed */
     uint64_t           start;
-    uint64_t           deadline;
+    uint64_t           timeout_ms; /* the call's whole budget */
+    uint64_t           deadline;   /* start + timeout_ms, saturated (the heap's key) */
     uint64_t           sent;      /* when the current exchange began */
     uint64_t           wake;      /* with CBH_STEP_WAIT */
     uint64_t           rng;       /* backoff jitter state */

@@ -18,17 +18,9 @@
 
 #include <stdint.h>
 
-#define CBH_WINDOW_BUCKETS 100
+#include "sat.h"
 
-/* a + b, or UINT64_MAX when that would wrap. Every deadline the breaker
- * computes (now + a duration) goes through it, so that a clock near
- * UINT64_MAX (an injected one may start anywhere) gives a far deadline, not
- * one in the past. Here because window.h is the breaker's one private
- * header. */
-static inline uint64_t cbh_add_sat(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
+#define CBH_WINDOW_BUCKETS 100
 
 typedef struct cbh_window_bucket {
     uint32_t calls;

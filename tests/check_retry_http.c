@@ -588,6 +588,31 @@ END_TEST
 
 /* ---- the breaker ends retries ------------------------------------------------ */
 
+/* A clock near its end (an injected one may start anywhere): the deadline
+ * saturates instead of wrapping into the past, so the call keeps its whole
+ * budget and its retries. */
+START_TEST(test_deadline_near_clock_end)
+{
+    fixture          *f = fixture_start();
+    tu_clock          tc;
+    api_client_config cfg;
+    api_client       *c;
+    api_response      r;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.retry.max_attempts = 3;
+    cfg.retry.base_delay_ms = 10;
+    c = retry_client(f, &tc, &cfg);
+    tc.now_ms = UINT64_MAX - 1000; /* start + 30000 would wrap */
+    ck_assert_int_eq(api_get(c, "/flaky/end/1", NULL, &r), CB_OK);
+    ck_assert_uint_eq(r.attempts, 2);
+    ck_assert_uint_eq(tc.n_sleeps, 1);
+    api_response_free(&r);
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
 START_TEST(test_breaker_stops_retries)
 {
     fixture          *f = fixture_start();
@@ -811,6 +836,7 @@ static Suite *retry_http_suite(void)
     tcase_add_test(tc, test_retry_after_too_long);
     tcase_add_test(tc, test_retry_after_negative_and_garbage);
     tcase_add_test(tc, test_deadline);
+    tcase_add_test(tc, test_deadline_near_clock_end);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");
