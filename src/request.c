@@ -367,10 +367,10 @@ static cbh_step call_exchange(cbh_call *k, bool hop)
     return CBH_STEP_TRANSFER;
 }
 
-/* A stale entry's validators go with the next attempt. */
+/* A stale entry's validators go with the next exchange. */
 static bool call_revalidate(cbh_call *k, const cbh_cache_cond *cond)
 {
-    if (!(k->cond = cbh_malloc(sizeof(*k->cond))))
+    if (!k->cond && !(k->cond = cbh_malloc(sizeof(*k->cond))))
         return false;
     *k->cond = *cond;
     k->conditional = true;
@@ -378,21 +378,19 @@ static bool call_revalidate(cbh_call *k, const cbh_cache_cond *cond)
     return true;
 }
 
-cbh_step cbh_call_start(cbh_call *k)
+/* The cache before an exchange to the current URL (the call's, or a
+ * redirect's target): a fresh hit ends the call with no I/O and no permit,
+ * a stale entry with validators makes the exchange conditional. */
+static cbh_step call_consult_cache(cbh_call *k, bool hop)
 {
     cbh_cache_res  res;
     cbh_cache_cond cond;
     cbh_payload    hit = { 0 };
-    cb_err         err = call_origin(k, k->url.origin, k->url.origin_len);
 
-    if (err != CB_OK) {
-        k->result = err;
-        return CBH_STEP_DONE;
-    }
     if (!k->use_cache)
-        return call_attempt(k);
-    res = cbh_cache_lookup(k->c->cache, k->method, k->url.url, k->lines, &k->cache_opts,
-                           &hit, &cond);
+        return call_exchange(k, hop);
+    res = cbh_cache_lookup(k->c->cache, k->method, call_url(k), k->lines, &k->cache_opts, &hit,
+                           &cond);
     if (res == CBH_CACHE_FRESH) {
         cbh_response_set_payload(k->resp, &hit);
         k->resp->from_cache = true;
@@ -410,7 +408,18 @@ cbh_step cbh_call_start(cbh_call *k)
         snprintf(k->resp->error, sizeof(k->resp->error), "out of memory");
         return call_end(k, CB_ERR_NOMEM);
     }
-    return call_attempt(k);
+    return call_exchange(k, hop);
+}
+
+cbh_step cbh_call_start(cbh_call *k)
+{
+    cb_err err = call_origin(k, k->url.origin, k->url.origin_len);
+
+    if (err != CB_OK) {
+        k->result = err;
+        return CBH_STEP_DONE;
+    }
+    return call_consult_cache(k, false);
 }
 
 /* Decides the delay before the next attempt, or returns false when the
@@ -490,7 +499,7 @@ static cbh_step call_redirect(cbh_call *k, cbh_redirect *next)
     }
     k->conditional = false;
     k->hops++;
-    return call_exchange(k, true);
+    return call_consult_cache(k, true);
 }
 
 cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc)
@@ -541,10 +550,10 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
     cbh_payload   stale = { 0 };
     unsigned      attempts = resp->attempts;
 
-    if (!cbh_cache_serve_stale(k->c->cache, "GET", k->url.url, k->lines, &k->cache_opts, cause,
+    if (!cbh_cache_serve_stale(k->c->cache, "GET", call_url(k), k->lines, &k->cache_opts, cause,
                                &stale) &&
         (method_is(k->method, "GET") ||
-         !cbh_cache_serve_stale(k->c->cache, k->method, k->url.url, k->lines, &k->cache_opts,
+         !cbh_cache_serve_stale(k->c->cache, k->method, call_url(k), k->lines, &k->cache_opts,
                                 cause, &stale)))
         return false;
     cbh_response_set_payload(resp, &stale);
@@ -554,7 +563,7 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
     resp->attempts = attempts;
     atomic_fetch_add_explicit(&k->o->cache_stale_served, 1, memory_order_relaxed);
     CLIENT_LOG(k, API_LOG_INFO, "%s %s: serving a stale cached response (%s)", k->method,
-               k->url.url, cb_strerror(cause));
+               call_url(k), cb_strerror(cause));
     return true;
 }
 

@@ -482,6 +482,46 @@ START_TEST(test_cross_origin_hop_counts_on_its_origin)
 }
 END_TEST
 
+/* A followed redirect is cached only under the URL its final response
+ * answers: the redirecting URL (a 302 without freshness, not storable)
+ * goes to the network again, and another origin's content never sits under
+ * the first origin's URL. */
+START_TEST(test_cached_under_the_answering_url)
+{
+    api_client_config cfg;
+    api_client       *c;
+    api_response      r;
+    char              target[256], from[4096];
+    unsigned          i;
+
+    memset(&cfg, 0, sizeof cfg); /* no base URL: absolute URLs to both origins */
+    cfg.max_redirects = 2;
+    cfg.allow_cross_origin_redirects = true;
+    cfg.retry.max_attempts = 1;
+    c = api_client_new(&cfg);
+    ck_assert_ptr_nonnull(c);
+    snprintf(target, sizeof target, "%s/cache/rt?cc=max-age%%3D600", fixture_url(g));
+    snprintf(from, sizeof from, "%s%s", fixture_url(f), redir(302, target));
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(api_get(c, from, NULL, &r), CB_OK);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_ptr_nonnull(strstr(r.body, "\"key\":\"rt\""));
+        /* The second time the hop's answer comes from the cache, but the
+         * redirect itself was asked again. */
+        ck_assert_uint_eq(fixture_requests_path(f, "/redirect"), i + 1);
+        ck_assert_uint_eq(fixture_requests_path(g, "/cache/rt"), 1);
+        api_response_free(&r);
+    }
+    /* The target URL itself is a fresh hit. */
+    ck_assert_int_eq(api_get(c, target, NULL, &r), CB_OK);
+    ck_assert(r.from_cache);
+    ck_assert_uint_eq(r.attempts, 0);
+    api_response_free(&r);
+    ck_assert_uint_eq(fixture_requests_path(g, "/cache/rt"), 1);
+    api_client_free(c);
+}
+END_TEST
+
 static Suite *redirect_suite(void)
 {
     Suite *s = suite_create("redirect");
@@ -508,6 +548,7 @@ static Suite *redirect_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_credentials_stay_on_their_origin);
     tcase_add_test(tc, test_cross_origin_hop_counts_on_its_origin);
+    tcase_add_test(tc, test_cached_under_the_answering_url);
     suite_add_tcase(s, tc);
     return s;
 }
