@@ -155,6 +155,8 @@ static void json_origin(strbuf *b, const api_origin_metrics *o)
     json_u64(b, 0, "times_opened", m->times_opened);
     json_u64(b, 0, "slow_calls", m->slow_calls);
     json_u64(b, 0, "late_outcomes", m->late_outcomes);
+    json_u64(b, 0, "half_open_expired", m->half_open_expired);
+    json_u64(b, 0, "ignored", m->ignored);
     json_u64(b, 0, "last_failure_ms", m->last_failure_ms);
     json_u64(b, 0, "last_success_ms", m->last_success_ms);
 
@@ -242,6 +244,12 @@ static const prom_family origin_families[] = {
     { "cbhttp_breaker_late_outcomes_total", "counter",
       "Outcomes of permits from an earlier breaker period.", PROM_U64,
       OM_(breaker.late_outcomes) },
+    { "cbhttp_breaker_half_open_expired_total", "counter",
+      "HALF_OPEN periods abandoned because their probes did not report in time.", PROM_U64,
+      OM_(breaker.half_open_expired) },
+    { "cbhttp_breaker_ignored_total", "counter",
+      "Permits given back without an outcome (cancelled calls).", PROM_U64,
+      OM_(breaker.ignored) },
     { "cbhttp_breaker_window_failures", "gauge",
       "Failures inside the breaker's current rolling window.", PROM_UINT,
       OM_(breaker.window_failures) },

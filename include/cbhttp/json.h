@@ -46,7 +46,7 @@ CB_EXPORT cb_err api_request_json(api_client *c, const char *method, const char 
  *               default_headers (array of "Name: value" strings, no CR/LF);
  *               timeout_ms, connect_timeout_ms, max_redirects,
  *               origin_idle_ms (unsigned);
- *               max_body_bytes, max_header_bytes (size_t);
+ *               max_body_bytes, max_header_bytes, max_origins (size_t);
  *               allow_cross_origin_redirects (true/false);
  *               log_level ("debug", "info", "warn", "error");
  *               circuit_breaker, retry, cache, origins (objects, below).
@@ -54,7 +54,8 @@ CB_EXPORT cb_err api_request_json(api_client *c, const char *method, const char 
  *               failure_window_ms, reset_timeout_ms, half_open_max,
  *               success_threshold, failure_rate_threshold, minimum_calls,
  *               slow_call_ms, slow_call_rate_threshold, max_reset_timeout_ms,
- *               reset_backoff_multiplier, reset_jitter_pct) and
+ *               reset_backoff_multiplier, reset_jitter_pct,
+ *               half_open_max_wait_ms) and
  *               "mode": "normal" | "metrics_only" | "disabled".
  *               The three percentages must be 0-100.
  *   retry:      max_attempts, base_delay_ms, max_delay_ms, budget_percent,
