@@ -25,7 +25,8 @@
 /* A socket an adapter watches: curl_multi_assign keeps it with libcurl. */
 typedef struct sockrec {
     curl_socket_t fd;
-    void         *slot; /* the adapter's per-socket state */
+    void         *slot;   /* the adapter's per-socket state */
+    unsigned      events; /* what it watches: API_WATCH_* */
     size_t        idx;  /* place in api_async.socks */
 } sockrec;
 
@@ -298,6 +299,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *s
         ev |= API_WATCH_READ;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         ev |= API_WATCH_WRITE;
+    r->events = ev;
     return a->loop.watch(a->loop.data, fd, ev, &r->slot) == 0 ? 0 : -1;
 }
 
@@ -387,14 +389,36 @@ CB_EXPORT void api_async_on_timer(api_async *a)
     dispatch_end(a);
 }
 
+/* Every watched socket leaves the current loop, which is then released. */
+static void loop_detach(api_async *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->socks_n; i++)
+        a->loop.watch(a->loop.data, a->socks[i]->fd, 0, &a->socks[i]->slot);
+    a->loop.set_timer(a->loop.data, -1);
+    if (a->loop.detach)
+        a->loop.detach(a->loop.data);
+}
+
 CB_EXPORT cb_err api_async_attach(api_async *a, const api_loop *loop)
 {
+    size_t i;
+
     if (!a || !loop || !loop->watch || !loop->set_timer || a->pending || a->depth)
         return CB_ERR_INVALID;
-    if (a->attached && a->loop.detach)
-        a->loop.detach(a->loop.data);
+    if (a->attached)
+        loop_detach(a);
     a->loop = *loop;
     a->attached = true;
+    /* Sockets libcurl still keeps (a connection closing down) move to the
+     * new loop with what they waited for. */
+    for (i = 0; i < a->socks_n; i++) {
+        a->socks[i]->slot = NULL;
+        if (a->socks[i]->events)
+            a->loop.watch(a->loop.data, a->socks[i]->fd, a->socks[i]->events,
+                          &a->socks[i]->slot);
+    }
     curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(a->multi, CURLMOPT_SOCKETDATA, a);
     curl_multi_setopt(a->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -436,14 +460,10 @@ static void engine_destroy(api_async *a)
     if (a->attached) {
         curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, NULL);
         curl_multi_setopt(a->multi, CURLMOPT_TIMERFUNCTION, NULL);
-        for (i = 0; i < a->socks_n; i++) {
-            a->loop.watch(a->loop.data, a->socks[i]->fd, 0, &a->socks[i]->slot);
-            cbh_free(a->socks[i]);
-        }
-        a->loop.set_timer(a->loop.data, -1);
-        if (a->loop.detach)
-            a->loop.detach(a->loop.data);
+        loop_detach(a);
     }
+    for (i = 0; i < a->socks_n; i++)
+        cbh_free(a->socks[i]);
     curl_multi_cleanup(a->multi);
     cbh_free(a->socks);
     cbh_free(a->heap);
