@@ -38,8 +38,15 @@ endif
 DEP_PKGS = libcurl libcjson
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS = $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null) -lpthread
-TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags check libmicrohttpd 2>/dev/null)
-TEST_LIBS = $(shell $(PKG_CONFIG) --libs check libmicrohttpd 2>/dev/null) -lm
+# Tests and examples only (the library never links them): Check and
+# libmicrohttpd for the suites and the fixture server, libuv and libevent
+# for the event-loop adapters (include/cbhttp/adapters/). Separate
+# pkg-config calls, so that one missing package does not blank the rest.
+LOOP_PKGS = libuv libevent
+TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags check libmicrohttpd 2>/dev/null) \
+              $(shell $(PKG_CONFIG) --cflags $(LOOP_PKGS) 2>/dev/null)
+TEST_LIBS = $(shell $(PKG_CONFIG) --libs check libmicrohttpd 2>/dev/null) \
+            $(shell $(PKG_CONFIG) --libs $(LOOP_PKGS) 2>/dev/null) -lm
 
 REAL_CPPFLAGS = -Iinclude -Isrc -D_GNU_SOURCE $(CPPFLAGS)
 REAL_CFLAGS = -std=c11 -fPIC -fvisibility=hidden -DCBHTTP_BUILDING $(WARNINGS) \
@@ -60,6 +67,7 @@ FIXSERVER = $(BUILD)/cbh-fixture
 TEST_SRC = $(sort $(wildcard tests/check_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS = $(sort $(wildcard tests/helpers/*.c))
+ADAPTER_HDR = $(sort $(wildcard include/cbhttp/adapters/*.h))
 EXAMPLE_BIN = $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
@@ -108,14 +116,15 @@ fixture: $(FIXSERVER)
 # Programs that use the library: not built as part of it (no
 # CBHTTP_BUILDING, default visibility).
 APP_CFLAGS = -std=c11 $(WARNINGS) $(DEP_CFLAGS) $(TEST_CFLAGS) $(CFLAGS)
-LINK_APP = @[ "$(V)" = 1 ] || echo "  LINK    $@"; $(CC) $(REAL_CPPFLAGS) -Ifixtures -Itests $(APP_CFLAGS) $^ -o $@ \
+LINK_APP = @[ "$(V)" = 1 ] || echo "  LINK    $@"; $(CC) $(REAL_CPPFLAGS) -Ifixtures -Itests $(APP_CFLAGS) \
+           $(filter-out %.h,$^) -o $@ \
            $(REAL_LDFLAGS) $(TEST_LIBS) $(DEP_LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(STATIC) $(FIXLIB)
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(STATIC) $(FIXLIB) $(ADAPTER_HDR)
 	@mkdir -p $(dir $@)
 	$(LINK_APP)
 
-$(BUILD)/examples/%: examples/%.c $(STATIC) $(FIXLIB)
+$(BUILD)/examples/%: examples/%.c $(STATIC) $(FIXLIB) $(ADAPTER_HDR)
 	@mkdir -p $(dir $@)
 	$(LINK_APP)
 
@@ -217,9 +226,10 @@ $(BUILD)/cbhttp.pc: Makefile
 	    'Cflags: -I$${includedir}' > $@
 
 install: all $(BUILD)/cbhttp.pc
-	install -d $(DESTDIR)$(INCLUDEDIR)/cbhttp $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -d $(DESTDIR)$(INCLUDEDIR)/cbhttp/adapters $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 include/cbhttp.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 include/cbhttp/*.h $(DESTDIR)$(INCLUDEDIR)/cbhttp/
+	install -m 644 include/cbhttp/adapters/*.h $(DESTDIR)$(INCLUDEDIR)/cbhttp/adapters/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libcbhttp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)

@@ -5,9 +5,12 @@
 #   scripts/deps.sh [extra-package ...]
 # openssl: the command the TLS tests run to make their CA and certificates
 # (tests/helpers/tlsgen.c).
+# libuv1-dev, libevent-dev: the event loops that the header-only adapters
+# (include/cbhttp/adapters/) are tested and shown with (tests/check_async_loops.c,
+# examples/async_libuv.c); libcbhttp itself links neither.
 set -e
 
-pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev openssl $*"
+pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev libuv1-dev libevent-dev openssl $*"
 missing=""
 for p in $pkgs; do
     # dpkg-query prints "install ok installed" only for packages really there.
