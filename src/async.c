@@ -492,9 +492,12 @@ CB_EXPORT cb_err api_async_request(api_async *a, const char *method, const char 
 
     if (!resp)
         return CB_ERR_INVALID;
-    if (!a || !done || a->freeing || a->free_asked) {
-        cbh_response_fail(resp, a && !a->freeing && !a->free_asked ? "invalid argument"
-                                                                   : "engine is being freed");
+    if (!a || !done) {
+        cbh_response_fail(resp, "invalid argument");
+        return CB_ERR_INVALID;
+    }
+    if (a->freeing || a->free_asked) {
+        cbh_response_fail(resp, "engine is being freed");
         return CB_ERR_INVALID;
     }
     if (!heap_reserve(a, a->pending + 1) || !(k = cbh_malloc(sizeof(*k)))) {

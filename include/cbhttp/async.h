@@ -44,9 +44,11 @@ typedef void (*api_done_fn)(cb_err err, api_response *resp, void *user_data);
  * It does nothing until a call is submitted. */
 CB_EXPORT api_async *api_async_new(api_client *c);
 
-/* Frees the engine. Calls still in flight end with CB_ERR_CANCELLED: their
- * done runs inside this function. An attached loop is detached. NULL is
- * fine. */
+/* Frees the engine. Calls still in flight end with CB_ERR_CANCELLED; a
+ * call that had already ended (a fresh hit, a rejection) but whose done had
+ * not run yet keeps its own result. Either way its done runs inside this
+ * function, where submitting to this engine is refused. An attached loop is
+ * detached. NULL is fine. */
 CB_EXPORT void api_async_free(api_async *a);
 
 /*
@@ -71,8 +73,9 @@ CB_EXPORT cb_err api_async_get(api_async *a, const char *path, const api_options
 /* Ends the call that fills resp with CB_ERR_CANCELLED: its transfer (or its
  * wait for a retry) stops at once, its breaker permit is given back
  * without counting an outcome, and its done runs on the next turn of the
- * loop. Nothing happens when no call of this engine fills resp (already
- * done, or never submitted). */
+ * loop. Nothing happens when no call of this engine fills resp (never
+ * submitted, or its done already ran) or when the call has already ended
+ * and only its done is still to run (it keeps its result). */
 CB_EXPORT void api_async_cancel(api_async *a, api_response *resp);
 
 /*
