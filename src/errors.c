@@ -1,10 +1,22 @@
 #include "cbhttp.h"
 
 static const char *const messages[] = {
-#define CB_ERR_MSG_(name, msg) msg,
+#define CB_ERR_MSG_(name, value, msg) [value] = msg,
     CB_ERRNO_MAP(CB_ERR_MSG_)
 #undef CB_ERR_MSG_
 };
+
+/* Each code's value is its place in the list: a code moved or renumbered
+ * stops the build (values are part of the ABI). */
+enum {
+#define CB_ERR_POS_(name, value, msg) CB_POS_##name,
+    CB_ERRNO_MAP(CB_ERR_POS_)
+#undef CB_ERR_POS_
+};
+#define CB_ERR_PIN_(name, value, msg) \
+    _Static_assert(CB_POS_##name == (value), "cb_err " #name " was moved or renumbered");
+CB_ERRNO_MAP(CB_ERR_PIN_)
+#undef CB_ERR_PIN_
 
 CB_EXPORT const char *cb_strerror(cb_err err)
 {

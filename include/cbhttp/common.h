@@ -31,25 +31,27 @@ CB_EXPORT const char *cbhttp_version(void);
 
 /*
  * Error codes. The list only ever grows at its end: values are never
- * renumbered. One X-macro list produces both the enum and cb_strerror().
+ * renumbered. Each entry carries its value, so that moving one is a compile
+ * error (src/errors.c checks every value against its place). One X-macro
+ * list produces the enum and cb_strerror().
  */
-#define CB_ERRNO_MAP(X)                                                       \
-    X(OK, "success")                                                          \
-    X(ERR_CIRCUIT_OPEN, "circuit open: call rejected without network I/O")    \
-    X(ERR_INVALID, "invalid argument")                                        \
-    X(ERR_NOMEM, "out of memory")                                             \
-    X(ERR_CONNECT, "could not connect")                                       \
-    X(ERR_TIMEOUT, "timed out")                                               \
-    X(ERR_TRANSPORT, "transport error")                                       \
-    X(ERR_HTTP, "HTTP error status")                                          \
-    X(ERR_TOO_LARGE, "response too large")                                    \
-    X(ERR_PARSE, "body is not valid JSON")                                    \
-    X(ERR_CACHE_MISS, "not in cache (only-if-cached)")                        \
-    X(ERR_CANCELLED, "cancelled")                                             \
-    X(ERR_OVERLOADED, "overloaded: refused by a concurrency or rate limit")
+#define CB_ERRNO_MAP(X)                                                              \
+    X(OK, 0, "success")                                                              \
+    X(ERR_CIRCUIT_OPEN, 1, "circuit open: call rejected without network I/O")        \
+    X(ERR_INVALID, 2, "invalid argument")                                            \
+    X(ERR_NOMEM, 3, "out of memory")                                                 \
+    X(ERR_CONNECT, 4, "could not connect")                                           \
+    X(ERR_TIMEOUT, 5, "timed out")                                                   \
+    X(ERR_TRANSPORT, 6, "transport error")                                           \
+    X(ERR_HTTP, 7, "HTTP error status")                                              \
+    X(ERR_TOO_LARGE, 8, "response too large")                                        \
+    X(ERR_PARSE, 9, "body is not valid JSON")                                        \
+    X(ERR_CACHE_MISS, 10, "not in cache (only-if-cached)")                           \
+    X(ERR_CANCELLED, 11, "cancelled")                                                \
+    X(ERR_OVERLOADED, 12, "overloaded: refused by a concurrency or rate limit")
 
 typedef enum cb_err {
-#define CB_ERR_GEN_(name, msg) CB_##name,
+#define CB_ERR_GEN_(name, value, msg) CB_##name = value,
     CB_ERRNO_MAP(CB_ERR_GEN_)
 #undef CB_ERR_GEN_
     CB_ERR_COUNT_ /* not an error: the number of codes */
@@ -65,6 +67,14 @@ CB_EXPORT const char *cb_strerror(cb_err err);
  * any other call, from one thread; NULL restores the C library's functions.
  * realloc and free must accept NULL. Returns CB_ERR_INVALID if any of the
  * four is NULL.
+ *
+ * NOTE: cJSON has one set of hooks per process, so this also routes the
+ * host program's own cJSON allocations through a (cJSON_InitHooks) --
+ * cbhttp hands cJSON objects to the caller (api_response_json) and receives
+ * them (api_request_json), and they must be freed by the allocator that
+ * made them. A program that installs its own cJSON hooks should install
+ * them through this function instead. libcurl's allocations are not
+ * routed (libcurl only offers that at its global initialisation).
  */
 typedef struct cb_allocator {
     void *(*malloc_fn)(size_t size);
