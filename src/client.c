@@ -68,16 +68,9 @@ static cb_err copy_default_headers(api_client *c, const char *const *lines)
     c->default_headers = cbh_calloc(n + 1, sizeof(char *));
     if (!c->default_headers)
         return CB_ERR_NOMEM;
-    for (i = 0; i < n; i++) {
-        struct curl_slist *l;
-
+    for (i = 0; i < n; i++)
         if (!(c->default_headers[i] = cbh_strdup(lines[i])))
             return CB_ERR_NOMEM;
-        /* curl_slist_append allocates with libcurl's own allocator. */
-        if (!(l = curl_slist_append(c->default_slist, lines[i])))
-            return CB_ERR_NOMEM;
-        c->default_slist = l;
-    }
     return CB_OK;
 }
 
@@ -172,7 +165,6 @@ CB_EXPORT void api_client_free(api_client *c)
         for (i = 0; c->default_headers[i]; i++)
             cbh_free(c->default_headers[i]);
     cbh_free(c->default_headers);
-    curl_slist_free_all(c->default_slist);
     cbh_free(c->user_agent);
     cbh_free(c);
 }

@@ -13,7 +13,8 @@ typedef struct snapshot {
     bool                oom;
 } snapshot;
 
-/* Runs under the origin map's lock: copies one origin's figures. */
+/* Copies one origin's figures into the snapshot (cbh_origins_foreach runs
+ * it on a referenced snapshot of the map, without its lock). */
 static void snapshot_origin(cbh_origin *o, void *ud)
 {
     snapshot           *s = ud;

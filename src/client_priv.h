@@ -9,6 +9,7 @@
 
 #include "cache.h"
 #include "origin.h"
+#include "response.h"
 #include "transport.h"
 #include "url.h"
 
@@ -22,19 +23,15 @@ struct api_client {
     cbh_transport     *transport;
     char              *user_agent;
     char             **default_headers; /* NULL-terminated copies */
-    struct curl_slist *default_slist;
     _Atomic uint64_t   calls;           /* seeds each call's jitter */
 };
 
-/* The client's monotonic clock in ms (injected or CLOCK_MONOTONIC). */
+/* The client's monotonic clock in ms (injected, or cb_clock_monotonic_ms:
+ * CLOCK_MONOTONIC_COARSE). */
 uint64_t cbh_client_now(const api_client *c);
 
 /* Resolves url_or_path against the client's base URL. */
 cb_err cbh_client_resolve(const api_client *c, const char *url_or_path, cbh_url *u,
                           char *err, size_t err_size);
-
-/* Leaves resp as every failed call does: zeroed, an empty body the caller
- * may print, and msg as the error detail. */
-void cbh_response_fail(api_response *resp, const char *msg);
 
 #endif

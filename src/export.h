@@ -1,5 +1,5 @@
-/* Metrics exporters working on a snapshot, and the response-body helpers
- * the client shares with them. */
+/* Metrics exporters: a snapshot (api_client_metrics) as JSON or as
+ * Prometheus text. */
 #ifndef CBH_EXPORT_H
 #define CBH_EXPORT_H
 

@@ -4,7 +4,7 @@
 #include <cjson/cJSON.h>
 
 #include "cbhttp.h"
-#include "client_priv.h"
+#include "response.h"
 
 /* JSON's insignificant whitespace (RFC 8259 section 2). */
 static int json_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }

@@ -63,8 +63,8 @@ static void origin_breaker_cfg(const cbh_origins *m, cbh_origin *o, const cb_con
      * so the trampoline is installed only when someone listens. */
     out->listener = m->cfg.on_event ? origin_on_event : NULL;
     out->listener_data = m->cfg.on_event ? o : NULL;
-    out->classify = m->cfg.classify;
-    out->classify_data = m->cfg.classify_data;
+    out->classify = NULL;
+    out->classify_data = NULL;
     out->clock = m->cfg.clock;
     out->clock_data = m->cfg.clock_data;
 }

@@ -44,7 +44,7 @@ typedef struct cbh_origin {
     _Atomic uint64_t last_used_ms; /* the start of its last call, or its end once released */
     _Atomic unsigned refs; /* callers holding it: not evicted while > 0. Taken only
                               under the map's lock, dropped without it. */
-    pthread_mutex_t  cfg_lock; /* added: serialises reconfiguration and guards applied */
+    pthread_mutex_t  cfg_lock; /* serialises reconfiguration and guards applied */
     UT_hash_handle   hh;
     /* The map's LRU list, most recently got first; under the map's lock. */
     struct cbh_origin *lru_prev, *lru_next;
@@ -65,8 +65,6 @@ typedef struct cbh_origins_config {
     cbh_origin_event_fn on_event; /* may be NULL: then breakers get no listener at
                                      all, which keeps their success path lock-free */
     void               *event_data;
-    cb_classify_fn      classify; /* handed to every breaker; may be NULL */
-    void               *classify_data;
 } cbh_origins_config;
 
 /* NULL on OOM or when cfg->defaults is not a valid breaker config. */

@@ -1,6 +1,6 @@
 /* The retry policy: which calls may be retried, how long to wait, and the
  * per-origin retry budget that keeps retries from multiplying the load on a
- * failing service. The loop itself lives in client.c. */
+ * failing service. The decisions are used by request.c's retry step. */
 #ifndef CBH_RETRY_H
 #define CBH_RETRY_H
 

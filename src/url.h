@@ -14,7 +14,7 @@ typedef struct cbh_base {
     char  *origin; /* "http://host:port", host lower-cased, port always present */
     char  *prefix; /* path prefix without trailing '/', "" if none */
     bool   https;
-    /* Added: the canonical "scheme://host[:port]" + prefix that every request
+    /* The canonical "scheme://host[:port]" + prefix that every request
      * URL starts with (scheme and host lower-cased, the port written only
      * when it is not the scheme's default, IPv6 in inet_ntop form), and the
      * lengths of origin and of url_prefix. */
