@@ -79,10 +79,13 @@ all: $(STATIC) $(BUILD)/libcbhttp.so
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/*.h include/cbhttp/*.h)
+# Each object depends on the headers it really includes (-MMD -MP write
+# them to a .d file beside it), not on every header; and on this Makefile,
+# whose flags it was built with.
+$(BUILD)/obj/%.o: src/%.c Makefile
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
-	$(Q)$(CC) $(REAL_CPPFLAGS) $(REAL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(REAL_CPPFLAGS) $(REAL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
@@ -98,10 +101,12 @@ $(BUILD)/libcbhttp.so: $(SHARED)
 
 # The fixture server: a library for tests, examples, the demo and benches,
 # and a standalone binary that prints its port.
-$(BUILD)/fix/%.o: fixtures/%.c $(wildcard fixtures/*.h)
+$(BUILD)/fix/%.o: fixtures/%.c Makefile
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
-	$(Q)$(CC) $(REAL_CPPFLAGS) -Ifixtures $(REAL_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(REAL_CPPFLAGS) -Ifixtures $(REAL_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(LIB_OBJ:.o=.d) $(FIX_OBJ:.o=.d)
 
 $(FIXLIB): $(FIX_OBJ)
 	@rm -f $@
