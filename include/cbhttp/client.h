@@ -103,7 +103,11 @@ typedef struct api_response {
     char        error[256];   /* detail on failure: libcurl's message or what was invalid */
     uint64_t    elapsed_ms;   /* wall time of the whole call */
     bool        revalidated;  /* a 304 refreshed the cached entry */
-    size_t      headers_size_; /* private: bytes of the headers block */
+    size_t      headers_size_; /* private: bytes of the block headers points
+                                  into, so that copying it (the cache) is one
+                                  memcpy. It must live here: an api_response
+                                  is the caller's storage, the library keeps
+                                  nothing of its own per response. */
 } api_response;
 
 /* ---- Monitoring --------------------------------------------------------- */

@@ -99,8 +99,10 @@ typedef struct api_config {
     api_client_config  client;
     api_origin_config *origins;
     size_t             origin_count;
-    char              *strings_; /* private; unused for now (each string is its
-                                    own allocation, freed by api_config_free) */
+    char              *strings_; /* reserved, always NULL: kept so that the
+                                    struct keeps the size and layout released
+                                    in 0.1.0 (each string is its own
+                                    allocation, freed by api_config_free) */
 } api_config;
 
 CB_EXPORT cb_err api_config_parse(const char *json, size_t len, api_config *out,
