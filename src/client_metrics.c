@@ -41,14 +41,11 @@ static void snapshot_origin(cbh_origin *o, void *ud)
     }
     s->m->origin_count++;
     cb_breaker_metrics(o->breaker, &om->breaker);
-    om->attempts = atomic_load_explicit(&o->attempts, memory_order_relaxed);
-    om->retries = atomic_load_explicit(&o->retries, memory_order_relaxed);
-    om->retries_denied = atomic_load_explicit(&o->retries_denied, memory_order_relaxed);
-    om->cache_hits = atomic_load_explicit(&o->cache_hits, memory_order_relaxed);
-    om->cache_misses = atomic_load_explicit(&o->cache_misses, memory_order_relaxed);
-    om->cache_revalidations = atomic_load_explicit(&o->cache_revalidations, memory_order_relaxed);
-    om->cache_not_modified = atomic_load_explicit(&o->cache_not_modified, memory_order_relaxed);
-    om->cache_stale_served = atomic_load_explicit(&o->cache_stale_served, memory_order_relaxed);
+#define COPY_(field, json, prom, help) \
+    om->field = atomic_load_explicit(&o->field, memory_order_relaxed);
+    API_RETRY_COUNTERS(COPY_)
+    API_CACHE_COUNTERS(COPY_)
+#undef COPY_
     om->budget_available = cbh_budget_available(&o->budget, &s->retry, s->now);
 }
 

@@ -139,6 +139,7 @@ static void json_u64(strbuf *b, int first, const char *name, uint64_t v)
 static void json_origin(strbuf *b, const api_origin_metrics *o)
 {
     const cb_metrics *m = &o->breaker;
+    int               first;
 
     strbuf_puts(b, "{\"origin\":");
     json_string(b, o->origin);
@@ -160,18 +161,19 @@ static void json_origin(strbuf *b, const api_origin_metrics *o)
     json_u64(b, 0, "last_failure_ms", m->last_failure_ms);
     json_u64(b, 0, "last_success_ms", m->last_success_ms);
 
+    /* The first member of a group has no comma before it. */
+#define JSON_ROW_(field, json, prom, help) \
+    json_u64(b, first, json, o->field);    \
+    first = 0;
     strbuf_puts(b, "},\"retry\":{");
-    json_u64(b, 1, "attempts", o->attempts);
-    json_u64(b, 0, "retries", o->retries);
-    json_u64(b, 0, "retries_denied", o->retries_denied);
+    first = 1;
+    API_RETRY_COUNTERS(JSON_ROW_)
     json_u64(b, 0, "budget_available", o->budget_available);
 
     strbuf_puts(b, "},\"cache\":{");
-    json_u64(b, 1, "hits", o->cache_hits);
-    json_u64(b, 0, "misses", o->cache_misses);
-    json_u64(b, 0, "revalidations", o->cache_revalidations);
-    json_u64(b, 0, "not_modified", o->cache_not_modified);
-    json_u64(b, 0, "stale_served", o->cache_stale_served);
+    first = 1;
+    API_CACHE_COUNTERS(JSON_ROW_)
+#undef JSON_ROW_
     strbuf_puts(b, "}}");
 }
 
@@ -256,26 +258,12 @@ static const prom_family origin_families[] = {
     { "cbhttp_breaker_consecutive_successes", "gauge",
       "Successes in a row since the last failure.", PROM_UINT,
       OM_(breaker.consecutive_successes) },
-    { "cbhttp_attempts_total", "counter",
-      "Network attempts sent.", PROM_U64, OM_(attempts) },
-    { "cbhttp_retries_total", "counter",
-      "Network attempts that were retries.", PROM_U64, OM_(retries) },
-    { "cbhttp_retries_denied_total", "counter",
-      "Retries held back by the retry budget.", PROM_U64, OM_(retries_denied) },
+#define PROM_ROW_(field, json, prom, help) { prom, "counter", help, PROM_U64, OM_(field) },
+    API_RETRY_COUNTERS(PROM_ROW_)
     { "cbhttp_retry_budget_available", "gauge",
       "Retries the retry budget would allow now.", PROM_UINT, OM_(budget_available) },
-    { "cbhttp_cache_hits_total", "counter",
-      "Fresh cache hits served without network I/O.", PROM_U64, OM_(cache_hits) },
-    { "cbhttp_cache_misses_total", "counter",
-      "Cache lookups that found no usable entry.", PROM_U64, OM_(cache_misses) },
-    { "cbhttp_cache_revalidations_total", "counter",
-      "Conditional requests sent to revalidate a cached entry.", PROM_U64,
-      OM_(cache_revalidations) },
-    { "cbhttp_cache_not_modified_total", "counter",
-      "Revalidations answered 304 Not Modified.", PROM_U64, OM_(cache_not_modified) },
-    { "cbhttp_cache_stale_served_total", "counter",
-      "Stale cache entries served in place of a failure.", PROM_U64,
-      OM_(cache_stale_served) },
+    API_CACHE_COUNTERS(PROM_ROW_)
+#undef PROM_ROW_
 };
 
 #define CM_(field) offsetof(api_cache_metrics, field)

@@ -32,14 +32,11 @@ typedef struct cbh_origin {
     cbh_budget  budget;
     cbh_origins *map;
 
-    _Atomic uint64_t attempts;
-    _Atomic uint64_t retries;
-    _Atomic uint64_t retries_denied;
-    _Atomic uint64_t cache_hits;
-    _Atomic uint64_t cache_misses;
-    _Atomic uint64_t cache_revalidations;
-    _Atomic uint64_t cache_not_modified;
-    _Atomic uint64_t cache_stale_served;
+    /* The counters of api_origin_metrics (metrics.h lists them). */
+#define CBH_ORIGIN_COUNTER_(field, json, prom, help) _Atomic uint64_t field;
+    API_RETRY_COUNTERS(CBH_ORIGIN_COUNTER_)
+    API_CACHE_COUNTERS(CBH_ORIGIN_COUNTER_)
+#undef CBH_ORIGIN_COUNTER_
 
     _Atomic uint64_t last_used_ms; /* the start of its last call, or its end once released */
     _Atomic unsigned refs; /* callers holding it: not evicted while > 0. Taken only
