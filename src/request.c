@@ -30,6 +30,7 @@
 #include "headers.h"
 #include "log.h"
 #include "mix.h"
+#include "outcome.h"
 #include "request.h"
 #include "response.h"
 #include "sat.h"
@@ -275,16 +276,6 @@ cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char 
     return CB_OK;
 }
 
-/* The contract's list: the origin is failing when it cannot be reached or
- * answered badly. A response over our own size limit or our own lack of
- * memory says nothing about the server's health. */
-static bool default_classify(cb_err err, long status)
-{
-    if (err != CB_OK)
-        return err == CB_ERR_CONNECT || err == CB_ERR_TIMEOUT || err == CB_ERR_TRANSPORT;
-    return status >= 500 || status == 429;
-}
-
 /* "circuit open for <origin>", without snprintf: this is the path that
  * must cost nanoseconds. */
 static void rejection_error(api_response *resp, const char *origin)
@@ -434,7 +425,7 @@ static bool retry_delay(cbh_call *k, cb_err err, uint64_t *delay)
 
     if (k->n + 1 >= k->retry.max_attempts || !k->idempotent)
         return false;
-    if (err != CB_OK ? !cbh_retry_err_ok(err) : !cbh_retry_status_ok(resp->status))
+    if (!cbh_outcome_retryable(err, resp->status))
         return false;
     ra = err == CB_OK ? api_response_header(resp, "Retry-After") : NULL;
     if (ra && cbh_retry_after_ms(ra, (int64_t)time(NULL), delay)) {
@@ -515,7 +506,7 @@ cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc)
                         &follow);
     cbh_response_set_payload(resp, &got);
     failure = k->classify ? k->classify(terr, resp->status, k->classify_data)
-                          : default_classify(terr, resp->status);
+                          : cbh_outcome_breaker_failure(terr, resp->status);
     cb_breaker_record_err(k->o->breaker, &k->permit,
                           failure ? (terr != CB_OK ? terr : CB_ERR_HTTP) : CB_OK);
     k->has_permit = false;
@@ -567,13 +558,6 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
     return true;
 }
 
-static bool is_outage(cb_err err, const api_response *resp)
-{
-    return err == CB_ERR_CIRCUIT_OPEN || err == CB_ERR_CONNECT || err == CB_ERR_TIMEOUT ||
-           err == CB_ERR_TRANSPORT || err == CB_ERR_CACHE_MISS ||
-           (err == CB_ERR_HTTP && resp->status >= 500);
-}
-
 /* The cache after the attempts: store the response under the URL it
  * answers, or refresh the entry a 304 validates. Returns false when a 304
  * validated nothing (the entry went or changed meanwhile): the caller must
@@ -619,7 +603,7 @@ static cbh_step call_end(cbh_call *k, cb_err err)
             k->n = 0;
             return call_attempt(k);
         }
-        if (is_outage(err, resp) && call_serve_stale(k, err))
+        if (cbh_outcome_outage(err, resp->status) && call_serve_stale(k, err))
             err = resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
     } else if (k->c->cache && err == CB_OK && !method_is(k->method, "GET") &&
                !method_is(k->method, "HEAD") && !method_is(k->method, "OPTIONS") &&

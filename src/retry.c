@@ -59,26 +59,6 @@ bool cbh_retry_method_ok(const char *method, bool has_idempotency_key)
     return false;
 }
 
-bool cbh_retry_status_ok(long status)
-{
-    switch (status) {
-    case 408:
-    case 429:
-    case 500:
-    case 502:
-    case 503:
-    case 504:
-        return true;
-    default:
-        return false;
-    }
-}
-
-bool cbh_retry_err_ok(cb_err err)
-{
-    return err == CB_ERR_CONNECT || err == CB_ERR_TIMEOUT || err == CB_ERR_TRANSPORT;
-}
-
 /* xorshift64 (Marsaglia): fast, and good enough to spread retries apart. A
  * zero state would stay zero forever, so it is replaced by a constant. */
 static uint64_t retry_next(uint64_t *rng)

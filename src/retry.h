@@ -20,11 +20,7 @@ void cbh_retry_config_norm(const api_retry_config *in, api_retry_config *out);
  * any method when the request carries an Idempotency-Key. */
 bool cbh_retry_method_ok(const char *method, bool has_idempotency_key);
 
-/* 408, 429, 500, 502, 503, 504. */
-bool cbh_retry_status_ok(long status);
-
-/* CB_ERR_CONNECT, CB_ERR_TIMEOUT, CB_ERR_TRANSPORT. */
-bool cbh_retry_err_ok(cb_err err);
+/* Which outcomes are retryable: outcome.h (cbh_outcome_retryable). */
 
 /* Full-jitter exponential backoff for retry number n (0 = the first retry):
  * uniform in [0, min(max_delay_ms, base_delay_ms * 2^n)], both ends

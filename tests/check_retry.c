@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "httpdate.h"
+#include "outcome.h"
 #include "retry.h"
 
 #include "helpers/testutil.h"
@@ -87,14 +88,36 @@ START_TEST(test_statuses)
     size_t            i;
 
     for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-        ck_assert(cbh_retry_status_ok(yes[i]));
+        ck_assert(cbh_outcome_retryable_status(yes[i]));
     for (s = 0; s < 1000; s++) {
         bool listed = false;
 
         for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
             listed |= yes[i] == s;
-        ck_assert_msg(cbh_retry_status_ok(s) == listed, "status %ld", s);
+        ck_assert_msg(cbh_outcome_retryable_status(s) == listed, "status %ld", s);
     }
+}
+END_TEST
+
+/* The three meanings of an outcome, side by side. */
+START_TEST(test_outcomes)
+{
+    ck_assert(cbh_outcome_breaker_failure(CB_OK, 503));
+    ck_assert(cbh_outcome_breaker_failure(CB_OK, 429));
+    ck_assert(cbh_outcome_breaker_failure(CB_ERR_TIMEOUT, 0));
+    ck_assert(!cbh_outcome_breaker_failure(CB_OK, 404));
+    ck_assert(!cbh_outcome_breaker_failure(CB_ERR_TOO_LARGE, 0));
+    ck_assert(!cbh_outcome_breaker_failure(CB_ERR_NOMEM, 0));
+    ck_assert(cbh_outcome_retryable(CB_OK, 408));
+    ck_assert(!cbh_outcome_retryable(CB_OK, 501)); /* a 5xx that will not change */
+    ck_assert(!cbh_outcome_retryable(CB_ERR_TOO_LARGE, 0));
+    ck_assert(cbh_outcome_outage(CB_ERR_HTTP, 503));
+    ck_assert(!cbh_outcome_outage(CB_ERR_HTTP, 404));
+    ck_assert(cbh_outcome_outage(CB_ERR_CIRCUIT_OPEN, 0));
+    ck_assert(cbh_outcome_outage(CB_ERR_CACHE_MISS, 0));
+    ck_assert(cbh_outcome_outage(CB_ERR_CONNECT, 0));
+    ck_assert(!cbh_outcome_outage(CB_ERR_NOMEM, 0));
+    ck_assert(!cbh_outcome_outage(CB_OK, 200));
 }
 END_TEST
 
@@ -105,7 +128,7 @@ START_TEST(test_errors)
     for (e = 0; e < CB_ERR_COUNT_ + 2; e++) {
         bool want = e == CB_ERR_CONNECT || e == CB_ERR_TIMEOUT || e == CB_ERR_TRANSPORT;
 
-        ck_assert_msg(cbh_retry_err_ok((cb_err)e) == want, "err %d", e);
+        ck_assert_msg(cbh_outcome_retryable((cb_err)e, 0) == want, "err %d", e);
     }
 }
 END_TEST
@@ -505,6 +528,7 @@ static Suite *retry_suite(void)
     tcase_add_test(tc, test_methods);
     tcase_add_test(tc, test_statuses);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_outcomes);
     tcase_add_test(tc, test_backoff_bounds);
     tcase_add_test(tc, test_backoff_mean);
     tcase_add_test(tc, test_backoff_extremes);
