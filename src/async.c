@@ -21,6 +21,8 @@
 #include "request.h"
 
 #define POLL_SLICE_MS 1000 /* longest single wait of the blocking loop */
+#define SPARE_MAX 64       /* finished calls kept for reuse: a call is 1.7 KB,
+                              past malloc's fast bins */
 
 /* A socket an adapter watches: curl_multi_assign keeps it with libcurl. */
 typedef struct sockrec {
@@ -35,6 +37,8 @@ struct api_async {
     CURLM      *multi;
     cbh_call   *calls;      /* accepted, done not yet run */
     cbh_call   *done_head;  /* finished, done due (FIFO) */
+    cbh_call   *spare;      /* finished calls kept for the next ones */
+    size_t      spare_n;
     cbh_call  **done_tail;
     cbh_call  **heap;       /* by link.due: waits and deadlines */
     size_t      heap_n, heap_cap;
@@ -185,6 +189,30 @@ static void call_cancel(api_async *a, cbh_call *k)
     call_queue_done(a, k);
 }
 
+/* A finished call's memory, kept for the next submission (the engine's
+ * steady state then allocates no call at all). */
+static void call_recycle(api_async *a, cbh_call *k)
+{
+    if (a->spare_n >= SPARE_MAX || a->freeing) {
+        cbh_free(k);
+        return;
+    }
+    k->link.next = a->spare;
+    a->spare = k;
+    a->spare_n++;
+}
+
+static cbh_call *call_alloc(api_async *a)
+{
+    cbh_call *k = a->spare;
+
+    if (!k)
+        return cbh_malloc(sizeof(*k));
+    a->spare = k->link.next;
+    a->spare_n--;
+    return k;
+}
+
 /* Runs the done callbacks that were due when it began, in order. A
  * callback may submit, cancel, or ask for the engine to be freed; a call it
  * ends (a cancel, a fresh hit) completes on the next turn, not in this
@@ -204,7 +232,7 @@ static void run_dones(api_async *a)
 
         call_unlink(a, k);
         err = cbh_call_finish(k);
-        cbh_free(k);
+        call_recycle(a, k);
         done(err, resp, ud);
         k = next;
     }
@@ -465,6 +493,10 @@ static void engine_destroy(api_async *a)
     for (i = 0; i < a->socks_n; i++)
         cbh_free(a->socks[i]);
     curl_multi_cleanup(a->multi);
+    while ((k = a->spare)) {
+        a->spare = k->link.next;
+        cbh_free(k);
+    }
     cbh_free(a->socks);
     cbh_free(a->heap);
     cbh_free(a);
@@ -500,7 +532,7 @@ CB_EXPORT cb_err api_async_request(api_async *a, const char *method, const char 
         cbh_response_fail(resp, "engine is being freed");
         return CB_ERR_INVALID;
     }
-    if (!heap_reserve(a, a->pending + 1) || !(k = cbh_malloc(sizeof(*k)))) {
+    if (!heap_reserve(a, a->pending + 1) || !(k = call_alloc(a))) {
         cbh_response_fail(resp, "out of memory");
         return CB_ERR_NOMEM;
     }
@@ -508,7 +540,7 @@ CB_EXPORT cb_err api_async_request(api_async *a, const char *method, const char 
     k->url.heap_ = NULL;
     err = cbh_call_init(k, a->c, method, path, body, body_len, opts, resp, true);
     if (err != CB_OK) {
-        cbh_free(k);
+        call_recycle(a, k);
         return err;
     }
     k->link.done = done;

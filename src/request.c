@@ -106,11 +106,13 @@ static cb_err request_size_check(const cbh_call *k)
  * and its breaker config. */
 static cb_err call_copy(cbh_call *k, const char *const *req, size_t first_req)
 {
-    size_t i, n = k->body_len + 1 + (k->cb_cfg ? sizeof(cb_config) : 0);
+    size_t i, n = (k->body ? k->body_len + 1 : 0) + (k->cb_cfg ? sizeof(cb_config) : 0);
     char  *p;
 
     for (i = 0; req && req[i]; i++)
         n += strlen(req[i]) + 1;
+    if (n == 0)
+        return CB_OK; /* nothing borrowed */
     if (!(k->owned = cbh_malloc(n)))
         return CB_ERR_NOMEM;
     p = k->owned;

@@ -19,7 +19,8 @@
 #include "url.h"
 
 #define POOL_MAX 64           /* idle handles kept; more are closed */
-#define BODY_INITIAL 4096     /* first allocation when no Content-Length */
+#define BUF_INITIAL 512       /* first allocation of a header block, or of a
+                                 body without Content-Length: most are small */
 #define REDIRECT_URL_MAX 8192
 #define PREALLOC_MAX (16u << 20) /* most bytes allocated ahead on a Content-Length */
 
@@ -80,7 +81,7 @@ static bool buf_append(cbh_rbuf *b, const char *p, size_t n)
     }
     if (b->len + n >= b->cap) {
         size_t need = b->len + n; /* <= max: the byte for the NUL comes next */
-        size_t cap = b->cap ? b->cap : BODY_INITIAL;
+        size_t cap = b->cap ? b->cap : BUF_INITIAL;
         char  *d;
 
         if (need == SIZE_MAX) {
@@ -583,8 +584,6 @@ cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out
         err = CB_ERR_NOMEM;
     cbh_free(x->head.data);
     x->head.data = NULL;
-    if (err == CB_OK && !x->body.data && !(x->body.data = cbh_malloc(1)))
-        err = CB_ERR_NOMEM;
     if (err != CB_OK) {
         cbh_free(x->body.data);
         x->body.data = NULL;
@@ -596,7 +595,9 @@ cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out
         }
         return err;
     }
-    x->body.data[x->body.len] = '\0';
+    /* No body: NULL, and response.c hands out its empty one. */
+    if (x->body.data)
+        x->body.data[x->body.len] = '\0';
     out->body = x->body.data;
     out->body_len = x->body.len;
     x->body.data = NULL;
