@@ -7,7 +7,7 @@
 
 #include "client_priv.h"
 
-#define CBH_STACK_HEADERS 16 /* header lines handled without allocation */
+#define CBH_STACK_HEADERS 8 /* header lines handled without allocation */
 #define CBH_CT_LINE_MAX 256  /* "Content-Type: value" */
 
 typedef enum cbh_step {

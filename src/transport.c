@@ -6,8 +6,9 @@
  * cache between threads safely (CURL_LOCK_DATA_CONNECT), so blocking calls
  * take a multi handle from a LIFO pool: a thread making sequential calls
  * gets the same one, and so the same connection, back. An async engine has
- * a multi handle of its own. Easy handles are pooled the same way. DNS
- * answers and TLS sessions are shared through a CURLSH with real locks.
+ * a multi handle of its own. Easy handles are pooled the same way. TLS
+ * sessions are shared through a CURLSH with real locks; DNS answers stay
+ * in each multi handle's cache.
  */
 #include <pthread.h>
 #include <string.h>
@@ -349,7 +350,9 @@ cbh_transport *cbh_transport_new(const cbh_transport_config *cfg)
     curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock);
     curl_share_setopt(t->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
     curl_share_setopt(t->share, CURLSHOPT_USERDATA, t);
-    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    /* DNS answers stay in each multi handle's own cache (one per thread or
+     * engine, kept across calls): sharing them cost two locks per request.
+     * TLS sessions are shared, so that a new thread resumes them. */
     curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     if (cfg->user_agent && !(t->user_agent = cbh_strdup(cfg->user_agent)))
         goto fail;

@@ -44,7 +44,7 @@ typedef struct cbh_url {
     size_t      origin_len;
     bool        https;
     char       *heap_;
-    char        buf_[512];
+    char        buf_[384];
 } cbh_url;
 
 /*
