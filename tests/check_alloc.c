@@ -7,7 +7,6 @@
  * The counting allocator sees only what goes through cb_set_allocator: the
  * library's own allocations and cJSON's. libcurl and the fixture server use
  * the C library's malloc and are unaffected. */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,105 +15,12 @@
 
 #include "cbhttp.h"
 #include "fixture.h"
+#include "helpers/failalloc.h"
 #include "helpers/testutil.h"
 
 /* Far more allocation points than any operation here has: a loop that
  * reaches this did not converge. */
 #define MAX_N 5000
-
-/* ---- the counting allocator ------------------------------------------- */
-
-static atomic_long      live;      /* allocations not yet freed */
-static atomic_ulong     calls;     /* allocation calls since arming */
-static atomic_ulong     fail_at;   /* 0 = never fail; else the call to fail */
-static atomic_bool      failed;    /* the armed failure happened */
-
-/* True when this allocation call is the one to fail. */
-static bool should_fail(void)
-{
-    unsigned long at = atomic_load(&fail_at);
-    unsigned long n = atomic_fetch_add(&calls, 1) + 1;
-
-    if (at && n == at) {
-        atomic_store(&failed, true);
-        return true;
-    }
-    return false;
-}
-
-static void *ca_malloc(size_t size)
-{
-    void *p;
-
-    if (should_fail())
-        return NULL;
-    p = malloc(size);
-    if (p)
-        atomic_fetch_add(&live, 1);
-    return p;
-}
-
-static void *ca_calloc(size_t n, size_t size)
-{
-    void *p;
-
-    if (should_fail())
-        return NULL;
-    p = calloc(n, size);
-    if (p)
-        atomic_fetch_add(&live, 1);
-    return p;
-}
-
-static void *ca_realloc(void *ptr, size_t size)
-{
-    void *p;
-
-    if (should_fail())
-        return NULL;
-    p = realloc(ptr, size);
-    if (p && !ptr)
-        atomic_fetch_add(&live, 1);
-    return p;
-}
-
-static void ca_free(void *ptr)
-{
-    if (ptr)
-        atomic_fetch_sub(&live, 1);
-    free(ptr);
-}
-
-static const cb_allocator counting = { ca_malloc, ca_calloc, ca_realloc, ca_free };
-
-static void install(void)
-{
-    atomic_store(&live, 0);
-    atomic_store(&calls, 0);
-    atomic_store(&fail_at, 0);
-    atomic_store(&failed, false);
-    ck_assert_int_eq(cb_set_allocator(&counting), CB_OK);
-}
-
-static void uninstall(void)
-{
-    ck_assert_int_eq(atomic_load(&live), 0);
-    ck_assert_int_eq(cb_set_allocator(NULL), CB_OK);
-}
-
-static void arm(unsigned long n)
-{
-    atomic_store(&failed, false);
-    atomic_store(&calls, 0);
-    atomic_store(&fail_at, n);
-}
-
-/* Disarms; true when the armed failure happened. */
-static bool disarm(void)
-{
-    atomic_store(&fail_at, 0);
-    return atomic_load(&failed);
-}
 
 static void check_rc(cb_err rc, unsigned long n)
 {
@@ -133,7 +39,7 @@ START_TEST(test_client_new)
     api_client_config cfg;
     unsigned long     n;
 
-    install();
+    tu_alloc_install();
     memset(&cfg, 0, sizeof(cfg));
     cfg.base_url = "http://127.0.0.1:1/api";
     cfg.user_agent = "alloc-test/1";
@@ -143,11 +49,11 @@ START_TEST(test_client_new)
         api_client *c;
         bool        hit;
 
-        arm(n);
+        tu_alloc_fail_at(n);
         c = api_client_new(&cfg);
-        hit = disarm();
+        hit = tu_alloc_disarm();
         api_client_free(c);
-        ck_assert_int_eq(atomic_load(&live), 0);
+        ck_assert_int_eq(tu_alloc_live(), 0);
         if (!hit) {
             ck_assert_ptr_nonnull(c);
             break;
@@ -155,7 +61,7 @@ START_TEST(test_client_new)
     }
     ck_assert_uint_lt(n, MAX_N);
     ck_assert_uint_gt(n, 3); /* it did allocate several times */
-    uninstall();
+    tu_alloc_uninstall();
 }
 END_TEST
 
@@ -169,7 +75,7 @@ START_TEST(test_get_with_retries)
     unsigned long     n;
 
     ck_assert_ptr_nonnull(f);
-    install();
+    tu_alloc_install();
     memset(&cfg, 0, sizeof(cfg));
     cfg.base_url = fixture_url(f);
     cfg.retry.max_attempts = 3;
@@ -188,9 +94,9 @@ START_TEST(test_get_with_retries)
 
         ck_assert_ptr_nonnull(c);
         snprintf(path, sizeof(path), "/flaky/alloc-b-%lu/2", n);
-        arm(n);
+        tu_alloc_fail_at(n);
         rc = api_get(c, path, &opts, &resp);
-        hit = disarm();
+        hit = tu_alloc_disarm();
         check_rc(rc, n);
         /* Whatever happened, the response is freeable and has a body. */
         ck_assert_ptr_nonnull(resp.body);
@@ -201,12 +107,12 @@ START_TEST(test_get_with_retries)
         }
         api_response_free(&resp);
         api_client_free(c);
-        ck_assert_int_eq(atomic_load(&live), 0);
+        ck_assert_int_eq(tu_alloc_live(), 0);
         if (!hit)
             break;
     }
     ck_assert_uint_lt(n, MAX_N);
-    uninstall();
+    tu_alloc_uninstall();
     fixture_stop(f);
 }
 END_TEST
@@ -219,7 +125,7 @@ START_TEST(test_cache_store_and_hit)
     unsigned long     n;
 
     ck_assert_ptr_nonnull(f);
-    install();
+    tu_alloc_install();
     memset(&cfg, 0, sizeof(cfg));
     cfg.base_url = fixture_url(f);
     for (n = 1; n < MAX_N; n++) {
@@ -231,10 +137,10 @@ START_TEST(test_cache_store_and_hit)
 
         ck_assert_ptr_nonnull(c);
         snprintf(path, sizeof(path), "/cache/alloc-c-%lu?cc=max-age%%3D600&etag=v", n);
-        arm(n);
+        tu_alloc_fail_at(n);
         rc1 = api_get(c, path, NULL, &r1);
         rc2 = api_get(c, path, NULL, &r2);
-        hit = disarm();
+        hit = tu_alloc_disarm();
         check_rc(rc1, n);
         check_rc(rc2, n);
         ck_assert_ptr_nonnull(r1.body);
@@ -255,12 +161,12 @@ START_TEST(test_cache_store_and_hit)
         api_response_free(&r1);
         api_response_free(&r2);
         api_client_free(c);
-        ck_assert_int_eq(atomic_load(&live), 0);
+        ck_assert_int_eq(tu_alloc_live(), 0);
         if (!hit)
             break;
     }
     ck_assert_uint_lt(n, MAX_N);
-    uninstall();
+    tu_alloc_uninstall();
     fixture_stop(f);
 }
 END_TEST
@@ -276,7 +182,7 @@ START_TEST(test_metrics)
     char              other[64];
 
     ck_assert_ptr_nonnull(f);
-    install();
+    tu_alloc_install();
     memset(&cfg, 0, sizeof(cfg));
     cfg.base_url = fixture_url(f);
     c = api_client_new(&cfg);
@@ -288,13 +194,13 @@ START_TEST(test_metrics)
     for (n = 1; n < MAX_N; n++) {
         char  *json = NULL, *prom = NULL;
         cb_err rj, rp;
-        long   before = atomic_load(&live);
+        long   before = tu_alloc_live();
         bool   hit;
 
-        arm(n);
+        tu_alloc_fail_at(n);
         rj = api_client_metrics_json(c, &json);
         rp = api_client_metrics_prometheus(c, &prom);
-        hit = disarm();
+        hit = tu_alloc_disarm();
         check_rc(rj, n);
         check_rc(rp, n);
         if (rj == CB_OK)
@@ -313,13 +219,13 @@ START_TEST(test_metrics)
         }
         cb_free(json);
         cb_free(prom);
-        ck_assert_int_eq(atomic_load(&live), before);
+        ck_assert_int_eq(tu_alloc_live(), before);
         if (!hit)
             break;
     }
     ck_assert_uint_lt(n, MAX_N);
     api_client_free(c);
-    uninstall();
+    tu_alloc_uninstall();
     fixture_stop(f);
 }
 END_TEST
@@ -331,14 +237,14 @@ START_TEST(test_breaker_new)
                           .slow_call_ms = 100 };
     unsigned long n;
 
-    install();
+    tu_alloc_install();
     for (n = 1; n < MAX_N; n++) {
         cb_breaker *b;
         bool        hit;
 
-        arm(n);
+        tu_alloc_fail_at(n);
         b = cb_breaker_new(&cfg);
-        hit = disarm();
+        hit = tu_alloc_disarm();
         if (hit) {
             ck_assert_ptr_null(b);
         } else {
@@ -349,12 +255,12 @@ START_TEST(test_breaker_new)
             cb_breaker_record(b, &p, false);
         }
         cb_breaker_free(b);
-        ck_assert_int_eq(atomic_load(&live), 0);
+        ck_assert_int_eq(tu_alloc_live(), 0);
         if (!hit)
             break;
     }
     ck_assert_uint_lt(n, MAX_N);
-    uninstall();
+    tu_alloc_uninstall();
 }
 END_TEST
 
@@ -376,16 +282,16 @@ START_TEST(test_config_parse)
 {
     unsigned long n;
 
-    install();
+    tu_alloc_install();
     for (n = 1; n < MAX_N; n++) {
         api_config cfg;
         char       err[256];
         cb_err     rc;
         bool       hit;
 
-        arm(n);
+        tu_alloc_fail_at(n);
         rc = api_config_parse(config_json, strlen(config_json), &cfg, err, sizeof(err));
-        hit = disarm();
+        hit = tu_alloc_disarm();
         ck_assert_msg(rc == CB_OK || rc == CB_ERR_NOMEM, "N=%lu: %s (%s)", n, cb_strerror(rc),
                       err);
         if (rc != CB_OK)
@@ -395,12 +301,12 @@ START_TEST(test_config_parse)
             ck_assert_uint_eq(cfg.origin_count, 2);
         }
         api_config_free(&cfg);
-        ck_assert_int_eq(atomic_load(&live), 0);
+        ck_assert_int_eq(tu_alloc_live(), 0);
         if (!hit)
             break;
     }
     ck_assert_uint_lt(n, MAX_N);
-    uninstall();
+    tu_alloc_uninstall();
 }
 END_TEST
 
@@ -409,35 +315,35 @@ START_TEST(test_client_from_config)
     api_config    cfg;
     unsigned long n;
 
-    install();
+    tu_alloc_install();
     ck_assert_int_eq(api_config_parse(config_json, strlen(config_json), &cfg, NULL, 0), CB_OK);
     for (n = 1; n < MAX_N; n++) {
         api_client *c;
-        long        before = atomic_load(&live);
+        long        before = tu_alloc_live();
         bool        hit;
 
-        arm(n);
+        tu_alloc_fail_at(n);
         c = api_client_new_from_config(&cfg);
-        hit = disarm();
+        hit = tu_alloc_disarm();
         if (hit)
             ck_assert_ptr_null(c);
         else
             ck_assert_ptr_nonnull(c);
         api_client_free(c);
-        ck_assert_int_eq(atomic_load(&live), before);
+        ck_assert_int_eq(tu_alloc_live(), before);
         if (!hit)
             break;
     }
     ck_assert_uint_lt(n, MAX_N);
     api_config_free(&cfg);
-    uninstall();
+    tu_alloc_uninstall();
 }
 END_TEST
 
 /* The allocator hook itself: a partial allocator is refused. */
 START_TEST(test_set_allocator_invalid)
 {
-    cb_allocator partial = counting;
+    cb_allocator partial = tu_alloc_counting;
 
     partial.realloc_fn = NULL;
     ck_assert_int_eq(cb_set_allocator(&partial), CB_ERR_INVALID);

@@ -22,25 +22,13 @@
 
 #include "cbhttp.h"
 #include "fixture.h"
+#include "helpers/clients.h"
 #include "helpers/testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* A client on the fixture with retries off, so that one call is one
- * attempt unless a test says otherwise. cfg may carry more settings. */
-static api_client *client_on(const fixture *f, api_client_config *cfg)
-{
-    api_client_config local;
-
-    if (!cfg) {
-        memset(&local, 0, sizeof(local));
-        cfg = &local;
-    }
-    cfg->base_url = fixture_url(f);
-    if (!cfg->retry.max_attempts)
-        cfg->retry.max_attempts = 1;
-    return api_client_new(cfg);
-}
+/* Clients on the fixture come from tu_client_on(fixture_url(f), 1, cfg):
+ * retries off, so that one call is one attempt unless cfg says otherwise. */
 
 /* "http://localhost:PORT": the same server under another origin. */
 static void localhost_url(const fixture *f, const char *path, char *out, size_t size)
@@ -60,10 +48,7 @@ static api_client *client_refused(api_client_config *cfg)
     static char base[64];
 
     snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)tu_closed_port());
-    cfg->base_url = base;
-    if (!cfg->retry.max_attempts)
-        cfg->retry.max_attempts = 1;
-    return api_client_new(cfg);
+    return tu_client_on(base, 1, cfg);
 }
 
 /* The body of a /echo response as JSON; the caller deletes it. */
@@ -188,7 +173,7 @@ START_TEST(test_get_ok)
     cJSON       *j;
 
     ck_assert_ptr_nonnull(f);
-    c = client_on(f, NULL);
+    c = tu_client_on(fixture_url(f), 1, NULL);
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(api_get(c, "/ok", NULL, &r), CB_OK);
     ck_assert_int_eq(r.status, 200);
@@ -222,7 +207,7 @@ START_TEST(test_methods_with_body)
 {
     static const char *const methods[] = { "POST", "PUT", "PATCH", "DELETE" };
     fixture                 *f = fixture_start();
-    api_client              *c = client_on(f, NULL);
+    api_client              *c = tu_client_on(fixture_url(f), 1, NULL);
     size_t                   i;
 
     ck_assert_ptr_nonnull(c);
@@ -278,7 +263,7 @@ END_TEST
 START_TEST(test_head)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response r;
 
     ck_assert_int_eq(api_request(c, "HEAD", "/ok", NULL, 0, NULL, &r), CB_OK);
@@ -313,7 +298,7 @@ START_TEST(test_default_headers_and_user_agent)
     memset(&cfg, 0, sizeof(cfg));
     cfg.default_headers = defs;
     cfg.user_agent = "check-client/1.0";
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     ck_assert_ptr_nonnull(c);
 
     ck_assert_int_eq(api_get(c, "/echo", NULL, &r), CB_OK);
@@ -339,7 +324,7 @@ START_TEST(test_default_headers_and_user_agent)
     api_client_free(c);
 
     /* The default user agent names the library. */
-    c = client_on(f, NULL);
+    c = tu_client_on(fixture_url(f), 1, NULL);
     ck_assert_int_eq(api_get(c, "/echo", NULL, &r), CB_OK);
     j = echo_json(&r);
     ck_assert_ptr_nonnull(echo_header(j, "User-Agent", NULL));
@@ -360,7 +345,7 @@ START_TEST(test_header_injection)
     static const char *const badname[] = { "X A: 1", NULL };
     static const char *const *const cases[] = { crlf, lf, cr, nocolon, badname };
     fixture                         *f = fixture_start();
-    api_client                      *c = client_on(f, NULL);
+    api_client                      *c = tu_client_on(fixture_url(f), 1, NULL);
     size_t                           i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -419,7 +404,7 @@ END_TEST
 START_TEST(test_request_too_large)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     size_t       big = 1024 * 1024;
     char        *path = malloc(big + 8), *hdr = malloc(2 * big + 8);
     const char  *hdrs[] = { hdr, NULL };
@@ -466,7 +451,7 @@ START_TEST(test_body_limit)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.max_body_bytes = 1000;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     ck_assert_ptr_nonnull(c);
     /* Exactly the limit is fine. */
     ck_assert_int_eq(api_get(c, "/large/1000", NULL, &r), CB_OK);
@@ -511,7 +496,7 @@ END_TEST
 START_TEST(test_response_overwrite_and_free)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response r, z;
 
     memset(&r, 0xA5, sizeof(r));
@@ -570,7 +555,7 @@ END_TEST
 START_TEST(test_err_http)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response r;
     cJSON       *j;
 
@@ -628,7 +613,7 @@ END_TEST
 START_TEST(test_err_connect_outage)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response r;
     cb_err       e;
 
@@ -648,7 +633,7 @@ END_TEST
 START_TEST(test_err_timeout)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_options  o;
     api_response r;
 
@@ -669,7 +654,7 @@ START_TEST(test_err_timeout)
 
         memset(&cfg, 0, sizeof(cfg));
         cfg.timeout_ms = 200;
-        c = client_on(f, &cfg);
+        c = tu_client_on(fixture_url(f), 1, &cfg);
         ck_assert_int_eq(api_get(c, "/hang", NULL, &r), CB_ERR_TIMEOUT);
         api_response_free(&r);
         /* A delay inside the deadline is fine. */
@@ -687,7 +672,7 @@ START_TEST(test_err_transport)
                                        "/raw/bad-chunked", "/raw/content-length-lies",
                                        "/raw/close" };
     fixture                 *f = fixture_start();
-    api_client              *c = client_on(f, NULL);
+    api_client              *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response             r;
     size_t                   i;
     cb_err                   e;
@@ -741,7 +726,7 @@ END_TEST
 START_TEST(test_err_circuit_open_and_strerror)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response r;
     int          e;
 
@@ -773,7 +758,7 @@ static const char *const bad_paths[] = {
 START_TEST(test_bad_paths)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response r;
 
     ck_assert_msg(api_get(c, bad_paths[_i], NULL, &r) == CB_ERR_INVALID, "accepted \"%s\"",
@@ -796,7 +781,7 @@ START_TEST(test_good_paths)
     static const char *const good[] = { "/ok", "/echo?x=1&y=%40", "/echo?to=http://h/x",
                                         "/status/200", "/echo%2f" };
     fixture                 *f = fixture_start();
-    api_client              *c = client_on(f, NULL);
+    api_client              *c = tu_client_on(fixture_url(f), 1, NULL);
     size_t                   i;
 
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -889,7 +874,7 @@ static cb_err get_redirect(api_client *c, const char *to, api_response *r)
 START_TEST(test_redirect_off_by_default)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response r;
     char         to[128];
 
@@ -916,7 +901,7 @@ START_TEST(test_redirect_same_origin)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.max_redirects = 3;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     abs_url(f, "/ok", to, sizeof(to));
     ck_assert_int_eq(get_redirect(c, to, &r), CB_OK);
     ck_assert_int_eq(r.status, 200);
@@ -959,7 +944,7 @@ START_TEST(test_redirect_cross_origin)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.max_redirects = 3;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     localhost_url(f, "/ok", to, sizeof(to));
     ck_assert_int_eq(get_redirect(c, to, &r), CB_OK);
     ck_assert_int_eq(r.status, 302);
@@ -972,7 +957,7 @@ START_TEST(test_redirect_cross_origin)
     api_client_free(c);
 
     cfg.allow_cross_origin_redirects = true;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     ck_assert_int_eq(get_redirect(c, to, &r), CB_OK);
     ck_assert_int_eq(r.status, 200);
     api_response_free(&r);
@@ -995,7 +980,7 @@ END_TEST
 START_TEST(test_keep_alive)
 {
     fixture    *f = fixture_start();
-    api_client *c = client_on(f, NULL);
+    api_client *c = tu_client_on(fixture_url(f), 1, NULL);
     int         i;
 
     for (i = 0; i < 20; i++) {
@@ -1028,7 +1013,7 @@ START_TEST(test_breaker_opens_and_recovers)
     tu_clock_install(&tc, &cfg);
     cfg.circuit_breaker.failure_threshold = 3;
     cfg.circuit_breaker.reset_timeout_ms = 5000;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(api_client_breaker_state(c, "/ok"), CB_CLOSED);
     ck_assert_int_eq(api_client_breaker_metrics(c, "/ok", &m), CB_ERR_INVALID);
@@ -1139,7 +1124,7 @@ START_TEST(test_breaker_classification)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.circuit_breaker.failure_threshold = 3;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     for (i = 0; i < 10; i++) {
         ck_assert_int_eq(api_get(c, i % 2 ? "/status/404" : "/status/400", NULL, &r),
                          CB_ERR_HTTP);
@@ -1158,7 +1143,7 @@ START_TEST(test_breaker_classification)
     api_client_free(c);
 
     /* Other 5xx count too. */
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     ck_assert_int_eq(api_get(c, "/status/502", NULL, &r), CB_ERR_HTTP);
     api_response_free(&r);
     ck_assert_int_eq(api_get(c, "/status/599", NULL, &r), CB_ERR_HTTP);
@@ -1194,7 +1179,7 @@ START_TEST(test_breaker_connect_errors_and_timeouts)
     api_response_free(&r);
     api_client_free(c);
 
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     memset(&o, 0, sizeof(o));
     o.timeout_ms = 150;
     for (i = 0; i < 2; i++) {
@@ -1207,7 +1192,7 @@ START_TEST(test_breaker_connect_errors_and_timeouts)
     api_client_free(c);
 
     /* Transport errors too. */
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     for (i = 0; i < 2; i++) {
         ck_assert_int_eq(api_get(c, "/reset-mid-body", NULL, &r), CB_ERR_TRANSPORT);
         api_response_free(&r);
@@ -1245,7 +1230,7 @@ START_TEST(test_breaker_custom_classifier)
     cfg.circuit_breaker.failure_threshold = 3;
     cfg.classify = never_failure;
     cfg.classify_data = &client_calls;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     for (i = 0; i < 5; i++) {
         ck_assert_int_eq(api_get(c, "/status/500", NULL, &r), CB_ERR_HTTP);
         api_response_free(&r);
@@ -1282,7 +1267,7 @@ START_TEST(test_breaker_per_request_config)
     two.failure_threshold = 2;
     memset(&five, 0, sizeof(five));
     five.failure_threshold = 5;
-    c = client_on(f, NULL); /* client default: 5 */
+    c = tu_client_on(fixture_url(f), 1, NULL); /* client default: 5 */
     memset(&o, 0, sizeof(o));
 
     /* Created on first use with the request's config. */
@@ -1367,7 +1352,7 @@ START_TEST(test_set_origin_breaker)
     api_client_free(c);
 
     /* With a base URL, a path names the base's origin. */
-    c = client_on(f, NULL);
+    c = tu_client_on(fixture_url(f), 1, NULL);
     ck_assert_int_eq(api_client_set_origin_breaker(c, "/", &one), CB_OK);
     ck_assert_int_eq(api_client_set_origin_breaker(c, "//evil", &one), CB_ERR_INVALID);
     ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
@@ -1381,7 +1366,7 @@ END_TEST
 START_TEST(test_trip_and_reset)
 {
     fixture     *f = fixture_start();
-    api_client  *c = client_on(f, NULL);
+    api_client  *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response r;
 
     ck_assert_int_eq(api_client_trip(c, "/anything"), CB_OK);
@@ -1456,7 +1441,7 @@ START_TEST(test_events)
     cfg.circuit_breaker.reset_timeout_ms = 1000;
     cfg.on_event = on_event;
     cfg.event_data = &l;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     snprintf(origin, sizeof(origin), "http://127.0.0.1:%u", (unsigned)fixture_port(f));
     for (i = 0; i < 2; i++) {
         api_get(c, "/status/500", NULL, &r);
@@ -1644,7 +1629,7 @@ START_TEST(test_threads_shared_client)
     cfg.retry.max_attempts = 2;
     cfg.retry.base_delay_ms = 1;
     cfg.retry.max_delay_ms = 2;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     ck_assert_ptr_nonnull(c);
     run_threads(f, c);
     api_client_free(c);
@@ -1663,7 +1648,7 @@ START_TEST(test_threads_flapping_breaker)
     cfg.circuit_breaker.failure_threshold = 3;
     cfg.circuit_breaker.reset_timeout_ms = 5;
     cfg.circuit_breaker.half_open_max = 2;
-    c = client_on(f, &cfg);
+    c = tu_client_on(fixture_url(f), 1, &cfg);
     ck_assert_ptr_nonnull(c);
     run_threads(f, c);
     api_client_free(c);

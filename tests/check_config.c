@@ -9,6 +9,7 @@
 
 #include "cbhttp.h"
 
+#include "helpers/failalloc.h"
 #include "helpers/testutil.h"
 
 static const char full_doc[] =
@@ -647,29 +648,20 @@ START_TEST(test_client_from_bad_config)
 }
 END_TEST
 
-/* An allocator that fails from the n-th allocation on. */
-static long fail_after;
-
-static int fail_now(void) { return fail_after >= 0 && fail_after-- == 0; }
-static void *f_malloc(size_t n) { return fail_now() ? NULL : malloc(n); }
-static void *f_calloc(size_t n, size_t m) { return fail_now() ? NULL : calloc(n, m); }
-static void *f_realloc(void *p, size_t n) { return fail_now() ? NULL : realloc(p, n); }
-
 /* Every allocation failing in turn: never a crash or a leak, and *out owns
  * nothing afterwards. cJSON reports its own OOM as a parse failure. */
 START_TEST(test_out_of_memory)
 {
-    static const cb_allocator failing = { f_malloc, f_calloc, f_realloc, free };
     api_config cfg;
     char err[256];
     long n;
     cb_err rc = CB_ERR_NOMEM;
 
-    ck_assert_int_eq(cb_set_allocator(&failing), CB_OK);
+    tu_alloc_install();
     for (n = 0; n < 10000; n++) {
-        fail_after = n;
+        tu_alloc_fail_at((unsigned long)n + 1); /* n allocations succeed */
         rc = api_config_parse(full_doc, strlen(full_doc), &cfg, err, sizeof err);
-        fail_after = -1;
+        tu_alloc_disarm();
         if (rc == CB_OK)
             break;
         ck_assert_msg(rc == CB_ERR_NOMEM || rc == CB_ERR_PARSE, "n=%ld rc=%d %s", n, (int)rc,

@@ -11,6 +11,7 @@
 #include "cbhttp.h"
 #include "export.h"
 
+#include "helpers/failalloc.h"
 #include "helpers/testutil.h"
 
 #define NASTY_ORIGIN "http://we\"ird\\host\n:8080"
@@ -469,31 +470,23 @@ START_TEST(test_many_origins)
 }
 END_TEST
 
-static long fail_after;
-
-static int fail_now(void) { return fail_after >= 0 && fail_after-- == 0; }
-static void *f_malloc(size_t n) { return fail_now() ? NULL : malloc(n); }
-static void *f_calloc(size_t n, size_t m) { return fail_now() ? NULL : calloc(n, m); }
-static void *f_realloc(void *p, size_t n) { return fail_now() ? NULL : realloc(p, n); }
-
 /* Every allocation failing in turn gives NULL without a leak. */
 START_TEST(test_out_of_memory)
 {
-    static const cb_allocator failing = { f_malloc, f_calloc, f_realloc, free };
     char *(*const fns[2])(const api_client_metrics *) = { cbh_metrics_to_json,
                                                          cbh_metrics_to_prometheus };
     size_t f;
     long n;
 
     build_snapshot();
-    ck_assert_int_eq(cb_set_allocator(&failing), CB_OK);
+    tu_alloc_install();
     for (f = 0; f < 2; f++) {
         char *text = NULL;
 
         for (n = 0; n < 100 && !text; n++) {
-            fail_after = n;
+            tu_alloc_fail_at((unsigned long)n + 1); /* n allocations succeed */
             text = fns[f](&snap);
-            fail_after = -1;
+            tu_alloc_disarm();
         }
         ck_assert_ptr_nonnull(text);
         ck_assert_int_gt(n, 1); /* at least one failure was exercised */

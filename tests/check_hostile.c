@@ -18,6 +18,7 @@
 
 #include "cbhttp.h"
 #include "fixture.h"
+#include "helpers/clients.h"
 #include "helpers/testutil.h"
 
 static fixture *fx;
@@ -42,9 +43,11 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* A client on base (the fixture or its raw listener) with one attempt per
- * call unless attempts says otherwise. */
-static api_client *client_on(const char *base, unsigned attempts, api_client_config *extra)
+/* tu_client_on on base (the fixture or its raw listener) with a breaker
+ * that never opens here; extra is copied, not modified, and sets no
+ * max_attempts of its own (attempts does; 0 leaves the library default). */
+static api_client *hostile_client(const char *base, unsigned attempts,
+                                  const api_client_config *extra)
 {
     api_client_config cfg;
 
@@ -52,11 +55,8 @@ static api_client *client_on(const char *base, unsigned attempts, api_client_con
         cfg = *extra;
     else
         memset(&cfg, 0, sizeof(cfg));
-    cfg.base_url = base;
-    if (attempts)
-        cfg.retry.max_attempts = attempts;
-    cfg.circuit_breaker.failure_threshold = 100; /* never opens here */
-    return api_client_new(&cfg);
+    cfg.circuit_breaker.failure_threshold = 100;
+    return tu_client_on(base, attempts, &cfg);
 }
 
 /* The origin's breaker recorded exactly this many failures and successes. */
@@ -119,7 +119,7 @@ static const struct {
 START_TEST(test_transport_failure)
 {
     const char *base = transport_failures[_i].raw ? fixture_raw_url(fx) : fixture_url(fx);
-    api_client *c = client_on(base, 1, NULL);
+    api_client *c = hostile_client(base, 1, NULL);
 
     get_fails(c, transport_failures[_i].path, 0, CB_ERR_TRANSPORT);
     check_breaker(c, 1, 0);
@@ -139,7 +139,7 @@ START_TEST(test_reset_mid_body_retried)
     memset(&cfg, 0, sizeof(cfg));
     tu_clock_install(&tc, &cfg);
     cfg.retry.base_delay_ms = 1;
-    c = client_on(fixture_url(fx), 3, &cfg);
+    c = hostile_client(fixture_url(fx), 3, &cfg);
     ck_assert_int_eq(api_get(c, "/reset-mid-body", NULL, &resp), CB_ERR_TRANSPORT);
     ck_assert_uint_eq(resp.attempts, 3);
     ck_assert_uint_eq(fixture_requests_path(fx, "/reset-mid-body"), 3);
@@ -154,7 +154,7 @@ END_TEST
  * deadline. */
 START_TEST(test_hang_times_out)
 {
-    api_client  *c = client_on(fixture_url(fx), 3, NULL);
+    api_client  *c = hostile_client(fixture_url(fx), 3, NULL);
     api_response resp;
     api_options  opts = { .timeout_ms = 300 };
     uint64_t     t0 = mono_ms();
@@ -172,7 +172,7 @@ END_TEST
 /* Bytes keep coming, but too slowly: the deadline covers the body too. */
 START_TEST(test_drip_beyond_deadline)
 {
-    api_client  *c = client_on(fixture_url(fx), 1, NULL);
+    api_client  *c = hostile_client(fixture_url(fx), 1, NULL);
     uint64_t     t0 = mono_ms();
 
     get_fails(c, "/drip/100/50", 300, CB_ERR_TIMEOUT);
@@ -188,7 +188,7 @@ END_TEST
  * (test_transport_failure) are the scripts' own. */
 START_TEST(test_raw_ok)
 {
-    api_client  *c = client_on(fixture_raw_url(fx), 1, NULL);
+    api_client  *c = hostile_client(fixture_raw_url(fx), 1, NULL);
     api_response resp;
 
     ck_assert_int_eq(api_get(c, "/raw/ok", NULL, &resp), CB_OK);
@@ -240,7 +240,7 @@ static api_client *limited_client(const char *base)
     memset(&cfg, 0, sizeof(cfg));
     cfg.max_body_bytes = 64 * 1024;
     cfg.max_header_bytes = 16 * 1024;
-    return client_on(base, 0, &cfg);
+    return hostile_client(base, 0, &cfg);
 }
 
 /* A single header line far larger than max_header_bytes (and than
@@ -397,7 +397,7 @@ END_TEST
 /* A list of identical lengths is one length (RFC 9112 6.3). */
 START_TEST(test_same_lengths_accepted)
 {
-    api_client  *c = client_on(fixture_raw_url(fx), 1, NULL);
+    api_client  *c = hostile_client(fixture_raw_url(fx), 1, NULL);
     api_response resp;
 
     ck_assert_int_eq(api_get(c, "/raw/same-lengths", NULL, &resp), CB_OK);
@@ -410,7 +410,7 @@ END_TEST
 /* Conflicting framing delivers no body at all, not the first 5 bytes. */
 START_TEST(test_conflicting_length_no_body)
 {
-    api_client  *c = client_on(fixture_raw_url(fx), 1, NULL);
+    api_client  *c = hostile_client(fixture_raw_url(fx), 1, NULL);
     api_response resp;
 
     ck_assert_int_eq(api_get(c, "/raw/two-lengths", NULL, &resp), CB_ERR_TRANSPORT);
@@ -446,7 +446,7 @@ END_TEST
 /* Trailer fields never join the header section nor drive caching. */
 START_TEST(test_trailers_are_not_headers)
 {
-    api_client  *c = client_on(fixture_raw_url(fx), 1, NULL);
+    api_client  *c = hostile_client(fixture_raw_url(fx), 1, NULL);
     api_response resp;
     unsigned     i;
 
@@ -478,7 +478,7 @@ START_TEST(test_size_limits_extremes)
         memset(&cfg, 0, sizeof(cfg));
         cfg.max_body_bytes = limits[i];
         cfg.max_header_bytes = limits[i] > 1 ? limits[i] : 64 * 1024;
-        c = client_on(fixture_url(fx), 1, &cfg);
+        c = hostile_client(fixture_url(fx), 1, &cfg);
         ck_assert_ptr_nonnull(c);
         if (limits[i] > 1) {
             ck_assert_int_eq(api_get(c, "/large/100000", NULL, &resp), CB_OK);
@@ -498,7 +498,7 @@ START_TEST(test_size_limits_extremes)
         /* The header limit at SIZE_MAX, against a server's many headers. */
         memset(&cfg, 0, sizeof(cfg));
         cfg.max_header_bytes = limits[i];
-        c = client_on(fixture_raw_url(fx), 1, &cfg);
+        c = hostile_client(fixture_raw_url(fx), 1, &cfg);
         ck_assert_ptr_nonnull(c);
         ck_assert_int_eq(api_get(c, "/raw/many-headers/2000", NULL, &resp),
                          limits[i] > 1 ? CB_OK : CB_ERR_TOO_LARGE);
@@ -518,7 +518,7 @@ START_TEST(test_announced_length_not_trusted)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.max_body_bytes = SIZE_MAX;
-    c = client_on(fixture_raw_url(fx), 1, &cfg);
+    c = hostile_client(fixture_raw_url(fx), 1, &cfg);
     ck_assert_int_eq(api_get(c, "/raw/content-length-huge", NULL, &resp), CB_ERR_TRANSPORT);
     api_response_free(&resp);
     api_client_free(c);
@@ -529,7 +529,7 @@ END_TEST
 
 START_TEST(test_4xx_is_success_5xx_failure)
 {
-    api_client  *c = client_on(fixture_url(fx), 1, NULL);
+    api_client  *c = hostile_client(fixture_url(fx), 1, NULL);
     api_response resp;
 
     ck_assert_int_eq(api_get(c, "/status/404", NULL, &resp), CB_ERR_HTTP);
@@ -549,8 +549,11 @@ END_TEST
 
 /* ---- Retry-After ----------------------------------------------------- */
 
-/* A client with the fake clock and sleep, three attempts, max_delay 2 s. */
-static api_client *retry_client(tu_clock *tc)
+/* A client with the fake clock and sleep, three attempts, max_delay 2 s,
+ * and the jitter seeded from the clock: unlike tu_retry_client (breaker
+ * threshold 1000, seed 42, the caller's settings), a fixed preset whose
+ * breaker never opens here. */
+static api_client *retry_after_client(tu_clock *tc)
 {
     api_client_config cfg;
 
@@ -558,7 +561,7 @@ static api_client *retry_client(tu_clock *tc)
     tu_clock_install(tc, &cfg);
     cfg.retry.base_delay_ms = 10;
     cfg.retry.max_delay_ms = 2000;
-    return client_on(fixture_url(fx), 3, &cfg);
+    return hostile_client(fixture_url(fx), 3, &cfg);
 }
 
 static void check_sleeps_below(const tu_clock *tc, uint64_t max)
@@ -574,7 +577,7 @@ static void check_sleeps_below(const tu_clock *tc, uint64_t max)
 static void check_retry_after_far(const char *key, const char *value)
 {
     tu_clock     tc;
-    api_client  *c = retry_client(&tc);
+    api_client  *c = retry_after_client(&tc);
     api_response resp;
     char         path[256];
 
@@ -601,7 +604,7 @@ END_TEST
 START_TEST(test_retry_after_negative)
 {
     tu_clock     tc;
-    api_client  *c = retry_client(&tc);
+    api_client  *c = retry_after_client(&tc);
     api_response resp;
 
     ck_assert_int_eq(api_get(c, "/retry-after/neg/1?value=-5", NULL, &resp), CB_OK);
@@ -618,7 +621,7 @@ END_TEST
 START_TEST(test_retry_after_garbage)
 {
     tu_clock     tc;
-    api_client  *c = retry_client(&tc);
+    api_client  *c = retry_after_client(&tc);
     api_response resp;
 
     ck_assert_int_eq(api_get(c, "/retry-after/junk/2?value=soon%0d%0aX:%20y", NULL, &resp),
@@ -639,7 +642,7 @@ static api_client *cache_client(tu_clock *tc)
 
     memset(&cfg, 0, sizeof(cfg));
     tu_clock_install(tc, &cfg);
-    return client_on(fixture_url(fx), 1, &cfg);
+    return hostile_client(fixture_url(fx), 1, &cfg);
 }
 
 /* GETs path and returns whether the answer came from the cache with no
@@ -741,7 +744,7 @@ static api_client *redirect_client(bool cross)
     memset(&cfg, 0, sizeof(cfg));
     cfg.max_redirects = 5;
     cfg.allow_cross_origin_redirects = cross;
-    return client_on(fixture_url(fx), 1, &cfg);
+    return hostile_client(fixture_url(fx), 1, &cfg);
 }
 
 /* GET /redirect?to=target: the final status, 302 when not followed. */
@@ -773,7 +776,7 @@ START_TEST(test_redirect_same_origin)
     api_client_free(c);
 
     /* The default (max_redirects 0) follows nothing. */
-    c = client_on(fixture_url(fx), 1, NULL);
+    c = hostile_client(fixture_url(fx), 1, NULL);
     ck_assert_int_eq(redirect_status(c, "/ok"), 302);
     ck_assert_uint_eq(fixture_requests_path(fx, "/ok"), 2);
     api_client_free(c);
@@ -927,7 +930,7 @@ static void *hostile_worker(void *arg)
  * counted once, by the one breaker of that origin. */
 START_TEST(test_threads_hostile)
 {
-    api_client *c = client_on(fixture_raw_url(fx), 1, NULL);
+    api_client *c = hostile_client(fixture_raw_url(fx), 1, NULL);
     pthread_t   t[WORKERS];
     worker      w[WORKERS];
     unsigned    i;

@@ -19,24 +19,8 @@
 
 #include "cbhttp.h"
 #include "fixture.h"
+#include "helpers/clients.h"
 #include "helpers/testutil.h"
-
-/* A client on the fixture with the fake clock and sleep; a breaker that
- * does not get in the way unless a test lowers the threshold. */
-static api_client *retry_client(const fixture *f, tu_clock *tc, api_client_config *cfg)
-{
-    api_client *c;
-
-    tu_clock_install(tc, cfg);
-    cfg->base_url = fixture_url(f);
-    if (!cfg->circuit_breaker.failure_threshold)
-        cfg->circuit_breaker.failure_threshold = 1000;
-    if (!cfg->random_seed)
-        cfg->random_seed = 42;
-    c = api_client_new(cfg);
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
 
 static uint64_t sleeps_sum(const tu_clock *tc)
 {
@@ -49,20 +33,6 @@ static uint64_t sleeps_sum(const tu_clock *tc)
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-
-/* The origin's figures from the client metrics (one origin expected). */
-static api_origin_metrics origin_metrics(api_client *c)
-{
-    api_client_metrics m;
-    api_origin_metrics o;
-
-    ck_assert_int_eq(api_client_metrics_get(c, &m), CB_OK);
-    ck_assert_uint_eq(m.origin_count, 1);
-    o = m.origins[0];
-    o.origin = NULL;
-    api_client_metrics_free(&m);
-    return o;
-}
 
 /* ---- the basic loop ------------------------------------------------------ */
 
@@ -79,7 +49,7 @@ START_TEST(test_flaky_recovers)
     cfg.retry.max_attempts = 3;
     cfg.retry.base_delay_ms = 100;
     cfg.retry.max_delay_ms = 150;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/flaky/k/2", NULL, &r), CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_uint_eq(r.attempts, 3);
@@ -89,7 +59,7 @@ START_TEST(test_flaky_recovers)
     ck_assert_uint_eq(tc.n_sleeps, 2);
     ck_assert_uint_le(tc.sleeps[0], 100);
     ck_assert_uint_le(tc.sleeps[1], 150); /* 200 capped at max_delay_ms */
-    om = origin_metrics(c);
+    om = tu_origin_metrics(c, NULL);
     ck_assert_uint_eq(om.attempts, 3);
     ck_assert_uint_eq(om.retries, 2);
     ck_assert_uint_eq(om.retries_denied, 0);
@@ -112,7 +82,7 @@ START_TEST(test_flaky_exhausted)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.max_attempts = 3;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/flaky/k/5", NULL, &r), CB_ERR_HTTP);
     ck_assert_int_eq(r.status, 503);
     ck_assert_uint_eq(r.attempts, 3);
@@ -144,7 +114,7 @@ START_TEST(test_backoff_bounds)
         cfg.retry.base_delay_ms = 10;
         cfg.retry.max_delay_ms = 300;
         cfg.retry.budget_disabled = true;
-        c = retry_client(f, &tc, &cfg);
+        c = tu_retry_client(fixture_url(f), &tc, &cfg);
         ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
         ck_assert_uint_eq(r.attempts, 9);
         api_response_free(&r);
@@ -178,7 +148,7 @@ START_TEST(test_max_attempts_one)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.max_attempts = 1;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
     ck_assert_uint_eq(r.attempts, 1);
     api_response_free(&r);
@@ -200,7 +170,7 @@ START_TEST(test_max_attempts_one)
 
     /* And the default is three attempts. */
     memset(&cfg, 0, sizeof(cfg));
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/status/500", NULL, &r), CB_ERR_HTTP);
     ck_assert_uint_eq(r.attempts, 3);
     api_response_free(&r);
@@ -239,7 +209,7 @@ START_TEST(test_methods)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.max_attempts = 3;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     memset(&o, 0, sizeof(o));
     o.headers = mc->idempotency_key ? (_i % 2 ? key : lower) : NULL;
     want = mc->attempts == 2 ? CB_OK : CB_ERR_HTTP;
@@ -282,7 +252,7 @@ START_TEST(test_statuses)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.max_attempts = 3;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     snprintf(path, sizeof(path), "/status/%u", sc->status);
     ck_assert_int_eq(api_get(c, path, NULL, &r), CB_ERR_HTTP);
     ck_assert_int_eq(r.status, (long)sc->status);
@@ -314,14 +284,14 @@ START_TEST(test_transport_errors)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.max_attempts = 3;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/reset-mid-body", NULL, &r), CB_ERR_TRANSPORT);
     ck_assert_uint_eq(r.attempts, 3);
     api_response_free(&r);
     ck_assert_uint_eq(fixture_requests_path(f, "/reset-mid-body"), 3);
     api_client_free(c);
     cfg.max_body_bytes = 100;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/large/1000", NULL, &r), CB_ERR_TOO_LARGE);
     ck_assert_uint_eq(r.attempts, 1);
     api_response_free(&r);
@@ -336,7 +306,7 @@ START_TEST(test_transport_errors)
     o.timeout_ms = 150;
     cfg.retry.max_attempts = 2;
     api_client_free(c);
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/delay/3000", &o, &r), CB_ERR_TIMEOUT);
     ck_assert_uint_eq(r.attempts, 2);
     api_response_free(&r);
@@ -378,7 +348,7 @@ START_TEST(test_retry_after_seconds)
     api_response      r;
 
     memset(&cfg, 0, sizeof(cfg));
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(get_retry_after(c, "s", 1, "1", NULL, &r), CB_OK);
     ck_assert_uint_eq(r.attempts, 2);
     api_response_free(&r);
@@ -428,7 +398,7 @@ START_TEST(test_retry_after_date)
     char              v[128];
 
     memset(&cfg, 0, sizeof(cfg));
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     http_date_arg(time(NULL) + 5, v, sizeof(v));
     ck_assert_int_eq(get_retry_after(c, "d", 1, v, NULL, &r), CB_OK);
     ck_assert_uint_eq(r.attempts, 2);
@@ -467,7 +437,7 @@ START_TEST(test_retry_after_too_long)
     api_response      r;
 
     memset(&cfg, 0, sizeof(cfg));
-    c = retry_client(f, &tc, &cfg); /* max_delay_ms 10000 */
+    c = tu_retry_client(fixture_url(f), &tc, &cfg); /* max_delay_ms 10000 */
     ck_assert_int_eq(get_retry_after(c, "l", 1, "20", NULL, &r), CB_ERR_HTTP);
     ck_assert_int_eq(r.status, 503);
     ck_assert_uint_eq(r.attempts, 1);
@@ -485,7 +455,7 @@ START_TEST(test_retry_after_too_long)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.max_delay_ms = 500;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(get_retry_after(c, "n", 1, "1", NULL, &r), CB_ERR_HTTP);
     ck_assert_uint_eq(r.attempts, 1);
     api_response_free(&r);
@@ -505,7 +475,7 @@ START_TEST(test_retry_after_negative_and_garbage)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.base_delay_ms = 100;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     /* Negative: read as 0, retried at once. */
     ck_assert_int_eq(get_retry_after(c, "neg", 1, "-1", NULL, &r), CB_OK);
     ck_assert_uint_eq(r.attempts, 2);
@@ -546,7 +516,7 @@ START_TEST(test_deadline)
     cfg.retry.base_delay_ms = 400;
     cfg.retry.max_delay_ms = 5000;
     cfg.retry.budget_disabled = true;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     memset(&o, 0, sizeof(o));
 
     /* Retry-After beyond the deadline: no sleep at all. */
@@ -574,7 +544,7 @@ START_TEST(test_deadline)
     cfg.retry.max_attempts = 10;
     cfg.retry.base_delay_ms = 300;
     cfg.retry.budget_disabled = true;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
     api_response_free(&r);
     ck_assert_uint_lt(sleeps_sum(&tc), 700);
@@ -602,7 +572,7 @@ START_TEST(test_deadline_near_clock_end)
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.max_attempts = 3;
     cfg.retry.base_delay_ms = 10;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     tc.now_ms = UINT64_MAX - 1000; /* start + 30000 would wrap */
     ck_assert_int_eq(api_get(c, "/flaky/end/1", NULL, &r), CB_OK);
     ck_assert_uint_eq(r.attempts, 2);
@@ -625,7 +595,7 @@ START_TEST(test_breaker_stops_retries)
     memset(&cfg, 0, sizeof(cfg));
     cfg.circuit_breaker.failure_threshold = 2;
     cfg.retry.max_attempts = 5;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     e = api_get(c, "/status/503", NULL, &r);
     ck_assert_msg(e == CB_ERR_HTTP || e == CB_ERR_CIRCUIT_OPEN, "%s", cb_strerror(e));
     if (e == CB_ERR_HTTP)
@@ -661,7 +631,7 @@ START_TEST(test_half_open_probe_not_retried)
     cfg.circuit_breaker.failure_threshold = 1;
     cfg.circuit_breaker.reset_timeout_ms = 1000;
     cfg.retry.max_attempts = 5;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/status/500", NULL, &r), CB_ERR_HTTP);
     ck_assert_uint_eq(r.attempts, 1);
     api_response_free(&r);
@@ -696,7 +666,7 @@ START_TEST(test_budget_denies)
     cfg.retry.max_delay_ms = 1;
     cfg.retry.budget_percent = 1;
     cfg.retry.budget_min_per_sec = 1;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     /* The floor grants one retry in this second; the 1 % ratio none. */
     ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
     ck_assert_uint_eq(r.attempts, 2);
@@ -705,7 +675,7 @@ START_TEST(test_budget_denies)
     ck_assert_uint_eq(r.attempts, 1);
     api_response_free(&r);
     ck_assert_uint_eq(fixture_requests(f), 3);
-    om = origin_metrics(c);
+    om = tu_origin_metrics(c, NULL);
     ck_assert_uint_eq(om.retries, 1);
     ck_assert_uint_ge(om.retries_denied, 2);
     ck_assert_uint_eq(om.budget_available, 0);
@@ -714,14 +684,14 @@ START_TEST(test_budget_denies)
     /* The same budget, disabled: every eligible retry runs. */
     cfg.retry.budget_disabled = true;
     cfg.random_seed = 0;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
     ck_assert_uint_eq(r.attempts, 5);
     api_response_free(&r);
     ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
     ck_assert_uint_eq(r.attempts, 5);
     api_response_free(&r);
-    om = origin_metrics(c);
+    om = tu_origin_metrics(c, NULL);
     ck_assert_uint_eq(om.retries, 8);
     ck_assert_uint_eq(om.retries_denied, 0);
     api_client_free(c);
@@ -745,12 +715,12 @@ START_TEST(test_budget_default_floor)
     cfg.retry.max_attempts = 11;
     cfg.retry.base_delay_ms = 1;
     cfg.retry.max_delay_ms = 1;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
     ck_assert_uint_eq(r.attempts, 11);
     api_response_free(&r);
     ck_assert_uint_lt(tc.now_ms, 2000); /* all in the same second */
-    om = origin_metrics(c);
+    om = tu_origin_metrics(c, NULL);
     ck_assert_uint_eq(om.retries, 10);
     ck_assert_uint_eq(om.retries_denied, 0);
     api_client_free(c);
@@ -758,7 +728,7 @@ START_TEST(test_budget_default_floor)
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.base_delay_ms = 1;
     cfg.retry.max_delay_ms = 1;
-    c = retry_client(f, &tc, &cfg);
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
     for (i = 0; i < 10; i++) {
         char path[64];
 
@@ -767,7 +737,7 @@ START_TEST(test_budget_default_floor)
         ck_assert_uint_eq(r.attempts, 2);
         api_response_free(&r);
     }
-    om = origin_metrics(c);
+    om = tu_origin_metrics(c, NULL);
     ck_assert_uint_eq(om.retries, 10);
     ck_assert_uint_eq(om.retries_denied, 0);
     api_client_free(c);

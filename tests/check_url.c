@@ -7,6 +7,7 @@
 
 #include "url.h"
 
+#include "helpers/failalloc.h"
 #include "helpers/testutil.h"
 
 /* ---- Base URLs ----------------------------------------------------------- */
@@ -444,22 +445,18 @@ END_TEST
 
 /* ---- Allocation failures ---------------------------------------------------- */
 
-static void *fail_malloc(size_t n) { (void)n; return NULL; }
-static void *fail_calloc(size_t n, size_t s) { (void)n; (void)s; return NULL; }
-static void *fail_realloc(void *p, size_t n) { (void)p; (void)n; return NULL; }
-
 START_TEST(test_oom)
 {
-    static const cb_allocator failing = { fail_malloc, fail_calloc, fail_realloc, free };
-    cbh_base                  b;
-    cbh_url                   u;
-    char                      p[600];
+    cbh_base b;
+    cbh_url  u;
+    char     p[600];
 
     ck_assert_int_eq(cbh_base_parse("http://h/p", &b, NULL, 0), CB_OK);
     memset(p, 'a', sizeof(p) - 1);
     p[0] = '/';
     p[sizeof(p) - 1] = '\0';
-    ck_assert_int_eq(cb_set_allocator(&failing), CB_OK);
+    tu_alloc_install();
+    tu_alloc_fail_from(1);
     ck_assert_int_eq(cbh_url_resolve(&b, p, &u, NULL, 0), CB_ERR_NOMEM);
     cbh_url_release(&u);
     /* Short URLs need no allocation at all. */
