@@ -133,7 +133,8 @@ $(BUILD)/examples/%: examples/%.c $(STATIC) $(FIXLIB) $(ADAPTER_HDR)
 	@mkdir -p $(dir $@)
 	$(LINK_APP)
 
-$(BUILD)/bench/%: bench/%.c $(STATIC) $(FIXLIB)
+# Benchmarks share the tests' private nginx (plain POSIX, no Check).
+$(BUILD)/bench/%: bench/%.c tests/helpers/nginx.c $(STATIC) $(FIXLIB)
 	@mkdir -p $(dir $@)
 	$(LINK_APP)
 

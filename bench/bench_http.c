@@ -8,7 +8,8 @@
  *   3. failing: a rejection with the circuit open, vs a call that fails
  *      without a breaker against a closed port and against a server that
  *      never answers (/hang, 200 ms timeout);
- *   4. (1) again against a private nginx, when /usr/sbin/nginx exists.
+ *   4. (1) again against a private nginx (tests/helpers/nginx.c), when
+ *      nginx is installed.
  *
  * Rounds are interleaved (A, B, A, B, ...) and each figure is the median of
  * ROUNDS rounds; a ratio is the median of the per-round ratios. The fixture
@@ -20,16 +21,14 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +37,7 @@
 
 #include "bench.h"
 #include "fixture.h"
+#include "helpers/nginx.h"
 
 #define ROUNDS 7
 #define MAX_THREADS 4
@@ -404,104 +404,6 @@ static void failing_calls(fixture *f, failing *out)
     api_client_free(nobreaker);
 }
 
-/* ---- nginx -------------------------------------------------------------------- */
-
-#define NGINX "/usr/sbin/nginx"
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static bool port_open(unsigned short port)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-    int                fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool               ok;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-/* Starts a private nginx in dir (a fresh temp dir) on a free port. Returns
- * its pid, or -1 (with a reason on stderr) when it does not come up. */
-static pid_t nginx_start(const char *dir, unsigned short port)
-{
-    char  conf[512], errlog[512];
-    FILE *fp;
-    pid_t pid;
-    int   i;
-
-    snprintf(conf, sizeof(conf), "%s/nginx.conf", dir);
-    snprintf(errlog, sizeof(errlog), "%s/error.log", dir);
-    if (!(fp = fopen(conf, "w")))
-        return -1;
-    fprintf(fp,
-            "daemon off;\n"
-            "master_process off;\n"
-            "worker_processes 1;\n"
-            "pid %s/nginx.pid;\n"
-            "error_log %s warn;\n"
-            "events { worker_connections 256; }\n"
-            "http {\n"
-            "  access_log off;\n"
-            "  client_body_temp_path %s/body;\n"
-            "  proxy_temp_path %s/proxy;\n"
-            "  fastcgi_temp_path %s/fastcgi;\n"
-            "  uwsgi_temp_path %s/uwsgi;\n"
-            "  scgi_temp_path %s/scgi;\n"
-            "  keepalive_requests 10000000;\n"
-            "  keepalive_timeout 120s;\n"
-            "  server {\n"
-            "    listen 127.0.0.1:%u;\n"
-            "    location /ok { default_type application/json; return 200 '{\"ok\":true}'; }\n"
-            "  }\n"
-            "}\n",
-            dir, errlog, dir, dir, dir, dir, dir, port);
-    fclose(fp);
-
-    pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        char out[512];
-
-        snprintf(out, sizeof(out), "%s/stderr.log", dir);
-        if (!freopen(out, "w", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(127);
-        execl(NGINX, "nginx", "-p", dir, "-e", errlog, "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    for (i = 0; i < 200; i++) { /* up to 2 s */
-        int status;
-
-        if (port_open(port))
-            return pid;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            fprintf(stderr, "bench_http: nginx exited at start; see %s\n", errlog);
-            return -1;
-        }
-        usleep(10000);
-    }
-    fprintf(stderr, "bench_http: nginx did not start listening\n");
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
-static void nginx_stop(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-}
-
 /* ---- main --------------------------------------------------------------------- */
 
 static const char *verdict(bool met) { return met ? "target met" : "TARGET MISSED"; }
@@ -512,7 +414,7 @@ int main(int argc, char **argv)
     pair     fx[3], ng;
     failing  fl;
     fixture *f;
-    bool     have_nginx = access(NGINX, X_OK) == 0;
+    bool     have_nginx = tu_nginx_binary() != NULL;
     int      t;
 
     if (argc > 1 && strtoul(argv[1], NULL, 10) > 0)
@@ -529,22 +431,16 @@ int main(int argc, char **argv)
     fixture_stop(f);
 
     if (have_nginx) {
-        char           dir[] = "/tmp/cbh-bench-nginx-XXXXXX";
-        unsigned short port = closed_port();
-        pid_t          pid;
-        char           base[64];
+        char      why[256];
+        tu_nginx *n = tu_nginx_start(NULL, why, sizeof(why));
 
-        if (!mkdtemp(dir)) {
-            have_nginx = false;
-        } else if ((pid = nginx_start(dir, port)) < 0) {
+        if (!n) {
+            fprintf(stderr, "bench_http: %s\n", why);
             have_nginx = false;
         } else {
-            snprintf(base, sizeof(base), "http://127.0.0.1:%u", port);
-            throughput(base, 1, &ng);
-            nginx_stop(pid);
+            throughput(tu_nginx_url(n), 1, &ng);
+            tu_nginx_stop(n);
         }
-        if (dir[0])
-            nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
 
     printf("HTTP on loopback, %lu requests per side per round, median of %d interleaved "
@@ -561,7 +457,7 @@ int main(int argc, char **argv)
         printf("%-36s %10.0f/s %10.0f/s %8.3f  %s\n", "1 thread, nginx /ok", ng.cbhttp_rps,
                ng.curl_rps, ng.ratio, verdict(ng.ratio >= TARGET_RATIO));
     else
-        printf("%-36s skipped (%s not found or did not start)\n", "nginx", NGINX);
+        printf("%-36s skipped (nginx not found or did not start)\n", "nginx");
     printf("\n%-52s %12s\n", "a failing call", "time/call");
     printf("%-52s %9.1f ns  %s\n", "rejected, circuit open (cache disabled), wall",
            fl.reject_ns, verdict(fl.reject_ns <= TARGET_REJECT_NS));

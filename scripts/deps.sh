@@ -3,6 +3,8 @@
 # when any is missing. Uses apt-get (through sudo when not root); when that
 # is impossible, stops with the exact command to run.
 #   scripts/deps.sh [extra-package ...]
+# nginx-light: the private nginx (with its echo module) that tests/check_h2.c
+# and the benches start on loopback: HTTPS with HTTP/2, a keep-alive peer.
 # openssl: the command the TLS tests run to make their CA and certificates
 # (tests/helpers/tlsgen.c).
 # libuv1-dev, libevent-dev: the event loops that the header-only adapters
@@ -10,7 +12,7 @@
 # examples/async_libuv.c); libcbhttp itself links neither.
 set -e
 
-pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev libuv1-dev libevent-dev openssl $*"
+pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev libuv1-dev libevent-dev nginx-light openssl $*"
 missing=""
 for p in $pkgs; do
     # dpkg-query prints "install ok installed" only for packages really there.

@@ -7,6 +7,16 @@
 #
 #   sh scripts/run-bench.sh [BUILD]        (default: build)
 #   BENCH_ARGS_bench_http=1000 sh scripts/run-bench.sh   (per-benchmark args)
+#
+# The benchmarks: bench_breaker, bench_cache, bench_scale (no network);
+# bench_http (blocking calls vs curl_easy_perform, fixture and nginx);
+# bench_outage (blocking callers through an outage); bench_async (the async
+# engine: 32 calls in flight vs libcurl multi on nginx, memory per call in
+# flight, async rejection; args: requests_per_round calls_in_flight);
+# bench_async_outage (one event-loop thread through an outage; arg:
+# calls_per_sec). The nginx figures need nginx (scripts/deps.sh installs
+# nginx-light, with the echo module bench_async's /sleep uses); without it
+# they are skipped and this script says so.
 BUILD=${1:-${BUILD:-build}}
 out="$BUILD/bench-results.txt"
 
@@ -16,6 +26,12 @@ machine="machine: nproc=$(nproc 2>/dev/null || echo '?') cpu=\"${cpu:-unknown}\"
 if [ ! -d "$BUILD/bench" ]; then
     echo "run-bench: no $BUILD/bench directory (make bench builds it)" >&2
     exit 1
+fi
+
+nginx_bin=${CBH_NGINX:-/usr/sbin/nginx}
+if [ ! -x "$nginx_bin" ] && ! command -v nginx >/dev/null 2>&1; then
+    echo "run-bench: nginx not found: the nginx figures of bench_http and bench_async" \
+        "are skipped (scripts/deps.sh installs nginx-light)" >&2
 fi
 
 tmp=$(mktemp) || exit 1
