@@ -263,25 +263,53 @@ static size_t url_put_host(char *dst, const url_parts *p)
     return p->host_len;
 }
 
+/* "scheme://" into dst; its length. Every call builds two of these, so no
+ * snprintf: it cost a tenth of a call's own work. */
+static size_t url_put_scheme(char *dst, bool https)
+{
+    static const char http[] = "http://", https_[] = "https://";
+
+    if (https) {
+        memcpy(dst, https_, sizeof(https_) - 1);
+        return sizeof(https_) - 1;
+    }
+    memcpy(dst, http, sizeof(http) - 1);
+    return sizeof(http) - 1;
+}
+
+/* ":port" into dst; its length. */
+static size_t url_put_port(char *dst, unsigned port)
+{
+    char   digits[5];
+    size_t n = 0, i;
+
+    do
+        digits[n++] = (char)('0' + port % 10);
+    while ((port /= 10) && n < sizeof(digits));
+    dst[0] = ':';
+    for (i = 0; i < n; i++)
+        dst[1 + i] = digits[n - 1 - i];
+    return n + 1;
+}
+
 /* "scheme://host:port", the port always written: the origin key. */
 static size_t url_put_origin(char *dst, const url_parts *p)
 {
-    size_t n = (size_t)snprintf(dst, URL_ROOT_MAX, "%s://", p->https ? "https" : "http");
+    size_t n = url_put_scheme(dst, p->https);
 
     n += url_put_host(dst + n, p);
-    n += (size_t)snprintf(dst + n, URL_ROOT_MAX - n, ":%u", p->port);
+    n += url_put_port(dst + n, p->port);
     return n;
 }
 
-/* "scheme://host[:port]", the port written only when not the default: the
- * front of the URL handed to libcurl. */
+/* "scheme://host[:port]", the port only when not the scheme's default. */
 static size_t url_put_root(char *dst, const url_parts *p)
 {
-    size_t n = (size_t)snprintf(dst, URL_ROOT_MAX, "%s://", p->https ? "https" : "http");
+    size_t n = url_put_scheme(dst, p->https);
 
     n += url_put_host(dst + n, p);
     if (p->port != (p->https ? 443u : 80u))
-        n += (size_t)snprintf(dst + n, URL_ROOT_MAX - n, ":%u", p->port);
+        n += url_put_port(dst + n, p->port);
     return n;
 }
 
