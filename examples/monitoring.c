@@ -65,8 +65,12 @@ static void on_event(const char *origin, const cb_event *ev, void *user_data)
         printf("%6ld ms  event  %s: failure (%s)\n", elapsed_ms(), origin,
                cb_strerror(ev->error));
         break;
-    case CB_EVENT_SUCCESS:
-        break; /* too many to be interesting here */
+    case CB_EVENT_FAILURE_RATE_EXCEEDED:
+        printf("%6ld ms  event  %s: failure rate %.0f%% over %u calls\n", elapsed_ms(), origin,
+               ev->rate, ev->calls);
+        break;
+    default:
+        break; /* successes, ignored outcomes, resets: too many to be interesting here */
     }
     fflush(stdout);
 }

@@ -23,7 +23,13 @@
  * Counters never go back: reset moves baselines instead, so that a lock-free
  * increment racing with a reset is never lost and the reported counts still
  * add up (see breaker_reset_locked).
+ *
+ * Consecutive failures are counted without making successes take the lock:
+ * each failure compares the striped success sum with the one the previous
+ * failure saw (run_mark); any success in between breaks the run. A success
+ * that must not break it (an earlier period's) moves the mark along.
  */
+#include <stdio.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -49,6 +55,7 @@
 #define W_DISABLED 0x10u    /* CB_MODE_DISABLED */
 #define W_METRICS_ONLY 0x20u /* CB_MODE_METRICS_ONLY */
 #define W_SHADOW 0x40u      /* permit only: admitted where NORMAL would reject */
+#define W_ISOLATED 0x80u    /* OPEN until reset (cb_breaker_isolate) */
 #define W_FLAGS (W_TIMED | W_SLOWREC | W_DISABLED | W_METRICS_ONLY)
 #define W_GEN_SHIFT 8
 #define W_GEN_ONE ((uint64_t)1 << W_GEN_SHIFT)
@@ -70,9 +77,9 @@ typedef struct cbh_stripe {
 } cbh_stripe;
 
 /* Events gathered under the lock and delivered after it is released. No
- * operation produces more than three. */
+ * operation produces more than four (outcome, two rates, state change). */
 typedef struct evq {
-    cb_event ev[4];
+    cb_event ev[6];
     unsigned n;
 } evq;
 
@@ -86,6 +93,8 @@ struct cb_breaker {
     void *listener_data;
     cb_classify_fn classify;
     void *classify_data;
+    cb_outcome_fn classify_outcome;
+    void *classify_outcome_data;
 
     /* Written by every call: kept off the read-mostly line above, and
      * spread over stripes so that threads do not fight over one line. */
@@ -110,9 +119,16 @@ struct cb_breaker {
     uint64_t base_rejected;
     uint64_t half_open_last_ms;  /* when its last probe was admitted */
     uint64_t half_open_expired;  /* HALF_OPEN periods abandoned for lost probes */
-    uint64_t ignored;            /* permits given back uncounted */
+    uint64_t ignored;            /* permits given back uncounted (raw) */
+    uint64_t base_ignored;
+    uint64_t run_mark;           /* raw successes the last failure saw */
+    unsigned run_failures;       /* consecutive failures in this CLOSED period */
     unsigned half_open_admitted; /* probes admitted in this HALF_OPEN period */
-    unsigned half_open_successes;
+    unsigned half_open_successes; /* fast successes (slow ones do not count
+                                     while slow-call tripping is on) */
+    unsigned half_open_reported; /* probes of this period that reported */
+    unsigned half_open_failures;
+    unsigned half_open_slow;
     unsigned backoff_level;      /* failed HALF_OPEN periods since it closed */
     unsigned open_ms;            /* the OPEN duration in force */
     uint64_t rng;                /* xorshift64 state for the jitter */
@@ -133,9 +149,50 @@ CB_EXPORT const char *cb_state_name(cb_state s)
     return "UNKNOWN";
 }
 
+/* Writes the reason a config is refused; always returns false. */
+static bool config_why(char *err, size_t n, const char *fmt, unsigned a, unsigned b)
+{
+    if (err && n)
+        snprintf(err, n, fmt, a, b);
+    return false;
+}
+
+/* Checks a config with its defaults filled in; false, with the reason in
+ * err, when it contradicts itself. */
+static bool config_valid(const cb_config *c, char *err, size_t n)
+{
+    if (c->success_threshold > c->half_open_max)
+        return config_why(err, n, "success_threshold (%u) > half_open_max (%u)",
+                          c->success_threshold, c->half_open_max);
+    if (c->failure_rate_threshold > 100)
+        return config_why(err, n, "failure_rate_threshold (%u) > %u", c->failure_rate_threshold,
+                          100);
+    if (c->slow_call_rate_threshold > 100)
+        return config_why(err, n, "slow_call_rate_threshold (%u) > %u",
+                          c->slow_call_rate_threshold, 100);
+    if (c->reset_jitter_pct > 100)
+        return config_why(err, n, "reset_jitter_pct (%u) > %u", c->reset_jitter_pct, 100);
+    if (c->max_reset_timeout_ms && c->reset_timeout_ms > c->max_reset_timeout_ms)
+        return config_why(err, n, "reset_timeout_ms (%u) > max_reset_timeout_ms (%u)",
+                          c->reset_timeout_ms, c->max_reset_timeout_ms);
+    if ((unsigned)c->mode > (unsigned)CB_MODE_DISABLED)
+        return config_why(err, n, "mode (%u) is not a cb_mode (0-%u)", (unsigned)c->mode,
+                          (unsigned)CB_MODE_DISABLED);
+    if (c->window_calls > CB_WINDOW_CALLS_MAX)
+        return config_why(err, n, "window_calls (%u) > CB_WINDOW_CALLS_MAX (%u)",
+                          c->window_calls, CB_WINDOW_CALLS_MAX);
+    if (c->reset_backoff_permille && c->reset_backoff_permille < 1000)
+        return config_why(err, n, "reset_backoff_permille (%u) < %u", c->reset_backoff_permille,
+                          1000);
+    if (c->half_open_by_rate && !c->failure_rate_threshold)
+        return config_why(err, n, "half_open_by_rate needs failure_rate_threshold (%u)",
+                          c->failure_rate_threshold, 0);
+    return true;
+}
+
 /* Fills defaults into a copy of in and checks it; false when the config
- * contradicts itself. */
-static bool config_norm(const cb_config *in, cb_config *out)
+ * contradicts itself, with the reason in err. */
+static bool config_norm_why(const cb_config *in, cb_config *out, char *err, size_t n)
 {
     static const cb_config zero;
 
@@ -160,24 +217,28 @@ static bool config_norm(const cb_config *in, cb_config *out)
         out->clock = cb_clock_monotonic_ms;
     if (!out->half_open_max_wait_ms)
         out->half_open_max_wait_ms = out->reset_timeout_ms;
+    if (err && n)
+        err[0] = '\0';
+    return config_valid(out, err, n);
+}
 
-    if (out->success_threshold > out->half_open_max)
-        return false;
-    if (out->failure_rate_threshold > 100 || out->slow_call_rate_threshold > 100 ||
-        out->reset_jitter_pct > 100)
-        return false;
-    if (out->max_reset_timeout_ms && out->reset_timeout_ms > out->max_reset_timeout_ms)
-        return false;
-    if ((unsigned)out->mode > (unsigned)CB_MODE_DISABLED)
-        return false;
-    return true;
+static bool config_norm(const cb_config *in, cb_config *out)
+{
+    return config_norm_why(in, out, NULL, 0);
+}
+
+CB_EXPORT cb_err cb_config_check(const cb_config *cfg, char *err, size_t n)
+{
+    cb_config c;
+
+    return config_norm_why(cfg, &c, err, n) ? CB_OK : CB_ERR_INVALID;
 }
 
 /* Whether successes must be counted in the window (a rate trip needs the
- * calls as its denominator). */
+ * calls as its denominator, a count-based window every outcome). */
 static bool tracks_calls(const cb_config *c)
 {
-    return c->failure_rate_threshold || c->slow_call_ms;
+    return c->failure_rate_threshold || c->slow_call_ms || c->window_calls;
 }
 
 static uint64_t config_flags(const cb_config *c)
@@ -196,6 +257,8 @@ static uint64_t config_flags(const cb_config *c)
 }
 
 static uint64_t now_ms(const cb_breaker *b) { return b->clock(b->clock_data); }
+
+static unsigned clamp_u(uint64_t v) { return v > UINT_MAX ? UINT_MAX : (unsigned)v; }
 
 /* A Fibonacci hash of the permit's address, above the bits that vary
  * inside one stack frame or one small object. */
@@ -244,7 +307,16 @@ static unsigned open_duration(cb_breaker *b)
     uint64_t d = c->reset_timeout_ms;
     unsigned i;
 
-    if (c->max_reset_timeout_ms && c->reset_backoff_multiplier > 1) {
+    if (c->max_reset_timeout_ms && c->reset_backoff_permille > 1000) {
+        /* In floating point, so that 1.5 grows 100 ms to 337 at the third
+         * level (as 100 * 1.5^3 does) rather than to 336. */
+        double x = (double)d, f = c->reset_backoff_permille / 1000.0;
+
+        for (i = 0; i < b->backoff_level && x < c->max_reset_timeout_ms; i++)
+            x *= f;
+        d = x < c->max_reset_timeout_ms ? (uint64_t)x : c->max_reset_timeout_ms;
+    } else if (c->max_reset_timeout_ms && !c->reset_backoff_permille &&
+               c->reset_backoff_multiplier > 1) {
         for (i = 0; i < b->backoff_level && d < c->max_reset_timeout_ms; i++)
             d *= c->reset_backoff_multiplier;
         if (d > c->max_reset_timeout_ms)
@@ -278,26 +350,36 @@ static void evq_emit(cb_breaker *b, const evq *q)
         b->listener(b, &q->ev[i], b->listener_data);
 }
 
-/* Starts a new period in state to. Lock held. */
-static void set_state(cb_breaker *b, cb_state to, uint64_t now, evq *q)
+/* Starts a new period in state to. For OPEN, until is the time it turns
+ * HALF_OPEN and open_ms the duration reported; until 0 = the backoff's next
+ * duration. Lock held. */
+static void set_state_until(cb_breaker *b, cb_state to, uint64_t now, unsigned open_ms,
+                            uint64_t until, evq *q)
 {
     uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
     cb_state from = W_STATE(w);
 
     if (to == CB_OPEN) {
-        b->open_ms = open_duration(b);
+        if (!until) {
+            open_ms = open_duration(b);
+            until = cbh_add_sat(now, open_ms);
+        }
+        b->open_ms = open_ms;
         if (from != CB_OPEN)
             b->times_opened++;
         /* Published before the word so that a lock-free reader of the new
          * word never sees an older deadline. */
-        atomic_store_explicit(&b->open_until, cbh_add_sat(now, b->open_ms),
-                              memory_order_release);
+        atomic_store_explicit(&b->open_until, until, memory_order_release);
     } else if (to == CB_CLOSED) {
         b->backoff_level = 0;
         b->open_ms = b->cfg.reset_timeout_ms;
     }
     b->half_open_admitted = 0;
     b->half_open_successes = 0;
+    b->half_open_reported = 0;
+    b->half_open_failures = 0;
+    b->half_open_slow = 0;
+    b->run_failures = 0;
     cbh_window_clear(&b->window);
     b->state_since_ms = now;
     w = ((w & ~(uint64_t)W_STATE_MASK) + W_GEN_ONE) | (uint64_t)to;
@@ -310,12 +392,18 @@ static void set_state(cb_breaker *b, cb_state to, uint64_t now, evq *q)
     }
 }
 
-/* OPEN turns HALF_OPEN once its duration has passed. Lock held. */
+static void set_state(cb_breaker *b, cb_state to, uint64_t now, evq *q)
+{
+    set_state_until(b, to, now, 0, 0, q);
+}
+
+/* OPEN turns HALF_OPEN once its duration has passed, unless isolated.
+ * Lock held. */
 static void maybe_half_open(cb_breaker *b, uint64_t now, evq *q)
 {
     uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
 
-    if (W_STATE(w) == CB_OPEN && !(w & W_DISABLED) &&
+    if (W_STATE(w) == CB_OPEN && !(w & (W_DISABLED | W_ISOLATED)) &&
         now >= atomic_load_explicit(&b->open_until, memory_order_relaxed))
         set_state(b, CB_HALF_OPEN, now, q);
 }
@@ -368,10 +456,23 @@ CB_EXPORT cb_breaker *cb_breaker_new(const cb_config *cfg)
     b->listener_data = c.listener_data;
     b->classify = c.classify;
     b->classify_data = c.classify_data;
+    b->classify_outcome = c.classify_outcome;
+    b->classify_outcome_data = c.classify_outcome_data;
     /* Seeded from the address: breakers in one process jitter apart. */
     b->rng = cbh_splitmix64((uint64_t)(uintptr_t)b) | 1;
     b->open_ms = c.reset_timeout_ms;
-    cbh_window_init(&b->window, c.failure_window_ms);
+    if (c.window_calls) {
+        uint8_t *ring = cbh_window_ring_new(c.window_calls);
+
+        if (!ring) {
+            pthread_mutex_destroy(&b->lock);
+            cbh_free(mem);
+            return NULL;
+        }
+        cbh_window_init_count(&b->window, c.window_calls, ring);
+    } else {
+        cbh_window_init(&b->window, c.failure_window_ms);
+    }
     now = now_ms(b);
     b->state_since_ms = now;
     /* Generation 1, so that a zeroed permit counts as an earlier period. */
@@ -391,6 +492,7 @@ CB_EXPORT void cb_breaker_free(cb_breaker *b)
     if (!b)
         return;
     pthread_mutex_destroy(&b->lock);
+    cbh_window_ring_free(b->window.outcomes);
     cbh_free(b->mem);
 }
 
@@ -399,28 +501,44 @@ CB_EXPORT cb_err cb_breaker_configure(cb_breaker *b, const cb_config *cfg)
     cb_config c;
     uint64_t w;
     bool new_window;
+    uint8_t *ring = NULL, *old_ring = NULL;
 
     if (!b || !cfg || !config_norm(cfg, &c))
         return CB_ERR_INVALID;
+    /* Allocated before the lock, and freed after it when not needed. */
+    if (c.window_calls && !(ring = cbh_window_ring_new(c.window_calls)))
+        return CB_ERR_NOMEM;
     pthread_mutex_lock(&b->lock);
     /* The callbacks and clock stay those of cb_breaker_new. */
     c.classify = b->cfg.classify;
     c.classify_data = b->cfg.classify_data;
+    c.classify_outcome = b->cfg.classify_outcome;
+    c.classify_outcome_data = b->cfg.classify_outcome_data;
     c.listener = b->cfg.listener;
     c.listener_data = b->cfg.listener_data;
     c.clock = b->cfg.clock;
     c.clock_data = b->cfg.clock_data;
     /* Buckets of another width, or calls that were not counted so far,
      * cannot be carried over: the window starts afresh then. */
-    new_window = c.failure_window_ms != b->cfg.failure_window_ms ||
+    new_window = c.window_calls != b->cfg.window_calls ||
+                 (!c.window_calls && c.failure_window_ms != b->cfg.failure_window_ms) ||
                  (tracks_calls(&c) && !tracks_calls(&b->cfg));
     b->cfg = c;
-    if (new_window)
-        cbh_window_init(&b->window, c.failure_window_ms);
+    if (new_window) {
+        old_ring = b->window.outcomes;
+        if (c.window_calls) {
+            cbh_window_init_count(&b->window, c.window_calls, ring);
+            ring = NULL;
+        } else {
+            cbh_window_init(&b->window, c.failure_window_ms);
+        }
+    }
     w = atomic_load_explicit(&b->word, memory_order_relaxed);
     w = (w & ~(uint64_t)W_FLAGS) | config_flags(&c);
     atomic_store_explicit(&b->word, w, memory_order_release);
     pthread_mutex_unlock(&b->lock);
+    cbh_window_ring_free(ring);
+    cbh_window_ring_free(old_ring);
     return CB_OK;
 }
 
@@ -512,31 +630,113 @@ CB_EXPORT cb_err cb_breaker_acquire(cb_breaker *b, cb_permit *p)
     return acquire_slow(b, p, w);
 }
 
-/* The judgement of a CLOSED period's outcome: the count, rate and slow-call
- * trips. Lock held. */
-static void closed_outcome(cb_breaker *b, uint64_t now, bool failure, bool slow, evq *q)
+/* Queues a *_RATE_EXCEEDED event: part of calls over total. */
+static void push_rate(cb_breaker *b, evq *q, cb_event_type type, cb_state st, uint64_t now,
+                      uint64_t part, uint64_t total)
+{
+    cb_event ev = { .type = type, .state = st, .at_ms = now,
+                    .rate = total ? (double)part * 100.0 / (double)total : 0,
+                    .calls = clamp_u(total) };
+
+    evq_push(b, q, &ev);
+}
+
+/* The rate rules over calls outcomes of which failures failed and slow were
+ * slow: queues an event per rule exceeded and says whether any was. */
+static bool rates_exceeded(cb_breaker *b, evq *q, cb_state st, uint64_t now, uint64_t calls,
+                           uint64_t failures, uint64_t slow)
+{
+    const cb_config *c = &b->cfg;
+    bool over = false;
+
+    if (c->failure_rate_threshold &&
+        failures * 100 >= (uint64_t)c->failure_rate_threshold * calls) {
+        push_rate(b, q, CB_EVENT_FAILURE_RATE_EXCEEDED, st, now, failures, calls);
+        over = true;
+    }
+    if (c->slow_call_ms && slow * 100 >= (uint64_t)c->slow_call_rate_threshold * calls) {
+        push_rate(b, q, CB_EVENT_SLOW_CALL_RATE_EXCEEDED, st, now, slow, calls);
+        over = true;
+    }
+    return over;
+}
+
+/* The judgement of a CLOSED period's outcome: the count, consecutive, rate
+ * and slow-call trips. succ is the raw success sum, read with the lock
+ * held, for a failure. Lock held. */
+static void closed_outcome(cb_breaker *b, uint64_t now, bool failure, bool slow, uint64_t succ,
+                           evq *q)
 {
     const cb_config *c = &b->cfg;
     cbh_window *win = &b->window;
-    bool trip;
+    uint64_t min_calls = c->minimum_calls;
+    bool trip = false;
 
+    if (failure) {
+        /* A success since the previous failure broke the run. */
+        if (b->run_failures && succ == b->run_mark && b->run_failures < UINT_MAX)
+            b->run_failures++;
+        else
+            b->run_failures = 1;
+        b->run_mark = succ;
+        if (c->consecutive_failures && b->run_failures >= c->consecutive_failures)
+            trip = true;
+    }
     if (tracks_calls(c))
         cbh_window_add(win, now, 1, failure, slow);
     else if (failure)
         cbh_window_add(win, now, 0, 1, 0);
     else
         return;
-    trip = win->failures >= c->failure_threshold;
-    if (!trip && tracks_calls(c) && win->calls >= c->minimum_calls) {
-        if (c->failure_rate_threshold &&
-            win->failures * 100 >= (uint64_t)c->failure_rate_threshold * win->calls)
-            trip = true;
-        if (c->slow_call_ms &&
-            win->slow * 100 >= (uint64_t)c->slow_call_rate_threshold * win->calls)
-            trip = true;
-    }
+    if (win->failures >= c->failure_threshold)
+        trip = true;
+    /* A count-based window caps minimum_calls at its size (resilience4j). */
+    if (win->count && min_calls > win->count)
+        min_calls = win->count;
+    if (tracks_calls(c) && win->calls >= min_calls &&
+        rates_exceeded(b, q, CB_CLOSED, now, win->calls, win->failures, win->slow))
+        trip = true;
     if (trip)
         set_state(b, CB_OPEN, now, q);
+}
+
+/* The judgement of a HALF_OPEN probe's outcome (see "Half-open" in
+ * breaker.h). Lock held. */
+static void half_open_outcome(cb_breaker *b, uint64_t now, bool failure, bool slow, evq *q)
+{
+    const cb_config *c = &b->cfg;
+    unsigned max = c->half_open_max;
+    bool reopen = false, close = false;
+
+    b->half_open_reported++;
+    b->half_open_failures += failure;
+    b->half_open_slow += slow;
+    if (!failure && !slow)
+        b->half_open_successes++;
+    if (c->half_open_by_rate) {
+        if (b->half_open_reported < max)
+            return;
+        reopen = rates_exceeded(b, q, CB_HALF_OPEN, now, b->half_open_reported,
+                                b->half_open_failures, b->half_open_slow);
+        close = !reopen;
+    } else if (failure) {
+        reopen = true;
+    } else if (slow && (uint64_t)b->half_open_slow * 100 >=
+                           (uint64_t)c->slow_call_rate_threshold * max) {
+        push_rate(b, q, CB_EVENT_SLOW_CALL_RATE_EXCEEDED, CB_HALF_OPEN, now, b->half_open_slow,
+                  max);
+        reopen = true;
+    } else if (b->half_open_successes >= c->success_threshold) {
+        close = true;
+    } else if (b->half_open_successes + (max - b->half_open_reported) < c->success_threshold) {
+        reopen = true; /* slow probes left too few to close */
+    }
+    if (reopen) {
+        b->backoff_level++;
+        set_state(b, CB_OPEN, now, q);
+    } else if (close) {
+        set_state(b, CB_CLOSED, now, q);
+    }
 }
 
 /* Every outcome that is not a CLOSED success on the fast path. */
@@ -544,9 +744,9 @@ static void record_slow(cb_breaker *b, const cb_permit *p, bool failure, cb_err 
 {
     uint64_t pw = p->opaque_[0];
     uint64_t now = now_ms(b);
-    uint64_t dur = 0, w;
+    uint64_t dur = 0, w, succ = 0;
     evq q;
-    bool slow = false, late;
+    bool slow = false, late, counts;
     cb_state st;
 
     q.n = 0;
@@ -563,13 +763,19 @@ static void record_slow(cb_breaker *b, const cb_permit *p, bool failure, cb_err 
     }
     if (late)
         b->late_outcomes++;
+    /* Only an outcome of the current period, from a call NORMAL mode would
+     * have admitted, may move the state. */
+    counts = !late && !(pw & W_SHADOW) && !(w & W_DISABLED);
     if (failure) {
         b->failures++;
         b->last_failure_ms = now;
-        b->succ_at_failure = sum_successes(b);
+        b->succ_at_failure = succ = sum_successes(b);
     } else {
         atomic_fetch_add_explicit(&stripe_of(b, p)->successes, 1, memory_order_relaxed);
         atomic_store_explicit(&b->last_success_ms, now, memory_order_relaxed);
+        /* A success that moves nothing must not break a run of failures. */
+        if (!(counts && st == CB_CLOSED) && b->run_failures)
+            b->run_mark++;
     }
     {
         cb_event ev = { .type = failure ? CB_EVENT_FAILURE : CB_EVENT_SUCCESS,
@@ -578,19 +784,11 @@ static void record_slow(cb_breaker *b, const cb_permit *p, bool failure, cb_err 
 
         evq_push(b, &q, &ev);
     }
-    /* Only an outcome of the current period, from a call NORMAL mode would
-     * have admitted, may move the state. */
-    if (!late && !(pw & W_SHADOW) && !(w & W_DISABLED)) {
-        if (st == CB_CLOSED) {
-            closed_outcome(b, now, failure, slow, &q);
-        } else if (st == CB_HALF_OPEN) {
-            if (failure) {
-                b->backoff_level++;
-                set_state(b, CB_OPEN, now, &q);
-            } else if (++b->half_open_successes >= b->cfg.success_threshold) {
-                set_state(b, CB_CLOSED, now, &q);
-            }
-        }
+    if (counts) {
+        if (st == CB_CLOSED)
+            closed_outcome(b, now, failure, slow, succ, &q);
+        else if (st == CB_HALF_OPEN)
+            half_open_outcome(b, now, failure, slow, &q);
     }
     pthread_mutex_unlock(&b->lock);
     evq_emit(b, &q);
@@ -624,30 +822,75 @@ CB_EXPORT void cb_breaker_record(cb_breaker *b, const cb_permit *p, bool success
     record_outcome(b, p, !success, success ? CB_OK : CB_ERR_TRANSPORT);
 }
 
-static bool is_failure(const cb_breaker *b, cb_err err)
+static cb_outcome classify_err(const cb_breaker *b, cb_err err)
 {
-    return b->classify ? b->classify(err, b->classify_data) : err != CB_OK;
+    if (b->classify_outcome)
+        return b->classify_outcome(err, b->classify_outcome_data);
+    if (b->classify)
+        return b->classify(err, b->classify_data) ? CB_OUTCOME_FAILURE : CB_OUTCOME_SUCCESS;
+    if (err == CB_OK)
+        return CB_OUTCOME_SUCCESS;
+    return err == CB_ERR_CANCELLED ? CB_OUTCOME_IGNORED : CB_OUTCOME_FAILURE;
+}
+
+/* Gives a permit back uncounted. */
+static void release_permit(cb_breaker *b, const cb_permit *p, cb_err err)
+{
+    uint64_t pw = p->opaque_[0];
+    uint64_t now = now_ms(b);
+    uint64_t w;
+    evq q;
+
+    q.n = 0;
+    pthread_mutex_lock(&b->lock);
+    w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    b->ignored++;
+    /* Only a probe of this period holds a slot; a shadow permit never did. */
+    if (W_STATE(w) == CB_HALF_OPEN && W_SAME_GEN(w, pw) && !(pw & W_SHADOW) &&
+        b->half_open_admitted)
+        b->half_open_admitted--;
+    {
+        cb_event ev = { .type = CB_EVENT_IGNORED, .state = W_STATE(w), .error = err,
+                        .duration_ms = (pw & W_TIMED) && now > p->opaque_[1] ? now - p->opaque_[1]
+                                                                             : 0,
+                        .at_ms = now };
+
+        evq_push(b, &q, &ev);
+    }
+    pthread_mutex_unlock(&b->lock);
+    evq_emit(b, &q);
+}
+
+/* Records an outcome the classifier (or the caller) gave; events carry
+ * err. An unknown outcome is a failure. */
+static void record_as(cb_breaker *b, const cb_permit *p, cb_outcome o, cb_err err)
+{
+    if (o == CB_OUTCOME_IGNORED)
+        release_permit(b, p, err);
+    else
+        record_outcome(b, p, o != CB_OUTCOME_SUCCESS, err);
 }
 
 CB_EXPORT void cb_breaker_record_err(cb_breaker *b, const cb_permit *p, cb_err err)
 {
     if (!b || !p)
         return;
-    record_outcome(b, p, is_failure(b, err), err);
+    record_as(b, p, classify_err(b, err), err);
+}
+
+CB_EXPORT void cb_breaker_record_outcome(cb_breaker *b, const cb_permit *p, cb_outcome o)
+{
+    if (!b || !p)
+        return;
+    record_as(b, p, o, o == CB_OUTCOME_SUCCESS || o == CB_OUTCOME_IGNORED ? CB_OK
+                                                                          : CB_ERR_TRANSPORT);
 }
 
 CB_EXPORT void cb_breaker_release(cb_breaker *b, const cb_permit *p)
 {
-    uint64_t w;
-
     if (!b || !p)
         return;
-    pthread_mutex_lock(&b->lock);
-    w = atomic_load_explicit(&b->word, memory_order_relaxed);
-    b->ignored++;
-    if (W_STATE(w) == CB_HALF_OPEN && W_SAME_GEN(w, p->opaque_[0]) && b->half_open_admitted)
-        b->half_open_admitted--;
-    pthread_mutex_unlock(&b->lock);
+    release_permit(b, p, CB_OK);
 }
 
 CB_EXPORT cb_err cb_breaker_execute(cb_breaker *b, cb_err (*op)(void *ctx), void *ctx)
@@ -660,7 +903,7 @@ CB_EXPORT cb_err cb_breaker_execute(cb_breaker *b, cb_err (*op)(void *ctx), void
     if (cb_breaker_acquire(b, &p) != CB_OK)
         return CB_ERR_CIRCUIT_OPEN;
     rc = op(ctx);
-    record_outcome(b, &p, is_failure(b, rc), rc);
+    record_as(b, &p, classify_err(b, rc), rc);
     return rc;
 }
 
@@ -686,8 +929,6 @@ CB_EXPORT cb_state cb_breaker_state(cb_breaker *b)
     return W_STATE(w);
 }
 
-static unsigned clamp_u(uint64_t v) { return v > UINT_MAX ? UINT_MAX : (unsigned)v; }
-
 CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
 {
     uint64_t now, succ, fail, adm, outcomes;
@@ -708,7 +949,8 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
     succ = sum_successes(b);
     fail = b->failures;
     adm = sum_admitted(b);
-    outcomes = (succ - b->base_successes) + (fail - b->base_failures);
+    outcomes = (succ - b->base_successes) + (fail - b->base_failures) +
+               (b->ignored - b->base_ignored);
     out->state = W_STATE(atomic_load_explicit(&b->word, memory_order_relaxed));
     out->successes = succ - b->base_successes;
     out->failures = fail - b->base_failures;
@@ -731,7 +973,10 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
     out->current_open_ms = b->open_ms;
     out->state_since_ms = b->state_since_ms;
     out->half_open_expired = b->half_open_expired;
-    out->ignored = b->ignored;
+    out->ignored = b->ignored - b->base_ignored;
+    /* A success since the last failure ended the run. */
+    out->consecutive_failures = succ == b->run_mark ? b->run_failures : 0;
+    out->isolated = (atomic_load_explicit(&b->word, memory_order_relaxed) & W_ISOLATED) ? 1 : 0;
     pthread_mutex_unlock(&b->lock);
     evq_emit(b, &q);
 }
@@ -747,7 +992,8 @@ static void breaker_reset_locked(cb_breaker *b, uint64_t now, evq *q)
 
     b->base_successes = succ;
     b->base_failures = b->failures;
-    b->base_admitted = succ + b->failures;
+    b->base_ignored = b->ignored;
+    b->base_admitted = succ + b->failures + b->ignored;
     b->base_rejected = atomic_load_explicit(&b->rejected, memory_order_relaxed);
     b->succ_at_failure = succ;
     b->last_failure_ms = 0;
@@ -756,9 +1002,17 @@ static void breaker_reset_locked(cb_breaker *b, uint64_t now, evq *q)
     b->late_outcomes = 0;
     b->times_opened = 0;
     b->half_open_expired = 0;
-    b->ignored = 0;
     b->backoff_level = 0;
-    set_state(b, CB_CLOSED, now, q);
+    {
+        uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+        cb_event ev = { .type = CB_EVENT_RESET, .from = W_STATE(w), .to = CB_CLOSED,
+                        .state = CB_CLOSED, .at_ms = now };
+
+        /* Isolation ends here, and only here. */
+        atomic_store_explicit(&b->word, w & ~(uint64_t)W_ISOLATED, memory_order_relaxed);
+        set_state(b, CB_CLOSED, now, q);
+        evq_push(b, q, &ev);
+    }
 }
 
 CB_EXPORT void cb_breaker_reset(cb_breaker *b)
@@ -776,17 +1030,57 @@ CB_EXPORT void cb_breaker_reset(cb_breaker *b)
     evq_emit(b, &q);
 }
 
-CB_EXPORT void cb_breaker_trip(cb_breaker *b)
+/* The manual trips: to OPEN until until (0 = the backoff's next duration),
+ * or isolated. An isolated breaker stays as it is. */
+static void breaker_trip(cb_breaker *b, bool timed, unsigned ms, uint64_t until, bool isolate)
 {
-    uint64_t now;
+    uint64_t now, w;
     evq q;
 
     q.n = 0;
     if (!b)
         return;
     now = now_ms(b);
+    if (timed) {
+        if (!ms)
+            ms = 1;
+        until = cbh_add_sat(now, ms);
+    } else if (until) {
+        /* An OPEN period lasts at least 1 ms, even one asked to end in the
+         * past. */
+        if (until <= now)
+            until = cbh_add_sat(now, 1);
+        ms = clamp_u(until - now);
+    }
     pthread_mutex_lock(&b->lock);
-    set_state(b, CB_OPEN, now, &q);
+    w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    if (!(w & W_ISOLATED)) {
+        if (isolate) {
+            /* Published before the flag, as set_state publishes a deadline
+             * before the word. */
+            set_state_until(b, CB_OPEN, now, UINT_MAX, UINT64_MAX, &q);
+            w = atomic_load_explicit(&b->word, memory_order_relaxed);
+            atomic_store_explicit(&b->word, w | W_ISOLATED, memory_order_release);
+        } else {
+            set_state_until(b, CB_OPEN, now, ms, until, &q);
+        }
+    }
     pthread_mutex_unlock(&b->lock);
     evq_emit(b, &q);
 }
+
+CB_EXPORT void cb_breaker_trip(cb_breaker *b) { breaker_trip(b, false, 0, 0, false); }
+
+CB_EXPORT void cb_breaker_trip_for(cb_breaker *b, unsigned ms)
+{
+    breaker_trip(b, true, ms, 0, false);
+}
+
+CB_EXPORT void cb_breaker_trip_until(cb_breaker *b, uint64_t t)
+{
+    /* t = 0 is "before now" on every clock; it must not read as "no
+     * deadline given". */
+    breaker_trip(b, false, 0, t ? t : 1, false);
+}
+
+CB_EXPORT void cb_breaker_isolate(cb_breaker *b) { breaker_trip(b, false, 0, 0, true); }

@@ -79,6 +79,10 @@ static const cfg_field breaker_fields[] = {
     PCT_(cb_config, reset_jitter_pct),
     K_(cb_config, mode, CFG_MODE),
     U_(cb_config, half_open_max_wait_ms),
+    U_(cb_config, consecutive_failures),
+    U_(cb_config, window_calls),
+    B_(cb_config, half_open_by_rate),
+    U_(cb_config, reset_backoff_permille),
 };
 
 static const cfg_field retry_fields[] = {

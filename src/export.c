@@ -158,6 +158,8 @@ static void json_origin(strbuf *b, const api_origin_metrics *o)
     json_u64(b, 0, "late_outcomes", m->late_outcomes);
     json_u64(b, 0, "half_open_expired", m->half_open_expired);
     json_u64(b, 0, "ignored", m->ignored);
+    json_u64(b, 0, "consecutive_failures", m->consecutive_failures);
+    json_u64(b, 0, "isolated", m->isolated);
     json_u64(b, 0, "last_failure_ms", m->last_failure_ms);
     json_u64(b, 0, "last_success_ms", m->last_success_ms);
 
@@ -252,6 +254,12 @@ static const prom_family origin_families[] = {
     { "cbhttp_breaker_ignored_total", "counter",
       "Permits given back without an outcome (cancelled calls).", PROM_U64,
       OM_(breaker.ignored) },
+    { "cbhttp_breaker_consecutive_failures", "gauge",
+      "Failures in a row in the current closed period.", PROM_UINT,
+      OM_(breaker.consecutive_failures) },
+    { "cbhttp_breaker_isolated", "gauge",
+      "1 while the breaker is isolated (forced open until reset), else 0.", PROM_UINT,
+      OM_(breaker.isolated) },
     { "cbhttp_breaker_window_failures", "gauge",
       "Failures inside the breaker's current rolling window.", PROM_UINT,
       OM_(breaker.window_failures) },

@@ -65,6 +65,8 @@ static void origin_breaker_cfg(const cbh_origins *m, cbh_origin *o, const cb_con
     out->listener_data = m->cfg.on_event ? o : NULL;
     out->classify = NULL;
     out->classify_data = NULL;
+    out->classify_outcome = NULL;
+    out->classify_outcome_data = NULL;
     out->clock = m->cfg.clock;
     out->clock_data = m->cfg.clock_data;
 }
@@ -82,6 +84,10 @@ static bool origin_same_numbers(const cb_config *a, const cb_config *b)
            a->max_reset_timeout_ms == b->max_reset_timeout_ms &&
            a->reset_backoff_multiplier == b->reset_backoff_multiplier &&
            a->half_open_max_wait_ms == b->half_open_max_wait_ms &&
+           a->consecutive_failures == b->consecutive_failures &&
+           a->window_calls == b->window_calls &&
+           a->half_open_by_rate == b->half_open_by_rate &&
+           a->reset_backoff_permille == b->reset_backoff_permille &&
            a->reset_jitter_pct == b->reset_jitter_pct && a->mode == b->mode;
 }
 

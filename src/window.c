@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include "alloc.h"
 #include "window.h"
 
 /* How many buckets of width_ms fit in window_ms, at most the ring size:
@@ -39,12 +40,36 @@ void cbh_window_init(cbh_window *w, unsigned window_ms)
     w->width_ms = window_width(ms);
     w->nbuckets = window_fit(ms, w->width_ms);
     w->head = 0;
+    w->count = 0;
+    w->next = 0;
+    w->outcomes = NULL;
     cbh_window_clear(w);
+}
+
+void cbh_window_init_count(cbh_window *w, unsigned n, uint8_t *ring)
+{
+    cbh_window_init(w, 1);
+    w->count = n;
+    w->outcomes = ring;
+    cbh_window_clear(w);
+}
+
+uint8_t *cbh_window_ring_new(unsigned n)
+{
+    return cbh_calloc(n ? n : 1, 1);
+}
+
+void cbh_window_ring_free(uint8_t *ring)
+{
+    cbh_free(ring);
 }
 
 void cbh_window_clear(cbh_window *w)
 {
     memset(w->ring, 0, sizeof(w->ring));
+    if (w->count)
+        memset(w->outcomes, 0, w->count);
+    w->next = 0;
     w->calls = w->failures = w->slow = 0;
 }
 
@@ -53,7 +78,7 @@ void cbh_window_advance(cbh_window *w, uint64_t now)
     uint64_t idx = now / w->width_ms;
     uint64_t i;
 
-    if (idx <= w->head)
+    if (w->count || idx <= w->head)
         return;
     /* An empty window, or a jump past its whole span, only moves the head:
      * there is nothing to expire one bucket at a time. */
@@ -79,11 +104,34 @@ void cbh_window_advance(cbh_window *w, uint64_t now)
     w->head = idx;
 }
 
+/* Count mode: the newest outcome replaces the oldest once the ring is
+ * full (calls == count). */
+static void window_push(cbh_window *w, unsigned failures, unsigned slow)
+{
+    uint8_t *slot = &w->outcomes[w->next];
+    uint8_t f = (uint8_t)((failures ? CBH_WINDOW_F_FAILURE : 0) | (slow ? CBH_WINDOW_F_SLOW : 0));
+
+    if (w->calls == w->count) {
+        w->failures -= (*slot & CBH_WINDOW_F_FAILURE) != 0;
+        w->slow -= (*slot & CBH_WINDOW_F_SLOW) != 0;
+    } else {
+        w->calls++;
+    }
+    *slot = f;
+    w->failures += (f & CBH_WINDOW_F_FAILURE) != 0;
+    w->slow += (f & CBH_WINDOW_F_SLOW) != 0;
+    w->next = w->next + 1 == w->count ? 0 : w->next + 1;
+}
+
 void cbh_window_add(cbh_window *w, uint64_t now, unsigned calls, unsigned failures,
                     unsigned slow)
 {
     cbh_window_bucket *bk;
 
+    if (w->count) {
+        window_push(w, failures, slow);
+        return;
+    }
     cbh_window_advance(w, now);
     bk = &w->ring[w->head % w->nbuckets];
     bk->calls += calls;

@@ -649,7 +649,7 @@ static void window_check_len(unsigned len)
 {
     cb_config c = fake_cfg();
     uint64_t w0 = len / 100 ? len / 100 : 1, w1 = ((uint64_t)len + 99) / 100;
-    uint64_t lcm = w0 * w1, phases[10], t;
+    uint64_t lcm = w0 * w1, phases[11], t; /* up to w1 + 1 <= 11 */
     cb_breaker *b;
     unsigned i, n = 0;
 
@@ -1219,12 +1219,14 @@ START_TEST(test_listener_resets)
     b = cb_breaker_new(&c);
     fail_once(b);
     ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
-    /* FAILURE, OPEN -> CLOSED (from the reset, delivered inside), CLOSED -> OPEN */
-    ck_assert_uint_eq(nevents, 3);
+    /* FAILURE, OPEN -> CLOSED and RESET (from the reset, delivered inside),
+     * CLOSED -> OPEN */
+    ck_assert_uint_eq(nevents, 4);
     ck_assert_int_eq(events[1].type, CB_EVENT_STATE_CHANGE);
     ck_assert_int_eq(events[1].from, CB_OPEN);
     ck_assert_int_eq(events[1].to, CB_CLOSED);
-    ck_assert_int_eq(events[2].to, CB_OPEN);
+    ck_assert_int_eq(events[2].type, CB_EVENT_RESET);
+    ck_assert_int_eq(events[3].to, CB_OPEN);
     cb_breaker_free(b);
 }
 END_TEST
@@ -1278,8 +1280,8 @@ START_TEST(test_trip_and_reset)
     ck_assert_uint_eq(metrics(b).successes, 1);
 
     /* CLOSED->OPEN, REJECTED, OPEN->HALF_OPEN, HALF_OPEN->OPEN, OPEN->CLOSED,
-     * plus the SUCCESS/FAILURE events of the calls. */
-    ck_assert_uint_eq(nevents, 8);
+     * RESET, plus the SUCCESS/FAILURE events of the calls. */
+    ck_assert_uint_eq(nevents, 9);
     ck_assert_int_eq(events[2].type, CB_EVENT_STATE_CHANGE);
     ck_assert_int_eq(events[2].to, CB_OPEN);
     ck_assert_int_eq(events[3].type, CB_EVENT_REJECTED);
@@ -1288,7 +1290,9 @@ START_TEST(test_trip_and_reset)
     ck_assert_int_eq(events[5].to, CB_OPEN);
     ck_assert_int_eq(events[6].from, CB_OPEN);
     ck_assert_int_eq(events[6].to, CB_CLOSED);
-    ck_assert_int_eq(events[7].type, CB_EVENT_SUCCESS);
+    ck_assert_int_eq(events[7].type, CB_EVENT_RESET);
+    ck_assert_int_eq(events[7].from, CB_OPEN);
+    ck_assert_int_eq(events[8].type, CB_EVENT_SUCCESS);
     cb_breaker_free(b);
 }
 END_TEST
@@ -1883,6 +1887,1124 @@ START_TEST(test_stress_lost_probes)
 }
 END_TEST
 
+/* ---- issue 11: trips and windows --------------------------------------- */
+
+/* A call that takes ms on the fake clock. */
+static void call_taking(cb_breaker *b, uint64_t ms, bool success)
+{
+    cb_permit p;
+
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += ms;
+    cb_breaker_record(b, &p, success);
+}
+
+START_TEST(test_consecutive_failures)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_threshold = CB_NEVER;
+    c.consecutive_failures = 3;
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    /* 40 failures in the window, never three in a row: stays CLOSED. */
+    for (i = 0; i < 20; i++) {
+        fail_once(b);
+        fail_once(b);
+        ck_assert_uint_eq(metrics(b).consecutive_failures, 2);
+        succeed_once(b);
+        ck_assert_uint_eq(metrics(b).consecutive_failures, 0);
+    }
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_eq(metrics(b).window_failures, 40);
+    fail_once(b);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).consecutive_failures, 0); /* a new period */
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A run spans any time: it is not a window. */
+START_TEST(test_consecutive_failures_any_time)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_window_ms = 1000;
+    c.consecutive_failures = 3;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 1000000;
+    fail_once(b);
+    fake_now += 1000000;
+    ck_assert_uint_eq(metrics(b).window_failures, 0);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Ignored outcomes and outcomes of earlier periods do not break a run. */
+START_TEST(test_consecutive_failures_unbroken)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p, old;
+
+    c.failure_threshold = CB_NEVER;
+    c.consecutive_failures = 3;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &old), CB_OK);
+    cb_breaker_reset(b); /* old is from an earlier period now */
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_release(b, &p);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_err(b, &p, CB_ERR_CANCELLED);
+    fail_once(b);
+    cb_breaker_record(b, &old, true);
+    ck_assert_uint_eq(metrics(b).late_outcomes, 1);
+    ck_assert_uint_eq(metrics(b).consecutive_failures, 2);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* gobreaker's default ReadyToTrip (ConsecutiveFailures > 5), from its
+ * documented semantics: five failures in a row leave it closed, a success
+ * starts the count again, and the sixth failure in a row opens it. */
+START_TEST(test_peer_gobreaker_ready_to_trip)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_threshold = CB_NEVER;
+    c.consecutive_failures = 6;
+    c.reset_timeout_ms = 60000; /* gobreaker's default Timeout */
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 5; i++)
+        ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_OK);
+    for (i = 0; i < 5; i++)
+        ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 59999;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_count_window)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_metrics m;
+    int i;
+
+    c.failure_threshold = CB_NEVER;
+    c.window_calls = 4;
+    c.failure_rate_threshold = 50; /* minimum_calls 10 is capped at 4 */
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    succeed_once(b);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED); /* 3 calls < 4 */
+    succeed_once(b);                                  /* S F F S: 50 % */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_reset(b);
+    ck_assert_uint_eq(metrics(b).window_calls, 0);
+    /* The window slides: a thousand successes later only 4 count. */
+    for (i = 0; i < 1000; i++)
+        succeed_once(b);
+    m = metrics(b);
+    ck_assert_uint_eq(m.window_calls, 4);
+    ck_assert_uint_eq(m.window_failures, 0);
+    /* Time plays no part. */
+    fail_once(b);
+    fake_now += 1000000000;
+    ck_assert_uint_eq(metrics(b).window_failures, 1);
+    fail_once(b); /* S S F F: 50 % of the last 4 */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* failure_threshold counts inside the count-based window too. */
+START_TEST(test_count_window_threshold)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_threshold = 3;
+    c.window_calls = 5;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 10; i++) {
+        fail_once(b);
+        fail_once(b);
+        succeed_once(b);
+        succeed_once(b);
+        succeed_once(b);
+    }
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_eq(metrics(b).window_failures, 2);
+    fail_once(b); /* F S S S F */
+    fail_once(b); /* S S S F F */
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    fail_once(b); /* S S F F F */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_count_window_slow)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.window_calls = 4;
+    c.slow_call_ms = 100;
+    c.slow_call_rate_threshold = 75;
+    b = cb_breaker_new(&c);
+    call_taking(b, 101, true);
+    call_taking(b, 5, true);
+    call_taking(b, 101, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    call_taking(b, 101, true); /* 3 slow of 4 */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* resilience4j COUNT_BASED, from its documented semantics: a window of 5
+ * calls, minimumNumberOfCalls 5, failureRateThreshold 50: no judgement
+ * before 5 calls, then 3 failures of the last 5 open it. */
+START_TEST(test_peer_r4j_count_based)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = CB_NEVER;
+    c.window_calls = 5;
+    c.minimum_calls = 5;
+    c.failure_rate_threshold = 50;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fail_once(b);
+    fail_once(b);
+    succeed_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED); /* 4 calls: not judged */
+    succeed_once(b);                                  /* 3 of 5 = 60 % */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_count_window_bounds)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    char err[128];
+
+    c.window_calls = CB_WINDOW_CALLS_MAX;
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    succeed_once(b);
+    cb_breaker_free(b);
+    c.window_calls = CB_WINDOW_CALLS_MAX + 1;
+    ck_assert_ptr_null(cb_breaker_new(&c));
+    ck_assert_int_eq(cb_config_check(&c, err, sizeof(err)), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "window_calls (10001) > CB_WINDOW_CALLS_MAX (10000)");
+}
+END_TEST
+
+/* configure switches between a time-based and a count-based window, each
+ * time starting it afresh, and keeps it when it stays. */
+START_TEST(test_count_window_configure)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 3;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3,
+                                                           .window_calls = 3 }),
+                     CB_OK);
+    ck_assert_uint_eq(metrics(b).window_failures, 0);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 4,
+                                                           .window_calls = 3 }),
+                     CB_OK);
+    ck_assert_uint_eq(metrics(b).window_failures, 2);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3,
+                                                           .window_calls = 10 }),
+                     CB_OK);
+    ck_assert_uint_eq(metrics(b).window_failures, 0);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3 }), CB_OK);
+    fail_once(b);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- issue 11: ignored outcomes ------------------------------------------ */
+
+static cb_outcome http_ignored(cb_err err, void *ud)
+{
+    (void)ud;
+    if (err == CB_OK)
+        return CB_OUTCOME_SUCCESS;
+    return err == CB_ERR_HTTP ? CB_OUTCOME_IGNORED : CB_OUTCOME_FAILURE;
+}
+
+START_TEST(test_classify_outcome_ignored)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+    cb_metrics m;
+    int i;
+
+    c.failure_threshold = 2;
+    c.classify_outcome = http_ignored;
+    c.classify = only_connect_fails; /* not used: classify_outcome wins */
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 5; i++)
+        ck_assert_int_eq(cb_breaker_execute(b, op_http, NULL), CB_ERR_HTTP);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += 4;
+    cb_breaker_record_err(b, &p, CB_ERR_HTTP);
+    m = metrics(b);
+    ck_assert_uint_eq(m.ignored, 6);
+    ck_assert_uint_eq(m.failures + m.successes, 0);
+    ck_assert_uint_eq(m.total_requests, 6);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    ck_assert_uint_eq(nevents, 6);
+    ck_assert_int_eq(events[5].type, CB_EVENT_IGNORED);
+    ck_assert_int_eq(events[5].error, CB_ERR_HTTP);
+    ck_assert_int_eq(events[5].state, CB_CLOSED);
+    ck_assert_uint_eq(events[5].duration_ms, 4);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_execute(b, op_fail, NULL), CB_ERR_CONNECT);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Without a classifier a cancellation is ignored, for execute and
+ * record_err alike; a bool classifier keeps deciding alone. */
+START_TEST(test_default_ignores_cancelled)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 1;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_err(b, &p, CB_ERR_CANCELLED);
+    ck_assert_uint_eq(metrics(b).ignored, 1);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+
+    c.classify = only_connect_fails;
+    c.classify_data = &classify_calls;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_err(b, &p, CB_ERR_CANCELLED);
+    ck_assert_uint_eq(metrics(b).ignored, 0);
+    ck_assert_uint_eq(metrics(b).successes, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_record_outcome)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+    cb_metrics m;
+
+    c.failure_threshold = 3;
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_outcome(b, &p, CB_OUTCOME_SUCCESS);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_outcome(b, &p, CB_OUTCOME_FAILURE);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_outcome(b, &p, CB_OUTCOME_IGNORED);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record_outcome(b, &p, (cb_outcome)7); /* a failure */
+    m = metrics(b);
+    ck_assert_uint_eq(m.successes, 1);
+    ck_assert_uint_eq(m.failures, 2);
+    ck_assert_uint_eq(m.ignored, 1);
+    ck_assert_uint_eq(m.total_requests, 4);
+    cb_breaker_record_outcome(NULL, &p, CB_OUTCOME_SUCCESS);
+    cb_breaker_record_outcome(b, NULL, CB_OUTCOME_SUCCESS);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A probe the classifier ignores gives its slot back, as release does; a
+ * METRICS_ONLY call beyond the probes never had one to give. */
+START_TEST(test_ignored_probe_slots)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p, q, shadow;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 1;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &q), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_record_err(b, &p, CB_ERR_CANCELLED);
+    ck_assert_int_eq(cb_breaker_acquire(b, &q), CB_OK);
+    cb_breaker_free(b);
+
+    c.mode = CB_MODE_METRICS_ONLY;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);      /* the probe */
+    ck_assert_int_eq(cb_breaker_acquire(b, &shadow), CB_OK); /* beyond it */
+    cb_breaker_release(b, &shadow);
+    /* Still one probe out: a failure of a second "probe" would not count. */
+    ck_assert_int_eq(cb_breaker_acquire(b, &q), CB_OK);
+    cb_breaker_record(b, &q, false);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_record(b, &p, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Counts still add up across a reset when permits were given back. */
+START_TEST(test_reset_with_ignored)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+    cb_metrics m;
+
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_release(b, &p);
+    succeed_once(b);
+    cb_breaker_reset(b);
+    m = metrics(b);
+    ck_assert_uint_eq(m.total_requests, 0);
+    ck_assert_uint_eq(m.ignored, 0);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_release(b, &p);
+    m = metrics(b);
+    ck_assert_uint_eq(m.total_requests, 1);
+    ck_assert_uint_eq(m.ignored, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- issue 11: zero that means zero -------------------------------------- */
+
+/* minimum_calls = 1 is the zero a rate needs; CB_NEVER turns the count
+ * trip off for a rate-only breaker. */
+START_TEST(test_zero_spellings)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_rate_threshold = 50;
+    c.minimum_calls = 1;
+    b = cb_breaker_new(&c);
+    fail_once(b); /* 1 of 1 */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+
+    c = fake_cfg();
+    c.failure_rate_threshold = 50;
+    b = cb_breaker_new(&c); /* the default count trip still opens at 5 */
+    for (i = 0; i < 5; i++) {
+        succeed_once(b);
+        succeed_once(b);
+        succeed_once(b);
+        fail_once(b);
+    }
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+
+    c.failure_threshold = CB_NEVER; /* rate only: 25 % stays CLOSED */
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 50; i++) {
+        succeed_once(b);
+        succeed_once(b);
+        succeed_once(b);
+        fail_once(b);
+    }
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_eq(metrics(b).window_failures, 50);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- issue 11: half-open ------------------------------------------------- */
+
+static cb_breaker *half_open_breaker(cb_config *c)
+{
+    cb_breaker *b;
+
+    c->clock = fake_clock;
+    c->failure_threshold = 1;
+    c->reset_timeout_ms = 100;
+    b = cb_breaker_new(c);
+    ck_assert_ptr_nonnull(b);
+    fail_once(b);
+    fake_now += metrics(b).current_open_ms;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    return b;
+}
+
+START_TEST(test_half_open_by_rate_closes)
+{
+    cb_config c = { .half_open_max = 4, .failure_rate_threshold = 50,
+                    .half_open_by_rate = true };
+    cb_breaker *b = half_open_breaker(&c);
+    cb_permit p[5];
+    int i;
+
+    for (i = 0; i < 4; i++)
+        ck_assert_int_eq(cb_breaker_acquire(b, &p[i]), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p[4]), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_record(b, &p[0], false); /* the first failure does not reopen */
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_record(b, &p[1], true); /* nor does the first success close */
+    cb_breaker_record(b, &p[2], true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_record(b, &p[3], true); /* 1 of 4 = 25 % */
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_half_open_by_rate_reopens)
+{
+    cb_config c = { .half_open_max = 4, .failure_rate_threshold = 50,
+                    .half_open_by_rate = true, .max_reset_timeout_ms = 1000,
+                    .listener = recorder };
+    cb_breaker *b;
+    cb_permit p;
+
+    nevents = 0;
+    b = half_open_breaker(&c);
+    succeed_once(b);
+    /* An ignored probe frees its slot and is not judged. */
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_release(b, &p);
+    fail_once(b);
+    succeed_once(b);
+    nevents = 0;
+    fail_once(b); /* 2 of 4 = 50 % */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 200); /* backoff grew */
+    ck_assert_uint_eq(nevents, 3);
+    ck_assert_int_eq(events[0].type, CB_EVENT_FAILURE);
+    ck_assert_int_eq(events[1].type, CB_EVENT_FAILURE_RATE_EXCEEDED);
+    ck_assert_int_eq(events[1].state, CB_HALF_OPEN);
+    ck_assert(events[1].rate == 50.0);
+    ck_assert_uint_eq(events[1].calls, 4);
+    ck_assert_int_eq(events[2].type, CB_EVENT_STATE_CHANGE);
+    ck_assert_int_eq(events[2].to, CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* resilience4j, from its documented semantics: with
+ * permittedNumberOfCallsInHalfOpenState 4 and a slow-call rate threshold of
+ * 50 %, HALF_OPEN reopens when 3 of the 4 probes are slow, though all of
+ * them succeeded. */
+START_TEST(test_peer_r4j_half_open_slow)
+{
+    cb_config c = { .half_open_max = 4, .failure_rate_threshold = 50,
+                    .slow_call_ms = 100, .slow_call_rate_threshold = 50,
+                    .half_open_by_rate = true, .listener = recorder };
+    cb_breaker *b;
+
+    nevents = 0;
+    b = half_open_breaker(&c);
+    call_taking(b, 101, true);
+    call_taking(b, 10, true);
+    call_taking(b, 101, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    nevents = 0;
+    call_taking(b, 101, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(nevents, 3);
+    ck_assert_int_eq(events[1].type, CB_EVENT_SLOW_CALL_RATE_EXCEEDED);
+    ck_assert(events[1].rate == 75.0);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Without half_open_by_rate, slow probes count once slow-call tripping is
+ * on: they are no successes, and enough of them reopen it. */
+START_TEST(test_half_open_slow_counts)
+{
+    cb_config c = { .half_open_max = 4, .slow_call_ms = 100,
+                    .slow_call_rate_threshold = 75 };
+    cb_breaker *b = half_open_breaker(&c);
+
+    call_taking(b, 101, true);
+    call_taking(b, 101, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN); /* slow: no success */
+    call_taking(b, 101, true);                            /* 3 of 4 */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+
+    /* A fast one still closes it. */
+    c = (cb_config){ .half_open_max = 4, .slow_call_ms = 100, .slow_call_rate_threshold = 75 };
+    b = half_open_breaker(&c);
+    call_taking(b, 101, true);
+    call_taking(b, 10, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+
+    /* Slow probes that leave too few to make success_threshold reopen it. */
+    c = (cb_config){ .half_open_max = 3, .success_threshold = 2, .slow_call_ms = 100 };
+    b = half_open_breaker(&c);
+    call_taking(b, 10, true);
+    call_taking(b, 101, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    call_taking(b, 101, true); /* 1 success, none left: cannot close */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A lost probe of a rate-judged period is abandoned like any other. */
+START_TEST(test_half_open_by_rate_lost_probe)
+{
+    cb_config c = { .half_open_max = 2, .failure_rate_threshold = 50,
+                    .half_open_by_rate = true, .half_open_max_wait_ms = 50 };
+    cb_breaker *b = half_open_breaker(&c);
+    cb_permit lost;
+
+    succeed_once(b);
+    ck_assert_int_eq(cb_breaker_acquire(b, &lost), CB_OK);
+    fake_now += 50;
+    succeed_once(b); /* a new period: its first probe */
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    ck_assert_uint_eq(metrics(b).half_open_expired, 1);
+    succeed_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_half_open_by_rate_needs_rate)
+{
+    char err[96];
+
+    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .half_open_by_rate = true }));
+    ck_assert_int_eq(cb_config_check(&(cb_config){ .half_open_by_rate = true }, err,
+                                     sizeof(err)),
+                     CB_ERR_INVALID);
+    ck_assert_str_eq(err, "half_open_by_rate needs failure_rate_threshold (0)");
+}
+END_TEST
+
+/* ---- issue 11: manual control -------------------------------------------- */
+
+START_TEST(test_trip_for)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.max_reset_timeout_ms = 1000;
+    b = cb_breaker_new(&c);
+    cb_breaker_trip_for(b, 2500); /* may pass max_reset_timeout_ms */
+    ck_assert_uint_eq(metrics(b).current_open_ms, 2500);
+    ck_assert_uint_eq(metrics(b).times_opened, 1);
+    fake_now += 2499;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    fail_once(b); /* the backoff resumes where it was: level 1 */
+    ck_assert_uint_eq(metrics(b).current_open_ms, 200);
+    /* Shorter, again from OPEN; 0 is 1 ms. */
+    cb_breaker_trip_for(b, 0);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 1);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_trip_for(NULL, 5);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_trip_until)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+
+    b = cb_breaker_new(&c);
+    cb_breaker_trip_until(b, fake_now + 700);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 700);
+    fake_now += 699;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_trip_until(b, fake_now - 10); /* in the past: 1 ms */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 1);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_trip_until(b, 0);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_trip_until(b, UINT64_MAX); /* far: reported as UINT_MAX */
+    ck_assert_uint_eq(metrics(b).current_open_ms, UINT_MAX);
+    fake_now += 1000000000000ull;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Polly's Isolate and resilience4j's FORCED_OPEN, from their documented
+ * semantics: every call is rejected, however long it waits, until Reset;
+ * then it is CLOSED. */
+START_TEST(test_peer_isolate)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+    cb_metrics m;
+
+    c.reset_timeout_ms = 100;
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    cb_breaker_isolate(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 1000000000;
+    op_calls = 0;
+    ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_ERR_CIRCUIT_OPEN);
+    ck_assert_int_eq(op_calls, 0);
+    /* Trips and configure do not end it. */
+    cb_breaker_trip(b);
+    cb_breaker_trip_for(b, 10);
+    cb_breaker_trip_until(b, fake_now + 10);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .reset_timeout_ms = 5 }), CB_OK);
+    fake_now += 1000000;
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_OPEN);
+    ck_assert_uint_eq(m.isolated, 1);
+    ck_assert_uint_eq(m.times_opened, 1);
+    ck_assert_uint_eq(m.current_open_ms, UINT_MAX);
+    ck_assert_uint_eq(m.rejected, 2);
+    cb_breaker_reset(b);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    ck_assert_uint_eq(m.isolated, 0);
+    succeed_once(b);
+    /* CLOSED -> OPEN, 2 REJECTED, OPEN -> CLOSED, RESET, SUCCESS. */
+    ck_assert_uint_eq(nevents, 6);
+    ck_assert_int_eq(events[0].to, CB_OPEN);
+    ck_assert_int_eq(events[3].to, CB_CLOSED);
+    ck_assert_int_eq(events[4].type, CB_EVENT_RESET);
+    ck_assert_int_eq(events[4].from, CB_OPEN);
+    /* Isolating again after a reset works; from HALF_OPEN too. */
+    cb_breaker_trip(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_isolate(b);
+    fake_now += 100000;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_isolate(NULL);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* An isolated breaker stays OPEN even when the clock reaches its end,
+ * where a saturated deadline would let an ordinary OPEN one go. */
+START_TEST(test_isolate_clock_end)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    b = cb_breaker_new(&c);
+    cb_breaker_isolate(b);
+    fake_now = UINT64_MAX;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- issue 11: non-integer backoff --------------------------------------- */
+
+/* resilience4j's exponential backoff with multiplier 1.5 (100 * 1.5^n). */
+START_TEST(test_backoff_permille)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    char err[64];
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.max_reset_timeout_ms = 1000;
+    c.reset_backoff_multiplier = 3; /* permille wins */
+    c.reset_backoff_permille = 1500;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 100);
+    ck_assert_uint_eq(reopen(b), 150);
+    ck_assert_uint_eq(reopen(b), 225);
+    ck_assert_uint_eq(reopen(b), 337);
+    ck_assert_uint_eq(reopen(b), 506);
+    ck_assert_uint_eq(reopen(b), 759);
+    ck_assert_uint_eq(reopen(b), 1000);
+    ck_assert_uint_eq(reopen(b), 1000);
+    cb_breaker_free(b);
+
+    c.reset_backoff_permille = 1000; /* no growth */
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_uint_eq(reopen(b), 100);
+    cb_breaker_free(b);
+
+    c.reset_backoff_permille = 999;
+    ck_assert_ptr_null(cb_breaker_new(&c));
+    ck_assert_int_eq(cb_config_check(&c, err, sizeof(err)), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "reset_backoff_permille (999) < 1000");
+}
+END_TEST
+
+/* ---- issue 11: events ---------------------------------------------------- */
+
+START_TEST(test_events_rate_exceeded)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    int i;
+
+    c.failure_threshold = CB_NEVER;
+    c.failure_rate_threshold = 50;
+    c.slow_call_ms = 100;
+    c.slow_call_rate_threshold = 40;
+    c.minimum_calls = 4;
+    c.listener = recorder;
+    b = cb_breaker_new(&c);
+    call_taking(b, 150, true);
+    call_taking(b, 5, false);
+    call_taking(b, 5, true);
+    nevents = 0;
+    call_taking(b, 150, false); /* 2 of 4 failed, 2 of 4 slow */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_uint_eq(nevents, 4);
+    ck_assert_int_eq(events[0].type, CB_EVENT_FAILURE);
+    ck_assert(events[0].slow);
+    ck_assert_int_eq(events[1].type, CB_EVENT_FAILURE_RATE_EXCEEDED);
+    ck_assert(events[1].rate == 50.0);
+    ck_assert_uint_eq(events[1].calls, 4);
+    ck_assert_int_eq(events[1].state, CB_CLOSED);
+    ck_assert_uint_eq(events[1].at_ms, fake_now);
+    ck_assert_int_eq(events[2].type, CB_EVENT_SLOW_CALL_RATE_EXCEEDED);
+    ck_assert(events[2].rate == 50.0);
+    ck_assert_int_eq(events[3].type, CB_EVENT_STATE_CHANGE);
+    ck_assert_int_eq(events[3].to, CB_OPEN);
+    cb_breaker_free(b);
+
+    /* Only the rule exceeded is reported. */
+    c.slow_call_ms = 0;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 3; i++)
+        succeed_once(b);
+    nevents = 0;
+    fail_once(b);
+    fail_once(b);
+    fail_once(b); /* 3 of 6 */
+    ck_assert_uint_eq(nevents, 5);
+    ck_assert_int_eq(events[3].type, CB_EVENT_FAILURE_RATE_EXCEEDED);
+    ck_assert(events[3].rate == 50.0);
+    ck_assert_uint_eq(events[3].calls, 6);
+    ck_assert_int_eq(events[4].type, CB_EVENT_STATE_CHANGE);
+    cb_breaker_free(b);
+}
+END_TEST
+
+START_TEST(test_events_reset_and_ignored)
+{
+    cb_config c = fake_cfg();
+    cb_breaker *b;
+    cb_permit p;
+
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    cb_breaker_reset(b); /* from CLOSED: RESET alone */
+    ck_assert_uint_eq(nevents, 1);
+    ck_assert_int_eq(events[0].type, CB_EVENT_RESET);
+    ck_assert_int_eq(events[0].from, CB_CLOSED);
+    ck_assert_int_eq(events[0].to, CB_CLOSED);
+    ck_assert_uint_eq(events[0].at_ms, fake_now);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += 9;
+    cb_breaker_release(b, &p);
+    ck_assert_uint_eq(nevents, 2);
+    ck_assert_int_eq(events[1].type, CB_EVENT_IGNORED);
+    ck_assert_int_eq(events[1].error, CB_OK);
+    ck_assert_uint_eq(events[1].duration_ms, 9);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* ---- issue 11: configs that say why -------------------------------------- */
+
+START_TEST(test_config_check_messages)
+{
+    static const struct {
+        cb_config c;
+        const char *msg;
+    } bad[] = {
+        { { .success_threshold = 4 }, "success_threshold (4) > half_open_max (3)" },
+        { { .half_open_max = 2, .success_threshold = 3 },
+          "success_threshold (3) > half_open_max (2)" },
+        { { .failure_rate_threshold = 101 }, "failure_rate_threshold (101) > 100" },
+        { { .slow_call_rate_threshold = 101 }, "slow_call_rate_threshold (101) > 100" },
+        { { .reset_jitter_pct = 101 }, "reset_jitter_pct (101) > 100" },
+        { { .max_reset_timeout_ms = 1000 },
+          "reset_timeout_ms (30000) > max_reset_timeout_ms (1000)" },
+        { { .mode = (cb_mode)3 }, "mode (3) is not a cb_mode (0-2)" },
+    };
+    char err[128], tiny[8];
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(cb_config_check(&bad[i].c, err, sizeof(err)), CB_ERR_INVALID);
+        ck_assert_str_eq(err, bad[i].msg);
+        ck_assert_ptr_null(cb_breaker_new(&bad[i].c));
+        ck_assert_int_eq(cb_config_check(&bad[i].c, NULL, 0), CB_ERR_INVALID);
+    }
+    ck_assert_int_eq(cb_config_check(&bad[0].c, tiny, sizeof(tiny)), CB_ERR_INVALID);
+    ck_assert_str_eq(tiny, "success");
+    strcpy(err, "junk");
+    ck_assert_int_eq(cb_config_check(NULL, err, sizeof(err)), CB_OK);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(cb_config_check(&(cb_config){ .half_open_max = 3, .success_threshold = 3 },
+                                     err, sizeof(err)),
+                     CB_OK);
+}
+END_TEST
+
+/* ---- issue 11: threads --------------------------------------------------- */
+
+static cb_outcome timeout_ignored(cb_err err, void *ud)
+{
+    (void)ud;
+    if (err == CB_OK)
+        return CB_OUTCOME_SUCCESS;
+    return err == CB_ERR_TIMEOUT ? CB_OUTCOME_IGNORED : CB_OUTCOME_FAILURE;
+}
+
+typedef struct manual_arg {
+    cb_breaker *b;
+    unsigned seed;
+    uint64_t rejected, successes, failures, ignored;
+} manual_arg;
+
+static void *manual_worker(void *arg)
+{
+    manual_arg *a = arg;
+    uint64_t x = a->seed * 2654435761u + 1;
+    cb_permit p;
+    int i;
+
+    for (i = 0; i < STRESS_CALLS / 2; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (cb_breaker_acquire(a->b, &p) != CB_OK) {
+            a->rejected++;
+            continue;
+        }
+        switch (x % 8) {
+        case 0:
+            a->failures++;
+            cb_breaker_record_err(a->b, &p, CB_ERR_CONNECT);
+            break;
+        case 1:
+            a->ignored++;
+            cb_breaker_record_err(a->b, &p, CB_ERR_TIMEOUT);
+            break;
+        default:
+            a->successes++;
+            cb_breaker_record(a->b, &p, true);
+        }
+        if (i % 1024 == 0)
+            atomic_fetch_add(&stress_now, 1);
+    }
+    return NULL;
+}
+
+/* Isolates, trips for a time and until a time while workers run with a
+ * consecutive-failure trip, a count-based window judged by rate, rate-judged
+ * half-open periods and ignored outcomes; then every count adds up and the
+ * isolation holds until reset. */
+static void *manual_chaos(void *arg)
+{
+    cb_breaker *b = arg;
+    unsigned i = 0;
+    cb_metrics m;
+
+    while (!atomic_load(&stress_stop)) {
+        switch (i % 5) {
+        case 0: cb_breaker_isolate(b); break;
+        case 1: cb_breaker_reset(b); break;
+        case 2: cb_breaker_trip_for(b, 3); break;
+        case 3: cb_breaker_trip_until(b, atomic_load(&stress_now) + 2); break;
+        default: break;
+        }
+        cb_breaker_metrics(b, &m);
+        ck_assert_uint_ge(m.total_requests,
+                          m.successes + m.failures + m.rejected + m.ignored);
+        atomic_fetch_add(&stress_now, 2);
+        i++;
+        sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(test_stress_manual_states)
+{
+    cb_config c;
+    cb_breaker *b;
+    manual_arg a[4];
+    pthread_t t[4], chaos;
+    uint64_t rej = 0, succ = 0, fail = 0, ign = 0;
+    cb_permit p;
+    cb_metrics m;
+    int i;
+
+    memset(&c, 0, sizeof(c));
+    c.clock = stress_clock;
+    c.failure_threshold = CB_NEVER;
+    c.consecutive_failures = 4;
+    c.window_calls = 50;
+    c.failure_rate_threshold = 10;
+    c.minimum_calls = 20;
+    c.reset_timeout_ms = 5;
+    c.half_open_max = 4;
+    c.half_open_by_rate = true;
+    c.half_open_max_wait_ms = 5;
+    c.max_reset_timeout_ms = 40;
+    c.reset_backoff_permille = 1500;
+    c.classify_outcome = timeout_ignored;
+    c.listener = counting_listener;
+    atomic_store(&stress_now, 1000);
+    atomic_store(&stress_stop, 0);
+    b = cb_breaker_new(&c);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(pthread_create(&chaos, NULL, manual_chaos, b), 0);
+    for (i = 0; i < 4; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        a[i].b = b;
+        a[i].seed = (unsigned)i + 31;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, manual_worker, &a[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        rej += a[i].rejected;
+        succ += a[i].successes;
+        fail += a[i].failures;
+        ign += a[i].ignored;
+    }
+    atomic_store(&stress_stop, 1);
+    pthread_join(chaos, NULL);
+    m = metrics(b);
+    ck_assert_uint_eq(m.total_requests, m.successes + m.failures + m.rejected + m.ignored);
+    ck_assert_uint_le(m.successes, succ);
+    ck_assert_uint_le(m.failures, fail);
+    ck_assert_uint_le(m.ignored, ign);
+    ck_assert_uint_le(m.rejected, rej);
+    /* Isolated, it stays so whatever time does; reset ends it. */
+    cb_breaker_isolate(b);
+    atomic_fetch_add(&stress_now, 1000000);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_reset(b);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    cb_breaker_record(b, &p, true);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Many threads on the consecutive-failure count while successes stay on
+ * the lock-free path: the run is never longer than the failures recorded,
+ * and with failures only it opens. */
+static void *fail_worker(void *arg)
+{
+    cb_breaker *b = arg;
+    cb_permit p;
+    int i;
+
+    for (i = 0; i < STRESS_CALLS / 4; i++) {
+        if (cb_breaker_acquire(b, &p) != CB_OK)
+            continue;
+        cb_breaker_record(b, &p, (i & 1) != 0);
+    }
+    return NULL;
+}
+
+START_TEST(test_stress_consecutive)
+{
+    cb_config c;
+    cb_breaker *b;
+    pthread_t t[4];
+    int i;
+
+    memset(&c, 0, sizeof(c));
+    c.clock = stress_clock;
+    c.failure_threshold = CB_NEVER;
+    c.consecutive_failures = 1000000;
+    atomic_store(&stress_now, 1000);
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, fail_worker, b), 0);
+    for (i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_le(metrics(b).consecutive_failures, metrics(b).failures);
+    ck_assert_uint_eq(metrics(b).total_requests, 4u * (STRESS_CALLS / 4));
+    cb_breaker_free(b);
+}
+END_TEST
+
 static Suite *breaker_suite(void)
 {
     Suite *s = suite_create("breaker");
@@ -1990,6 +3112,58 @@ static Suite *breaker_suite(void)
     tcase_add_test(tc, test_stress_resets);
     tcase_add_test(tc, test_stress_listener);
     tcase_add_test(tc, test_stress_lost_probes);
+    tcase_add_test(tc, test_stress_manual_states);
+    tcase_add_test(tc, test_stress_consecutive);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("issue11_trips");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_consecutive_failures);
+    tcase_add_test(tc, test_consecutive_failures_any_time);
+    tcase_add_test(tc, test_consecutive_failures_unbroken);
+    tcase_add_test(tc, test_peer_gobreaker_ready_to_trip);
+    tcase_add_test(tc, test_count_window);
+    tcase_add_test(tc, test_count_window_threshold);
+    tcase_add_test(tc, test_count_window_slow);
+    tcase_add_test(tc, test_peer_r4j_count_based);
+    tcase_add_test(tc, test_count_window_bounds);
+    tcase_add_test(tc, test_count_window_configure);
+    tcase_add_test(tc, test_zero_spellings);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("issue11_ignored");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_classify_outcome_ignored);
+    tcase_add_test(tc, test_default_ignores_cancelled);
+    tcase_add_test(tc, test_record_outcome);
+    tcase_add_test(tc, test_ignored_probe_slots);
+    tcase_add_test(tc, test_reset_with_ignored);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("issue11_half_open");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_half_open_by_rate_closes);
+    tcase_add_test(tc, test_half_open_by_rate_reopens);
+    tcase_add_test(tc, test_peer_r4j_half_open_slow);
+    tcase_add_test(tc, test_half_open_slow_counts);
+    tcase_add_test(tc, test_half_open_by_rate_lost_probe);
+    tcase_add_test(tc, test_half_open_by_rate_needs_rate);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("issue11_manual");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_trip_for);
+    tcase_add_test(tc, test_trip_until);
+    tcase_add_test(tc, test_peer_isolate);
+    tcase_add_test(tc, test_isolate_clock_end);
+    tcase_add_test(tc, test_backoff_permille);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("issue11_events");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_events_rate_exceeded);
+    tcase_add_test(tc, test_events_reset_and_ignored);
+    tcase_add_test(tc, test_config_check_messages);
     suite_add_tcase(s, tc);
 
     return s;

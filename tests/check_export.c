@@ -35,6 +35,8 @@ static void build_snapshot(void)
     origins[0].breaker.late_outcomes = 1;
     origins[0].breaker.half_open_expired = 6;
     origins[0].breaker.ignored = 8;
+    origins[0].breaker.consecutive_failures = 3;
+    origins[0].breaker.isolated = 1;
     origins[0].breaker.last_failure_ms = 123456789;
     origins[0].breaker.last_success_ms = 123450000;
     origins[0].attempts = 95;
@@ -113,6 +115,8 @@ START_TEST(test_json)
     ck_assert(num(b, "late_outcomes") == 1);
     ck_assert(num(b, "half_open_expired") == 6);
     ck_assert(num(b, "ignored") == 8);
+    ck_assert(num(b, "consecutive_failures") == 3);
+    ck_assert(num(b, "isolated") == 1);
     ck_assert(num(b, "last_failure_ms") == 123456789);
     ck_assert(num(b, "last_success_ms") == 123450000);
     r = obj(o, "retry");
@@ -398,6 +402,9 @@ START_TEST(test_prometheus_values)
     ck_assert_str_eq(value_of(text, "cbhttp_breaker_late_outcomes_total", a), "1");
     ck_assert_str_eq(value_of(text, "cbhttp_breaker_half_open_expired_total", a), "6");
     ck_assert_str_eq(value_of(text, "cbhttp_breaker_ignored_total", a), "8");
+    ck_assert_str_eq(value_of(text, "cbhttp_breaker_consecutive_failures", a), "3");
+    ck_assert_str_eq(value_of(text, "cbhttp_breaker_isolated", a), "1");
+    ck_assert_str_eq(value_of(text, "cbhttp_breaker_isolated", NASTY_ORIGIN), "0");
     ck_assert_str_eq(value_of(text, "cbhttp_breaker_window_failures", a), "5");
     ck_assert_str_eq(value_of(text, "cbhttp_breaker_consecutive_successes", NASTY_ORIGIN), "2");
     ck_assert_str_eq(value_of(text, "cbhttp_attempts_total", a), "95");

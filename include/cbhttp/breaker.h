@@ -5,7 +5,8 @@
  * States: CLOSED admits every call and counts failures in a rolling window;
  * OPEN rejects every call until the reset timeout has passed; HALF_OPEN admits
  * a limited number of probes, closes after enough successes and reopens on
- * any failure.
+ * any failure (or judges the probes by rate: half_open_by_rate). An isolated
+ * breaker (cb_breaker_isolate) is OPEN until cb_breaker_reset.
  *
  * Thread-safety: every function taking a cb_breaker * may be called from
  * several threads at once. The CLOSED fast path (acquire + record of a
@@ -46,6 +47,59 @@
  *
  * Clock arithmetic saturates: a deadline (now + a duration) that would pass
  * UINT64_MAX is UINT64_MAX, reached only when the clock reads UINT64_MAX.
+ *
+ * Trips. In CLOSED, one recorded outcome of the current period is judged by
+ * every rule that is on, and any one of them opens the breaker:
+ *   - failure_threshold failures inside the window (always on; CB_NEVER
+ *     turns it off);
+ *   - consecutive_failures failures in a row (off by default);
+ *   - failure_rate_threshold and slow_call_rate_threshold percent of the
+ *     calls inside the window, once it holds minimum_calls calls (off by
+ *     default).
+ * The window is the last failure_window_ms (time-based, the default) or the
+ * last window_calls recorded calls (count-based).
+ *
+ * Half-open. By default a HALF_OPEN period closes after success_threshold
+ * successes and reopens on the first failure. With slow-call tripping on
+ * (slow_call_ms set), a slow probe is no success: the period reopens once
+ * its slow probes reach slow_call_rate_threshold percent of half_open_max
+ * (rounded up), or once the probes left can no longer make
+ * success_threshold. With half_open_by_rate the period waits for all
+ * half_open_max probes and then reopens if their failure rate reaches
+ * failure_rate_threshold or their slow-call rate reaches
+ * slow_call_rate_threshold, and closes otherwise (resilience4j,
+ * failsafe-go); success_threshold is then not used. A reopened period
+ * grows the next OPEN duration (backoff) either way.
+ *
+ * Events for one call, in order (one thread; see cb_listener_fn):
+ *   cb_breaker_acquire: STATE_CHANGE OPEN -> HALF_OPEN when the reset timeout
+ *     has passed, then REJECTED if the call is refused.
+ *   cb_breaker_record*, cb_breaker_release: the outcome (SUCCESS, FAILURE or
+ *     IGNORED), then FAILURE_RATE_EXCEEDED and SLOW_CALL_RATE_EXCEEDED when
+ *     a rate rule was exceeded (in that order, both if both were), then the
+ *     STATE_CHANGE it caused. An IGNORED outcome never causes more.
+ *   cb_breaker_reset: STATE_CHANGE to CLOSED (unless it was CLOSED), then
+ *     RESET.
+ *   cb_breaker_trip*, cb_breaker_isolate: STATE_CHANGE to OPEN (unless it was
+ *     OPEN).
+ *
+ * Zero that means zero. Every numeric field's 0 means its default, so some
+ * values cannot be written as 0; none is needed:
+ *   - minimum_calls = 0 would mean "judge the rate from the first call":
+ *     write 1. A rate is only judged after an outcome is recorded, so the
+ *     window then holds at least one call and 0 and 1 behave alike.
+ *   - failure_rate_threshold = 0 is "off": a threshold of 0 % would open on
+ *     a window of successes. "Any failure opens" is failure_threshold = 1,
+ *     or failure_rate_threshold = 1 with minimum_calls = 1 for "any failure
+ *     among the last 100 calls or fewer".
+ *   - slow_call_rate_threshold = 0 means 100: 0 % would open on fast calls.
+ *   - reset_timeout_ms = 0 means 30000: an OPEN period lasts at least 1 ms
+ *     anyway, so write 1.
+ *   - half_open_max = 0 means 3: "never probe" is cb_breaker_isolate.
+ *   - failure_threshold = 0 means 5: "no count trip" (a rate-only breaker,
+ *     as resilience4j and Polly's advanced breaker are) is CB_NEVER.
+ *   - reset_backoff_multiplier = 0 means 2: "no growth" is 1, or leaving
+ *     max_reset_timeout_ms at 0.
  */
 #ifndef CBHTTP_BREAKER_H
 #define CBHTTP_BREAKER_H
@@ -57,6 +111,14 @@ extern "C" {
 #endif
 
 typedef enum cb_state { CB_CLOSED = 0, CB_OPEN = 1, CB_HALF_OPEN = 2 } cb_state;
+
+/* A count that is never reached: failure_threshold = CB_NEVER turns the
+ * count trip off, for a breaker that opens by rate or by consecutive
+ * failures only. */
+#define CB_NEVER 0xffffffffu
+
+/* The largest window_calls accepted (one byte per call is kept). */
+#define CB_WINDOW_CALLS_MAX 10000u
 
 /* "CLOSED", "OPEN", "HALF_OPEN"; "UNKNOWN" for other values. Never NULL. */
 CB_EXPORT const char *cb_state_name(cb_state s);
@@ -77,7 +139,15 @@ typedef enum cb_event_type {
     CB_EVENT_STATE_CHANGE = 0, /* from -> to */
     CB_EVENT_SUCCESS,          /* duration_ms, slow */
     CB_EVENT_FAILURE,          /* error, duration_ms, slow */
-    CB_EVENT_REJECTED          /* state at the time of rejection */
+    CB_EVENT_REJECTED,         /* state at the time of rejection */
+    CB_EVENT_IGNORED,          /* an outcome that is neither success nor
+                                  failure: error (CB_OK from
+                                  cb_breaker_release), duration_ms */
+    CB_EVENT_FAILURE_RATE_EXCEEDED,   /* rate, calls: the failure rate that
+                                         reached failure_rate_threshold */
+    CB_EVENT_SLOW_CALL_RATE_EXCEEDED, /* rate, calls: the slow-call rate that
+                                         reached slow_call_rate_threshold */
+    CB_EVENT_RESET             /* cb_breaker_reset; from: the state before */
 } cb_event_type;
 
 typedef struct cb_event {
@@ -90,6 +160,8 @@ typedef struct cb_event {
     uint64_t duration_ms; /* SUCCESS/FAILURE: from acquire to record */
     bool     slow;        /* SUCCESS/FAILURE: slower than slow_call_ms */
     uint64_t at_ms;       /* the breaker clock when it happened */
+    double   rate;        /* *_RATE_EXCEEDED: percent (0-100) of calls */
+    unsigned calls;       /* *_RATE_EXCEEDED: the calls it was judged over */
 } cb_event;
 
 typedef struct cb_breaker cb_breaker; /* opaque */
@@ -108,6 +180,20 @@ typedef void (*cb_listener_fn)(cb_breaker *b, const cb_event *ev, void *user_dat
  * returns true when err counts as a failure. The default counts every
  * err != CB_OK. */
 typedef bool (*cb_classify_fn)(cb_err err, void *user_data);
+
+/* What an outcome counts as. */
+typedef enum cb_outcome {
+    CB_OUTCOME_SUCCESS = 0,
+    CB_OUTCOME_FAILURE = 1,
+    CB_OUTCOME_IGNORED = 2 /* neither: the permit is given back, as with
+                              cb_breaker_release */
+} cb_outcome;
+
+/* Outcome classifier (cb_config.classify_outcome): like cb_classify_fn,
+ * with a third answer, CB_OUTCOME_IGNORED (resilience4j ignoreExceptions,
+ * gobreaker IsExcluded). Called with no lock held; it may not call back
+ * into the breaker. */
+typedef cb_outcome (*cb_outcome_fn)(cb_err err, void *user_data);
 
 typedef struct cb_config {
     unsigned failure_threshold; /* failures inside the rolling window that open it; default 5 */
@@ -132,7 +218,8 @@ typedef struct cb_config {
 
     /* Open-duration backoff: each failed HALF_OPEN period multiplies the
      * next OPEN duration by reset_backoff_multiplier (default 2) up to
-     * max_reset_timeout_ms. 0 = no growth: always reset_timeout_ms. */
+     * max_reset_timeout_ms. 0 = no growth: always reset_timeout_ms.
+     * reset_backoff_permille (below) gives non-integer factors. */
     unsigned max_reset_timeout_ms;
     unsigned reset_backoff_multiplier;
     /* Randomises every OPEN duration by up to +/- this percentage (0-100)
@@ -142,7 +229,8 @@ typedef struct cb_config {
 
     cb_mode mode;
 
-    cb_classify_fn classify;      /* NULL = every error is a failure */
+    cb_classify_fn classify;      /* NULL = every error is a failure (but see
+                                     classify_outcome) */
     void          *classify_data;
     cb_listener_fn listener;      /* NULL = no events */
     void          *listener_data;
@@ -156,6 +244,42 @@ typedef struct cb_config {
      * maxWaitDurationInHalfOpenState, except that the breaker stays
      * HALF_OPEN rather than going OPEN. 0 = reset_timeout_ms. */
     unsigned half_open_max_wait_ms;
+
+    /* Consecutive-failure trip: opens after this many failures in a row in
+     * CLOSED, whatever the window holds (gobreaker's default ReadyToTrip,
+     * Polly's basic breaker, Finagle and Linkerd failure accrual). A
+     * success breaks the run; ignored outcomes and outcomes of earlier
+     * periods do not. Successes stay lock-free. 0 = off. With
+     * failure_threshold = CB_NEVER it is the only count rule. */
+    unsigned consecutive_failures;
+
+    /* Count-based window (resilience4j COUNT_BASED): the window is the last
+     * window_calls recorded calls of the CLOSED period instead of the last
+     * failure_window_ms (which is then unused), judged by the same rules:
+     * failure_threshold failures, the failure and slow-call rates, and
+     * minimum_calls, capped at window_calls as resilience4j does. At most
+     * CB_WINDOW_CALLS_MAX; above it the config is refused. Like a rate trip
+     * it makes every success take the breaker's lock. 0 = time-based. */
+    unsigned window_calls;
+
+    /* Outcome classifier with an "ignore" answer; when set it is used
+     * instead of classify. NULL and classify NULL = CB_OK is a success,
+     * CB_ERR_CANCELLED is ignored (a cancelled call says nothing about the
+     * service), any other error is a failure. */
+    cb_outcome_fn classify_outcome;
+    void         *classify_outcome_data;
+
+    /* HALF_OPEN judged by rate (resilience4j, failsafe-go): see
+     * "Half-open" above. Needs failure_rate_threshold. false = the first
+     * failure reopens. */
+    bool half_open_by_rate;
+
+    /* Backoff growth in thousandths (resilience4j's 1.5 multiplier = 1500),
+     * used instead of reset_backoff_multiplier when set; at least 1000.
+     * Each level multiplies exactly, rounding down only at the end:
+     * 100 ms at 1500 gives 150, 225, 337, 506. Only with
+     * max_reset_timeout_ms. 0 = use reset_backoff_multiplier. */
+    unsigned reset_backoff_permille;
 } cb_config;
 
 /* A ticket from cb_breaker_acquire; pass it back to cb_breaker_record.
@@ -187,15 +311,30 @@ typedef struct cb_metrics {
                                     period) began */
     uint64_t half_open_expired;  /* HALF_OPEN periods abandoned because their
                                     probes did not all report in time */
-    uint64_t ignored;            /* permits given back with cb_breaker_release */
+    uint64_t ignored;            /* permits given back with cb_breaker_release
+                                    or an ignored outcome */
+    unsigned consecutive_failures; /* failures in a row in the current
+                                      CLOSED period (0 otherwise) */
+    unsigned isolated;           /* 1 while isolated (cb_breaker_isolate) */
 } cb_metrics;
 
 /*
+ * Checks a config the way cb_breaker_new does, with defaults filled in
+ * first. Returns CB_OK, or CB_ERR_INVALID with a message naming the field
+ * and the values in err (truncated to n bytes, NUL-terminated; err may be
+ * NULL when n is 0), e.g. "success_threshold (4) > half_open_max (3)". A
+ * NULL cfg is the defaults: CB_OK. Refused: success_threshold >
+ * half_open_max, a percentage above 100, reset_timeout_ms >
+ * max_reset_timeout_ms (when the latter is set), an unknown mode,
+ * window_calls > CB_WINDOW_CALLS_MAX, reset_backoff_permille below 1000,
+ * half_open_by_rate without failure_rate_threshold. Thread-safe.
+ */
+CB_EXPORT cb_err cb_config_check(const cb_config *cfg, char *err, size_t n);
+
+/*
  * Creates a breaker. cfg may be NULL (all defaults); zero fields take their
- * defaults. Returns NULL when out of memory or when the config contradicts
- * itself: success_threshold > half_open_max, a percentage above 100,
- * reset_timeout_ms > max_reset_timeout_ms (when the latter is set), or an
- * unknown mode. The config is copied.
+ * defaults. Returns NULL when out of memory or when cb_config_check refuses
+ * the config. The config is copied.
  */
 CB_EXPORT cb_breaker *cb_breaker_new(const cb_config *cfg);
 
@@ -205,9 +344,10 @@ CB_EXPORT void cb_breaker_free(cb_breaker *b);
 /*
  * Replaces the numeric thresholds and mode with those of cfg, keeping the
  * state and every count. The callbacks and clock stay those given to
- * cb_breaker_new. A new failure_window_ms, or turning a rate or slow-call
- * trip on, starts the rolling window afresh. Returns CB_ERR_INVALID (and
- * changes nothing) for a bad config or NULL arguments.
+ * cb_breaker_new. A new failure_window_ms or window_calls, or turning a
+ * rate or slow-call trip on, starts the rolling window afresh. Returns
+ * CB_ERR_INVALID (and changes nothing) for a bad config or NULL arguments,
+ * CB_ERR_NOMEM when a count-based window cannot be allocated.
  */
 CB_EXPORT cb_err cb_breaker_configure(cb_breaker *b, const cb_config *cfg);
 
@@ -229,27 +369,34 @@ CB_EXPORT cb_err cb_breaker_acquire(cb_breaker *b, cb_permit *p);
  * earlier period (admitted before the breaker last changed state, was reset
  * or tripped) is counted in the metrics but does not move the state. A
  * permit that no acquire filled in counts as an earlier period. In
- * HALF_OPEN only success and failure matter (slow calls do not reopen it).
- * NULL arguments are ignored.
+ * HALF_OPEN slow calls count only when slow-call tripping is on (see
+ * "Half-open"). NULL arguments are ignored.
  */
 CB_EXPORT void cb_breaker_record(cb_breaker *b, const cb_permit *p, bool success);
 
 /* Like cb_breaker_record, with the call's result: the classifier decides
- * whether err is a failure, and failure events carry err. */
+ * whether err is a success, a failure or ignored (then it acts as
+ * cb_breaker_release), and FAILURE and IGNORED events carry err. */
 CB_EXPORT void cb_breaker_record_err(cb_breaker *b, const cb_permit *p, cb_err err);
+
+/* Like cb_breaker_record with a tri-state outcome: CB_OUTCOME_IGNORED acts
+ * as cb_breaker_release. An unknown value counts as a failure. */
+CB_EXPORT void cb_breaker_record_outcome(cb_breaker *b, const cb_permit *p, cb_outcome o);
 
 /* Gives a permit back with an outcome that is neither success nor failure
  * (resilience4j's ignored exceptions, gobreaker's IsExcluded): a cancelled
  * call, an operation that never reached the protected service. Nothing is
- * counted but cb_metrics.ignored, the state never moves, and a probe of
- * the current HALF_OPEN period frees its slot for another probe. It takes
- * the place of cb_breaker_record for that permit. NULL arguments are
+ * counted but cb_metrics.ignored, the state never moves, a run of
+ * consecutive failures is not broken, and a probe of the current HALF_OPEN
+ * period frees its slot for another probe. Emits an IGNORED event. It
+ * takes the place of cb_breaker_record for that permit. NULL arguments are
  * ignored. */
 CB_EXPORT void cb_breaker_release(cb_breaker *b, const cb_permit *p);
 
 /*
  * Acquires, runs op(ctx), records its result (through the classifier; by
- * default CB_OK is a success) and returns op's result; or returns
+ * default CB_OK is a success, CB_ERR_CANCELLED ignored) and returns op's
+ * result; or returns
  * CB_ERR_CIRCUIT_OPEN without calling op. CB_ERR_INVALID for NULL b or op.
  */
 CB_EXPORT cb_err cb_breaker_execute(cb_breaker *b, cb_err (*op)(void *ctx), void *ctx);
@@ -261,15 +408,39 @@ CB_EXPORT cb_state cb_breaker_state(cb_breaker *b);
 /* A consistent snapshot of the counters. Zeroes *out for a NULL breaker. */
 CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out);
 
-/* Back to CLOSED with every count and the open-duration backoff cleared.
- * Outcomes of permits issued before the reset do not move the state. Calls
- * still in flight stay counted as admitted (total_requests) so that, once
- * recorded, successes + failures + rejected == total_requests again. */
+/* Back to CLOSED with every count and the open-duration backoff cleared;
+ * ends an isolation. Outcomes of permits issued before the reset do not
+ * move the state. Calls still in flight stay counted as admitted
+ * (total_requests) so that, once recorded, successes + failures + ignored +
+ * rejected == total_requests again. Emits STATE_CHANGE (unless it was
+ * CLOSED), then RESET (resilience4j's order). */
 CB_EXPORT void cb_breaker_reset(cb_breaker *b);
 
 /* To OPEN by hand (from any state), starting a new reset timeout at the
- * current backoff level. */
+ * current backoff level. An isolated breaker stays isolated. */
 CB_EXPORT void cb_breaker_trip(cb_breaker *b);
+
+/* To OPEN for ms milliseconds (at least 1), then HALF_OPEN as usual
+ * (resilience4j transitionToOpenStateFor, Polly's break-duration
+ * generator; the HTTP client's use: a Retry-After). The duration is taken
+ * as given: no backoff growth, no jitter, and the backoff level is kept.
+ * cb_metrics.current_open_ms reports it. An isolated breaker stays
+ * isolated. Thread-safe; NULL is ignored. */
+CB_EXPORT void cb_breaker_trip_for(cb_breaker *b, unsigned ms);
+
+/* To OPEN until the breaker clock reads t (resilience4j
+ * transitionToOpenStateUntil); a t not after now opens it for 1 ms.
+ * current_open_ms is t - now, at most UINT_MAX. Otherwise as
+ * cb_breaker_trip_for. */
+CB_EXPORT void cb_breaker_trip_until(cb_breaker *b, uint64_t t);
+
+/* Forced open (Polly Isolate, resilience4j FORCED_OPEN): OPEN, rejecting
+ * every call until cb_breaker_reset, never turning HALF_OPEN by itself,
+ * whatever the clock says; trips do not end it, cb_breaker_configure keeps
+ * it. cb_breaker_state reports CB_OPEN and cb_metrics.isolated 1,
+ * current_open_ms UINT_MAX. The mode still applies: METRICS_ONLY and
+ * DISABLED breakers keep admitting calls. Thread-safe; NULL is ignored. */
+CB_EXPORT void cb_breaker_isolate(cb_breaker *b);
 
 #ifdef __cplusplus
 }
