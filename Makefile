@@ -4,16 +4,26 @@
 #   make test            build and run the Check suites (installs missing deps)
 #   make demo            the scripted outage on the embedded fixture server
 #   make bench           the benchmarks, side by side with raw libcurl
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR=   (make uninstall, the same way)
+#   make dist            build/cbhttp-VERSION.tar.gz of the tracked files
 #
 # User CFLAGS/CPPFLAGS/LDFLAGS are appended to what the build needs, never
 # replacing it. BUILD names the output folder so that instrumented builds
 # (make BUILD=build-asan CFLAGS=-fsanitize=address ...) live side by side.
 
-VERSION_MAJOR = 0
-VERSION_MINOR = 1
-VERSION_PATCH = 0
+# The version is written once, in include/cbhttp/common.h, and read from
+# there (as hiredis's Makefile reads hiredis.h): the .so names, cbhttp.pc,
+# the CMake files and the tarball take it from the header.
+VERSION_H = include/cbhttp/common.h
+version_of = $(shell sed -n 's/^.define CBHTTP_VERSION_$(1)  *\([0-9][0-9]*\)$$/\1/p' $(VERSION_H))
+VERSION_MAJOR := $(call version_of,MAJOR)
+VERSION_MINOR := $(call version_of,MINOR)
+VERSION_PATCH := $(call version_of,PATCH)
+ifeq ($(words $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH)),3)
 VERSION = $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+else
+$(error cannot read CBHTTP_VERSION_MAJOR/MINOR/PATCH from $(VERSION_H))
+endif
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -216,7 +226,16 @@ fuzz-run: fuzz
 	    grep "^Done" $$scratch.log; rm -rf $$scratch $$scratch.log; \
 	done
 
-$(BUILD)/cbhttp.pc: Makefile
+# The files that say where the library was installed (cbhttp.pc, the CMake
+# package config) are made again whenever the version or a path changes, so
+# that a build for /usr/local followed by an install for /usr cannot ship
+# the first one's paths. install-vars holds what they were made with.
+INSTALL_VARS = $(VERSION) $(PREFIX) $(LIBDIR) $(INCLUDEDIR)
+$(BUILD)/install-vars: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(INSTALL_VARS)' | cmp -s - $@ || echo '$(INSTALL_VARS)' > $@
+
+$(BUILD)/cbhttp.pc: Makefile $(BUILD)/install-vars
 	@mkdir -p $(BUILD)
 	@printf '%s\n' \
 	    'prefix=$(PREFIX)' \
@@ -231,8 +250,26 @@ $(BUILD)/cbhttp.pc: Makefile
 	    'Libs.private: -lpthread' \
 	    'Cflags: -I$${includedir}' > $@
 
-install: all $(BUILD)/cbhttp.pc
-	install -d $(DESTDIR)$(INCLUDEDIR)/cbhttp/adapters $(DESTDIR)$(LIBDIR)/pkgconfig
+# find_package(cbhttp) for CMake users: cbhttpConfig.cmake and its version
+# file in $(LIBDIR)/cmake/cbhttp, next to the .pc. They find the library
+# from their own place (../.. is LIBDIR) and the headers by a path relative
+# to it, so a tree staged with DESTDIR or moved elsewhere still works, as
+# with CMake's configure_package_config_file.
+CMAKEDIR = $(LIBDIR)/cmake/cbhttp
+CMAKE_FILES = $(BUILD)/cmake/cbhttpConfig.cmake $(BUILD)/cmake/cbhttpConfigVersion.cmake
+CMAKE_SUBST = -e 's|@CBHTTP_VERSION@|$(VERSION)|g' \
+              -e 's|@CBHTTP_SHARED@|libcbhttp.so.$(VERSION)|g' \
+              -e 's|@CBHTTP_SONAME@|$(SONAME)|g' \
+              -e "s|@CBHTTP_INCLUDE_FROM_CMAKEDIR@|$$(realpath -m -s --relative-to='$(CMAKEDIR)' '$(INCLUDEDIR)')|g" \
+              -e "s|@CBHTTP_SIZEOF_VOID_P@|$$(echo __SIZEOF_POINTER__ | $(CC) -E -P -x c -)|g"
+
+$(BUILD)/cmake/%.cmake: cmake/%.cmake.in Makefile $(BUILD)/install-vars
+	@mkdir -p $(dir $@)
+	$(Q)sed $(CMAKE_SUBST) $< > $@.tmp && mv $@.tmp $@
+
+install: all $(BUILD)/cbhttp.pc $(CMAKE_FILES)
+	install -d $(DESTDIR)$(INCLUDEDIR)/cbhttp/adapters $(DESTDIR)$(LIBDIR)/pkgconfig \
+	    $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/cbhttp.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 include/cbhttp/*.h $(DESTDIR)$(INCLUDEDIR)/cbhttp/
 	install -m 644 include/cbhttp/adapters/*.h $(DESTDIR)$(INCLUDEDIR)/cbhttp/adapters/
@@ -241,10 +278,35 @@ install: all $(BUILD)/cbhttp.pc
 	ln -sf libcbhttp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf libcbhttp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcbhttp.so
 	install -m 644 $(BUILD)/cbhttp.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 $(CMAKE_FILES) $(DESTDIR)$(CMAKEDIR)/
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/cbhttp $(DESTDIR)$(INCLUDEDIR)/cbhttp.h
 	rm -f $(DESTDIR)$(LIBDIR)/libcbhttp.* $(DESTDIR)$(LIBDIR)/pkgconfig/cbhttp.pc
+	rm -rf $(DESTDIR)$(CMAKEDIR)
+
+# make dist: $(BUILD)/cbhttp-VERSION.tar.gz, the files git tracks (as they
+# are in the work tree: uncommitted edits are in it, untracked files are
+# not) under one cbhttp-VERSION/ folder. The same commit gives the same
+# bytes: names sorted, owner root, every date the last commit's, gzip -n.
+# DIST_FILES="..." replaces the list (outside a git checkout, for example).
+DIST = cbhttp-$(VERSION)
+DIST_FILES ?= $(shell git ls-files 2>/dev/null)
+DIST_DATE = $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+dist:
+	@if [ -z "$(strip $(DIST_FILES))" ]; then \
+	    echo "make dist: no file list (not a git checkout? set DIST_FILES)" >&2; exit 1; fi
+	@mkdir -p $(BUILD)
+	@for f in $(DIST_FILES); do [ ! -e "$$f" ] || echo "$$f"; done > $(BUILD)/$(DIST).files
+	$(Q)tar -c --sort=name --owner=0 --group=0 --numeric-owner --mode=go-w \
+	    --mtime=@$(DIST_DATE) --transform='flags=r;s,^,$(DIST)/,' \
+	    -f $(BUILD)/$(DIST).tar -T $(BUILD)/$(DIST).files
+	$(Q)gzip -n -9 -f $(BUILD)/$(DIST).tar
+	@rm -f $(BUILD)/$(DIST).files
+	@echo $(BUILD)/$(DIST).tar.gz
+
+.PHONY: dist FORCE
+FORCE:
 
 clean:
 	rm -rf build build-*

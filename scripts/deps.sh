@@ -2,7 +2,7 @@
 # Installs the Debian packages cbhttp needs to build, test and run its demo,
 # when any is missing. Uses apt-get (through sudo when not root); when that
 # is impossible, stops with the exact command to run.
-#   scripts/deps.sh [extra-package ...]
+#   scripts/deps.sh [--packaging] [extra-package ...]
 # nginx-light: the private nginx (with its echo module) that tests/check_h2.c
 # and the benches start on loopback: HTTPS with HTTP/2, a keep-alive peer.
 # openssl: the command the TLS tests run to make their CA and certificates
@@ -10,7 +10,18 @@
 # libuv1-dev, libevent-dev: the event loops that the header-only adapters
 # (include/cbhttp/adapters/) are tested and shown with (tests/check_async_loops.c,
 # examples/async_libuv.c); libcbhttp itself links neither.
+# --packaging adds what installing and packaging cbhttp is checked with, in
+# CI (.ci/run) and by hand, and make test does not need: cmake (the CMake
+# consumer that scripts/check-install.sh builds with find_package(cbhttp);
+# that script asks for cmake alone), debhelper and dpkg-dev
+# (dpkg-buildpackage of debian/, which is Rules-Requires-Root: no, so no
+# fakeroot).
 set -e
+
+if [ "${1:-}" = --packaging ]; then
+    shift
+    set -- cmake debhelper dpkg-dev "$@"
+fi
 
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev libuv1-dev libevent-dev nginx-light openssl $*"
 missing=""
