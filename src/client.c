@@ -58,9 +58,8 @@ static cb_err copy_default_headers(api_client *c, const char *const *lines)
 
     if (!lines)
         return CB_OK;
-    while (lines[n])
-        if (!cbh_header_line_valid(lines[n++]))
-            return CB_ERR_INVALID;
+    while (lines[n]) /* each was checked by client_config_check */
+        n++;
     /* n + 1 pointers: checked rather than trusted to calloc, which an
      * allocator hook may implement without an overflow check. */
     if (n >= SIZE_MAX / sizeof(char *))
@@ -74,19 +73,74 @@ static cb_err copy_default_headers(api_client *c, const char *const *lines)
     return CB_OK;
 }
 
+/* The parts of a config that can be wrong, each with the field it names;
+ * what is left to fail afterwards is memory. */
+static cb_err client_config_check(const api_client_config *cfg, char *err, size_t err_size)
+{
+    char detail[160];
+    cbh_base base;
+
+    if (cfg->base_url) {
+        if (cbh_base_parse(cfg->base_url, &base, detail, sizeof(detail)) != CB_OK) {
+            snprintf(err, err_size, "base_url: %s", detail);
+            return CB_ERR_INVALID;
+        }
+        cbh_base_free(&base);
+    }
+    if (cb_config_check(&cfg->circuit_breaker, detail, sizeof(detail)) != CB_OK) {
+        snprintf(err, err_size, "circuit_breaker: %s", detail);
+        return CB_ERR_INVALID;
+    }
+    if (cfg->user_agent && has_ctl(cfg->user_agent)) {
+        snprintf(err, err_size, "user_agent: control characters");
+        return CB_ERR_INVALID;
+    }
+    for (size_t i = 0; cfg->default_headers && cfg->default_headers[i]; i++)
+        if (!cbh_header_line_valid(cfg->default_headers[i])) {
+            snprintf(err, err_size, "default_headers[%zu]: not a \"Name: value\" line "
+                                    "without control characters", i);
+            return CB_ERR_INVALID;
+        }
+    return CB_OK;
+}
+
 CB_EXPORT api_client *api_client_new(const api_client_config *cfg)
+{
+    api_client *c = NULL;
+
+    api_client_create(cfg, &c, NULL, 0);
+    return c;
+}
+
+CB_EXPORT cb_err api_client_create(const api_client_config *cfg, api_client **out, char *err,
+                                   size_t err_size)
 {
     static const api_client_config none;
     api_client          *c;
     cbh_origins_config   oc;
     cbh_transport_config tc;
-    char                 ua[64];
+    char                 ua[64], scratch[1];
+    cb_err               rc;
 
+    if (!err || !err_size) {
+        err = scratch;
+        err_size = sizeof(scratch);
+    }
+    err[0] = '\0';
+    if (!out) {
+        snprintf(err, err_size, "out: NULL");
+        return CB_ERR_INVALID;
+    }
+    *out = NULL;
     if (!cfg)
         cfg = &none;
+    if ((rc = client_config_check(cfg, err, err_size)) != CB_OK)
+        return rc;
     c = cbh_calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
+    if (!c) {
+        snprintf(err, err_size, "out of memory");
+        return CB_ERR_NOMEM;
+    }
     c->cfg = *cfg;
     c->cfg.base_url = NULL;
     c->cfg.user_agent = NULL;
@@ -108,8 +162,6 @@ CB_EXPORT api_client *api_client_new(const api_client_config *cfg)
         c->has_base = true;
     }
     if (copy_default_headers(c, cfg->default_headers) != CB_OK)
-        goto fail;
-    if (cfg->user_agent && has_ctl(cfg->user_agent))
         goto fail;
     snprintf(ua, sizeof(ua), "cbhttp/%s", cbhttp_version());
     if (!(c->user_agent = cbh_strdup(cfg->user_agent ? cfg->user_agent : ua)))
@@ -145,10 +197,13 @@ CB_EXPORT api_client *api_client_new(const api_client_config *cfg)
         goto fail;
     c->cfg.user_agent = c->user_agent;
     c->cfg.default_headers = (const char *const *)c->default_headers;
-    return c;
+    *out = c;
+    return CB_OK;
 fail:
+    /* Every field was checked above: only memory can have run out. */
     api_client_free(c);
-    return NULL;
+    snprintf(err, err_size, "out of memory");
+    return CB_ERR_NOMEM;
 }
 
 CB_EXPORT void api_client_free(api_client *c)

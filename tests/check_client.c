@@ -91,6 +91,44 @@ static const char *echo_header(const cJSON *j, const char *name, int *count)
 
 /* ---- creation ----------------------------------------------------------- */
 
+/* api_client_create says which field it refused; api_client_new's NULL
+ * stays as it was. */
+START_TEST(test_create_says_why)
+{
+    static const char *const bad_lines[] = { "X-Ok: 1", "X-Bad\r\n: 2", NULL };
+    static const struct {
+        api_client_config cfg;
+        const char       *starts;
+    } cases[] = {
+        { { .base_url = "ftp://example.com" }, "base_url: " },
+        { { .circuit_breaker = { .success_threshold = 4, .half_open_max = 3 } },
+          "circuit_breaker: success_threshold (4) > half_open_max (3)" },
+        { { .user_agent = "agent\x01" }, "user_agent: " },
+        { { .default_headers = bad_lines }, "default_headers[1]: " },
+    };
+    api_client *c = (api_client *)1;
+    char        err[256];
+    size_t      i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(api_client_create(&cases[i].cfg, &c, err, sizeof(err)), CB_ERR_INVALID);
+        ck_assert_ptr_null(c);
+        ck_assert_msg(strncmp(err, cases[i].starts, strlen(cases[i].starts)) == 0,
+                      "case %zu: \"%s\"", i, err);
+        ck_assert_ptr_null(api_client_new(&cases[i].cfg));
+    }
+    /* A short buffer truncates, NULL err is fine, NULL out is refused. */
+    ck_assert_int_eq(api_client_create(&cases[1].cfg, &c, err, 8), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "circuit");
+    ck_assert_int_eq(api_client_create(&cases[1].cfg, &c, NULL, 0), CB_ERR_INVALID);
+    ck_assert_int_eq(api_client_create(NULL, NULL, err, sizeof(err)), CB_ERR_INVALID);
+    ck_assert_int_eq(api_client_create(NULL, &c, err, sizeof(err)), CB_OK);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(err, "");
+    api_client_free(c);
+}
+END_TEST
+
 START_TEST(test_new_free)
 {
     api_client *c = api_client_new(NULL);
@@ -1666,6 +1704,7 @@ static Suite *client_suite(void)
     tc = tcase_create("basics");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_new_free);
+    tcase_add_test(tc, test_create_says_why);
     tcase_add_loop_test(tc, test_bad_base_url, 0, (int)(sizeof(bad_bases) / sizeof(bad_bases[0])));
     tcase_add_test(tc, test_good_base_urls);
     tcase_add_test(tc, test_bad_default_headers);

@@ -207,6 +207,14 @@ typedef struct api_client_config {
  * copied. */
 CB_EXPORT api_client *api_client_new(const api_client_config *cfg);
 
+/* api_client_new that says why (nghttp2's *_new(&out) shape): CB_OK with
+ * *out set; CB_ERR_INVALID with a message in err naming the field
+ * ("circuit_breaker: success_threshold (4) > half_open_max (3)",
+ * "base_url: ..."); CB_ERR_NOMEM. *out is NULL on failure. err may be NULL
+ * (err_size is then ignored); the message is truncated to err_size. */
+CB_EXPORT cb_err api_client_create(const api_client_config *cfg, api_client **out, char *err,
+                                   size_t err_size);
+
 /* Frees the client, its breakers, connections and cache. NULL is fine. No
  * call may still be running on it. */
 CB_EXPORT void api_client_free(api_client *c);
