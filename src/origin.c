@@ -94,9 +94,9 @@ static bool origin_same_numbers(const cb_config *a, const cb_config *b)
 cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
 {
     cbh_origins *m;
-    cb_breaker  *probe;
-    cb_config    c;
 
+    if (cfg && cb_config_check(&cfg->defaults, NULL, 0) != CB_OK)
+        return NULL;
     m = cbh_calloc(1, sizeof(*m));
     if (!m)
         return NULL;
@@ -105,18 +105,6 @@ cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
     m->idle_ms = m->cfg.idle_ms ? m->cfg.idle_ms : ORIGIN_DEFAULT_IDLE_MS;
     m->max = m->cfg.max_origins ? m->cfg.max_origins : ORIGIN_DEFAULT_MAX;
     m->sweep_every_ms = m->idle_ms / 8 ? m->idle_ms / 8 : 1;
-    /* Validate the defaults once, so that creating an origin later fails
-     * only for OOM or a bad per-request config. */
-    c = m->cfg.defaults;
-    c.listener = NULL;
-    c.classify = NULL;
-    c.clock = m->cfg.clock;
-    c.clock_data = m->cfg.clock_data;
-    if (!(probe = cb_breaker_new(&c))) {
-        cbh_free(m);
-        return NULL;
-    }
-    cb_breaker_free(probe);
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         cbh_free(m);
         return NULL;
@@ -316,19 +304,9 @@ static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len
     cbh_budget_init(&o->budget);
     origin_breaker_cfg(m, o, cfg, &c);
     if (!(o->breaker = cb_breaker_new(&c))) {
-        /* cb_breaker_new says NULL for both a bad config and OOM; the map's
-         * defaults are known to be valid, so a second try tells them apart. */
-        cb_breaker *probe;
-        cb_config   d;
-
-        if (cfg) {
-            origin_breaker_cfg(m, o, NULL, &d);
-            if ((probe = cb_breaker_new(&d)) != NULL) {
-                cb_breaker_free(probe);
-                *err = CB_ERR_INVALID;
-            }
-        }
-        o->breaker = NULL;
+        /* cb_breaker_new says NULL for a bad config and for OOM alike. */
+        if (cb_config_check(&c, NULL, 0) != CB_OK)
+            *err = CB_ERR_INVALID;
         origin_destroy(o);
         return NULL;
     }

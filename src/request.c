@@ -299,8 +299,12 @@ static cb_err call_origin(cbh_call *k, const char *origin, size_t len)
 
     cbh_origins_release(k->o);
     k->o = cbh_origins_get(k->c->origins, origin, len, k->cb_cfg, true, &err);
-    if (!k->o && err == CB_ERR_INVALID)
-        snprintf(k->resp->error, sizeof(k->resp->error), "invalid circuit_breaker config");
+    if (!k->o && err == CB_ERR_INVALID) {
+        char detail[160] = "";
+
+        cb_config_check(k->cb_cfg, detail, sizeof(detail));
+        snprintf(k->resp->error, sizeof(k->resp->error), "circuit_breaker: %s", detail);
+    }
     return k->o ? CB_OK : err;
 }
 

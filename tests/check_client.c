@@ -1347,6 +1347,7 @@ START_TEST(test_breaker_per_request_config)
     o.circuit_breaker = &bad;
     api_client_reset(c, "/");
     ck_assert_int_eq(api_get(c, "/ok", &o, &r), CB_ERR_INVALID);
+    ck_assert_str_eq(r.error, "circuit_breaker: success_threshold (3) > half_open_max (1)");
     api_response_free(&r);
     ck_assert_uint_eq(fixture_requests_path(f, "/ok"), 0);
     api_client_free(c);
