@@ -117,6 +117,7 @@ static const cfg_field root_fields[] = {
     Z_(api_client_config, max_header_bytes),
     U_(api_client_config, max_redirects),
     B_(api_client_config, allow_cross_origin_redirects),
+    B_(api_client_config, retry_after_opens_breaker),
     S_(api_client_config, ca_file),
     K_(api_client_config, cache, CFG_CACHE),
     K_(api_client_config, log_level, CFG_LOG_LEVEL),

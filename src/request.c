@@ -499,6 +499,25 @@ static cbh_step call_redirect(cbh_call *k, cbh_redirect *next)
     return call_consult_cache(k, true);
 }
 
+/* A 429 or 503 with Retry-After, when the client is told to, opens the
+ * origin's breaker for that long: the server asked every caller to wait. */
+static void call_server_backoff(cbh_call *k)
+{
+    const char *ra;
+    uint64_t    ms;
+
+    if (k->resp->status != 429 && k->resp->status != 503)
+        return;
+    ra = api_response_header(k->resp, "Retry-After");
+    if (!ra || !cbh_retry_after_ms(ra, (int64_t)time(NULL), &ms))
+        return;
+    if (ms > k->retry.max_delay_ms)
+        ms = k->retry.max_delay_ms;
+    cb_breaker_trip_for(k->o->breaker, ms ? (unsigned)ms : 1);
+    CLIENT_LOG(k, API_LOG_INFO, "%s %s: Retry-After %s opens the circuit of %s for %llu ms",
+               k->method, call_url(k), ra, k->o->key, (unsigned long long)(ms ? ms : 1));
+}
+
 cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc)
 {
     api_response *resp = k->resp;
@@ -516,6 +535,8 @@ cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc)
     cb_breaker_record_err(k->o->breaker, &k->permit,
                           failure ? (terr != CB_OK ? terr : CB_ERR_HTTP) : CB_OK);
     k->has_permit = false;
+    if (terr == CB_OK && k->c->cfg.retry_after_opens_breaker)
+        call_server_backoff(k);
     if (follow)
         return call_redirect(k, &next);
     err = terr != CB_OK ? terr : resp->status >= 400 ? CB_ERR_HTTP : CB_OK;

@@ -583,6 +583,57 @@ START_TEST(test_deadline_near_clock_end)
 }
 END_TEST
 
+/* retry_after_opens_breaker: the server's Retry-After holds back every
+ * caller of the origin, capped at max_delay_ms; without the option the
+ * breaker is untouched (the retry runs). */
+START_TEST(test_retry_after_opens_breaker)
+{
+    fixture          *f = fixture_start();
+    tu_clock          tc;
+    api_client_config cfg;
+    api_client       *c;
+    api_response      r;
+    uint64_t          sent;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.retry.max_attempts = 3;
+    cfg.retry.max_delay_ms = 5000;
+    cfg.retry_after_opens_breaker = true;
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
+    ck_assert_int_eq(api_get(c, "/retry-after/ob/3?value=2", NULL, &r), CB_ERR_HTTP);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_uint_eq(r.attempts, 1); /* the open breaker ends the retries */
+    api_response_free(&r);
+    ck_assert_int_eq(api_client_breaker_state(c, "/"), CB_OPEN);
+    sent = fixture_requests(f);
+    ck_assert_int_eq(api_get(c, "/ok", NULL, &r), CB_ERR_CIRCUIT_OPEN);
+    api_response_free(&r);
+    ck_assert_uint_eq(fixture_requests(f), sent);
+    tc.now_ms += 1999;
+    ck_assert_int_eq(api_client_breaker_state(c, "/"), CB_OPEN);
+    tc.now_ms += 1;
+    ck_assert_int_eq(api_client_breaker_state(c, "/"), CB_HALF_OPEN);
+    /* A Retry-After beyond max_delay_ms opens it for max_delay_ms. */
+    ck_assert_int_eq(api_get(c, "/retry-after/ob2/1?value=600", NULL, &r), CB_ERR_HTTP);
+    api_response_free(&r);
+    tc.now_ms += 4999;
+    ck_assert_int_eq(api_client_breaker_state(c, "/"), CB_OPEN);
+    tc.now_ms += 1;
+    ck_assert_int_eq(api_client_breaker_state(c, "/"), CB_HALF_OPEN);
+    api_client_free(c);
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.retry.max_attempts = 3;
+    c = tu_retry_client(fixture_url(f), &tc, &cfg);
+    ck_assert_int_eq(api_get(c, "/retry-after/off/1?value=1", NULL, &r), CB_OK);
+    ck_assert_uint_eq(r.attempts, 2);
+    api_response_free(&r);
+    ck_assert_int_eq(api_client_breaker_state(c, "/"), CB_CLOSED);
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
 START_TEST(test_breaker_stops_retries)
 {
     fixture          *f = fixture_start();
@@ -807,6 +858,7 @@ static Suite *retry_http_suite(void)
     tcase_add_test(tc, test_retry_after_negative_and_garbage);
     tcase_add_test(tc, test_deadline);
     tcase_add_test(tc, test_deadline_near_clock_end);
+    tcase_add_test(tc, test_retry_after_opens_breaker);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");

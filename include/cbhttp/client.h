@@ -199,6 +199,16 @@ typedef struct api_client_config {
      * ...) fails with CB_ERR_NOMEM and does no I/O: memory stays bounded
      * rather than the bound giving way. */
     size_t      max_origins;
+
+    /* Server-directed backoff for every caller: a 429 or 503 carrying a
+     * Retry-After opens the origin's breaker for that long
+     * (cb_breaker_trip_for; at most retry.max_delay_ms, at least 1 ms), so
+     * that other calls to the origin are rejected without I/O meanwhile,
+     * not only this call's retries; the call itself then makes no further
+     * attempt, and the first call after the time is the probe. Off by
+     * default: one instance of a service behind a load balancer would then
+     * stop the traffic to all of them. */
+    bool        retry_after_opens_breaker;
 } api_client_config;
 
 /* Creates a client. cfg may be NULL only to mean "no base URL, defaults".

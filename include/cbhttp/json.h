@@ -47,7 +47,8 @@ CB_EXPORT cb_err api_request_json(api_client *c, const char *method, const char 
  *               timeout_ms, connect_timeout_ms, max_redirects,
  *               origin_idle_ms (unsigned);
  *               max_body_bytes, max_header_bytes, max_origins (size_t);
- *               allow_cross_origin_redirects (true/false);
+ *               allow_cross_origin_redirects, retry_after_opens_breaker
+ *               (true/false);
  *               log_level ("debug", "info", "warn", "error");
  *               circuit_breaker, retry, cache, origins (objects, below).
  *   circuit_breaker: every numeric cb_config field (failure_threshold,
