@@ -254,6 +254,93 @@ cb_err cbh_headers_build(const api_header *list, size_t count, api_header **out,
     return CB_OK;
 }
 
+cb_err cbh_headers_edit(const api_header *h, size_t count,
+                        bool (*drop)(const char *name, void *ctx), void *ctx,
+                        const api_header *add, size_t nadd, api_header **out,
+                        size_t *out_count, size_t *out_size)
+{
+    size_t i, n = 0, bytes = 0, total;
+    api_header *block;
+    char *p;
+
+    if (!out || !out_count || !out_size || (!h && count) || (!add && nadd))
+        return CB_ERR_INVALID;
+    *out = NULL;
+    *out_count = *out_size = 0;
+    /* Each string is in memory, so its length + 1 fits; the sums may not. */
+    for (i = 0; i < count + nadd; i++) {
+        const api_header *x = i < count ? &h[i] : &add[i - count];
+        size_t len;
+
+        if (i < count && drop && drop(x->name, ctx))
+            continue;
+        len = strlen(x->name) + 1;
+        if (len > SIZE_MAX - bytes)
+            return CB_ERR_NOMEM;
+        bytes += len;
+        len = strlen(x->value) + 1;
+        if (len > SIZE_MAX - bytes)
+            return CB_ERR_NOMEM;
+        bytes += len;
+        n++;
+    }
+    if (n == 0)
+        return CB_OK;
+    if (!headers_block_size(n, bytes, &total))
+        return CB_ERR_NOMEM;
+    block = cbh_malloc(total);
+    if (!block)
+        return CB_ERR_NOMEM;
+    p = (char *)(block + n);
+    n = 0;
+    for (i = 0; i < count + nadd; i++) {
+        const api_header *x = i < count ? &h[i] : &add[i - count];
+        size_t nl, vl;
+
+        if (i < count && drop && drop(x->name, ctx))
+            continue;
+        nl = strlen(x->name) + 1;
+        vl = strlen(x->value) + 1;
+        block[n].name = memcpy(p, x->name, nl);
+        p += nl;
+        block[n].value = memcpy(p, x->value, vl);
+        p += vl;
+        n++;
+    }
+    *out = block;
+    *out_count = n;
+    *out_size = total;
+    return CB_OK;
+}
+
+bool cbh_list_has(const char *value, const char *tok, size_t len)
+{
+    const char *p = value;
+
+    if (!value || !tok)
+        return false;
+    while (*p) {
+        const char *start;
+        size_t n;
+
+        while (*p == ',' || headers_is_ows(*p))
+            p++;
+        start = p;
+        while (*p && *p != ',')
+            p++;
+        n = (size_t)(p - start);
+        while (n > 0 && headers_is_ows(start[n - 1]))
+            n--;
+        if (n >= 2 && start[0] == '"' && start[n - 1] == '"') {
+            start++;
+            n -= 2;
+        }
+        if (n == len && len > 0 && strncasecmp(start, tok, len) == 0)
+            return true;
+    }
+    return false;
+}
+
 const char *cbh_headers_get(const api_header *h, size_t count, const char *name)
 {
     size_t i;

@@ -27,6 +27,21 @@ cb_err cbh_headers_dup(const api_header *h, size_t count, size_t size, api_heade
  * order; *size receives its bytes. count 0 gives NULL/0. */
 cb_err cbh_headers_build(const api_header *list, size_t count, api_header **out, size_t *size);
 
+/* Builds a new block from h: its entries for which drop(name, ctx) is
+ * false (drop NULL keeps them all), in order, then the nadd entries of add
+ * (pointing anywhere). One allocation; *out_count and *out_size receive
+ * its entries and bytes (NULL/0/0 when empty). CB_ERR_NOMEM on OOM or
+ * sizes no allocation could hold, CB_ERR_INVALID for NULL out pointers. */
+cb_err cbh_headers_edit(const api_header *h, size_t count,
+                        bool (*drop)(const char *name, void *ctx), void *ctx,
+                        const api_header *add, size_t nadd, api_header **out,
+                        size_t *out_count, size_t *out_size);
+
+/* True when the comma-separated list value (elements trimmed of OWS, an
+ * element's quotes ignored) holds an element equal to tok[0..len)
+ * case-insensitively. */
+bool cbh_list_has(const char *value, const char *tok, size_t len);
+
 /* The first value of name (case-insensitive), or NULL. */
 const char *cbh_headers_get(const api_header *h, size_t count, const char *name);
 

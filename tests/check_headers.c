@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include <check.h>
 
@@ -307,6 +308,60 @@ START_TEST(test_line_is)
 }
 END_TEST
 
+static bool drop_named(const char *name, void *ctx) { return strcasecmp(name, ctx) == 0; }
+
+START_TEST(test_edit)
+{
+    static const char raw[] = "A: 1\r\nDrop: x\r\nB: 2\r\ndrop: y\r\n";
+    api_header *h, *out, add[2] = { { "Age", "7" }, { "C", "" } };
+    size_t n, size, count, osize;
+
+    ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &h, &n, &size), CB_OK);
+    ck_assert_int_eq(cbh_headers_edit(h, n, drop_named, (void *)"drop", add, 2, &out, &count,
+                                      &osize),
+                     CB_OK);
+    ck_assert_uint_eq(count, 4);
+    ck_assert_str_eq(out[0].name, "A");
+    ck_assert_str_eq(out[1].value, "2");
+    ck_assert_str_eq(out[2].name, "Age");
+    ck_assert_str_eq(out[3].value, "");
+    /* The block is self-contained: it copies like any other. */
+    {
+        api_header *dup;
+
+        ck_assert_int_eq(cbh_headers_dup(out, count, osize, &dup), CB_OK);
+        ck_assert_str_eq(dup[2].value, "7");
+        cbh_free(dup);
+    }
+    cbh_free(out);
+    /* Keep everything, add nothing: a copy. */
+    ck_assert_int_eq(cbh_headers_edit(h, n, NULL, NULL, NULL, 0, &out, &count, &osize), CB_OK);
+    ck_assert_uint_eq(count, 4);
+    ck_assert_str_eq(out[3].value, "y");
+    cbh_free(out);
+    /* Nothing left: NULL/0/0. */
+    ck_assert_int_eq(cbh_headers_edit(NULL, 0, NULL, NULL, NULL, 0, &out, &count, &osize), CB_OK);
+    ck_assert_ptr_null(out);
+    ck_assert_uint_eq(count + osize, 0);
+    ck_assert_int_eq(cbh_headers_edit(h, n, NULL, NULL, NULL, 0, NULL, &count, &osize),
+                     CB_ERR_INVALID);
+    cbh_free(h);
+}
+END_TEST
+
+START_TEST(test_list_has)
+{
+    ck_assert(cbh_list_has("close, X-Foo", "x-foo", 5));
+    ck_assert(cbh_list_has(" ,X-Foo ,", "X-Foo", 5));
+    ck_assert(cbh_list_has("\"X-Foo\"", "X-Foo", 5));
+    ck_assert(!cbh_list_has("X-Foobar", "X-Foo", 5));
+    ck_assert(!cbh_list_has("X-Fo", "X-Foo", 5));
+    ck_assert(!cbh_list_has("", "X", 1));
+    ck_assert(!cbh_list_has("a,,b", "", 0));
+    ck_assert(!cbh_list_has(NULL, "X", 1));
+}
+END_TEST
+
 static Suite *headers_suite(void)
 {
     Suite *s = suite_create("headers");
@@ -323,6 +378,8 @@ static Suite *headers_suite(void)
     tcase_add_test(tc, test_get_case_insensitive);
     tcase_add_test(tc, test_line_valid);
     tcase_add_test(tc, test_line_is);
+    tcase_add_test(tc, test_edit);
+    tcase_add_test(tc, test_list_has);
     suite_add_tcase(s, tc);
     return s;
 }
