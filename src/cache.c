@@ -20,6 +20,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -28,6 +29,8 @@
 #include "cache.h"
 #include "cachectl.h"
 #include "headers.h"
+#include "httpdate.h"
+#include "url.h"
 
 #define CACHE_DEFAULT_MAX_BYTES ((size_t)32 << 20)
 #define CACHE_DEFAULT_MAX_ENTRIES 10000u
@@ -90,12 +93,22 @@ struct cbh_cache {
     uint64_t entries, bytes, stores, evictions, invalidations;
 };
 
-/* What the request's own headers ask of the cache. */
+/* What the request's own headers ask of the cache (RFC 9111 5.2.1, 4.3.2,
+ * RFC 9110 14.2). Values point into the request's lines (not terminated at
+ * their length). */
 typedef struct cache_req {
     bool no_store;
     bool revalidate;  /* no-cache, or Pragma: no-cache without Cache-Control */
     bool has_max_age;
     uint64_t max_age_ms;
+    bool has_max_stale;
+    uint64_t max_stale_ms; /* UINT64_MAX: any staleness */
+    bool has_min_fresh;
+    uint64_t min_fresh_ms;
+    bool only_if_cached;
+    bool origin_cond;      /* If-Match / If-Unmodified-Since: the origin's to judge */
+    const char *inm, *ims, *range, *if_range;
+    size_t inm_len, ims_len, range_len, if_range_len;
 } cache_req;
 
 static int64_t cache_wall_default(void *data)
@@ -113,6 +126,8 @@ static int cache_method(const char *method)
         return 1;
     return -1;
 }
+
+static uint64_t cache_s_to_ms(uint64_t s) { return s > UINT64_MAX / 1000 ? UINT64_MAX : s * 1000; }
 
 static void cache_req_parse(const char *const *req, cache_req *r)
 {
@@ -134,7 +149,30 @@ static void cache_req_parse(const char *const *req, cache_req *r)
             break;
         case 'p': case 'P':
             if ((v = cbh_header_line_value(*req, "Pragma", &n)) != NULL)
-                pragma = pragma || (n >= 8 && strncasecmp(v, "no-cache", 8) == 0);
+                pragma = pragma || cbh_list_has(v, "no-cache", 8);
+            break;
+        case 'i': case 'I':
+            if (!r->inm && (v = cbh_header_line_value(*req, "If-None-Match", &n)) != NULL) {
+                r->inm = v;
+                r->inm_len = n;
+            } else if (!r->ims &&
+                       (v = cbh_header_line_value(*req, "If-Modified-Since", &n)) != NULL) {
+                r->ims = v;
+                r->ims_len = n;
+            } else if (!r->if_range &&
+                       (v = cbh_header_line_value(*req, "If-Range", &n)) != NULL) {
+                r->if_range = v;
+                r->if_range_len = n;
+            } else if (cbh_header_line_is(*req, "If-Match") ||
+                       cbh_header_line_is(*req, "If-Unmodified-Since")) {
+                r->origin_cond = true;
+            }
+            break;
+        case 'r': case 'R':
+            if (!r->range && (v = cbh_header_line_value(*req, "Range", &n)) != NULL) {
+                r->range = v;
+                r->range_len = n;
+            }
             break;
         default:
             break;
@@ -145,34 +183,102 @@ static void cache_req_parse(const char *const *req, cache_req *r)
     r->revalidate = cc.no_cache || (cc.has_max_age && cc.max_age_s == 0) || (!has_cc && pragma);
     r->has_max_age = cc.has_max_age;
     r->max_age_ms = cc.max_age_s * 1000;
+    r->has_max_stale = cc.has_max_stale;
+    r->max_stale_ms = cache_s_to_ms(cc.max_stale_s);
+    r->has_min_fresh = cc.has_min_fresh;
+    r->min_fresh_ms = cache_s_to_ms(cc.min_fresh_s);
+    r->only_if_cached = cc.only_if_cached;
 }
 
-/* The request's value of header name: the first line wins. */
-static const char *cache_req_value(const char *const *req, const char *name, size_t *len)
-{
-    for (; req && *req; req++) {
-        const char *v = cbh_header_line_value(*req, name, len);
+/*
+ * Vary matching (RFC 9111 4.1) compares the request's values of a header
+ * normalised: every line of the name combined into one list, list elements
+ * trimmed and empty ones dropped, whitespace runs collapsed to one space
+ * and removed around ';', and for the Accept family (case-insensitive by
+ * their definitions) lower-cased. Quoted strings are left as they are.
+ * One normaliser feeds three sinks: counting, copying, comparing.
+ */
+typedef struct cache_norm {
+    char *out;          /* copy here (NULL: do not) */
+    const char *cmp;    /* compare with this NUL-terminated value (NULL: do not) */
+    size_t len;         /* bytes produced so far */
+    bool differs;
+} cache_norm;
 
-        if (v)
-            return v;
+static void cache_norm_put(cache_norm *s, char ch)
+{
+    if (s->out)
+        s->out[s->len] = ch;
+    if (s->cmp && !s->differs && s->cmp[s->len] != ch)
+        s->differs = true;
+    s->len++;
+}
+
+static bool cache_vary_folds_case(const char *name)
+{
+    return strcasecmp(name, "Accept") == 0 || strcasecmp(name, "Accept-Encoding") == 0 ||
+           strcasecmp(name, "Accept-Language") == 0 || strcasecmp(name, "Accept-Charset") == 0;
+}
+
+/* Feeds the normalised value of name in req to s; false when absent. */
+static bool cache_norm_value(const char *const *req, const char *name, cache_norm *s)
+{
+    bool found = false, fold = cache_vary_folds_case(name), any = false;
+
+    for (; req && *req; req++) {
+        size_t n, i = 0;
+        const char *v = cbh_header_line_value(*req, name, &n);
+
+        if (!v)
+            continue;
+        found = true;
+        while (i < n) {
+            bool quoted = false, ws = false, started = false;
+            char last = 0;
+
+            /* One list element. */
+            for (; i < n && (quoted || v[i] != ','); i++) {
+                char ch = v[i];
+
+                if (!quoted && (ch == ' ' || ch == '\t')) {
+                    ws = started;
+                    continue;
+                }
+                if (!started && any)
+                    cache_norm_put(s, ',');
+                if (ws && ch != ';' && last != ';')
+                    cache_norm_put(s, ' ');
+                ws = false;
+                if (ch == '"')
+                    quoted = !quoted;
+                else if (quoted && ch == '\\' && i + 1 < n) {
+                    cache_norm_put(s, ch);
+                    ch = v[++i];
+                }
+                if (!quoted && fold && ch >= 'A' && ch <= 'Z')
+                    ch = (char)(ch + 32);
+                cache_norm_put(s, ch);
+                last = ch;
+                started = any = true;
+            }
+            i++; /* the comma */
+        }
     }
-    return NULL;
+    return found;
 }
 
 static bool cache_vary_match(const cache_entry *e, const char *const *req)
 {
-    size_t i, n;
+    size_t i;
 
     for (i = 0; i < e->vary_count; i++) {
-        const char *v = cache_req_value(req, e->vary[i].name, &n);
         const char *stored = e->vary[i].value;
+        cache_norm s = { NULL, stored ? stored : "", 0, false };
+        bool present = cache_norm_value(req, e->vary[i].name, &s);
 
-        if (!v || !stored) {
-            if (v || stored)
-                return false;
-            continue;
-        }
-        if (strlen(stored) != n || memcmp(stored, v, n) != 0)
+        if (present != (stored != NULL))
+            return false;
+        if (present && (s.differs || stored[s.len] != '\0'))
             return false;
     }
     return true;
@@ -191,20 +297,21 @@ static void cache_vary_add(const char *name, size_t len, void *ctx)
 {
     cache_vary_build *b = ctx;
     char tmp[128];
-    const char *v = NULL;
-    size_t vlen = 0, need;
+    cache_norm norm = { NULL, NULL, 0, false };
+    bool present = false;
+    size_t need;
 
     /* Field names longer than this are not real headers; they are kept,
      * and match only requests that lack them too. */
     if (len < sizeof(tmp)) {
         memcpy(tmp, name, len);
         tmp[len] = '\0';
-        v = cache_req_value(b->req, tmp, &vlen);
+        present = cache_norm_value(b->req, tmp, &norm);
     }
     /* Each listed name copies the request's value: "Vary: a,a,a,..." with
      * a long "a" would multiply it. Stop counting past the per-entry cap
      * (bytes never exceeds limit, so limit - bytes cannot wrap). */
-    need = len + 1 + (v ? vlen + 1 : 0);
+    need = len + 1 + (present ? norm.len + 1 : 0);
     if (b->too_big || need > b->limit - b->bytes) {
         b->too_big = true;
         return;
@@ -216,14 +323,25 @@ static void cache_vary_add(const char *name, size_t len, void *ctx)
         p[len] = '\0';
         b->arr[b->count].name = p;
         b->arr[b->count].value = NULL;
-        if (v) {
-            memcpy(p + len + 1, v, vlen);
-            p[len + 1 + vlen] = '\0';
-            b->arr[b->count].value = p + len + 1;
+        if (present) {
+            norm.out = p + len + 1;
+            norm.len = 0;
+            cache_norm_value(b->req, tmp, &norm);
+            norm.out[norm.len] = '\0';
+            b->arr[b->count].value = norm.out;
         }
     }
     b->count++;
     b->bytes += need;
+}
+
+/* The Vary names of resp; a 206 also varies on Range: it answers only
+ * the range it was asked for. */
+static void cache_vary_collect(const cbh_payload *resp, cache_vary_build *b)
+{
+    cbh_vary_each(resp->headers, resp->header_count, cache_vary_add, b);
+    if (resp->status == 206)
+        cache_vary_add("Range", 5, b);
 }
 
 /* Builds the Vary block of a response for the request that got it. False
@@ -236,7 +354,7 @@ static bool cache_vary_build_block(const cbh_payload *resp, const char *const *r
 
     *out = NULL;
     *count = *size = 0;
-    cbh_vary_each(resp->headers, resp->header_count, cache_vary_add, &b);
+    cache_vary_collect(resp, &b);
     if (b.too_big || b.count > (limit - b.bytes) / sizeof(cache_vary))
         return false;
     if (b.count == 0)
@@ -247,7 +365,7 @@ static bool cache_vary_build_block(const cbh_payload *resp, const char *const *r
         return false;
     b.strings = (char *)(b.arr + b.count);
     b.count = b.bytes = 0;
-    cbh_vary_each(resp->headers, resp->header_count, cache_vary_add, &b);
+    cache_vary_collect(resp, &b);
     *out = b.arr;
     *count = b.count;
     *size = total;
@@ -267,6 +385,62 @@ static void cache_entry_validators(cache_entry *e)
 {
     e->etag = cbh_headers_get(e->headers, e->header_count, "ETag");
     e->last_modified = cbh_headers_get(e->headers, e->header_count, "Last-Modified");
+}
+
+/* Hop-by-hop fields (RFC 9110 7.6.1): about one connection, never stored. */
+static bool cache_hop_by_hop(const char *name)
+{
+    static const char *const hop[] = { "Connection", "Keep-Alive", "Proxy-Connection",
+                                       "TE", "Transfer-Encoding", "Upgrade" };
+    size_t i;
+
+    for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (strcasecmp(name, hop[i]) == 0)
+            return true;
+    return false;
+}
+
+/* What a response's own headers exclude from storage (RFC 9111 3.1). */
+typedef struct cache_strip {
+    const api_header *h; /* the response the fields came in */
+    size_t count;
+    bool fields;         /* it has no-cache="...": look the names up */
+    bool keep_age;       /* for a 304's fields: Age still counts for freshness */
+} cache_strip;
+
+static void cache_strip_init(cache_strip *st, const api_header *h, size_t count, bool keep_age)
+{
+    cbh_cc cc = { 0 };
+
+    cbh_cc_from_headers(h, count, &cc);
+    st->h = h;
+    st->count = count;
+    st->fields = cc.no_cache_fields;
+    st->keep_age = keep_age;
+}
+
+/* True when name is listed by a Connection header of the response. */
+static bool cache_connection_listed(const cache_strip *st, const char *name)
+{
+    size_t i, len = strlen(name);
+
+    for (i = 0; i < st->count; i++)
+        if (strcasecmp(st->h[i].name, "Connection") == 0 &&
+            cbh_list_has(st->h[i].value, name, len))
+            return true;
+    return false;
+}
+
+/* Not stored: hop-by-hop fields and those Connection names, the fields
+ * no-cache="..." lists (served only after revalidation: we simply do not
+ * keep them), and Age, which the cache computes on every use. */
+static bool cache_strip_drop(const char *name, void *ctx)
+{
+    const cache_strip *st = ctx;
+
+    return (!st->keep_age && strcasecmp(name, "Age") == 0) || cache_hop_by_hop(name) ||
+           cache_connection_listed(st, name) ||
+           (st->fields && cbh_cc_lists_field(st->h, st->count, "no-cache", name));
 }
 
 /* What a 304 confirms (RFC 9111 4.3.4): its own validators, and the ones
@@ -460,16 +634,18 @@ static void cache_remove(cbh_cache *c, cache_entry *e)
 }
 
 static bool cache_usable(const cache_entry *e, bool head_entry, const char *const *req,
-                         const cache_check *v)
+                         const cache_check *v, bool errors)
 {
-    return e->head == head_entry && cache_vary_match(e, req) && (!v || cache_validated(e, v));
+    return e->head == head_entry && (errors || e->status < 500) && cache_vary_match(e, req) &&
+           (!v || cache_validated(e, v));
 }
 
 /* The entry a request would use: same method and matching Vary values,
  * newest first; for HEAD, a GET entry when no HEAD entry matches. With v,
- * only an entry that 304 validates. */
+ * only an entry that 304 validates. errors: a 5xx entry may be the one;
+ * else the newest other entry (the last good response kept beside it). */
 static cache_entry *cache_find(cbh_cache *c, const char *url, size_t url_len, int head,
-                               const char *const *req, const cache_check *v)
+                               const char *const *req, const cache_check *v, bool errors)
 {
     cache_node *node = cache_node_find(c, url, url_len);
     cache_entry *e;
@@ -477,25 +653,28 @@ static cache_entry *cache_find(cbh_cache *c, const char *url, size_t url_len, in
     if (!node)
         return NULL;
     for (e = node->entries; e; e = e->next)
-        if (cache_usable(e, head == 1, req, v))
+        if (cache_usable(e, head == 1, req, v, errors))
             return e;
     if (head == 1)
         for (e = node->entries; e; e = e->next)
-            if (cache_usable(e, false, req, v))
+            if (cache_usable(e, false, req, v, errors))
                 return e;
     return NULL;
 }
 
-/* Drops the entries a new response to this request supersedes. */
+/* Drops the entries a new response of status to this request supersedes:
+ * all of them, except that a 5xx supersedes only 5xx (the last good
+ * response stays for stale-if-error) and a 206 only the 206 of its range. */
 static void cache_drop_matching(cbh_cache *c, cache_node *node, int head, const char *const *req,
-                                const cache_entry *keep)
+                                const cache_entry *keep, long status)
 {
     cache_entry *e = node->entries, *next;
 
     /* The node survives: keep is in it, or the caller does not touch it. */
     while (e) {
         next = e->next;
-        if (e != keep && e->head == (head == 1) && cache_vary_match(e, req))
+        if (e != keep && e->head == (head == 1) && cache_vary_match(e, req) &&
+            (status < 500 || e->status >= 500) && (status != 206 || e->status == 206))
             cache_remove(c, e);
         e = next;
     }
@@ -526,29 +705,263 @@ static uint64_t cache_age(const cache_entry *e, uint64_t now)
     return age < elapsed ? UINT64_MAX : age;
 }
 
-/* Copies e into out (freeing what out held). False on OOM, out intact. */
-static bool cache_fill(const cache_entry *e, bool with_body, cbh_payload *out)
+/* RFC 9110 8.8.3.2 weak comparison: the opaque tags, W/ ignored. */
+static bool cache_etag_weak_eq(const char *a, size_t alen, const char *b)
 {
-    size_t blen = with_body ? e->body_len : 0;
-    char *body = cbh_malloc(blen + 1);
-    api_header *h = NULL;
+    size_t blen = strlen(b);
 
-    if (!body)
+    if (alen >= 2 && strncmp(a, "W/", 2) == 0) {
+        a += 2;
+        alen -= 2;
+    }
+    if (blen >= 2 && strncmp(b, "W/", 2) == 0) {
+        b += 2;
+        blen -= 2;
+    }
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* True when an If-None-Match list (or "*") names etag weakly. */
+static bool cache_inm_match(const char *list, size_t len, const char *etag)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t start, end;
+
+        while (i < len && (list[i] == ',' || list[i] == ' ' || list[i] == '\t'))
+            i++;
+        start = i;
+        /* An entity-tag has no comma outside its quotes. */
+        while (i < len && list[i] != ',') {
+            if (list[i] == '"') {
+                for (i++; i < len && list[i] != '"'; i++)
+                    ;
+            }
+            if (i < len)
+                i++;
+        }
+        end = i;
+        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
+            end--;
+        if (end - start == 1 && list[start] == '*')
+            return true;
+        if (end > start && etag && cache_etag_weak_eq(list + start, end - start, etag))
+            return true;
+    }
+    return false;
+}
+
+/* Parses an HTTP-date that is len bytes of a request line. */
+static bool cache_req_date(const char *v, size_t len, int64_t *out)
+{
+    char buf[64];
+
+    if (len >= sizeof(buf))
         return false;
-    memcpy(body, e->body, blen);
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    return cbh_http_date_parse(buf, out);
+}
+
+/* The caller's own conditional, evaluated on e (RFC 9111 4.3.2, RFC 9110
+ * 13.2.2): If-None-Match when present, else If-Modified-Since against
+ * Last-Modified (or Date). True: answer 304. Only 2xx full responses are
+ * evaluated, as an origin would. */
+static bool cache_not_modified(const cache_entry *e, const cache_req *rq)
+{
+    const char *lm;
+    int64_t since, t;
+
+    if (e->status < 200 || e->status > 299 || e->status == 206)
+        return false;
+    if (rq->inm)
+        return cache_inm_match(rq->inm, rq->inm_len, e->etag);
+    if (!rq->ims || !cache_req_date(rq->ims, rq->ims_len, &since))
+        return false;
+    lm = e->last_modified ? e->last_modified
+                          : cbh_headers_get(e->headers, e->header_count, "Date");
+    return lm && cbh_http_date_parse(lm, &t) && t <= since;
+}
+
+/* If-Range (RFC 9110 13.1.5): the range applies only when the validator
+ * is e's current one, compared strongly (a weak ETag never matches; a date
+ * must be e's Last-Modified exactly). */
+static bool cache_if_range_ok(const cache_entry *e, const cache_req *rq)
+{
+    const char *v = rq->if_range;
+    size_t n = rq->if_range_len;
+
+    if (!v)
+        return true;
+    if (n >= 2 && strncmp(v, "W/", 2) == 0)
+        return false;
+    if (n > 0 && v[0] == '"')
+        return e->etag && !cache_etag_weak(e->etag) && strlen(e->etag) == n &&
+               memcmp(e->etag, v, n) == 0;
+    return e->last_modified && strlen(e->last_modified) == n &&
+           memcmp(e->last_modified, v, n) == 0;
+}
+
+static bool cache_digits(const char **p, const char *end, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+
+    while (*p < end && **p >= '0' && **p <= '9') {
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(**p - '0');
+        (*p)++;
+    }
+    *out = v;
+    return *p > s;
+}
+
+typedef enum cache_range {
+    CACHE_RANGE_NONE,   /* no usable Range: the whole response */
+    CACHE_RANGE_ONE,    /* [*first, *last] of the body */
+    CACHE_RANGE_ORIGIN  /* several ranges, or none satisfiable: the origin's */
+} cache_range;
+
+/* A Range header against a body of len bytes (RFC 9110 14.1.1): one
+ * "bytes=" range (a-b, a-, -n) is served; a syntax error or another unit
+ * is ignored as an origin may; several ranges or an unsatisfiable one go
+ * to the origin (which answers with 206 multipart or 416). */
+static cache_range cache_range_parse(const char *v, size_t n, size_t len, size_t *first,
+                                     size_t *last)
+{
+    const char *p = v, *end = v + n;
+    uint64_t a = 0, b = 0;
+    bool has_a, has_b;
+
+    if (n < 6 || strncasecmp(v, "bytes=", 6) != 0)
+        return CACHE_RANGE_NONE;
+    p += 6;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    has_a = cache_digits(&p, end, &a);
+    if (p >= end || *p != '-')
+        return CACHE_RANGE_NONE;
+    p++;
+    has_b = cache_digits(&p, end, &b);
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p < end && *p == ',')
+        return CACHE_RANGE_ORIGIN;
+    if (p != end || (!has_a && !has_b) || (has_a && has_b && b < a))
+        return CACHE_RANGE_NONE;
+    if (!has_a) {
+        /* A suffix: the last b bytes. */
+        if (b == 0 || len == 0)
+            return CACHE_RANGE_ORIGIN;
+        *first = b >= len ? 0 : len - (size_t)b;
+        *last = len - 1;
+        return CACHE_RANGE_ONE;
+    }
+    if (a >= len)
+        return CACHE_RANGE_ORIGIN;
+    *first = (size_t)a;
+    *last = has_b && b < len - 1 ? (size_t)b : len - 1;
+    return CACHE_RANGE_ONE;
+}
+
+static bool cache_drop_framing(const char *name, void *ctx)
+{
+    (void)ctx;
+    return strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Content-Range") == 0;
+}
+
+/* The fields a 304 carries (RFC 9110 15.4.5): those a 200 would have sent
+ * that guide caches, nothing about the body. */
+static bool cache_drop_for_304(const char *name, void *ctx)
+{
+    static const char *const keep[] = { "Cache-Control", "Content-Location", "Date", "ETag",
+                                        "Expires", "Last-Modified", "Vary" };
+    size_t i;
+
+    (void)ctx;
+    for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+        if (strcasecmp(name, keep[i]) == 0)
+            return false;
+    return true;
+}
+
+typedef enum cache_served {
+    CACHE_SERVED,  /* out holds what the caller sees */
+    CACHE_ORIGIN,  /* the request needs the origin (a Range e cannot answer) */
+    CACHE_NOMEM
+} cache_served;
+
+/*
+ * What the caller sees from e for request rq at current age age_ms (RFC
+ * 9111 4): e's status, headers and body (none for HEAD) with an Age header
+ * (5.1); a 304 when the caller's own conditional matches (4.3.2; only with
+ * conditionals); a 206 for a single satisfiable Range on a stored 200
+ * (RFC 9110 14, 9111 3.4), or CACHE_ORIGIN for other ranges unless
+ * whole_ok (then the whole response). out's old contents are freed on
+ * success only.
+ */
+static cache_served cache_serve(const cache_entry *e, bool with_body, const cache_req *rq,
+                                bool conditionals, bool whole_ok, uint64_t age_ms,
+                                cbh_payload *out)
+{
+    api_header add[3];
+    char age[24], crange[80], clen[24];
+    size_t nadd = 0, first = 0, last = 0, blen, count, size;
+    bool (*drop)(const char *, void *) = NULL;
+    long status = e->status;
+    const char *src = e->body;
+    api_header *h = NULL;
+    char *body;
+
+    blen = with_body ? e->body_len : 0;
+    if (conditionals && (rq->inm || rq->ims) && cache_not_modified(e, rq)) {
+        status = 304;
+        blen = 0;
+        drop = cache_drop_for_304;
+    } else if (with_body && rq->range && e->status == 200 && cache_if_range_ok(e, rq)) {
+        switch (cache_range_parse(rq->range, rq->range_len, e->body_len, &first, &last)) {
+        case CACHE_RANGE_ONE:
+            status = 206;
+            src = e->body + first;
+            blen = last - first + 1;
+            drop = cache_drop_framing;
+            snprintf(crange, sizeof(crange), "bytes %zu-%zu/%zu", first, last, e->body_len);
+            snprintf(clen, sizeof(clen), "%zu", blen);
+            add[nadd].name = "Content-Range";
+            add[nadd++].value = crange;
+            add[nadd].name = "Content-Length";
+            add[nadd++].value = clen;
+            break;
+        case CACHE_RANGE_ORIGIN:
+            if (!whole_ok)
+                return CACHE_ORIGIN;
+            break;
+        case CACHE_RANGE_NONE:
+            break;
+        }
+    }
+    snprintf(age, sizeof(age), "%llu", (unsigned long long)(age_ms / 1000));
+    add[nadd].name = "Age";
+    add[nadd++].value = age;
+    if (!(body = cbh_malloc(blen + 1)))
+        return CACHE_NOMEM;
+    memcpy(body, src, blen);
     body[blen] = '\0';
-    if (cbh_headers_dup(e->headers, e->header_count, e->headers_size, &h) != CB_OK) {
+    if (cbh_headers_edit(e->headers, e->header_count, drop, NULL, add, nadd, &h, &count,
+                         &size) != CB_OK) {
         cbh_free(body);
-        return false;
+        return CACHE_NOMEM;
     }
     cbh_payload_free(out);
-    out->status = e->status;
+    out->status = status;
     out->body = body;
     out->body_len = blen;
     out->headers = h;
-    out->header_count = h ? e->header_count : 0;
-    out->headers_size = h ? e->headers_size : 0;
-    return true;
+    out->header_count = count;
+    out->headers_size = size;
+    return CACHE_SERVED;
 }
 
 /* Writes "Name: value" into buf unless it would not fit or is not a valid
@@ -614,6 +1027,22 @@ void cbh_cache_free(cbh_cache *c)
     cbh_free(c);
 }
 
+/* May e be used without contacting the origin, for rq at age (RFC 9111
+ * 4.2, 5.2.1)? Fresh for every request directive, or stale within the
+ * request's max-stale when e allows serving it stale. A 5xx only while
+ * fresh. */
+static bool cache_usable_now(const cache_entry *e, const cache_req *rq, uint64_t age)
+{
+    uint64_t life = e->fr.lifetime_ms;
+
+    if (rq->revalidate || e->fr.no_cache || (rq->has_max_age && age > rq->max_age_ms))
+        return false;
+    if (age < life)
+        return !rq->has_min_fresh || (life - age > rq->min_fresh_ms);
+    return rq->has_max_stale && !e->fr.must_revalidate && e->status < 500 &&
+           age - life <= rq->max_stale_ms;
+}
+
 cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url,
                                const char *const *req_headers, const api_cache_options *opts,
                                cbh_payload *out, cbh_cache_cond *cond)
@@ -622,6 +1051,7 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
     cache_req rq;
     cache_entry *e;
     uint64_t now, age;
+    size_t url_len;
     int head;
 
     if (cond)
@@ -632,26 +1062,36 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
     if (head < 0)
         return CBH_CACHE_MISS;
     cache_req_parse(req_headers, &rq);
-    if (rq.no_store)
+    /* Preconditions only the origin can judge go there untouched. */
+    if (rq.no_store || rq.origin_cond)
         return CBH_CACHE_MISS;
     if (opts && opts->revalidate)
         rq.revalidate = true;
+    url_len = strlen(url);
     now = c->clock(c->clock_data);
 
     pthread_mutex_lock(&c->lock);
-    e = cache_find(c, url, strlen(url), head, req_headers, NULL);
+    e = cache_find(c, url, url_len, head, req_headers, NULL, true);
+    /* A stored 5xx answers only while fresh; else the good one beside it. */
+    if (e && e->status >= 500 && !cache_usable_now(e, &rq, cache_age(e, now)))
+        e = cache_find(c, url, url_len, head, req_headers, NULL, false);
     if (!e)
         goto out;
     age = cache_age(e, now);
-    if (!rq.revalidate && !e->fr.no_cache && age < e->fr.lifetime_ms &&
-        (!rq.has_max_age || age <= rq.max_age_ms)) {
-        if (cache_fill(e, head == 0, out)) {
+    if (cache_usable_now(e, &rq, age)) {
+        switch (cache_serve(e, head == 0, &rq, true, false, age, out)) {
+        case CACHE_SERVED:
             cache_lru_touch(c, e);
             res = CBH_CACHE_FRESH;
+            goto out;
+        case CACHE_NOMEM:
+        case CACHE_ORIGIN: /* several ranges: the request goes as it is */
+            goto out;
         }
-        goto out;
     }
-    if (cond) {
+    /* Our validators would mix with the caller's own conditional: that
+     * request goes as it is (a 304 to it still freshens e). */
+    if (cond && !rq.inm && !rq.ims) {
         cache_cond_line(cond->if_none_match, sizeof(cond->if_none_match), "If-None-Match",
                         e->etag);
         cache_cond_line(cond->if_modified_since, sizeof(cond->if_modified_since),
@@ -666,28 +1106,33 @@ out:
     return res;
 }
 
-/* Headers a 304 never replaces (RFC 9111 3.2): the stored body's framing
- * and encoding, and hop-by-hop fields. */
-static bool cache_merge_skip(const char *name)
+bool cbh_cache_only_if_cached(const char *const *req_headers)
 {
-    static const char *const skip[] = { "Content-Length", "Content-Encoding",
-                                        "Transfer-Encoding", "Content-Range", "Connection",
-                                        "Keep-Alive", "TE", "Trailer", "Upgrade",
-                                        "Proxy-Connection" };
-    size_t i;
+    cache_req rq;
 
-    for (i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
-        if (strcasecmp(name, skip[i]) == 0)
-            return true;
-    return false;
+    cache_req_parse(req_headers, &rq);
+    return rq.only_if_cached;
+}
+
+/* Fields of a 304 (or HEAD) response that do not update the stored ones
+ * (RFC 9111 3.2): those excluded from storage (3.1: hop-by-hop, named by
+ * its Connection, listed by its no-cache="..."), Content-Length, and the
+ * two whose stored body depends on them, Content-Encoding and
+ * Content-Range. */
+static bool cache_update_skip(const cache_strip *st, const char *name)
+{
+    return cache_strip_drop(name, (void *)st) || strcasecmp(name, "Content-Length") == 0 ||
+           strcasecmp(name, "Content-Encoding") == 0 || strcasecmp(name, "Content-Range") == 0;
 }
 
 /* The stored headers with those the 304 carries replacing same-named ones:
- * kept stored fields in order, then the 304's. */
+ * kept stored fields in order, then the 304's (its Age included: the
+ * caller computes freshness from the result, then strips it). */
 static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header **out,
                           size_t *count, size_t *size)
 {
-    size_t n = 0, i, total;
+    size_t n = 0, i, j, total;
+    cache_strip st;
     api_header *list;
     cb_err err;
 
@@ -702,14 +1147,19 @@ static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header
     list = cbh_malloc(total * sizeof(*list));
     if (!list)
         return CB_ERR_NOMEM;
+    cache_strip_init(&st, r->headers, r->header_count, true);
     for (i = 0; i < e->header_count; i++) {
         const char *name = e->headers[i].name;
+        bool replaced = false;
 
-        if (cache_merge_skip(name) || !cbh_headers_get(r->headers, r->header_count, name))
+        for (j = 0; j < r->header_count && !replaced; j++)
+            replaced = strcasecmp(r->headers[j].name, name) == 0 &&
+                       !cache_update_skip(&st, name);
+        if (!replaced)
             list[n++] = e->headers[i];
     }
     for (i = 0; i < r->header_count; i++)
-        if (!cache_merge_skip(r->headers[i].name))
+        if (!cache_update_skip(&st, r->headers[i].name))
             list[n++] = r->headers[i];
     err = cbh_headers_build(list, n, out, size);
     cbh_free(list);
@@ -718,52 +1168,84 @@ static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header
     return err;
 }
 
+/* Gives e the headers of r (a 304, or a HEAD response that matches it)
+ * merged into its own, and the freshness they imply from response_ms on.
+ * False on OOM (e unchanged). Leaves e over its bounds or unstorable to
+ * the caller (see cache_updated). */
+static bool cache_update(cbh_cache *c, cache_entry *e, const cbh_payload *r,
+                         int64_t request_epoch, int64_t response_epoch, uint64_t response_ms)
+{
+    api_header *merged, *stripped;
+    size_t count, size, scount, ssize, rest;
+    cache_strip st;
+    cbh_freshness fr;
+
+    if (cache_merge(e, r, &merged, &count, &size) != CB_OK)
+        return false;
+    cbh_freshness_of(e->status, merged, count, request_epoch, response_epoch, c->heuristic, &fr);
+    cache_strip_init(&st, merged, count, false);
+    if (cbh_headers_edit(merged, count, cache_strip_drop, &st, NULL, 0, &stripped, &scount,
+                         &ssize) != CB_OK) {
+        cbh_free(merged);
+        return false;
+    }
+    cbh_free(merged);
+    rest = e->bytes - e->headers_size;
+    c->bytes -= e->bytes;
+    e->bytes = ssize > SIZE_MAX - rest ? SIZE_MAX : rest + ssize;
+    c->bytes += e->bytes;
+    cbh_free(e->headers);
+    e->headers = stripped;
+    e->header_count = scount;
+    e->headers_size = ssize;
+    cache_entry_validators(e);
+    e->fr = fr;
+    e->stored_ms = response_ms;
+    return true;
+}
+
+/* After cache_update: the refreshed headers may forbid storing (no-store)
+ * or grow the entry past the per-entry cap; then it goes. */
+static void cache_updated(cbh_cache *c, cache_entry *e)
+{
+    if (!e->fr.storable || e->bytes > c->max_entry_bytes)
+        cache_remove(c, e);
+    else
+        cache_evict(c, e);
+}
+
 /* A 304: refresh the entry the request would have used, if the 304 is about
- * it, and hand its response to the caller in *p (*refreshed set). Without
- * such an entry *p stays the 304. */
+ * it, and hand its response to the caller in *p (*refreshed set), unless
+ * the 304 answers the caller's own conditional (keep_304): then *p stays
+ * the 304 the caller asked for. Without such an entry *p stays the 304. */
 static cb_err cache_refresh(cbh_cache *c, const char *url, int head, const char *const *req,
                             const cbh_cache_cond *cond, cbh_payload *p, int64_t request_epoch,
                             int64_t response_epoch, uint64_t response_ms, bool *refreshed)
 {
     cbh_payload out = { 0 };
-    api_header *merged;
-    size_t count, size, rest;
-    cbh_freshness fr;
     cache_check v;
+    cache_req rq;
     cache_entry *e;
     cb_err err = CB_OK;
-    bool too_big;
+    bool keep_304;
 
+    cache_req_parse(req, &rq);
+    keep_304 = (!cond || (!cond->if_none_match[0] && !cond->if_modified_since[0])) &&
+               (rq.inm || rq.ims);
     cache_check_init(&v, p, cond);
     pthread_mutex_lock(&c->lock);
-    e = cache_find(c, url, strlen(url), head, req, &v);
+    e = cache_find(c, url, strlen(url), head, req, &v, false);
     if (!e)
         goto out;
-    err = cache_merge(e, p, &merged, &count, &size);
-    if (err != CB_OK)
+    if (!cache_update(c, e, p, request_epoch, response_epoch, response_ms)) {
+        err = keep_304 ? CB_OK : CB_ERR_NOMEM;
         goto out;
-    cbh_freshness_of(e->status, merged, count, request_epoch, response_epoch, c->heuristic, &fr);
-    rest = e->bytes - e->headers_size;
-    too_big = size > SIZE_MAX - rest;
-    c->bytes -= e->bytes;
-    e->bytes = too_big ? SIZE_MAX : rest + size;
-    c->bytes += e->bytes;
-    cbh_free(e->headers);
-    e->headers = merged;
-    e->header_count = count;
-    e->headers_size = size;
-    cache_entry_validators(e);
-    e->fr = fr;
-    e->stored_ms = response_ms;
+    }
     cache_lru_touch(c, e);
-    if (!cache_fill(e, head == 0, &out))
+    if (!keep_304 && cache_serve(e, head == 0, &rq, false, true, cache_age(e, response_ms),
+                                 &out) != CACHE_SERVED)
         err = CB_ERR_NOMEM;
-    /* The refreshed headers may forbid storing (no-store) or grow the
-     * entry past the per-entry cap: then it goes, after serving. */
-    if (!fr.storable || too_big || e->bytes > c->max_entry_bytes)
-        cache_remove(c, e);
-    else
-        cache_evict(c, e);
+    cache_updated(c, e);
 out:
     pthread_mutex_unlock(&c->lock);
     if (err == CB_OK && out.body) {
@@ -798,6 +1280,7 @@ static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
                                     const cbh_freshness *fr, uint64_t response_ms)
 {
     size_t blen = head == 1 || !resp->body ? 0 : resp->body_len, bytes;
+    cache_strip st;
     cache_entry *e;
 
     /* Refused before anything is copied when it cannot fit (the Vary block
@@ -818,15 +1301,14 @@ static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
     e->status = resp->status;
     e->fr = *fr;
     e->stored_ms = response_ms;
-    if (cbh_headers_dup(resp->headers, resp->header_count, resp->headers_size, &e->headers) !=
-            CB_OK ||
+    cache_strip_init(&st, resp->headers, resp->header_count, false);
+    if (cbh_headers_edit(resp->headers, resp->header_count, cache_strip_drop, &st, NULL, 0,
+                         &e->headers, &e->header_count, &e->headers_size) != CB_OK ||
         !cache_vary_build_block(resp, req, c->max_entry_bytes, &e->vary, &e->vary_count,
                                 &e->vary_size)) {
         cache_entry_free(e);
         return NULL;
     }
-    e->header_count = e->headers ? resp->header_count : 0;
-    e->headers_size = e->headers ? resp->headers_size : 0;
     cache_entry_validators(e);
     if (!cache_entry_bytes(blen, e->headers_size, url_len, e->vary_size, &e->bytes) ||
         e->bytes > c->max_entry_bytes) {
@@ -845,6 +1327,51 @@ static int64_t cache_request_epoch(int64_t response_epoch, uint64_t request_ms,
     int64_t delay_s = (int64_t)(response_ms > request_ms ? (response_ms - request_ms) / 1000 : 0);
 
     return response_epoch >= INT64_MIN + delay_s ? response_epoch - delay_s : INT64_MIN;
+}
+
+/* The stored response's Content-Length, as its header says or its body. */
+static bool cache_same_length(const cache_entry *e, const char *cl)
+{
+    const char *stored = cbh_headers_get(e->headers, e->header_count, "Content-Length");
+    char buf[24];
+
+    if (stored)
+        return strcmp(stored, cl) == 0;
+    snprintf(buf, sizeof(buf), "%zu", e->body_len);
+    return strcmp(buf, cl) == 0;
+}
+
+/* A 200 to a HEAD (RFC 9111 4.3.5): each stored GET response the request
+ * could have used is updated with its headers (3.2) when the validators it
+ * carries match (and its Content-Length, if any), else treated as stale.
+ * A validator the HEAD response lacks is not compared. */
+static void cache_head_freshen(cbh_cache *c, cache_node *node, const char *const *req,
+                               const cbh_payload *r, int64_t request_epoch,
+                               int64_t response_epoch, uint64_t response_ms)
+{
+    const char *etag = cbh_headers_get(r->headers, r->header_count, "ETag");
+    const char *lm = cbh_headers_get(r->headers, r->header_count, "Last-Modified");
+    const char *cl = cbh_headers_get(r->headers, r->header_count, "Content-Length");
+    cache_entry *e = node->entries, *next;
+
+    for (; e; e = next) {
+        next = e->next;
+        if (e->head || !cache_vary_match(e, req))
+            continue;
+        if (e->status == 200 && (!etag || (e->etag && strcmp(e->etag, etag) == 0)) &&
+            (!lm || (e->last_modified && strcmp(e->last_modified, lm) == 0)) &&
+            (!cl || cache_same_length(e, cl))) {
+            /* Removing e may free node (with its last entry), so node is
+             * not read again; nothing else is removed in the loop
+             * (eviction waits), so next stays valid. */
+            if (cache_update(c, e, r, request_epoch, response_epoch, response_ms) &&
+                (!e->fr.storable || e->bytes > c->max_entry_bytes))
+                cache_remove(c, e);
+        } else {
+            e->fr.lifetime_ms = 0;
+        }
+    }
+    cache_evict(c, NULL);
 }
 
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
@@ -883,17 +1410,23 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
 
     cbh_freshness_of(p->status, p->headers, p->header_count, request_epoch,
                      response_epoch, c->heuristic, &fr);
-    e = fr.storable ? cache_entry_new(c, url_len, head, p, req_headers, &fr, response_ms)
-                    : NULL;
+    /* A 206 is kept only for the range it answers. */
+    e = fr.storable && (p->status != 206 || rq.range)
+            ? cache_entry_new(c, url_len, head, p, req_headers, &fr, response_ms)
+            : NULL;
 
     pthread_mutex_lock(&c->lock);
     node = cache_node_find(c, url, url_len);
+    if (node && head == 1 && p->status == 200)
+        cache_head_freshen(c, node, req_headers, p, request_epoch, response_epoch, response_ms);
+    node = cache_node_find(c, url, url_len); /* freshening may have emptied it */
     if (!e) {
         /* A new answer that is not stored still supersedes the old one, so
          * it is not served again; a 5xx is kept out of this so that the old
-         * entry can stand in for the failing origin. */
-        if (node && p->status > 0 && p->status < 500)
-            cache_drop_matching(c, node, head, req_headers, NULL);
+         * entry can stand in for the failing origin, and a 206 is only a
+         * part. */
+        if (node && p->status > 0 && p->status < 500 && p->status != 206)
+            cache_drop_matching(c, node, head, req_headers, NULL, p->status);
         goto out;
     }
     if (!node) {
@@ -914,7 +1447,7 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
     c->entries++;
     c->bytes += e->bytes;
     c->stores++;
-    cache_drop_matching(c, node, head, req_headers, e);
+    cache_drop_matching(c, node, head, req_headers, e, p->status);
     if (node->count > CACHE_MAX_VARIANTS) {
         cache_entry *old = node->entries;
 
@@ -941,6 +1474,7 @@ bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
                            cb_err cause, cbh_payload *out)
 {
     cache_entry *e;
+    cache_req rq;
     uint64_t now, age, over, allowed;
     bool served = false;
     int head;
@@ -953,8 +1487,10 @@ bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
         return false;
     now = c->clock(c->clock_data);
 
+    cache_req_parse(req_headers, &rq);
     pthread_mutex_lock(&c->lock);
-    e = cache_find(c, url, strlen(url), head, req_headers, NULL);
+    /* Never a stored 5xx: the last good response beside it. */
+    e = cache_find(c, url, strlen(url), head, req_headers, NULL, false);
     /* no-cache forbids any use without validation; must-revalidate only
      * forbids use once stale (RFC 9111 5.2.2.2, 5.2.2.4). */
     if (!e || e->fr.no_cache)
@@ -966,7 +1502,9 @@ bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
     allowed = e->fr.stale_if_error_ms;
     if (opts && opts->max_stale_ms > allowed)
         allowed = opts->max_stale_ms;
-    if (over <= allowed && cache_fill(e, head == 0, out)) {
+    if (rq.has_max_stale && rq.max_stale_ms > allowed)
+        allowed = rq.max_stale_ms;
+    if (over <= allowed && cache_serve(e, head == 0, &rq, false, true, age, out) == CACHE_SERVED) {
         cache_lru_touch(c, e);
         served = true;
     }
@@ -992,6 +1530,68 @@ void cbh_cache_invalidate(cbh_cache *c, const char *url)
             cache_remove(c, node->entries);
     }
     pthread_mutex_unlock(&c->lock);
+}
+
+/* The absolute form of reference ref against the absolute URL base (RFC
+ * 3986 5.2, enough for what Location carries): absolute, network-path,
+ * absolute-path or relative-path; the fragment dropped. NULL on OOM. */
+static char *cache_url_join(const char *base, const char *ref)
+{
+    const char *scheme_end = strstr(base, "://"), *path, *cut;
+    size_t rlen = strcspn(ref, "#"), keep, n;
+    char *out;
+
+    if (!scheme_end)
+        return NULL;
+    path = scheme_end + 3 + strcspn(scheme_end + 3, "/?");
+    if (strncasecmp(ref, "http://", 7) == 0 || strncasecmp(ref, "https://", 8) == 0)
+        keep = 0;
+    else if (ref[0] == '/' && ref[1] == '/')
+        keep = (size_t)(scheme_end - base) + 1;
+    else if (ref[0] == '/')
+        keep = (size_t)(path - base);
+    else {
+        /* Relative: the base's path up to its last '/'. */
+        cut = path + strcspn(path, "?");
+        while (cut > path && cut[-1] != '/')
+            cut--;
+        keep = cut > path ? (size_t)(cut - base) : (size_t)(path - base);
+    }
+    n = keep + rlen + 2;
+    if (!(out = cbh_malloc(n)))
+        return NULL;
+    memcpy(out, base, keep);
+    if (keep == (size_t)(path - base) && ref[0] != '/' && keep > 0)
+        out[keep++] = '/';
+    memcpy(out + keep, ref, rlen);
+    out[keep + rlen] = '\0';
+    return out;
+}
+
+void cbh_cache_invalidate_related(cbh_cache *c, const char *url, const api_header *h,
+                                  size_t count)
+{
+    size_t i;
+
+    if (!c || !url || !h)
+        return;
+    for (i = 0; i < count; i++) {
+        char err[8], *abs;
+        cbh_url u;
+
+        if (strcasecmp(h[i].name, "Location") != 0 &&
+            strcasecmp(h[i].name, "Content-Location") != 0)
+            continue;
+        if (!(abs = cache_url_join(url, h[i].value)))
+            continue;
+        memset(&u, 0, sizeof(u));
+        /* The canonical form is the one the cache is keyed by. */
+        if (cbh_url_resolve(NULL, abs, &u, err, sizeof(err)) == CB_OK &&
+            cbh_url_same_origin(url, u.url))
+            cbh_cache_invalidate(c, u.url);
+        cbh_url_release(&u);
+        cbh_free(abs);
+    }
 }
 
 void cbh_cache_clear(cbh_cache *c)

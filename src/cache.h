@@ -7,14 +7,24 @@
  *   lookup never uses a HEAD entry.
  * - Variants: each URL keeps up to 16 entries (method x Vary values); a
  *   lookup matches an entry when every header its Vary named has the same
- *   trimmed value in req_headers as when it was stored (absent == absent;
- *   the first line of a name counts). req_headers must therefore be every
- *   header the request really sent (defaults included).
+ *   normalised value in req_headers as when it was stored (absent ==
+ *   absent; all lines of a name joined, list whitespace and Accept* case
+ *   folded). req_headers must therefore be every header the request
+ *   really sent (defaults included). A 206 also varies on Range.
+ * - 5xx: stored when explicitly fresh, beside the newest good response of
+ *   the same variant; a lookup uses it only while fresh, serve_stale never.
+ * - Served responses carry a computed Age (stored ones never keep one);
+ *   hop-by-hop fields, those Connection names and no-cache="..." fields
+ *   are not stored.
  * - Bytes (max_bytes, max_entry_bytes, metrics): body + header block + URL +
  *   the stored Vary names and values of each entry.
  * - Request headers: Cache-Control: no-store -> lookup misses and store does
  *   not store; no-cache, max-age=0 (or Pragma: no-cache alone) -> revalidate;
- *   max-age=N -> an entry older than N s is treated as stale.
+ *   max-age=N -> an entry older than N s is treated as stale; min-fresh=N,
+ *   max-stale[=N] as RFC 9111 5.2.1; If-None-Match / If-Modified-Since ->
+ *   a 304 from a fresh matching entry (else never our validators beside
+ *   them); If-Match / If-Unmodified-Since -> miss; Range (+ If-Range) -> a
+ *   206 cut from a stored 200, several ranges -> miss.
  * - The cache never touches an api_response: it reads and hands back
  *   cbh_payload (response.h), and the caller moves it into the response
  *   and sets from_cache, revalidated, stale and cause. A payload the cache
@@ -55,8 +65,10 @@ typedef struct cbh_cache_cond {
  * Looks up method+url for a request carrying req_headers (NULL-terminated
  * "Name: value" lines, may be NULL; used for Vary). On FRESH, *out holds a
  * copy of the entry (status, body, headers; for a HEAD, no body), owned by
- * the caller, to be returned as it is (marked from_cache); otherwise *out is
- * untouched. On STALE, cond holds the validators to send (cond NULL: never
+ * the caller, to be returned as it is (marked from_cache): the stored 200,
+ * a 304 for the caller's own conditional, a 206 for its Range, or a fresh
+ * stored 5xx (the caller then tries cbh_cache_serve_stale); otherwise *out
+ * is untouched. On STALE, cond holds the validators to send (cond NULL: never
  * STALE). opts may be NULL. MISS for opts->bypass, a NULL out, methods
  * other than GET/HEAD, no entry, a stale entry without a validator (kept
  * for serve_stale), or when copying the entry ran out of memory. FRESH needs
@@ -66,6 +78,10 @@ typedef struct cbh_cache_cond {
 cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url,
                                const char *const *req_headers, const api_cache_options *opts,
                                cbh_payload *out, cbh_cache_cond *cond);
+
+/* True when the request's Cache-Control says only-if-cached (RFC 9111
+ * 5.2.1.7): the caller treats it as api_cache_options.only_if_cached. */
+bool cbh_cache_only_if_cached(const char *const *req_headers);
 
 /*
  * After a network response *p (status, body, headers) to a GET/HEAD:
@@ -91,7 +107,10 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
  * request_ms and response_ms are the monotonic times around the exchange.
  * Do not call it for opts->bypass or for a response served from the cache.
  * A final response below 500 that is not stored removes the entries it
- * supersedes (same method and variant); a 5xx leaves them for serve_stale.
+ * supersedes (same method and variant); a 5xx leaves them for serve_stale,
+ * and a stored 5xx supersedes only 5xx. A 304 to the caller's own
+ * conditional (no cond) refreshes the entry but stays a 304 in *p. A 200
+ * to a HEAD updates or makes stale the GET entries (RFC 9111 4.3.5).
  * Returns CB_ERR_NOMEM only when *p could not be rebuilt after a 304
  * (*p then still holds the 304, *refreshed false); CB_OK otherwise.
  */
@@ -117,6 +136,12 @@ bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
 /* Removes every entry for url (any method, any variant); counted in
  * metrics' invalidations (one per entry). */
 void cbh_cache_invalidate(cbh_cache *c, const char *url);
+/* After a successful (2xx, 3xx) unsafe request to url: invalidates the
+ * URLs its response's Location and Content-Location headers name, resolved
+ * against url, when they have url's origin (RFC 9111 4.4); others, and
+ * references that do not resolve, are left alone. */
+void cbh_cache_invalidate_related(cbh_cache *c, const char *url, const api_header *h,
+                                  size_t count);
 void cbh_cache_clear(cbh_cache *c);
 void cbh_cache_metrics(cbh_cache *c, api_cache_metrics *out);
 

@@ -39,10 +39,18 @@ static bool cc_name_is(const char *name, size_t n, const char *lit)
     return strlen(lit) == n && strncasecmp(name, lit, n) == 0;
 }
 
+/* A delta-seconds argument, or false when it is missing or invalid
+ * (RFC 9111 1.2.2: digits only; a quoted form is accepted, 5.2). */
+static bool cc_arg(const char *value, size_t vlen, bool junk, uint64_t *v)
+{
+    return value && !junk && cc_delta(value, vlen, v);
+}
+
 /* Applies one directive; value is NULL when it had none. A quoted value
- * arrives without its quotes (escapes kept: none of ours need them). */
+ * arrives without its quotes (escapes kept: none of ours need them). junk:
+ * something other than whitespace followed the value. */
 static void cc_parse_directive(const char *name, size_t n, const char *value, size_t vlen,
-                               cbh_cc *cc)
+                               bool junk, cbh_cc *cc)
 {
     uint64_t v;
 
@@ -50,37 +58,72 @@ static void cc_parse_directive(const char *name, size_t n, const char *value, si
         cc->no_store = true;
     } else if (cc_name_is(name, n, "no-cache")) {
         cc->no_cache = true;
+        /* A field list limits no-cache to those fields (5.2.2.4); an empty
+         * one means nothing to limit, so the bare form. */
+        if (value && vlen > 0)
+            cc->no_cache_fields = true;
+        else
+            cc->no_cache_bare = true;
     } else if (cc_name_is(name, n, "must-revalidate") ||
                cc_name_is(name, n, "proxy-revalidate")) {
         cc->must_revalidate = true;
+    } else if (cc_name_is(name, n, "must-understand")) {
+        cc->must_understand = true;
     } else if (cc_name_is(name, n, "only-if-cached")) {
         cc->only_if_cached = true;
     } else if (cc_name_is(name, n, "max-age")) {
-        /* An invalid max-age makes the response stale (RFC 9111 4.2.1). */
-        if (!value || !cc_delta(value, vlen, &v))
+        /* An invalid max-age makes the response stale (RFC 9111 4.2.1);
+         * of several, the most restrictive (smallest) rules. */
+        if (!cc_arg(value, vlen, junk, &v))
             v = 0;
         if (!cc->has_max_age || v < cc->max_age_s)
             cc->max_age_s = v;
         cc->has_max_age = true;
+    } else if (cc_name_is(name, n, "max-stale")) {
+        /* Bare: any staleness. An invalid value grants none. */
+        if (!value)
+            v = UINT64_MAX;
+        else if (!cc_arg(value, vlen, junk, &v))
+            v = 0;
+        if (!cc->has_max_stale || v < cc->max_stale_s)
+            cc->max_stale_s = v;
+        cc->has_max_stale = true;
+    } else if (cc_name_is(name, n, "min-fresh")) {
+        /* An invalid min-fresh asks for the most: nothing is fresh enough. */
+        if (!cc_arg(value, vlen, junk, &v))
+            v = CC_DELTA_MAX;
+        if (!cc->has_min_fresh || v > cc->min_fresh_s)
+            cc->min_fresh_s = v;
+        cc->has_min_fresh = true;
     } else if (cc_name_is(name, n, "stale-if-error")) {
         /* An invalid stale-if-error grants nothing: it is simply ignored. */
-        if (value && cc_delta(value, vlen, &v) &&
+        if (cc_arg(value, vlen, junk, &v) &&
             (!cc->has_stale_if_error || v < cc->stale_if_error_s)) {
             cc->stale_if_error_s = v;
             cc->has_stale_if_error = true;
         }
+    } else if (cc_name_is(name, n, "stale-while-revalidate")) {
+        if (cc_arg(value, vlen, junk, &v) &&
+            (!cc->has_stale_while_revalidate || v < cc->stale_while_revalidate_s)) {
+            cc->stale_while_revalidate_s = v;
+            cc->has_stale_while_revalidate = true;
+        }
     }
 }
 
-void cbh_cc_parse(const char *value, cbh_cc *cc)
+typedef void (*cc_fn)(const char *name, size_t n, const char *value, size_t vlen, bool junk,
+                      void *ctx);
+
+/* Splits a Cache-Control value into directives (RFC 9111 5.2: token
+ * ["=" (token / quoted-string)], commas between). */
+static void cc_each(const char *value, cc_fn fn, void *ctx)
 {
     const char *p = value;
 
-    if (!value || !cc)
-        return;
     while (*p) {
         const char *name, *val = NULL;
         size_t n, vlen = 0;
+        bool junk = false;
 
         while (*p == ',' || cc_is_ows(*p))
             p++;
@@ -114,12 +157,65 @@ void cbh_cc_parse(const char *value, cbh_cc *cc)
             }
         }
         /* Skip to the next comma: whatever else is here is junk, but the
-         * directive read so far still counts. */
-        while (*p && *p != ',')
+         * directive read so far still counts (an argument does not). */
+        while (*p && *p != ',') {
+            if (!cc_is_ows(*p))
+                junk = true;
             p++;
+        }
         if (n > 0)
-            cc_parse_directive(name, n, val, vlen, cc);
+            fn(name, n, val, vlen, junk, ctx);
     }
+}
+
+static void cc_apply(const char *name, size_t n, const char *value, size_t vlen, bool junk,
+                     void *ctx)
+{
+    cc_parse_directive(name, n, value, vlen, junk, ctx);
+}
+
+void cbh_cc_parse(const char *value, cbh_cc *cc)
+{
+    if (!value || !cc)
+        return;
+    cc_each(value, cc_apply, cc);
+}
+
+typedef struct cc_field_find {
+    const char *directive, *field;
+    bool found;
+} cc_field_find;
+
+static void cc_field_check(const char *name, size_t n, const char *value, size_t vlen,
+                           bool junk, void *ctx)
+{
+    cc_field_find *f = ctx;
+    char list[1024];
+
+    (void)junk;
+    if (f->found || !value || !cc_name_is(name, n, f->directive))
+        return;
+    /* Field lists are short; a longer one is cut (its tail not omitted,
+     * which at worst keeps a field the origin wanted revalidated). */
+    if (vlen >= sizeof(list))
+        vlen = sizeof(list) - 1;
+    memcpy(list, value, vlen);
+    list[vlen] = '\0';
+    f->found = cbh_list_has(list, f->field, strlen(f->field));
+}
+
+bool cbh_cc_lists_field(const api_header *h, size_t count, const char *directive,
+                        const char *field)
+{
+    cc_field_find f = { directive, field, false };
+    size_t i;
+
+    if (!h || !directive || !field)
+        return false;
+    for (i = 0; i < count && !f.found; i++)
+        if (strcasecmp(h[i].name, "Cache-Control") == 0)
+            cc_each(h[i].value, cc_field_check, &f);
+    return f.found;
 }
 
 void cbh_cc_from_headers(const api_header *h, size_t count, cbh_cc *cc)
@@ -133,14 +229,14 @@ void cbh_cc_from_headers(const api_header *h, size_t count, cbh_cc *cc)
             cbh_cc_parse(h[i].value, cc);
 }
 
-/* Statuses a cache may store without explicit freshness (RFC 9110 15.1).
- * 501 is on that list but left out: we never store a 5xx, so that a stored
- * response can always stand in for a failing origin. */
+/* Statuses a cache may store without explicit freshness (RFC 9110 15.1):
+ * also the ones whose caching rules we implement, for must-understand. A
+ * 206 is stored only for the Range it answered (cache.c). */
 static bool cc_heuristic_status(long status)
 {
     switch (status) {
-    case 200: case 203: case 204: case 300: case 301: case 308:
-    case 404: case 405: case 410: case 414:
+    case 200: case 203: case 204: case 206: case 300: case 301: case 308:
+    case 404: case 405: case 410: case 414: case 501:
         return true;
     default:
         return false;
@@ -197,13 +293,59 @@ static uint64_t cc_sat_ms(uint64_t s) { return s > CC_DELTA_MAX ? CC_DELTA_MAX *
  * clock at INT64_MAX, a Date in year 0) would overflow. */
 static uint64_t cc_later_by(int64_t a, int64_t b) { return a > b ? (uint64_t)a - (uint64_t)b : 0; }
 
+/* Every value of header name in h agrees with the first (or there is at
+ * most one). RFC 9111 4.2.1: a cache may use the first or treat the
+ * response as stale; we do the latter, the same for every field. */
+static bool cc_single_valued(const api_header *h, size_t count, const char *name)
+{
+    const char *first = NULL;
+    size_t i;
+
+    for (i = 0; i < count; i++) {
+        if (strcasecmp(h[i].name, name) != 0)
+            continue;
+        if (!first)
+            first = h[i].value;
+        else if (strcmp(first, h[i].value) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Reads Age (RFC 9111 5.1: delta-seconds). False when it is not one: a
+ * list of different values, a fraction, a sign, parameters, garbage. */
+static bool cc_age(const char *s, uint64_t *out)
+{
+    size_t n = strcspn(s, ", \t");
+    const char *rest = s + n;
+
+    if (!cc_delta(s, n, out))
+        return false;
+    /* "7, 7" repeats one value (two Age lines folded); anything else is
+     * two different ages. */
+    while (*rest) {
+        uint64_t other;
+        size_t m;
+
+        while (*rest == ',' || cc_is_ows(*rest))
+            rest++;
+        m = strcspn(rest, ", \t");
+        if (m == 0)
+            break;
+        if (!cc_delta(rest, m, &other) || other != *out)
+            return false;
+        rest += m;
+    }
+    return true;
+}
+
 void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t request_epoch,
                       int64_t response_epoch, bool heuristic, cbh_freshness *out)
 {
     cbh_cc cc = { 0 };
     const char *date_s, *expires_s, *lm_s, *age_s;
     int64_t date, expires, lm;
-    bool has_date, explicit_fresh = false;
+    bool has_date, explicit_fresh = false, invalid = false, no_store;
     uint64_t age_value = 0, apparent, corrected, delay;
 
     if (!out)
@@ -230,6 +372,7 @@ void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t re
         if (cbh_http_date_parse(expires_s, &expires))
             out->lifetime_ms = cc_sat_ms(cc_later_by(expires, date));
         explicit_fresh = true;
+        invalid = !cc_single_valued(h, count, "Expires");
     } else if (heuristic && lm_s && cc_heuristic_status(status) &&
                cbh_http_date_parse(lm_s, &lm) && date > lm) {
         uint64_t s = cc_later_by(date, lm) / 10;
@@ -237,31 +380,45 @@ void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t re
         out->lifetime_ms = cc_sat_ms(s > CC_HEURISTIC_MAX_S ? CC_HEURISTIC_MAX_S : s);
     }
 
-    /* Age (RFC 9111 4.2.3). A list-valued Age uses its first member; an
-     * invalid one is ignored. */
-    if (age_s) {
+    /* Age (RFC 9111 4.2.3). An invalid one, or two different ones, counts
+     * as 0 for the arithmetic but makes the response stale, like invalid
+     * max-age and Expires: its real age is unknown. */
+    if (age_s && (!cc_single_valued(h, count, "Age") || !cc_age(age_s, &age_value))) {
         size_t n = strcspn(age_s, ", \t");
 
         if (!cc_delta(age_s, n, &age_value))
             age_value = 0;
+        invalid = true;
     }
+    if (invalid)
+        out->lifetime_ms = 0;
     apparent = cc_later_by(response_epoch, date);
     delay = cc_later_by(response_epoch, request_epoch);
     corrected = delay > UINT64_MAX - age_value ? UINT64_MAX : age_value + delay;
     out->initial_age_ms = cc_sat_ms(apparent > corrected ? apparent : corrected);
 
     out->has_validator = cbh_headers_get(h, count, "ETag") != NULL || lm_s != NULL;
-    out->no_cache = cc.no_cache;
+    out->no_cache = cc.no_cache_bare;
+    out->no_cache_fields = cc.no_cache_fields;
     out->must_revalidate = cc.must_revalidate;
     if (cc.has_stale_if_error)
         out->stale_if_error_ms = cc_sat_ms(cc.stale_if_error_s);
+    if (cc.has_stale_while_revalidate)
+        out->stale_while_revalidate_ms = cc_sat_ms(cc.stale_while_revalidate_s);
 
-    /* Storable (RFC 9111 3): a final, non-5xx status that is heuristically
-     * cacheable or explicitly fresh; no no-store; no Vary: *; and something
-     * that makes it useful later: freshness or a validator (only a validator
-     * when no-cache forces a revalidation before every use). */
-    out->storable = status >= 200 && status < 500 && status != 206 && status != 304 &&
-                    !cc.no_store && (cc_heuristic_status(status) || explicit_fresh) &&
+    /* must-understand (RFC 9111 5.2.2.3): a status whose caching we
+     * implement may be stored even with no-store; any other never. */
+    no_store = cc.no_store && !(cc.must_understand && cc_heuristic_status(status));
+    if (cc.must_understand && !cc_heuristic_status(status))
+        no_store = true;
+
+    /* Storable (RFC 9111 3): a final status that is cacheable by default
+     * or explicitly fresh (a 5xx too: cache.c keeps the last good response
+     * beside it); no no-store; no Vary: *; and something that makes it
+     * useful later: freshness or a validator (only a validator when
+     * no-cache forces a revalidation before every use). */
+    out->storable = status >= 200 && status <= 999 && status != 304 && !no_store &&
+                    (cc_heuristic_status(status) || explicit_fresh) &&
                     !cc_vary_star(h, count) && (out->lifetime_ms > 0 || out->has_validator) &&
-                    (!cc.no_cache || out->has_validator);
+                    (!cc.no_cache_bare || out->has_validator);
 }

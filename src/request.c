@@ -392,12 +392,16 @@ static cbh_step call_consult_cache(cbh_call *k, bool hop)
         cbh_response_set_payload(k->resp, &hit);
         k->resp->from_cache = true;
         atomic_fetch_add_explicit(&k->o->cache_hits, 1, memory_order_relaxed);
-        /* Where a response came from never changes the result. */
+        /* A stored 5xx is still an outage: the last good response may stand
+         * in for it (call_end). Where a response came from never changes
+         * the result. */
+        if (k->resp->status >= 500)
+            return call_end(k, CB_ERR_HTTP);
         k->result = k->resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
         return CBH_STEP_DONE;
     }
     atomic_fetch_add_explicit(&k->o->cache_misses, 1, memory_order_relaxed);
-    if (k->cache_opts.only_if_cached) {
+    if (k->cache_opts.only_if_cached || cbh_cache_only_if_cached(k->lines)) {
         snprintf(k->resp->error, sizeof(k->resp->error), "not in cache");
         return call_end(k, CB_ERR_CACHE_MISS);
     }
@@ -625,7 +629,8 @@ static cbh_step call_end(cbh_call *k, cb_err err)
     api_response *resp = k->resp;
 
     if (k->use_cache) {
-        if (resp->status && (err == CB_OK || err == CB_ERR_HTTP) && !call_store(k, &err)) {
+        if (resp->status && !resp->from_cache && (err == CB_OK || err == CB_ERR_HTTP) &&
+            !call_store(k, &err)) {
             k->conditional = false;
             k->n = 0;
             return call_attempt(k);
@@ -635,8 +640,11 @@ static cbh_step call_end(cbh_call *k, cb_err err)
     } else if (k->c->cache && err == CB_OK && !method_is(k->method, "GET") &&
                !method_is(k->method, "HEAD") && !method_is(k->method, "OPTIONS") &&
                !method_is(k->method, "TRACE")) {
-        /* RFC 9111 4.4: a successful unsafe request invalidates the URL. */
+        /* RFC 9111 4.4: a successful unsafe request invalidates the URL,
+         * and those its Location and Content-Location name (same origin). */
         cbh_cache_invalidate(k->c->cache, k->url.url);
+        cbh_cache_invalidate_related(k->c->cache, call_url(k), resp->headers,
+                                     resp->header_count);
     }
     k->result = err;
     return CBH_STEP_DONE;

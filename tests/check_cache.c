@@ -113,7 +113,9 @@ START_TEST(test_fresh_hit)
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "hello");
     ck_assert_uint_eq(r.body_len, 5);
-    ck_assert_uint_eq(r.header_count, 3);
+    /* The stored three and the Age the cache computes (RFC 9111 4.2.3). */
+    ck_assert_uint_eq(r.header_count, 4);
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Age"), "0");
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "content-type"), "text/plain");
     ck_assert_uint_gt(r.headers_size, 0);
     /* The copy is the caller's: a second lookup gets its own. */
@@ -225,7 +227,7 @@ START_TEST(test_no_store_not_stored)
     put(c, "GET", URL, NULL, 200, "Cache-Control: no-store, max-age=60\r\nETag: \"e\"\r\n", "b");
     put(c, "GET", URL "2", NULL, 200, "Cache-Control: max-age=60\r\nVary: *\r\n", "b");
     put(c, "GET", URL "3", NULL, 200, "Content-Type: text/plain\r\n", "no freshness");
-    put(c, "GET", URL "4", NULL, 500, FRESH_HDRS "ETag: \"e\"\r\n", "err");
+    put(c, "GET", URL "4", NULL, 500, "ETag: \"e\"\r\n", "err without freshness");
     put(c, "GET", URL "5", NULL, 206, FRESH_HDRS, "part");
     put(c, "GET", URL "6", NULL, 302, "ETag: \"e\"\r\n", "redirect without freshness");
     cbh_cache_metrics(c, &m);
@@ -1232,12 +1234,256 @@ START_TEST(test_concurrent)
 }
 END_TEST
 
+/* ---- RFC 9111 details (issue 12) ------------------------------------------ */
+
+static const char *hdr(const cbh_payload *r, const char *name)
+{
+    return cbh_headers_get(r->headers, r->header_count, name);
+}
+
+/* A lookup that must be FRESH; the payload is the caller's. */
+static void hit(cbh_cache *c, const char *method, const char *const *req, cbh_payload *r)
+{
+    cbh_cache_cond cond;
+
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(cbh_cache_lookup(c, method, URL, req, NULL, r, &cond), CBH_CACHE_FRESH);
+}
+
+START_TEST(test_304_update_exact)
+{
+    cbh_cache *c = mk(NULL);
+    cbh_payload r;
+    cbh_cache_cond cond;
+    bool refreshed;
+
+    put(c, "GET", URL, NULL, 200,
+        "Date: " DATE_NOW "\r\nCache-Control: max-age=10\r\nETag: \"v1\"\r\n"
+        "Content-Type: text/plain\r\nContent-Range: bytes 0-4/5\r\nTrailer: X-T\r\n"
+        "X-Hop: stored\r\nAge: 3\r\nConnection: X-Gone\r\nX-Gone: 1\r\n",
+        "hello");
+    hit(c, "GET", NULL, &r);
+    ck_assert_ptr_null(hdr(&r, "X-Gone"));
+    ck_assert_ptr_null(hdr(&r, "Connection"));
+    ck_assert_str_eq(hdr(&r, "Age"), "3");
+    cbh_payload_free(&r);
+    now_ms += 20000;
+    wall_s += 20;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    resp_make(&r, 304,
+              "Date: Tue, 14 Nov 2023 22:13:40 GMT\r\nCache-Control: max-age=100\r\n"
+              "ETag: \"v1\"\r\nContent-Type: text/html\r\nContent-Range: bytes 0-0/1\r\n"
+              "Trailer: X-U\r\nConnection: X-Hop\r\nX-Hop: from-304\r\nKeep-Alive: 5\r\n"
+              "Age: 4\r\n",
+              "");
+    ck_assert_int_eq(
+        cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed), CB_OK);
+    ck_assert(refreshed);
+    ck_assert_int_eq(r.status, 200);
+    /* Replaced: what 3.2 does not except. */
+    ck_assert_str_eq(hdr(&r, "Content-Type"), "text/html");
+    ck_assert_str_eq(hdr(&r, "Trailer"), "X-U");
+    /* Kept: Content-Range; a field the 304's Connection names; its
+     * hop-by-hop fields are not added. Age is the new one's. */
+    ck_assert_str_eq(hdr(&r, "Content-Range"), "bytes 0-4/5");
+    ck_assert_str_eq(hdr(&r, "X-Hop"), "stored");
+    ck_assert_ptr_null(hdr(&r, "Keep-Alive"));
+    ck_assert_ptr_null(hdr(&r, "Connection"));
+    ck_assert_str_eq(hdr(&r, "Age"), "4");
+    cbh_payload_free(&r);
+    now_ms += 2000;
+    hit(c, "GET", NULL, &r);
+    ck_assert_str_eq(hdr(&r, "Age"), "6");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_5xx_beside_good)
+{
+    cbh_cache *c = mk(NULL);
+    cbh_payload r;
+    api_cache_options o = { .max_stale_ms = 600000 };
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=1\r\nETag: \"g\"\r\n", "good");
+    put(c, "GET", URL, NULL, 503, "Cache-Control: max-age=30\r\n", "bad");
+    hit(c, "GET", NULL, &r);
+    ck_assert_int_eq(r.status, 503);
+    cbh_payload_free(&r);
+    memset(&r, 0, sizeof(r));
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &o, CB_ERR_HTTP, &r));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "good");
+    cbh_payload_free(&r);
+    /* A second 5xx replaces the first, not the good one. */
+    put(c, "GET", URL, NULL, 500, "Cache-Control: max-age=30\r\n", "bad2");
+    hit(c, "GET", NULL, &r);
+    ck_assert_int_eq(r.status, 500);
+    cbh_payload_free(&r);
+    {
+        api_cache_metrics m;
+
+        cbh_cache_metrics(c, &m);
+        ck_assert_uint_eq(m.entries, 2);
+    }
+    /* Stale, the 5xx is passed over: the good entry is revalidated. */
+    now_ms += 31000;
+    {
+        cbh_cache_cond cond;
+
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+        ck_assert_str_eq(cond.if_none_match, "If-None-Match: \"g\"");
+    }
+    /* A good answer supersedes both. */
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=60\r\n", "new");
+    {
+        api_cache_metrics m;
+
+        cbh_cache_metrics(c, &m);
+        ck_assert_uint_eq(m.entries, 1);
+    }
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_range_edges)
+{
+    static const struct {
+        const char *range;
+        int status;      /* 0: MISS (to the origin) */
+        const char *body;
+    } cases[] = {
+        { "Range: bytes=0-0", 206, "0" },        { "Range: bytes=8-20", 206, "89" },
+        { "Range: bytes=-20", 206, "0123456789" }, { "Range: bytes=9-", 206, "9" },
+        { "Range: BYTES=1-2", 206, "12" },       { "Range: bytes=2-1", 200, "0123456789" },
+        { "Range: bytes=x-1", 200, "0123456789" }, { "Range: bytes=-", 200, "0123456789" },
+        { "Range: bytes=10-", 0, NULL },         { "Range: bytes=-0", 0, NULL },
+        { "Range: bytes=0-1, 5-6", 0, NULL },
+    };
+    cbh_cache *c = mk(NULL);
+    size_t i;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "Content-Length: 10\r\n", "0123456789");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *req[] = { cases[i].range, NULL };
+        cbh_payload r = { 0 };
+        cbh_cache_cond cond;
+        cbh_cache_res res = cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond);
+
+        if (!cases[i].status) {
+            ck_assert_msg(res == CBH_CACHE_MISS, "%s", cases[i].range);
+            continue;
+        }
+        ck_assert_msg(res == CBH_CACHE_FRESH, "%s", cases[i].range);
+        ck_assert_int_eq(r.status, cases[i].status);
+        ck_assert_str_eq(r.body, cases[i].body);
+        if (r.status == 206) {
+            char len[24];
+
+            snprintf(len, sizeof(len), "%zu", strlen(cases[i].body));
+            ck_assert_str_eq(hdr(&r, "Content-Length"), len);
+        }
+        cbh_payload_free(&r);
+    }
+    /* HEAD ignores Range. */
+    {
+        const char *req[] = { "Range: bytes=0-1", NULL };
+        cbh_payload r;
+
+        hit(c, "HEAD", req, &r);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(hdr(&r, "Content-Length"), "10");
+        cbh_payload_free(&r);
+    }
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_head_response_updates_get)
+{
+    cbh_cache *c = mk(NULL);
+    cbh_payload r;
+
+    put(c, "GET", URL, NULL, 200,
+        "Cache-Control: max-age=10\r\nETag: \"a\"\r\nContent-Length: 4\r\nX-V: 1\r\n",
+        "body");
+    now_ms += 8000;
+    put(c, "HEAD", URL, NULL, 200,
+        "Cache-Control: max-age=10\r\nETag: \"a\"\r\nContent-Length: 4\r\nX-V: 2\r\n", "");
+    now_ms += 8000;
+    hit(c, "GET", NULL, &r);
+    ck_assert_str_eq(r.body, "body");
+    ck_assert_str_eq(hdr(&r, "X-V"), "2");
+    ck_assert_str_eq(hdr(&r, "Age"), "8");
+    cbh_payload_free(&r);
+    /* Another length: the stored GET is stale, not updated. */
+    put(c, "HEAD", URL, NULL, 200,
+        "Cache-Control: max-age=10\r\nETag: \"a\"\r\nContent-Length: 5\r\nX-V: 3\r\n", "");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_caller_304_kept)
+{
+    static const char *const req[] = { "If-None-Match: W/\"e\"", NULL };
+    cbh_cache *c = mk(NULL);
+    cbh_payload r;
+    bool refreshed;
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=1\r\nETag: \"e\"\r\n", "b");
+    hit(c, "GET", req, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_str_eq(r.body, "");
+    ck_assert_str_eq(hdr(&r, "ETag"), "\"e\"");
+    cbh_payload_free(&r);
+    now_ms += 2000;
+    /* Stale: no validators of ours beside the caller's. */
+    ck_assert_int_eq(get(c, "GET", URL, req, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    resp_make(&r, 304, "Cache-Control: max-age=60\r\nETag: \"e\"\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, req, NULL, &r, now_ms, now_ms, &refreshed),
+                     CB_OK);
+    ck_assert(!refreshed);
+    ck_assert_int_eq(r.status, 304);
+    cbh_payload_free(&r);
+    hit(c, "GET", NULL, &r);
+    ck_assert_str_eq(r.body, "b");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_vary_quotes_and_empty)
+{
+    static const char *const a[] = { "X-Q: \"a  b\" ;  p=1", NULL };
+    static const char *const b[] = { "X-Q: \"a  b\";p=1", NULL };
+    static const char *const c2[] = { "X-Q: \"a b\";p=1", NULL };
+    static const char *const empty[] = { "X-Q:", NULL };
+    cbh_cache *c = mk(NULL);
+    cbh_payload r;
+
+    put(c, "GET", URL, a, 200, FRESH_HDRS "Vary: X-Q\r\n", "q");
+    hit(c, "GET", b, &r);
+    cbh_payload_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, c2, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, empty, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
     Suite *s = suite_create("cache");
     TCase *tc = tcase_create("cache");
     TCase *st = tcase_create("stress");
 
+    tcase_add_test(tc, test_304_update_exact);
+    tcase_add_test(tc, test_5xx_beside_good);
+    tcase_add_test(tc, test_range_edges);
+    tcase_add_test(tc, test_head_response_updates_get);
+    tcase_add_test(tc, test_caller_304_kept);
+    tcase_add_test(tc, test_vary_quotes_and_empty);
     tcase_add_test(tc, test_fresh_hit);
     tcase_add_test(tc, test_expiry_gives_stale_with_cond);
     tcase_add_test(tc, test_age_header_and_date);

@@ -1498,6 +1498,725 @@ START_TEST(test_response_json_real_and_not_json)
 }
 END_TEST
 
+/* ---- RFC 9111 conformance (issue 12) ------------------------------------- */
+
+/* Any method with header lines and no cache options. */
+static cb_err call(env *e, const char *method, const char *path, const char *const *headers,
+                   api_response *r)
+{
+    api_options o;
+
+    memset(&o, 0, sizeof(o));
+    o.headers = headers;
+    return api_request(e->c, method, path, NULL, 0, &o, r);
+}
+
+/* The Age a response carries, or -1 without one. */
+static long long age_of(const api_response *r)
+{
+    const char *a = api_response_header(r, "Age");
+
+    return a ? atoll(a) : -1;
+}
+
+/* How a request was answered. */
+enum { HIT, NET, REVAL };
+
+/* GETs path with headers and asserts how it was answered: HIT (the cache,
+ * no I/O), NET (the network, not from the cache) or REVAL (a 304 refreshed
+ * the entry). The response is left in *r. */
+static void get_expect(env *e, const char *path, const char *const *headers, int how,
+                       api_response *r)
+{
+    char     prefix[128];
+    uint64_t before;
+
+    snprintf(prefix, sizeof(prefix), "%.*s", (int)strcspn(path, "?"), path);
+    before = served(e, prefix);
+    get(e, path, NULL, headers, r);
+    ck_assert_msg(r->from_cache == (how != NET), "%s: from_cache %d", path, r->from_cache);
+    ck_assert_msg(r->revalidated == (how == REVAL), "%s: revalidated %d", path, r->revalidated);
+    ck_assert_msg(served(e, prefix) == before + (how == HIT ? 0 : 1), "%s: served %llu, before %llu",
+                  path, (unsigned long long)served(e, prefix), (unsigned long long)before);
+}
+
+/* Point 1: Age is computed on every hit and sent; a garbage Age is
+ * freshness information we cannot trust (stale). */
+START_TEST(test_age_on_hits)
+{
+    static const char *const bad[] = { "/cache/ag2?cc=max-age=60&age=5a",
+                                       "/cache/ag3?cc=max-age=60&age=5;p=1",
+                                       "/cache/ag4?cc=max-age=60&age=5.0",
+                                       "/cache/ag5?cc=max-age=60&age=-5",
+                                       "/cache/ag6?cc=max-age=60&age=5&age=9" };
+    env          e;
+    api_response r;
+    size_t       i;
+
+    env_start(&e, NULL, NULL);
+    get_expect(&e, "/cache/ag?cc=max-age=600&age=100", NULL, NET, &r);
+    ck_assert_int_eq(age_of(&r), 100);
+    api_response_free(&r);
+    advance(&e, 10000);
+    get_expect(&e, "/cache/ag?cc=max-age=600&age=100", NULL, HIT, &r);
+    ck_assert_int_ge(age_of(&r), 110);
+    ck_assert_int_le(age_of(&r), 112);
+    {
+        size_t n = 0, j;
+
+        for (j = 0; j < r.header_count; j++)
+            n += strcasecmp(r.headers[j].name, "Age") == 0;
+        ck_assert_uint_eq(n, 1);
+    }
+    api_response_free(&r);
+    advance(&e, 5000);
+    get_expect(&e, "/cache/ag?cc=max-age=600&age=100", NULL, HIT, &r);
+    ck_assert_int_ge(age_of(&r), 115);
+    ck_assert_int_le(age_of(&r), 117);
+    api_response_free(&r);
+    /* An Age that is not delta-seconds, or two different ones: stale. */
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        get_expect(&e, bad[i], NULL, NET, &r);
+        api_response_free(&r);
+        get_expect(&e, bad[i], NULL, NET, &r);
+        api_response_free(&r);
+    }
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 2: hop-by-hop fields and those Connection names are not stored. */
+START_TEST(test_hop_by_hop_not_stored)
+{
+    static const char *const hop[] = { "Keep-Alive", "Proxy-Connection", "TE", "Upgrade",
+                                       "X-Conn-Listed", "Connection" };
+    const char  *path = "/cache/hop?cc=max-age=60&hdr=Keep-Alive:%20timeout%3D5"
+                        "&hdr=Proxy-Connection:%20keep-alive&hdr=TE:%20trailers"
+                        "&hdr=Upgrade:%20h2c&hdr=X-Conn-Listed:%201"
+                        "&hdr=Connection:%20X-Conn-Listed&hdr=X-Kept:%201";
+    env          e;
+    api_response r;
+    size_t       i;
+
+    env_start(&e, NULL, NULL);
+    get_expect(&e, path, NULL, NET, &r);
+    /* The network response has them (what libmicrohttpd lets through). */
+    ck_assert_ptr_nonnull(api_response_header(&r, "X-Conn-Listed"));
+    ck_assert_ptr_nonnull(api_response_header(&r, "Keep-Alive"));
+    api_response_free(&r);
+    get_expect(&e, path, NULL, HIT, &r);
+    for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        ck_assert_msg(!api_response_header(&r, hop[i]), "%s stored", hop[i]);
+    ck_assert_str_eq(api_response_header(&r, "X-Kept"), "1");
+    api_response_free(&r);
+    /* Chunked framing is not stored either. */
+    get_expect(&e, "/cache/hop2?cc=max-age=60&hdr=Transfer-Encoding:%20chunked", NULL, NET,
+               &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/hop2?cc=max-age=60&hdr=Transfer-Encoding:%20chunked", NULL, HIT,
+               &r);
+    ck_assert(!api_response_header(&r, "Transfer-Encoding"));
+    api_response_free(&r);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 3: the request's own Cache-Control (and Pragma). */
+START_TEST(test_request_cache_control)
+{
+    static const char *const stale5[] = { "Cache-Control: max-stale=5", NULL };
+    static const char *const stale1[] = { "Cache-Control: max-stale=1", NULL };
+    static const char *const stale_any[] = { "Cache-Control: max-stale", NULL };
+    static const char *const fresh40[] = { "Cache-Control: min-fresh=40", NULL };
+    static const char *const fresh20[] = { "Cache-Control: min-fresh=20", NULL };
+    static const char *const age10[] = { "Cache-Control: max-age=10", NULL };
+    static const char *const nocache[] = { "Cache-Control: no-cache", NULL };
+    static const char *const pragma[] = { "Pragma: no-cache", NULL };
+    static const char *const pragma_cc[] = { "Pragma: no-cache", "Cache-Control: max-age=600",
+                                             NULL };
+    static const char *const oic[] = { "Cache-Control: only-if-cached", NULL };
+    static const char *const nostore[] = { "Cache-Control: no-store", NULL };
+    const char  *p = "/cache/rq?cc=max-age=60&etag=t";
+    const char  *s = "/cache/rs?cc=max-age=2";
+    const char  *mr = "/cache/rm?cc=max-age=2,must-revalidate";
+    env          e;
+    api_response r;
+    uint64_t     before;
+
+    env_start(&e, NULL, NULL);
+    get_expect(&e, p, NULL, NET, &r);
+    api_response_free(&r);
+    advance(&e, 30000);
+    get_expect(&e, p, fresh20, HIT, &r); /* 30 s left >= 20 */
+    api_response_free(&r);
+    get_expect(&e, p, fresh40, REVAL, &r); /* 30 s left < 40 */
+    api_response_free(&r);
+    advance(&e, 30000);
+    get_expect(&e, p, age10, REVAL, &r);
+    api_response_free(&r);
+    get_expect(&e, p, nocache, REVAL, &r);
+    api_response_free(&r);
+    get_expect(&e, p, pragma, REVAL, &r);
+    api_response_free(&r);
+    /* Pragma does not count beside Cache-Control. */
+    get_expect(&e, p, pragma_cc, HIT, &r);
+    api_response_free(&r);
+
+    /* max-stale: a stale entry without I/O, within the bound. */
+    get_expect(&e, s, NULL, NET, &r);
+    api_response_free(&r);
+    advance(&e, 5000);
+    get_expect(&e, s, stale5, HIT, &r);
+    ck_assert_int_ge(age_of(&r), 5);
+    api_response_free(&r);
+    get_expect(&e, s, stale_any, HIT, &r);
+    api_response_free(&r);
+    get_expect(&e, s, stale1, NET, &r);
+    api_response_free(&r);
+    /* ...never against must-revalidate. */
+    get_expect(&e, mr, NULL, NET, &r);
+    api_response_free(&r);
+    advance(&e, 5000);
+    get_expect(&e, mr, stale_any, NET, &r);
+    api_response_free(&r);
+
+    /* only-if-cached: a miss never touches the network. */
+    before = served(&e, "/cache/ro");
+    ck_assert_int_eq(get(&e, "/cache/ro?cc=max-age=60", NULL, oic, &r), CB_ERR_CACHE_MISS);
+    api_response_free(&r);
+    ck_assert_uint_eq(served(&e, "/cache/ro"), before);
+    get_expect(&e, "/cache/ro?cc=max-age=60", NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/ro?cc=max-age=60", oic, HIT, &r);
+    api_response_free(&r);
+    /* no-store: neither served nor stored. */
+    get_expect(&e, "/cache/ro?cc=max-age=60", nostore, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/rn?cc=max-age=60", nostore, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/rn?cc=max-age=60", NULL, NET, &r);
+    api_response_free(&r);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 4: a successful unsafe request invalidates its Location and
+ * Content-Location, same origin only. */
+START_TEST(test_invalidate_location)
+{
+    env               e;
+    api_response      r;
+    api_client_config cfg;
+    api_client       *other;
+    char              url[512], post[1024];
+    const char       *t1 = "/cache/il1?cc=max-age=60", *t2 = "/cache/il2?cc=max-age=60";
+
+    env_start(&e, NULL, NULL);
+    get_expect(&e, t1, NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, t2, NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/il3?cc=max-age=60", NULL, NET, &r);
+    api_response_free(&r);
+    /* Location: an absolute path; Content-Location: relative to the
+     * request's directory. */
+    ck_assert_int_eq(api_request(e.c, "POST",
+                                 "/cache/ilp?loc=%2Fcache%2Fil1%3Fcc%3Dmax-age%3D60"
+                                 "&cloc=il2%3Fcc%3Dmax-age%3D60",
+                                 "x", 1, NULL, &r),
+                     CB_OK);
+    api_response_free(&r);
+    get_expect(&e, t1, NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, t2, NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/il3?cc=max-age=60", NULL, HIT, &r);
+    api_response_free(&r);
+    /* A failed one invalidates nothing. */
+    ck_assert_int_eq(api_request(e.c, "POST",
+                                 "/cache/ilf?status=500&loc=%2Fcache%2Fil1%3Fcc%3Dmax-age%3D60",
+                                 "x", 1, NULL, &r),
+                     CB_ERR_HTTP);
+    api_response_free(&r);
+    get_expect(&e, t1, NULL, HIT, &r);
+    api_response_free(&r);
+
+    /* Another origin (the same server as "localhost") is never touched. */
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.retry.max_attempts = 1;
+    other = api_client_new(&cfg);
+    ck_assert_ptr_nonnull(other);
+    snprintf(url, sizeof(url), "http://localhost:%u/cache/ilx?cc=max-age=60",
+             (unsigned)fixture_port(e.f));
+    ck_assert_int_eq(api_get(other, url, NULL, &r), CB_OK);
+    ck_assert(!r.from_cache);
+    api_response_free(&r);
+    snprintf(post, sizeof(post),
+             "%s/cache/ilp?loc=http%%3A%%2F%%2Flocalhost%%3A%u%%2Fcache%%2Filx%%3Fcc%%3Dmax-age%%3D60",
+             fixture_url(e.f), (unsigned)fixture_port(e.f));
+    ck_assert_int_eq(api_request(other, "POST", post, "x", 1, NULL, &r), CB_OK);
+    api_response_free(&r);
+    ck_assert_int_eq(api_get(other, url, NULL, &r), CB_OK);
+    ck_assert(r.from_cache);
+    api_response_free(&r);
+    /* The same origin through an absolute Location is. */
+    snprintf(post, sizeof(post),
+             "http://localhost:%u/cache/ilp?loc=http%%3A%%2F%%2Flocalhost%%3A%u%%2Fcache%%2Filx%%3Fcc%%3Dmax-age%%3D60",
+             (unsigned)fixture_port(e.f), (unsigned)fixture_port(e.f));
+    ck_assert_int_eq(api_request(other, "POST", post, "x", 1, NULL, &r), CB_OK);
+    api_response_free(&r);
+    ck_assert_int_eq(api_get(other, url, NULL, &r), CB_OK);
+    ck_assert(!r.from_cache);
+    api_response_free(&r);
+    api_client_free(other);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 5: a Range answered from a stored full 200. */
+START_TEST(test_range_from_cache)
+{
+    static const char *const first5[] = { "Range: bytes=0-4", NULL };
+    static const char *const suffix[] = { "Range: bytes=-6", NULL };
+    static const char *const open_[] = { "Range: bytes=3-", NULL };
+    static const char *const multi[] = { "Range: bytes=0-1,3-4", NULL };
+    static const char *const beyond[] = { "Range: bytes=99999-", NULL };
+    static const char *const unit[] = { "Range: items=0-4", NULL };
+    const char  *p = "/cache/rg?cc=max-age=60&etag=t";
+    env          e;
+    api_response r;
+    char        *full, want[64], irange[96], ir_bad[] = "If-Range: \"nope\"";
+    const char  *ir_ok[3], *ir_no[3];
+    size_t       len;
+
+    env_start(&e, NULL, NULL);
+    full = fetch_fresh(&e, p);
+    len = strlen(full);
+    get_expect(&e, p, first5, HIT, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_uint_eq(r.body_len, 5);
+    ck_assert_int_eq(memcmp(r.body, full, 5), 0);
+    snprintf(want, sizeof(want), "bytes 0-4/%zu", len);
+    ck_assert_str_eq(api_response_header(&r, "Content-Range"), want);
+    ck_assert_str_eq(api_response_header(&r, "Content-Length"), "5");
+    api_response_free(&r);
+    get_expect(&e, p, suffix, HIT, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, full + len - 6);
+    snprintf(want, sizeof(want), "bytes %zu-%zu/%zu", len - 6, len - 1, len);
+    ck_assert_str_eq(api_response_header(&r, "Content-Range"), want);
+    api_response_free(&r);
+    get_expect(&e, p, open_, HIT, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, full + 3);
+    api_response_free(&r);
+    /* An unknown unit is ignored, as an origin would: the whole 200. */
+    get_expect(&e, p, unit, HIT, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, full);
+    api_response_free(&r);
+    /* If-Range: the range only for the current validator. */
+    snprintf(irange, sizeof(irange), "If-Range: %s", api_response_header(&r, "ETag") ? "" : "");
+    get_expect(&e, p, NULL, HIT, &r);
+    snprintf(irange, sizeof(irange), "If-Range: %s", api_response_header(&r, "ETag"));
+    api_response_free(&r);
+    ir_ok[0] = ir_no[0] = "Range: bytes=0-4";
+    ir_ok[1] = irange;
+    ir_no[1] = ir_bad;
+    ir_ok[2] = ir_no[2] = NULL;
+    get_expect(&e, p, ir_ok, HIT, &r);
+    ck_assert_int_eq(r.status, 206);
+    api_response_free(&r);
+    get_expect(&e, p, ir_no, HIT, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, full);
+    api_response_free(&r);
+    /* Several ranges, or none satisfiable: the origin's to answer. */
+    get_expect(&e, p, multi, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, p, beyond, NET, &r);
+    api_response_free(&r);
+    free(full);
+
+    /* A 206 from the origin is kept for its range only. */
+    get_expect(&e, "/cache/rg2?cc=max-age=60&range=1", first5, NET, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_uint_eq(r.body_len, 5);
+    api_response_free(&r);
+    get_expect(&e, "/cache/rg2?cc=max-age=60&range=1", first5, HIT, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_uint_eq(r.body_len, 5);
+    api_response_free(&r);
+    get_expect(&e, "/cache/rg2?cc=max-age=60&range=1", NULL, NET, &r);
+    ck_assert_int_eq(r.status, 200);
+    api_response_free(&r);
+    /* ...and the full 200 then answers ranges itself. */
+    get_expect(&e, "/cache/rg2?cc=max-age=60&range=1", open_, HIT, &r);
+    ck_assert_int_eq(r.status, 206);
+    api_response_free(&r);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 6: HEAD from a stored GET; a HEAD response freshens the stored GET
+ * when its validators match, and makes it stale when they do not. */
+START_TEST(test_head_freshens_get)
+{
+    static const char *const force[] = { "Cache-Control: no-cache", "If-None-Match: \"x\"",
+                                         NULL };
+    const char  *p = "/cache/hf?cc=max-age=10&etag=t";
+    env          e;
+    api_response r;
+
+    env_start(&e, NULL, NULL);
+    get_expect(&e, p, NULL, NET, &r);
+    api_response_free(&r);
+    advance(&e, 8000);
+    /* A HEAD that reaches the origin (the caller forced it). */
+    ck_assert_int_eq(call(&e, "HEAD", p, force, &r), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(!r.from_cache);
+    api_response_free(&r);
+    advance(&e, 7000);
+    /* 15 s after the GET, 7 s after the HEAD: fresh thanks to the HEAD. */
+    get_expect(&e, p, NULL, HIT, &r);
+    ck_assert_int_le(age_of(&r), 8);
+    api_response_free(&r);
+    /* A HEAD from the cache. */
+    ck_assert_int_eq(call(&e, "HEAD", p, NULL, &r), CB_OK);
+    ck_assert(r.from_cache);
+    ck_assert_uint_eq(r.body_len, 0);
+    api_response_free(&r);
+
+    /* The resource changed: the HEAD's ETag differs, the GET is stale. */
+    admin(&e, "/admin/cache/hf/bump");
+    ck_assert_int_eq(call(&e, "HEAD", p, force, &r), CB_OK);
+    api_response_free(&r);
+    get_expect(&e, p, NULL, NET, &r);
+    ck_assert_int_eq(body_num(&r, "version"), 2);
+    api_response_free(&r);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 7: the caller's own conditional, answered 304 from a fresh entry. */
+START_TEST(test_caller_conditional)
+{
+    static const char *const ims_late[] = { "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT",
+                                            NULL };
+    static const char *const ims_early[] = {
+        "If-Modified-Since: Thu, 01 Jan 1970 00:00:10 GMT", NULL };
+    static const char *const inm_other[] = { "If-None-Match: \"other\"", NULL };
+    static const char *const inm_star[] = { "If-None-Match: *", NULL };
+    const char  *p = "/cache/cc?cc=max-age=60&etag=t&lm=1";
+    env          e;
+    api_response r;
+    char         inm[128];
+    const char  *inm_ok[2] = { inm, NULL };
+
+    env_start(&e, NULL, NULL);
+    get_expect(&e, p, NULL, NET, &r);
+    snprintf(inm, sizeof(inm), "If-None-Match: \"x\", %s", api_response_header(&r, "ETag"));
+    api_response_free(&r);
+    ck_assert_int_eq(get(&e, p, NULL, inm_ok, &r), CB_OK);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert(r.from_cache);
+    ck_assert_uint_eq(r.body_len, 0);
+    ck_assert_ptr_nonnull(api_response_header(&r, "ETag"));
+    ck_assert(!api_response_header(&r, "Content-Type"));
+    api_response_free(&r);
+    ck_assert_uint_eq(served(&e, "/cache/cc"), 1);
+    get_expect(&e, p, inm_star, HIT, &r);
+    ck_assert_int_eq(r.status, 304);
+    api_response_free(&r);
+    get_expect(&e, p, inm_other, HIT, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_gt(r.body_len, 0);
+    api_response_free(&r);
+    get_expect(&e, p, ims_late, HIT, &r);
+    ck_assert_int_eq(r.status, 304);
+    api_response_free(&r);
+    get_expect(&e, p, ims_early, HIT, &r);
+    ck_assert_int_eq(r.status, 200);
+    api_response_free(&r);
+
+    /* Stale: the caller's request goes as it is; the origin's 304 reaches
+     * the caller and freshens the entry. */
+    advance(&e, 61000);
+    get_expect(&e, p, inm_ok, NET, &r);
+    ck_assert_int_eq(r.status, 304);
+    api_response_free(&r);
+    get_expect(&e, p, NULL, HIT, &r);
+    ck_assert_int_eq(r.status, 200);
+    api_response_free(&r);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 8: what a 304 updates (RFC 9111 3.2). */
+START_TEST(test_304_updates)
+{
+    const char  *p = "/cache/up?cc=max-age=1&etag=t&hdr=X-Custom:%20a"
+                     "&hdr=Connection:%20X-Hop&hdr=X-Hop:%201";
+    env          e;
+    api_response r;
+    char        *b;
+
+    env_start(&e, NULL, NULL);
+    b = fetch_fresh(&e, p);
+    advance(&e, 2000);
+    get_expect(&e, p, NULL, REVAL, &r);
+    ck_assert_str_eq(r.body, b);
+    /* libmicrohttpd's "Content-Length: 0" on the 304 is not copied. */
+    {
+        char len[24];
+
+        snprintf(len, sizeof(len), "%zu", strlen(b));
+        ck_assert_str_eq(api_response_header(&r, "Content-Length"), len);
+    }
+    ck_assert_str_eq(api_response_header(&r, "X-Custom"), "a");
+    ck_assert(!api_response_header(&r, "X-Hop"));
+    ck_assert(!api_response_header(&r, "Connection"));
+    ck_assert_ptr_nonnull(api_response_header(&r, "Age"));
+    api_response_free(&r);
+    get_expect(&e, p, NULL, HIT, &r);
+    ck_assert(!api_response_header(&r, "X-Hop"));
+    api_response_free(&r);
+    free(b);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 9: duplicate, conflicting and malformed freshness information is
+ * stale; quoted values are read; no-cache="field" omits the field. */
+START_TEST(test_directive_parsing)
+{
+    static const char *const stale[] = {
+        "/cache/dp3?cc=max-age=60%20x",          "/cache/dp4?cc=max-age=6.0e1",
+        "/cache/dp5?expires=60&expires=120",     "/cache/dp6?expires=garbage",
+        "/cache/dp7?cc=max-age=-60",             "/cache/dp8?cc=max-age=60&age=1&age=2",
+    };
+    static const char *const fresh[] = {
+        "/cache/df1?cc=max-age=%2260%22", "/cache/df2?cc=max-age=60&cc=max-age=60",
+        "/cache/df3?cc=max-age=60,%20max-age=60", "/cache/df4?cc=MAX-AGE=60",
+        "/cache/df5?cc=max-age=60&expires=-10",   "/cache/df6?cc=private,max-age=60",
+        "/cache/df7?cc=max-age=60,private=%22X-A%22",
+    };
+    const char  *nc = "/cache/dn?cc=max-age=60,no-cache=%22X-Secret%22&hdr=X-Secret:%20s"
+                      "&hdr=X-Public:%20p";
+    env          e;
+    api_response r;
+    size_t       i;
+
+    env_start(&e, NULL, NULL);
+    for (i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
+        get_expect(&e, stale[i], NULL, NET, &r);
+        api_response_free(&r);
+        get_expect(&e, stale[i], NULL, NET, &r);
+        api_response_free(&r);
+    }
+    for (i = 0; i < sizeof(fresh) / sizeof(fresh[0]); i++) {
+        get_expect(&e, fresh[i], NULL, NET, &r);
+        api_response_free(&r);
+        get_expect(&e, fresh[i], NULL, HIT, &r);
+        api_response_free(&r);
+    }
+    /* Of two max-age, the smaller (the most restrictive) rules. */
+    get_expect(&e, "/cache/dm1?cc=max-age=600,%20max-age=10", NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/dm2?cc=max-age=10&cc=max-age=600", NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/dm1?cc=max-age=600,%20max-age=10", NULL, HIT, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/dm2?cc=max-age=10&cc=max-age=600", NULL, HIT, &r);
+    api_response_free(&r);
+    advance(&e, 20000);
+    get_expect(&e, "/cache/dm1?cc=max-age=600,%20max-age=10", NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, "/cache/dm2?cc=max-age=10&cc=max-age=600", NULL, NET, &r);
+    api_response_free(&r);
+
+    get_expect(&e, nc, NULL, NET, &r);
+    ck_assert_str_eq(api_response_header(&r, "X-Secret"), "s");
+    api_response_free(&r);
+    get_expect(&e, nc, NULL, HIT, &r);
+    ck_assert(!api_response_header(&r, "X-Secret"));
+    ck_assert_str_eq(api_response_header(&r, "X-Public"), "p");
+    api_response_free(&r);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 10: Vary compares normalised values; another variant's ETag is
+ * never used for this one. */
+START_TEST(test_vary_normalised)
+{
+    static const char *const stored[] = { "Accept-Encoding: gzip, br", NULL };
+    static const char *const spaced[] = { "Accept-Encoding:gzip ,br", NULL };
+    static const char *const upper[] = { "Accept-Encoding: GZIP,  BR", NULL };
+    static const char *const lines[] = { "Accept-Encoding: gzip", "Accept-Encoding: br", NULL };
+    static const char *const order[] = { "Accept-Encoding: br, gzip", NULL };
+    static const char *const a_c[] = { "X-V: a", "X-V: c", NULL };
+    static const char *const a_b[] = { "X-V: a", "X-V: b", NULL };
+    static const char *const case_x[] = { "X-V: A", "X-V: c", NULL };
+    const char  *p = "/cache/vn?cc=max-age=60&vary=Accept-Encoding";
+    const char  *q = "/cache/vx?cc=max-age=1&etag=t&vary=X-V";
+    env          e;
+    api_response r;
+
+    env_start(&e, NULL, NULL);
+    get_expect(&e, p, stored, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, p, spaced, HIT, &r);
+    api_response_free(&r);
+    get_expect(&e, p, upper, HIT, &r);
+    api_response_free(&r);
+    get_expect(&e, p, lines, HIT, &r);
+    api_response_free(&r);
+    get_expect(&e, p, order, NET, &r);
+    api_response_free(&r);
+
+    /* Two lines are one list: (a, c) and (a, b) are different variants,
+     * and a header not known to be case-insensitive keeps its case. */
+    get_expect(&e, q, a_c, NET, &r);
+    api_response_free(&r);
+    advance(&e, 2000);
+    get_expect(&e, q, a_b, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, q, case_x, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, q, a_c, REVAL, &r);
+    api_response_free(&r);
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 11: statuses cacheable by default; a 5xx with explicit freshness
+ * is stored and served without I/O, while the last good response beside
+ * it still stands in under stale-if-error, and a stale 5xx never serves. */
+START_TEST(test_cacheable_statuses_and_5xx)
+{
+    static const int plain[] = { 203, 204, 300, 301, 308, 404, 405, 410, 414, 501 };
+    static const int more[] = { 206, 500, 502, 503, 504 };
+    api_cache_config cache = { 0 };
+    cb_config        lenient = { .failure_threshold = 1000 }; /* the 5xx must not open it */
+    const char      *p = "/cache/e5?cc=max-age=1,stale-if-error=600&etag=t";
+    env              e;
+    api_response     r;
+    char             path[128];
+    size_t           i;
+
+    env_start(&e, NULL, &lenient);
+    for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        snprintf(path, sizeof(path), "/cache/cs%d?status=%d&cc=max-age=60", plain[i], plain[i]);
+        get_expect(&e, path, NULL, NET, &r);
+        api_response_free(&r);
+        get_expect(&e, path, NULL, HIT, &r);
+        ck_assert_int_eq(r.status, plain[i]);
+        api_response_free(&r);
+    }
+    for (i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+        snprintf(path, sizeof(path), "/cache/cm%d?status=%d&cc=max-age=60", more[i], more[i]);
+        get_expect(&e, path, NULL, NET, &r);
+        api_response_free(&r);
+        /* A 206 to a request without Range is not kept; 5xx is. */
+        get_expect(&e, path, NULL, more[i] == 206 ? NET : HIT, &r);
+        api_response_free(&r);
+    }
+
+    /* The last good response survives a stored 503. */
+    get_expect(&e, p, NULL, NET, &r);
+    ck_assert_int_eq(r.status, 200);
+    api_response_free(&r);
+    admin(&e, "/admin/cache/e5/respond?status=503&cc=max-age%3D30");
+    advance(&e, 2000);
+    ck_assert_int_eq(get(&e, p, NULL, NULL, &r), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.from_cache && r.stale);
+    ck_assert_int_eq(r.cause, CB_ERR_HTTP);
+    api_response_free(&r);
+    ck_assert_uint_eq(served(&e, "/cache/e5"), 2);
+    /* The fresh 503 answers without I/O, and the good one stands in. */
+    ck_assert_int_eq(get(&e, p, NULL, NULL, &r), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.from_cache && r.stale);
+    api_response_free(&r);
+    ck_assert_uint_eq(served(&e, "/cache/e5"), 2);
+    /* Once the 503 is stale it is never served: the origin is asked. */
+    advance(&e, 31000);
+    ck_assert_int_eq(get(&e, p, NULL, NULL, &r), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.stale);
+    api_response_free(&r);
+    ck_assert_uint_eq(served(&e, "/cache/e5"), 3);
+    admin(&e, "/admin/cache/e5/respond?status=0");
+    advance(&e, 31000);
+    get_expect(&e, p, NULL, REVAL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(!r.stale);
+    api_response_free(&r);
+
+    /* Without stale-if-error, the stored 503 is what the caller gets. */
+    get_expect(&e, "/cache/e6?cc=max-age=1", NULL, NET, &r);
+    api_response_free(&r);
+    admin(&e, "/admin/cache/e6/respond?status=503&cc=max-age%3D30");
+    advance(&e, 2000);
+    ck_assert_int_eq(get(&e, "/cache/e6?cc=max-age=1", NULL, NULL, &r), CB_ERR_HTTP);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(!r.from_cache);
+    api_response_free(&r);
+    ck_assert_int_eq(get(&e, "/cache/e6?cc=max-age=1", NULL, NULL, &r), CB_ERR_HTTP);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(r.from_cache && !r.stale);
+    api_response_free(&r);
+    ck_assert_uint_eq(served(&e, "/cache/e6"), 2);
+    env_stop(&e);
+
+    /* Heuristic freshness covers every status cacheable by default. */
+    cache.heuristic = true;
+    env_start(&e, &cache, &lenient);
+    for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        snprintf(path, sizeof(path), "/cache/ch%d?status=%d&lm=1", plain[i], plain[i]);
+        get_expect(&e, path, NULL, NET, &r);
+        api_response_free(&r);
+        get_expect(&e, path, NULL, HIT, &r);
+        api_response_free(&r);
+    }
+    env_stop(&e);
+}
+END_TEST
+
+/* Point 12: must-understand and stale-while-revalidate. */
+START_TEST(test_must_understand_swr)
+{
+    const char  *mu = "/cache/mu?cc=no-store,%20must-understand,%20max-age=60";
+    const char  *unk = "/cache/mx?status=299&cc=must-understand,%20max-age=60";
+    const char  *swr = "/cache/sw?cc=max-age=1,%20stale-while-revalidate=60";
+    env          e;
+    api_response r;
+
+    env_start(&e, NULL, NULL);
+    /* A status we implement: no-store is overridden. */
+    get_expect(&e, mu, NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, mu, NULL, HIT, &r);
+    api_response_free(&r);
+    /* One we do not: never stored, even with max-age. */
+    get_expect(&e, unk, NULL, NET, &r);
+    api_response_free(&r);
+    get_expect(&e, unk, NULL, NET, &r);
+    api_response_free(&r);
+    /* stale-while-revalidate is parsed, but without background
+     * revalidation a stale response is not served: the origin is asked. */
+    get_expect(&e, swr, NULL, NET, &r);
+    api_response_free(&r);
+    advance(&e, 2000);
+    get_expect(&e, swr, NULL, NET, &r);
+    api_response_free(&r);
+    env_stop(&e);
+}
+END_TEST
+
 static Suite *cache_http_suite(void)
 {
     Suite *s = suite_create("cache_http");
@@ -1536,6 +2255,18 @@ static Suite *cache_http_suite(void)
     tcase_add_test(tc, test_extreme_bounds);
     tcase_add_test(tc, test_request_json_echo);
     tcase_add_test(tc, test_response_json_real_and_not_json);
+    tcase_add_test(tc, test_age_on_hits);
+    tcase_add_test(tc, test_hop_by_hop_not_stored);
+    tcase_add_test(tc, test_request_cache_control);
+    tcase_add_test(tc, test_invalidate_location);
+    tcase_add_test(tc, test_range_from_cache);
+    tcase_add_test(tc, test_head_freshens_get);
+    tcase_add_test(tc, test_caller_conditional);
+    tcase_add_test(tc, test_304_updates);
+    tcase_add_test(tc, test_directive_parsing);
+    tcase_add_test(tc, test_vary_normalised);
+    tcase_add_test(tc, test_cacheable_statuses_and_5xx);
+    tcase_add_test(tc, test_must_understand_swr);
     suite_add_tcase(s, tc);
 
     /* Its own case, so that CK_RUN_CASE=concurrency runs it alone (under

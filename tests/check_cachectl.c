@@ -473,11 +473,11 @@ static const struct {
     bool explicit_; /* storable with max-age */
 } status_cases[] = {
     { 100, false, false }, { 200, true, true },   { 201, false, true },  { 203, true, true },
-    { 204, true, true },   { 206, false, false }, { 300, true, true },   { 301, true, true },
+    { 204, true, true },   { 206, true, true },   { 300, true, true },   { 301, true, true },
     { 302, false, true },  { 304, false, false }, { 307, false, true },  { 308, true, true },
     { 400, false, true },  { 403, false, true },  { 404, true, true },   { 405, true, true },
-    { 410, true, true },   { 414, true, true },   { 429, false, true },  { 500, false, false },
-    { 501, false, false }, { 502, false, false }, { 503, false, false }, { 0, false, false },
+    { 410, true, true },   { 414, true, true },   { 429, false, true },  { 500, false, true },
+    { 501, true, true },   { 502, false, true },  { 503, false, true },  { 0, false, false },
 };
 
 START_TEST(test_storable_by_status)
@@ -490,6 +490,120 @@ START_TEST(test_storable_by_status)
     ck_assert_msg(f.storable == status_cases[_i].explicit_, "status %ld max-age", st);
     f = fresh_of(st, "Expires: Tue, 14 Nov 2023 22:14:20 GMT\r\n", false);
     ck_assert_msg(f.storable == status_cases[_i].explicit_, "status %ld expires", st);
+}
+END_TEST
+
+/* Issue 12: the request directives, the strict value syntax, the new
+ * response directives and the field lists. */
+START_TEST(test_cc_rfc9111_directives)
+{
+    size_t n;
+    api_header *h;
+    cbh_cc cc = cc_of("max-stale=30, min-fresh=5");
+
+    ck_assert(cc.has_max_stale && cc.has_min_fresh);
+    ck_assert_uint_eq(cc.max_stale_s, 30);
+    ck_assert_uint_eq(cc.min_fresh_s, 5);
+    cc = cc_of("max-stale");
+    ck_assert(cc.has_max_stale);
+    ck_assert_uint_eq(cc.max_stale_s, UINT64_MAX);
+    cc = cc_of("max-stale=x");
+    ck_assert_uint_eq(cc.max_stale_s, 0);
+    cc = cc_of("min-fresh=x");
+    ck_assert_uint_eq(cc.min_fresh_s, 2147483648ULL);
+    cc = cc_of("min-fresh=5, min-fresh=9");
+    ck_assert_uint_eq(cc.min_fresh_s, 9);
+    /* Trailing junk invalidates the value, not the directive. */
+    cc = cc_of("max-age=60 x, no-store junk");
+    ck_assert(cc.has_max_age && cc.no_store);
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cc = cc_of("max-age=60  , max-age=\"60\"");
+    ck_assert_uint_eq(cc.max_age_s, 60);
+    cc = cc_of("max-age=\"6 0\"");
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cc = cc_of("stale-while-revalidate=60, must-understand");
+    ck_assert(cc.has_stale_while_revalidate && cc.must_understand);
+    ck_assert_uint_eq(cc.stale_while_revalidate_s, 60);
+    cc = cc_of("stale-while-revalidate=1.5");
+    ck_assert(!cc.has_stale_while_revalidate);
+    /* The two forms of no-cache. */
+    cc = cc_of("no-cache");
+    ck_assert(cc.no_cache && cc.no_cache_bare && !cc.no_cache_fields);
+    cc = cc_of("no-cache=\"X-A\"");
+    ck_assert(cc.no_cache && !cc.no_cache_bare && cc.no_cache_fields);
+    cc = cc_of("no-cache=\"\"");
+    ck_assert(cc.no_cache_bare && !cc.no_cache_fields);
+
+    h = hdrs("Cache-Control: max-age=5, no-cache=\"X-A, x-b\"\r\n"
+             "Cache-Control: private=\"X-P\", no-cache=X-C\r\n",
+             &n);
+    ck_assert(cbh_cc_lists_field(h, n, "no-cache", "x-a"));
+    ck_assert(cbh_cc_lists_field(h, n, "no-cache", "X-B"));
+    ck_assert(cbh_cc_lists_field(h, n, "no-cache", "X-C"));
+    ck_assert(!cbh_cc_lists_field(h, n, "no-cache", "X-P"));
+    ck_assert(cbh_cc_lists_field(h, n, "private", "X-P"));
+    ck_assert(!cbh_cc_lists_field(h, n, "no-cache", "X"));
+    ck_assert(!cbh_cc_lists_field(NULL, 0, "no-cache", "X-A"));
+    cbh_free(h);
+}
+END_TEST
+
+START_TEST(test_fresh_rfc9111)
+{
+    cbh_freshness f;
+
+    /* Different Expires or Age values, or an Age that is not
+     * delta-seconds: stale (but stored, for revalidation). */
+    f = fresh_of(200, "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 23:13:20 GMT\r\n"
+                 "Expires: Tue, 14 Nov 2023 22:14:20 GMT\r\nETag: \"v\"\r\n", false);
+    ck_assert(f.storable);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    f = fresh_of(200, "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 23:13:20 GMT\r\n"
+                 "Expires: Tue, 14 Nov 2023 23:13:20 GMT\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 3600000);
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 5\r\nAge: 5\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 60000);
+    ck_assert_uint_eq(f.initial_age_ms, 5000);
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 5, 5\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 60000);
+    {
+        static const char *const bad[] = { "5a", "5;p=1", "5.0", "-5", "x", "5, 6" };
+        size_t i;
+        char raw[128];
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            snprintf(raw, sizeof(raw), "Cache-Control: max-age=60\r\nAge: %s\r\n", bad[i]);
+            f = fresh_of(200, raw, false);
+            ck_assert_msg(f.lifetime_ms == 0, "Age: %s", bad[i]);
+        }
+    }
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 5\r\nAge: 6\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+
+    /* no-cache with fields: stored, not revalidated; the fields go. */
+    f = fresh_of(200, "Cache-Control: max-age=60, no-cache=\"X-A\"\r\n", false);
+    ck_assert(f.storable && !f.no_cache && f.no_cache_fields);
+    ck_assert_uint_eq(f.lifetime_ms, 60000);
+
+    /* must-understand: no-store yields for statuses we implement. */
+    f = fresh_of(200, "Cache-Control: no-store, must-understand, max-age=60\r\n", false);
+    ck_assert(f.storable);
+    f = fresh_of(299, "Cache-Control: must-understand, max-age=60\r\n", false);
+    ck_assert(!f.storable);
+    f = fresh_of(299, "Cache-Control: max-age=60\r\n", false);
+    ck_assert(f.storable);
+
+    f = fresh_of(200, "Cache-Control: max-age=60, stale-while-revalidate=30\r\n", false);
+    ck_assert_uint_eq(f.stale_while_revalidate_ms, 30000);
+
+    /* Heuristic freshness for every status cacheable by default. */
+    f = fresh_of(501, "Date: " DATE_NOW "\r\nLast-Modified: Mon, 13 Nov 2023 22:13:20 GMT\r\n",
+                 true);
+    ck_assert(f.storable);
+    ck_assert_uint_eq(f.lifetime_ms, 8640000);
+    f = fresh_of(503, "Date: " DATE_NOW "\r\nLast-Modified: Mon, 13 Nov 2023 22:13:20 GMT\r\n",
+                 true);
+    ck_assert(!f.storable);
 }
 END_TEST
 
@@ -515,6 +629,7 @@ static Suite *cachectl_suite(void)
     tcase_add_test(cc, test_cc_overflow_and_invalid);
     tcase_add_test(cc, test_cc_combine_most_restrictive);
     tcase_add_test(cc, test_cc_from_headers);
+    tcase_add_test(cc, test_cc_rfc9111_directives);
     suite_add_tcase(s, cc);
 
     tcase_add_test(fr, test_date_constant);
@@ -523,6 +638,7 @@ static Suite *cachectl_suite(void)
     tcase_add_test(fr, test_fresh_heuristic);
     tcase_add_test(fr, test_fresh_age);
     tcase_add_test(fr, test_fresh_flags);
+    tcase_add_test(fr, test_fresh_rfc9111);
     tcase_add_loop_test(fr, test_storable_by_status, 0,
                         (int)(sizeof status_cases / sizeof status_cases[0]));
     suite_add_tcase(s, fr);
