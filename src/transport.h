@@ -16,7 +16,6 @@ typedef struct cbh_transport cbh_transport;
 
 typedef struct cbh_transport_config {
     const char *ca_file;       /* NULL = the system's bundle */
-    const char *user_agent;
     size_t      max_body_bytes;
     size_t      max_header_bytes;
     unsigned    max_redirects; /* 0 = never follow */
