@@ -46,18 +46,25 @@ static void headers_trim(const char **s, size_t *n)
 
 /* The offset just past the last status line. A status line starts a new
  * response (1xx, redirects), whose headers replace an earlier one's. */
-static size_t headers_last_start(const char *raw, size_t len)
+/* Where the last response's header lines begin (after its status line),
+ * and how many lines follow: at most that many headers. */
+static size_t headers_last_start(const char *raw, size_t len, size_t *lines)
 {
     size_t pos = 0, start = 0;
 
+    *lines = 0;
     while (pos < len) {
         const char *line = raw + pos;
         const char *nl = memchr(line, '\n', len - pos);
         size_t n = nl ? (size_t)(nl - line) : len - pos;
 
         pos += n + (nl ? 1 : 0);
-        if (n >= 5 && memcmp(line, "HTTP/", 5) == 0)
+        if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
             start = pos;
+            *lines = 0;
+        } else {
+            (*lines)++;
+        }
     }
     return start;
 }
@@ -149,10 +156,24 @@ static void headers_scan(const char *raw, size_t len, api_header *arr, char *str
     *bytes_out = bytes;
 }
 
+/* Moves the strings of a block written with room for `slots` entries down
+ * behind its n real ones, so that a block is exactly count entries and
+ * their strings, whatever the number of lines it came from. */
+static void headers_close_gap(api_header *block, size_t n, size_t slots, size_t bytes)
+{
+    size_t gap = (slots - n) * sizeof(api_header), i;
+
+    memmove(block + n, block + slots, bytes);
+    for (i = 0; i < n; i++) {
+        block[i].name -= gap;
+        block[i].value -= gap;
+    }
+}
+
 cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count,
                          size_t *size)
 {
-    size_t n = 0, bytes = 0, n2, bytes2, total, start;
+    size_t n = 0, bytes = 0, lines, total, start;
     api_header *block;
 
     if (!out || !count || !size || (!raw && len > 0))
@@ -161,21 +182,32 @@ cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *
     *count = *size = 0;
     if (len == 0)
         return CB_OK;
-    start = headers_last_start(raw, len);
+    start = headers_last_start(raw, len, &lines);
     raw += start;
     len -= start;
-    headers_scan(raw, len, NULL, NULL, &n, &bytes);
-    if (n == 0)
+    if (lines == 0)
         return CB_OK;
-    if (!headers_block_size(n, bytes, &total))
+    /* One writing pass into a block sized for the worst case: at most one
+     * entry per line, and the strings never outgrow the lines they come
+     * from (a colon and a line end become the two NULs; a folded line
+     * loses at least the blank it began with), plus one NUL for a last
+     * line without its end. Counting first cost a whole second pass over
+     * every response. */
+    if (len == SIZE_MAX || !headers_block_size(lines, len + 1, &total))
         return CB_ERR_NOMEM;
     block = cbh_malloc(total);
     if (!block)
         return CB_ERR_NOMEM;
-    headers_scan(raw, len, block, (char *)(block + n), &n2, &bytes2);
+    headers_scan(raw, len, block, (char *)(block + lines), &n, &bytes);
+    if (n == 0) {
+        cbh_free(block);
+        return CB_OK;
+    }
+    if (n < lines)
+        headers_close_gap(block, n, lines, bytes);
     *out = block;
     *count = n;
-    *size = total;
+    *size = n * sizeof(api_header) + bytes;
     return CB_OK;
 }
 
