@@ -9,6 +9,7 @@
 #include <errno.h> /* program_invocation_short_name (_GNU_SOURCE) */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* Wall-clock time in ns, from CLOCK_MONOTONIC. */
@@ -52,6 +53,36 @@ static inline void die(const char *what)
 {
     fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
     exit(1);
+}
+
+/* The body buffer of a raw libcurl baseline: the raw side keeps the body
+ * too, as any real caller must. */
+typedef struct rawbuf {
+    char  *data;
+    size_t len, cap;
+} rawbuf;
+
+/* A CURLOPT_WRITEFUNCTION appending to the rawbuf in its user data. */
+static inline size_t raw_write(char *p, size_t size, size_t n, void *ud)
+{
+    rawbuf *b = ud;
+    size_t  bytes = size * n;
+
+    if (b->len + bytes + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        char  *d;
+
+        while (cap < b->len + bytes + 1)
+            cap *= 2;
+        if (!(d = realloc(b->data, cap)))
+            return 0;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, bytes);
+    b->len += bytes;
+    b->data[b->len] = '\0';
+    return bytes;
 }
 
 #endif

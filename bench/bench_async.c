@@ -68,33 +68,6 @@ static unsigned      g_mem_calls = 10000;
 
 /* ---- raw libcurl multi ------------------------------------------------------ */
 
-typedef struct rawbuf {
-    char  *data;
-    size_t len, cap;
-} rawbuf;
-
-/* The raw side keeps the body too, as any real caller must. */
-static size_t raw_write(char *p, size_t size, size_t n, void *ud)
-{
-    rawbuf *b = ud;
-    size_t  bytes = size * n;
-
-    if (b->len + bytes + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        char  *d;
-
-        while (cap < b->len + bytes + 1)
-            cap *= 2;
-        if (!(d = realloc(b->data, cap)))
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, bytes);
-    b->len += bytes;
-    b->data[b->len] = '\0';
-    return bytes;
-}
 
 typedef struct rawmulti {
     CURLM *m;

@@ -53,38 +53,11 @@ static unsigned long g_requests = 3000; /* per round, per side */
 
 /* ---- raw libcurl -------------------------------------------------------- */
 
-/* The raw side keeps the body too, as any real caller must. */
-typedef struct rawbuf {
-    char  *data;
-    size_t len, cap;
-} rawbuf;
-
+/* A raw handle and its body (bench.h's rawbuf). */
 typedef struct raw {
     CURL  *e;
     rawbuf body;
 } raw;
-
-static size_t raw_write(char *p, size_t size, size_t n, void *ud)
-{
-    rawbuf *b = ud;
-    size_t  bytes = size * n;
-
-    if (b->len + bytes + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        char  *d;
-
-        while (cap < b->len + bytes + 1)
-            cap *= 2;
-        if (!(d = realloc(b->data, cap)))
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, bytes);
-    b->len += bytes;
-    b->data[b->len] = '\0';
-    return bytes;
-}
 
 static void raw_init(raw *r, const char *url, long timeout_ms)
 {
