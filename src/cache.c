@@ -335,12 +335,15 @@ static void cache_vary_add(const char *name, size_t len, void *ctx)
     b->bytes += need;
 }
 
-/* The Vary names of resp; a 206 also varies on Range: it answers only
- * the range it was asked for. */
+/* A 206 and a 416 answer only the range they were asked for: each is
+ * kept for that range alone, and neither supersedes the full response. */
+static bool cache_status_partial(long status) { return status == 206 || status == 416; }
+
+/* The Vary names of resp; a partial answer also varies on Range. */
 static void cache_vary_collect(const cbh_payload *resp, cache_vary_build *b)
 {
     cbh_vary_each(resp->headers, resp->header_count, cache_vary_add, b);
-    if (resp->status == 206)
+    if (cache_status_partial(resp->status))
         cache_vary_add("Range", 5, b);
 }
 
@@ -664,7 +667,8 @@ static cache_entry *cache_find(cbh_cache *c, const char *url, size_t url_len, in
 
 /* Drops the entries a new response of status to this request supersedes:
  * all of them, except that a 5xx supersedes only 5xx (the last good
- * response stays for stale-if-error) and a 206 only the 206 of its range. */
+ * response stays for stale-if-error) and a partial answer (206, 416) only
+ * the partial answers of its range. */
 static void cache_drop_matching(cbh_cache *c, cache_node *node, int head, const char *const *req,
                                 const cache_entry *keep, long status)
 {
@@ -674,7 +678,8 @@ static void cache_drop_matching(cbh_cache *c, cache_node *node, int head, const 
     while (e) {
         next = e->next;
         if (e != keep && e->head == (head == 1) && cache_vary_match(e, req) &&
-            (status < 500 || e->status >= 500) && (status != 206 || e->status == 206))
+            (status < 500 || e->status >= 500) &&
+            (!cache_status_partial(status) || cache_status_partial(e->status)))
             cache_remove(c, e);
         e = next;
     }
@@ -1410,8 +1415,8 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
 
     cbh_freshness_of(p->status, p->headers, p->header_count, request_epoch,
                      response_epoch, c->heuristic, &fr);
-    /* A 206 is kept only for the range it answers. */
-    e = fr.storable && (p->status != 206 || rq.range)
+    /* A partial answer is kept only for the range it answers. */
+    e = fr.storable && (!cache_status_partial(p->status) || rq.range)
             ? cache_entry_new(c, url_len, head, p, req_headers, &fr, response_ms)
             : NULL;
 
@@ -1423,9 +1428,9 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
     if (!e) {
         /* A new answer that is not stored still supersedes the old one, so
          * it is not served again; a 5xx is kept out of this so that the old
-         * entry can stand in for the failing origin, and a 206 is only a
-         * part. */
-        if (node && p->status > 0 && p->status < 500 && p->status != 206)
+         * entry can stand in for the failing origin, and a partial answer
+         * is only about its range. */
+        if (node && p->status > 0 && p->status < 500 && !cache_status_partial(p->status))
             cache_drop_matching(c, node, head, req_headers, NULL, p->status);
         goto out;
     }

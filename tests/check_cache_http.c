@@ -1774,6 +1774,39 @@ START_TEST(test_invalidate_location)
 END_TEST
 
 /* Point 5: a Range answered from a stored full 200. */
+/* A 416 answers one range, as a 206 does: even with explicit freshness it
+ * never replaces the stored full response (nginx puts expires on its 416s
+ * too). */
+START_TEST(test_416_keeps_full_response)
+{
+    static const char *const far[] = { "Range: bytes=5000-", NULL };
+    static const char *const near[] = { "Range: bytes=0-3", NULL };
+    const char  *p = "/cache/r416?cc=max-age%3D60";
+    env          e;
+    api_response r;
+
+    env_start(&e, NULL, NULL);
+    ck_assert_int_eq(get(&e, p, NULL, NULL, &r), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    api_response_free(&r);
+    admin(&e, "/admin/cache/r416/respond?status=416&cc=max-age%3D60");
+    ck_assert_int_eq(get(&e, p, NULL, far, &r), CB_ERR_HTTP);
+    ck_assert_int_eq(r.status, 416);
+    api_response_free(&r);
+    admin(&e, "/admin/cache/r416/respond?status=0");
+    ck_assert_int_eq(get(&e, p, NULL, NULL, &r), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.from_cache);
+    api_response_free(&r);
+    ck_assert_int_eq(get(&e, p, NULL, near, &r), CB_OK);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert(r.from_cache);
+    api_response_free(&r);
+    ck_assert_uint_eq(served(&e, "/cache/r416"), 2);
+    env_stop(&e);
+}
+END_TEST
+
 START_TEST(test_range_from_cache)
 {
     static const char *const first5[] = { "Range: bytes=0-4", NULL };
@@ -2260,6 +2293,7 @@ static Suite *cache_http_suite(void)
     tcase_add_test(tc, test_request_cache_control);
     tcase_add_test(tc, test_invalidate_location);
     tcase_add_test(tc, test_range_from_cache);
+    tcase_add_test(tc, test_416_keeps_full_response);
     tcase_add_test(tc, test_head_freshens_get);
     tcase_add_test(tc, test_caller_conditional);
     tcase_add_test(tc, test_304_updates);
