@@ -184,6 +184,7 @@ static bool wait_requests(const fixture *f, const char *prefix, uint64_t n)
 typedef struct async_req {
     pthread_t   thread;
     const char *url;
+    const char *hdr;            /* one extra request header line, or NULL */
     long        timeout_ms;
     long        max_recv_speed; /* bytes per second; 0 unlimited */
     res         r;
@@ -194,7 +195,7 @@ static void *async_main(void *arg)
     async_req *a = arg;
     CURL *h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)a->max_recv_speed);
-    a->r = req_on(h, a->url, NULL, NULL, NULL, a->timeout_ms);
+    a->r = req_on(h, a->url, NULL, NULL, a->hdr, a->timeout_ms);
     curl_easy_cleanup(h);
     return NULL;
 }
@@ -213,11 +214,23 @@ static void async_start(async_req *a, const char *url, long timeout_ms)
     async_start_slow(a, url, timeout_ms, 0);
 }
 
+/* async_start with one request header line (copied). */
+static void async_start_hdr(async_req *a, const char *url, const char *hdr, long timeout_ms)
+{
+    memset(a, 0, sizeof *a);
+    a->url = strdup(url);
+    a->hdr = hdr ? strdup(hdr) : NULL;
+    a->timeout_ms = timeout_ms;
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, async_main, a), 0);
+}
+
 static void async_join(async_req *a)
 {
     pthread_join(a->thread, NULL);
     free((char *)a->url);
+    free((char *)a->hdr);
     a->url = NULL;
+    a->hdr = NULL;
 }
 
 /* ---- start, stop, plain endpoints --------------------------------------- */
@@ -750,6 +763,239 @@ START_TEST(test_cache_headers)
 }
 END_TEST
 
+/* loc=, cloc= and hdr=: headers added verbatim, repeatable, on 200 and
+ * 304 alike; a hdr without a name or colon is skipped. */
+START_TEST(test_cache_loc_hdr)
+{
+    fixture *f = fixture_start();
+    char url[512]; /* U()'s buffers are reused */
+    snprintf(url, sizeof url, "%s", U("/cache/l?etag=t&loc=/a&loc=http%3A%2F%2Fx.example%2Fb&cloc=/c"
+                        "&hdr=X-A:%201&hdr=Keep-Alive:%20timeout%3D5&hdr=Connection:%20X-A"
+                        "&hdr=X-B:%20%20two&hdr=novalue&hdr=:anon"));
+    res r = get(url);
+    ck_assert_int_eq(r.status, 200); /* a Location on a 200: not a redirect */
+    ck_assert_int_eq(header_count(&r, "Location"), 2);
+    ck_assert_str_eq(header_value(&r, "Location"), "/a");
+    ck_assert_ptr_nonnull(strstr(r.head.data, "Location: http://x.example/b\r\n"));
+    ck_assert_int_eq(header_count(&r, "Content-Location"), 1);
+    ck_assert_str_eq(header_value(&r, "Content-Location"), "/c");
+    ck_assert_str_eq(header_value(&r, "X-A"), "1");
+    ck_assert_str_eq(header_value(&r, "Keep-Alive"), "timeout=5");
+    ck_assert_str_eq(header_value(&r, "Connection"), "X-A");
+    ck_assert_str_eq(header_value(&r, "X-B"), "two"); /* leading spaces dropped */
+    ck_assert_int_eq(header_count(&r, "novalue"), 0);
+    ck_assert_ptr_null(strstr(r.head.data, "anon"));
+    ck_assert(has(&r, "\"key\":\"l\""));
+    res_free(&r);
+
+    /* The same headers on the 304. */
+    r = req(url, NULL, NULL, "If-None-Match: \"t-v1\"", 10000);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_int_eq(header_count(&r, "Location"), 2);
+    ck_assert_str_eq(header_value(&r, "Content-Location"), "/c");
+    ck_assert_str_eq(header_value(&r, "X-A"), "1");
+    res_free(&r);
+
+    /* Without them, none. */
+    r = get(U("/cache/l"));
+    ck_assert_int_eq(header_count(&r, "Location"), 0);
+    ck_assert_int_eq(header_count(&r, "Content-Location"), 0);
+    ck_assert_int_eq(header_count(&r, "X-A"), 0);
+    res_free(&r);
+    fixture_stop(f);
+}
+END_TEST
+
+/* range=1: one "bytes=a-b" or "a-" inside a 200 body gives a 206 with
+ * Content-Range and that slice; anything else, the whole answer. */
+START_TEST(test_cache_range)
+{
+    fixture *f = fixture_start();
+    res r = req(U("/cache/rg?range=1"), NULL, NULL, "Range: bytes=0-4", 10000);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_uint_eq(r.body.len, 5);
+    ck_assert_str_eq(r.body.data, "{\"ok\"");
+    ck_assert_str_eq(header_value(&r, "Content-Type"), "application/json");
+    ck_assert_int_eq(strncmp(header_value(&r, "Content-Range"), "bytes 0-4/", 10), 0);
+    size_t total = strtoul(header_value(&r, "Content-Range") + 10, NULL, 10);
+    ck_assert_uint_gt(total, 20);
+    res_free(&r);
+
+    /* Open-ended: to the end (the body's newline included). The body's
+     * length is that of the whole answer, which has the same digits. */
+    r = req(U("/cache/rg?range=1"), NULL, NULL, "Range: bytes=10-", 10000);
+    ck_assert_int_eq(r.status, 206);
+    char want[64];
+    snprintf(want, sizeof want, "bytes 10-%zu/%zu", total - 1, total);
+    ck_assert_str_eq(header_value(&r, "Content-Range"), want);
+    ck_assert_uint_eq(r.body.len, total - 10);
+    ck_assert_int_eq(r.body.data[r.body.len - 1], '\n');
+    ck_assert(has(&r, "\"hits\":2"));
+    res_free(&r);
+    /* An end past the body is cut to it. */
+    r = req(U("/cache/rg?range=1"), NULL, NULL, "Range: bytes=5-100000", 10000);
+    ck_assert_int_eq(r.status, 206);
+    snprintf(want, sizeof want, "bytes 5-%zu/%zu", total - 1, total);
+    ck_assert_str_eq(header_value(&r, "Content-Range"), want);
+    res_free(&r);
+
+    /* The whole 200: several ranges, a suffix, a start past the end, no
+     * range=1, no Range, a status other than 200. */
+    static const char *const whole[] = { "Range: bytes=0-1,3-4", "Range: bytes=-5",
+                                         "Range: bytes=100000-", "Range: items=0-4" };
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+        r = req(U("/cache/rg?range=1"), NULL, NULL, whole[i], 10000);
+        ck_assert_msg(r.status == 200, "%s: %ld", whole[i], r.status);
+        ck_assert_int_eq(header_count(&r, "Content-Range"), 0);
+        ck_assert(has(&r, "\"key\":\"rg\""));
+        res_free(&r);
+    }
+    r = req(U("/cache/rg"), NULL, NULL, "Range: bytes=0-4", 10000);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(header_count(&r, "Content-Range"), 0);
+    res_free(&r);
+    r = get(U("/cache/rg?range=1"));
+    ck_assert_int_eq(r.status, 200);
+    res_free(&r);
+    r = req(U("/cache/rg?range=1&status=203"), NULL, NULL, "Range: bytes=0-4", 10000);
+    ck_assert_int_eq(r.status, 203);
+    ck_assert_int_eq(header_count(&r, "Content-Range"), 0);
+    res_free(&r);
+    fixture_stop(f);
+}
+END_TEST
+
+/* /admin/cache/{key}/respond: every later request of the key gets that
+ * status, with the given Cache-Control instead of the request's (none
+ * without cc), no 304; status=0 (or none) goes back to normal. */
+START_TEST(test_cache_respond)
+{
+    fixture *f = fixture_start();
+    char url[256]; /* U()'s buffers are reused */
+    snprintf(url, sizeof url, "%s", U("/cache/rs?cc=max-age%3D60&etag=t"));
+    res r = get(U("/admin/cache/rs/respond?status=503&cc=max-age%3D30"));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body.data, "{\"ok\":true,\"key\":\"rs\",\"status\":503}\n");
+    res_free(&r);
+    r = get(url);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_int_eq(header_count(&r, "Cache-Control"), 1);
+    ck_assert_str_eq(header_value(&r, "Cache-Control"), "max-age=30");
+    ck_assert_str_eq(header_value(&r, "ETag"), "\"t-v1\"");
+    ck_assert(has(&r, "\"ok\":false"));
+    ck_assert(has(&r, "\"hits\":1"));
+    res_free(&r);
+    /* A matching validator still gets the 503, not a 304. */
+    r = req(url, NULL, NULL, "If-None-Match: \"t-v1\"", 10000);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(has(&r, "\"hits\":2"));
+    res_free(&r);
+    /* Other keys are not affected. */
+    r = get(U("/cache/other-rs?cc=max-age%3D60"));
+    ck_assert_int_eq(r.status, 200);
+    res_free(&r);
+
+    /* Without cc: no Cache-Control at all, whatever the request asked. */
+    r = get(U("/admin/cache/rs/respond?status=404"));
+    ck_assert(has(&r, "\"status\":404"));
+    res_free(&r);
+    r = get(url);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_int_eq(header_count(&r, "Cache-Control"), 0);
+    res_free(&r);
+
+    /* status=0: normal again (the request's cc, and 304s). */
+    r = get(U("/admin/cache/rs/respond?status=0"));
+    ck_assert(has(&r, "\"status\":0"));
+    res_free(&r);
+    r = get(url);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header_value(&r, "Cache-Control"), "max-age=60");
+    res_free(&r);
+    r = req(url, NULL, NULL, "If-None-Match: \"t-v1\"", 10000);
+    ck_assert_int_eq(r.status, 304);
+    res_free(&r);
+    /* No status is status=0 too; a bad one is refused. */
+    r = get(U("/admin/cache/rs/respond?status=500"));
+    res_free(&r);
+    r = get(U("/admin/cache/rs/respond"));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(has(&r, "\"status\":0"));
+    res_free(&r);
+    r = get(url);
+    ck_assert_int_eq(r.status, 200);
+    res_free(&r);
+    r = get(U("/admin/cache/rs/respond?status=abc"));
+    ck_assert_int_eq(r.status, 400);
+    res_free(&r);
+    r = get(U("/admin/cache/rs/respond?status=1"));
+    ck_assert_int_eq(r.status, 400);
+    res_free(&r);
+    /* Admin requests are not counted. */
+    ck_assert_uint_eq(fixture_requests_path(f, "/cache/rs"), 6);
+    fixture_stop(f);
+}
+END_TEST
+
+/* hold / held / release: the held request's answer is decided when it
+ * arrives (a 304 for the version then current) and sent at release, after
+ * a bump; only one request is held; stop ends a held one. */
+START_TEST(test_cache_hold)
+{
+    fixture *f = fixture_start();
+    char url[256]; /* U()'s buffers are reused */
+    snprintf(url, sizeof url, "%s", U("/cache/hk?etag=t"));
+    res r = get(U("/admin/cache/hk/hold"));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(has(&r, "\"held\":0"));
+    res_free(&r);
+
+    async_req a;
+    async_start_hdr(&a, url, "If-None-Match: \"t-v1\"", 30000);
+    r = get(U("/admin/cache/hk/held"));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body.data, "{\"ok\":true,\"key\":\"hk\",\"held\":1}\n");
+    res_free(&r);
+    r = get(U("/admin/cache/hk/bump"));
+    ck_assert(has(&r, "\"version\":2"));
+    res_free(&r);
+    /* Not held (one only), and it sees the new version. */
+    r = req(url, NULL, NULL, "If-None-Match: \"t-v1\"", 10000);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header_value(&r, "ETag"), "\"t-v2\"");
+    res_free(&r);
+    r = get(U("/admin/cache/hk/release"));
+    ck_assert_int_eq(r.status, 200);
+    res_free(&r);
+    async_join(&a);
+    ck_assert_int_eq(a.r.rc, CURLE_OK);
+    ck_assert_int_eq(a.r.status, 304); /* as decided for version 1 */
+    ck_assert_str_eq(header_value(&a.r, "ETag"), "\"t-v1\"");
+    res_free(&a.r);
+
+    /* held?n=0 answers at once; a bad n is refused. */
+    r = get(U("/admin/cache/hk/held?n=0"));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(has(&r, "\"held\":0"));
+    res_free(&r);
+    r = get(U("/admin/cache/hk/held?n=x"));
+    ck_assert_int_eq(r.status, 400);
+    res_free(&r);
+
+    /* A held body answer; stop ends it without a response. */
+    r = get(U("/admin/cache/hk/hold"));
+    res_free(&r);
+    async_start(&a, url, 30000);
+    r = get(U("/admin/cache/hk/held"));
+    ck_assert_int_eq(r.status, 200);
+    res_free(&r);
+    fixture_stop(f);
+    async_join(&a);
+    ck_assert_int_eq(a.r.rc, CURLE_GOT_NOTHING);
+    res_free(&a.r);
+}
+END_TEST
+
 /* ---- redirects and headers ---------------------------------------------- */
 
 START_TEST(test_redirect)
@@ -1137,6 +1383,10 @@ static Suite *fixture_suite(void)
     tcase_add_test(tc, test_large);
     tcase_add_test(tc, test_cache_etag);
     tcase_add_test(tc, test_cache_headers);
+    tcase_add_test(tc, test_cache_loc_hdr);
+    tcase_add_test(tc, test_cache_range);
+    tcase_add_test(tc, test_cache_respond);
+    tcase_add_test(tc, test_cache_hold);
     tcase_add_test(tc, test_redirect);
     tcase_add_test(tc, test_headers);
     tcase_add_test(tc, test_outage_503);

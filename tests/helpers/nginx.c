@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +34,9 @@
 struct tu_nginx {
     pid_t pid;
     bool  has_sleep;
+    unsigned short port;
     char  dir[64];
+    char  root[80];
     char  url[64];
     char  tls_url[64];
     char  access_log[TN_PATH];
@@ -184,9 +187,9 @@ static bool write_conf(const tu_nginx *n, const tu_nginx_opts *o, const char *mo
     if (o->access_log)
         fprintf(fp,
                 "  log_format cbh '$connection $connection_requests $server_protocol "
-                "\"$request\" $status';\n"
+                "\"$request\" $status%s%s';\n"
                 "  access_log %s/access.log cbh;\n",
-                d);
+                o->log_extra ? " " : "", o->log_extra ? o->log_extra : "", d);
     else
         fprintf(fp, "  access_log off;\n");
     if (tls_port && o->max_streams)
@@ -219,6 +222,8 @@ static bool write_conf(const tu_nginx *n, const tu_nginx_opts *o, const char *mo
             d);
     if (module)
         fprintf(fp, "    location ~ ^/sleep/([0-9.]+)$ { echo_sleep $1; echo slept; }\n");
+    if (o->server_conf)
+        fprintf(fp, "%s\n", o->server_conf);
     fprintf(fp, "  }\n}\n");
     return fclose(fp) == 0;
 }
@@ -348,8 +353,8 @@ tu_nginx *tu_nginx_start(const tu_nginx_opts *opts, char *why, size_t why_len)
         free(n);
         return NULL;
     }
-    snprintf(path, sizeof(path), "%s/www", n->dir);
-    mkdir(path, 0700);
+    snprintf(n->root, sizeof(n->root), "%s/www", n->dir);
+    mkdir(n->root, 0700);
     snprintf(path, sizeof(path), "%s/www/static", n->dir);
     mkdir(path, 0700);
     snprintf(path, sizeof(path), "%s/www/static/hello.json", n->dir);
@@ -378,6 +383,7 @@ tu_nginx *tu_nginx_start(const tu_nginx_opts *opts, char *why, size_t why_len)
         }
         if ((up = await_start(n, port, tls_port)) == 1) {
             n->has_sleep = module != NULL;
+            n->port = port;
             snprintf(n->url, sizeof(n->url), "http://127.0.0.1:%u", (unsigned)port);
             if (tls)
                 snprintf(n->tls_url, sizeof(n->tls_url), "https://127.0.0.1:%u",
@@ -415,6 +421,123 @@ const char *tu_nginx_access_log(const tu_nginx *n)
 }
 
 bool tu_nginx_has_sleep(const tu_nginx *n) { return n && n->has_sleep; }
+
+const char *tu_nginx_root(const tu_nginx *n) { return n ? n->root : NULL; }
+
+/* root/path in out; false when path is absolute, climbs out (".."), or
+ * does not fit. */
+static bool root_path(const tu_nginx *n, const char *path, char *out, size_t len)
+{
+    int w;
+
+    if (!n || !path || path[0] == '/' || strstr(path, ".."))
+        return false;
+    w = snprintf(out, len, "%s/%s", n->root, path);
+    return w > 0 && (size_t)w < len;
+}
+
+bool tu_nginx_put_file(const tu_nginx *n, const char *path, const void *body, size_t len,
+                       long long mtime)
+{
+    char  full[TN_PATH], tmp[TN_PATH + 8], *slash;
+    FILE *fp;
+    bool  ok;
+
+    if (!root_path(n, path, full, sizeof(full)))
+        return false;
+    /* The directories on the way, each made if missing. */
+    for (slash = full + strlen(n->root) + 1; (slash = strchr(slash, '/')); slash++) {
+        *slash = '\0';
+        if (mkdir(full, 0700) != 0 && errno != EEXIST) {
+            *slash = '/';
+            return false;
+        }
+        *slash = '/';
+    }
+    /* Written beside it and renamed: nginx never reads half a file. */
+    snprintf(tmp, sizeof(tmp), "%s.tmp~", full);
+    if (!(fp = fopen(tmp, "wb")))
+        return false;
+    ok = fwrite(body, 1, len, fp) == len;
+    ok = fclose(fp) == 0 && ok;
+    if (ok && mtime) {
+        struct timeval tv[2] = { { .tv_sec = (time_t)mtime }, { .tv_sec = (time_t)mtime } };
+
+        ok = utimes(tmp, tv) == 0;
+    }
+    ok = ok && rename(tmp, full) == 0;
+    if (!ok)
+        remove(tmp);
+    return ok;
+}
+
+bool tu_nginx_remove_file(const tu_nginx *n, const char *path)
+{
+    char full[TN_PATH];
+
+    if (!root_path(n, path, full, sizeof(full)))
+        return false;
+    return remove(full) == 0 || errno == ENOENT;
+}
+
+/* One request of ours, answered before this returns: every response nginx
+ * sent before it has its access.log line written (see nginx.h). */
+static void log_sync(const tu_nginx *n)
+{
+    static const char req[] = "GET /ok HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(n->port) };
+    struct timeval     tv = { .tv_sec = 5 };
+    char               sink[512];
+    int                fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0)
+        return;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof(req) - 1))
+        while (recv(fd, sink, sizeof(sink), 0) > 0)
+            ; /* HTTP/1.0: nginx closes after its answer */
+    close(fd);
+}
+
+/* Scans access.log for needle: the count, and the last such line in out. */
+static long log_scan(const tu_nginx *n, const char *needle, char *out, size_t len)
+{
+    char  line[4096];
+    FILE *fp;
+    long  count = 0;
+
+    if (!n || !n->access_log[0])
+        return -1;
+    if (n->pid > 0 && n->port)
+        log_sync(n);
+    if (!(fp = fopen(n->access_log, "r")))
+        return 0; /* no request yet */
+    while (fgets(line, sizeof(line), fp)) {
+        if (!strstr(line, needle))
+            continue;
+        count++;
+        if (out && len) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(out, len, "%s", line);
+        }
+    }
+    fclose(fp);
+    return count;
+}
+
+long tu_nginx_log_count(const tu_nginx *n, const char *needle)
+{
+    return log_scan(n, needle, NULL, 0);
+}
+
+bool tu_nginx_log_last(const tu_nginx *n, const char *needle, char *out, size_t len)
+{
+    if (out && len)
+        out[0] = '\0';
+    return log_scan(n, needle, out, len) > 0;
+}
 
 void tu_nginx_stop(tu_nginx *n)
 {

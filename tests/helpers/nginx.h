@@ -20,7 +20,12 @@
  *                     200 "slept" after s seconds, a decimal (0.5)
  *
  * Requests are logged with "$connection $connection_requests
- * $server_protocol $request" to tu_nginx_access_log() when asked for.
+ * $server_protocol \"$request\" $status" (then log_extra) to
+ * tu_nginx_access_log() when asked for.
+ *
+ * A suite may add its own locations (server_conf, e.g. static files under
+ * cache headers) and files under the document root (tu_nginx_put_file;
+ * /static/ serves root/static/ as it is).
  *
  * Plain POSIX, no Check: benchmarks use it too. Not thread-safe; start and
  * stop it from one thread, which must outlive it (nginx gets SIGTERM when
@@ -44,6 +49,15 @@ typedef struct tu_nginx_opts {
     unsigned    worker_connections; /* 0 = 1024; the fd limit is raised to match */
     unsigned    max_streams;        /* http2_max_concurrent_streams; 0 = nginx's 128 */
     bool        access_log;         /* write access.log (see above) */
+    /* nginx config text added inside the server block after the built-in
+     * locations (say, "location /c/ { expires 60s; }"); NULL = none. The
+     * document root is tu_nginx_root(). */
+    const char *server_conf;
+    /* Appended, after a space, to every access.log line: nginx variables
+     * such as "inm=\"$http_if_none_match\"" (no single quote: the format
+     * is a single-quoted nginx string; nginx writes a '"' inside a value
+     * as \x22 and an empty value as -); NULL = none. */
+    const char *log_extra;
 } tu_nginx_opts;
 
 /* The nginx binary that would be used: $CBH_NGINX, else /usr/sbin/nginx,
@@ -62,6 +76,29 @@ const char *tu_nginx_tls_url(const tu_nginx *n);
 const char *tu_nginx_access_log(const tu_nginx *n);
 /* Whether /sleep/{s} is served (the echo module was found). */
 bool tu_nginx_has_sleep(const tu_nginx *n);
+
+/* The document root (the directory "root" names), valid until
+ * tu_nginx_stop. */
+const char *tu_nginx_root(const tu_nginx *n);
+
+/* Writes len bytes of body to root/path (path relative, its directories
+ * made as needed), replacing the file, with its modification time set to
+ * mtime (0 = now): nginx's ETag and Last-Modified come from the size and
+ * mtime. nginx sees the new file at its next request. */
+bool tu_nginx_put_file(const tu_nginx *n, const char *path, const void *body, size_t len,
+                       long long mtime);
+/* Removes root/path; true when it is gone (also when it never was). */
+bool tu_nginx_remove_file(const tu_nginx *n, const char *path);
+
+/* How many access.log lines contain needle (say "\"GET /c/a HTTP/1.1\"
+ * 304"), or -1 without an access log. It first makes one request of its own
+ * (GET /ok) and waits for the answer: nginx runs as one process and writes
+ * a request's line before it reads the next request, so every response a
+ * caller has received by then is counted. */
+long tu_nginx_log_count(const tu_nginx *n, const char *needle);
+/* Copies the last line containing needle (without its newline) to out;
+ * false when there is none. Synchronises as tu_nginx_log_count does. */
+bool tu_nginx_log_last(const tu_nginx *n, const char *needle, char *out, size_t len);
 
 /* Stops nginx (SIGTERM, then SIGKILL after 5 s), removes its directory
  * (kept, for its logs, when the environment has CBH_NGINX_KEEP) and frees
