@@ -2,7 +2,7 @@
 # Installs the Debian packages cbhttp needs to build, test and run its demo,
 # when any is missing. Uses apt-get (through sudo when not root); when that
 # is impossible, stops with the exact command to run.
-#   scripts/deps.sh [--packaging] [extra-package ...]
+#   scripts/deps.sh [--packaging] [--coverage] [extra-package ...]
 # nginx-light: the private nginx (with its echo module) that tests/check_h2.c
 # and the benches start on loopback: HTTPS with HTTP/2, a keep-alive peer.
 # openssl: the command the TLS tests run to make their CA and certificates
@@ -16,12 +16,22 @@
 # that script asks for cmake alone), debhelper and dpkg-dev
 # (dpkg-buildpackage of debian/, which is Rules-Requires-Root: no, so no
 # fakeroot).
+# --coverage adds gcovr, which make coverage (and so CI) reads the gcov
+# data of the instrumented build with: Debian's package made for the job,
+# one command for the per-file table of lines and branches, the totals and
+# the HTML report, with no lcov/genhtml pipeline to keep in step.
 set -e
 
-if [ "${1:-}" = --packaging ]; then
-    shift
-    set -- cmake debhelper dpkg-dev "$@"
-fi
+extra=""
+while :; do
+    case "${1:-}" in
+        --packaging) extra="$extra cmake debhelper dpkg-dev"; shift ;;
+        --coverage) extra="$extra gcovr"; shift ;;
+        *) break ;;
+    esac
+done
+# shellcheck disable=SC2086
+set -- $extra "$@"
 
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev libuv1-dev libevent-dev nginx-light openssl $*"
 missing=""

@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include <check.h>
+#include <cjson/cJSON.h>
 
+#include "alloc.h"
 #include "cbhttp.h"
 #include "fixture.h"
 #include "helpers/failalloc.h"
@@ -166,6 +168,123 @@ START_TEST(test_cache_store_and_hit)
             break;
     }
     ck_assert_uint_lt(n, MAX_N);
+    tu_alloc_uninstall();
+    fixture_stop(f);
+}
+END_TEST
+
+/* Twelve request headers: more than the call keeps on its stack. */
+static const char *const many_headers[] = {
+    "X-H-0: 0", "X-H-1: 1", "X-H-2: 2", "X-H-3: 3", "X-H-4: 4",   "X-H-5: 5",
+    "X-H-6: 6", "X-H-7: 7", "X-H-8: 8", "X-H-9: 9", "X-H-10: 10", "X-Test: request",
+    NULL
+};
+
+/* (g) A POST with a body and many headers, redirected by a 303 (followed as
+ * a GET), then api_request_json with the same headers. */
+START_TEST(test_redirected_post_many_headers)
+{
+    fixture          *f = fixture_start();
+    api_client_config cfg;
+    unsigned long     n;
+    cJSON            *doc = cJSON_CreateObject();
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(doc);
+    cJSON_AddNumberToObject(doc, "n", 1);
+    tu_alloc_install();
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.base_url = fixture_url(f);
+    cfg.default_headers = default_headers;
+    cfg.retry.max_attempts = 1;
+    cfg.max_redirects = 2;
+    for (n = 1; n < MAX_N; n++) {
+        api_client  *c = api_client_new(&cfg);
+        api_options  opts = { .headers = many_headers };
+        api_response r1, r2;
+        cb_err       rc1, rc2;
+        bool         hit;
+
+        ck_assert_ptr_nonnull(c);
+        tu_alloc_fail_at(n);
+        rc1 = api_request(c, "POST", "/redirect?to=/echo&code=303", "body", 4, &opts, &r1);
+        rc2 = api_request_json(c, "PUT", "/echo", doc, &opts, &r2);
+        hit = tu_alloc_disarm();
+        check_rc(rc1, n);
+        check_rc(rc2, n);
+        ck_assert_ptr_nonnull(r1.body);
+        ck_assert_ptr_nonnull(r2.body);
+        if (!hit) {
+            ck_assert_int_eq(r1.status, 200);
+            ck_assert_ptr_nonnull(strstr(r1.body, "\"method\":\"GET\""));
+            ck_assert_ptr_nonnull(strstr(r1.body, "\"X-H-10\":\"10\""));
+            /* The request's X-Test replaced the client's. */
+            ck_assert_ptr_nonnull(strstr(r1.body, "\"X-Test\":\"request\""));
+            ck_assert_ptr_null(strstr(r1.body, "\"X-Test\":\"alloc\""));
+            ck_assert_int_eq(r2.status, 200);
+            ck_assert_ptr_nonnull(strstr(r2.body, "\"method\":\"PUT\""));
+            ck_assert_ptr_nonnull(strstr(r2.body, "\"X-H-0\":\"0\""));
+        }
+        api_response_free(&r1);
+        api_response_free(&r2);
+        api_client_free(c);
+        ck_assert_int_eq(tu_alloc_live(), 0);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    ck_assert_uint_gt(n, 5);
+    tu_alloc_uninstall();
+    cJSON_Delete(doc);
+    fixture_stop(f);
+}
+END_TEST
+
+/* (h) A stored entry that is stale at once, revalidated by a 304: only the
+ * revalidating call is armed. */
+START_TEST(test_revalidation)
+{
+    fixture          *f = fixture_start();
+    api_client_config cfg;
+    unsigned long     n;
+
+    ck_assert_ptr_nonnull(f);
+    tu_alloc_install();
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.base_url = fixture_url(f);
+    cfg.retry.max_attempts = 1;
+    for (n = 1; n < MAX_N; n++) {
+        api_client  *c = api_client_new(&cfg);
+        api_response r1, r2;
+        char         path[96];
+        cb_err       rc;
+        bool         hit;
+
+        ck_assert_ptr_nonnull(c);
+        snprintf(path, sizeof(path), "/cache/alloc-h-%lu?cc=max-age%%3D0&etag=v", n);
+        ck_assert_int_eq(api_get(c, path, NULL, &r1), CB_OK);
+        ck_assert(!r1.from_cache);
+        tu_alloc_fail_at(n);
+        rc = api_get(c, path, NULL, &r2);
+        hit = tu_alloc_disarm();
+        check_rc(rc, n);
+        ck_assert_ptr_nonnull(r2.body);
+        if (!hit) {
+            ck_assert_int_eq(rc, CB_OK);
+            ck_assert_int_eq(r2.status, 200);
+            ck_assert(r2.revalidated);
+            ck_assert(r2.from_cache);
+            ck_assert_uint_eq(r2.body_len, r1.body_len);
+        }
+        api_response_free(&r1);
+        api_response_free(&r2);
+        api_client_free(c);
+        ck_assert_int_eq(tu_alloc_live(), 0);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    ck_assert_uint_gt(n, 2);
     tu_alloc_uninstall();
     fixture_stop(f);
 }
@@ -340,13 +459,74 @@ START_TEST(test_client_from_config)
 }
 END_TEST
 
-/* The allocator hook itself: a partial allocator is refused. */
+/* The internal wrappers: a size of zero still gets a block of its own (the
+ * C library may return NULL for malloc(0), which callers would read as out
+ * of memory), and NULL strings copy to NULL without allocating. */
+START_TEST(test_wrappers_zero_sizes)
+{
+    char *a, *b, *c, *d;
+
+    tu_alloc_install();
+    a = cbh_malloc(0);
+    b = cbh_calloc(0, 8);
+    c = cbh_calloc(8, 0);
+    d = cbh_realloc(NULL, 0);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_ne(a, b);
+    ck_assert_int_eq(b[0], 0);
+    ck_assert_int_eq(tu_alloc_live(), 4);
+    cbh_free(a);
+    cbh_free(b);
+    cbh_free(c);
+    cbh_free(d);
+    cbh_free(NULL);
+    ck_assert_ptr_null(cbh_strdup(NULL));
+    ck_assert_ptr_null(cbh_strndup(NULL, 3));
+    ck_assert_int_eq(tu_alloc_live(), 0);
+    a = cbh_strndup("abcdef", 3);
+    ck_assert_str_eq(a, "abc");
+    cb_free(a);
+    tu_alloc_fail_at(1);
+    ck_assert_ptr_null(cbh_strndup("abcdef", 3));
+    ck_assert(tu_alloc_disarm());
+    tu_alloc_uninstall();
+}
+END_TEST
+
+/* The allocator hook itself: an allocator missing any of its four
+ * functions is refused, and the one in force stays. */
 START_TEST(test_set_allocator_invalid)
 {
-    cb_allocator partial = tu_alloc_counting;
+    int i;
 
-    partial.realloc_fn = NULL;
-    ck_assert_int_eq(cb_set_allocator(&partial), CB_ERR_INVALID);
+    for (i = 0; i < 4; i++) {
+        cb_allocator partial = tu_alloc_counting;
+
+        if (i == 0)
+            partial.malloc_fn = NULL;
+        else if (i == 1)
+            partial.calloc_fn = NULL;
+        else if (i == 2)
+            partial.realloc_fn = NULL;
+        else
+            partial.free_fn = NULL;
+        ck_assert_int_eq(cb_set_allocator(&partial), CB_ERR_INVALID);
+    }
+    /* A refusal keeps the allocator in force: here the counting one. */
+    tu_alloc_install();
+    ck_assert_int_eq(cb_set_allocator(&(cb_allocator){ 0 }), CB_ERR_INVALID);
+    {
+        api_client_config cfg = { .base_url = "http://127.0.0.1:1" };
+        api_client       *c = api_client_new(&cfg);
+
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_gt(tu_alloc_live(), 0);
+        api_client_free(c);
+    }
+    tu_alloc_uninstall();
     ck_assert_int_eq(cb_set_allocator(NULL), CB_OK);
 }
 END_TEST
@@ -358,9 +538,12 @@ static Suite *alloc_suite(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_set_allocator_invalid);
+    tcase_add_test(tc, test_wrappers_zero_sizes);
     tcase_add_test(tc, test_client_new);
     tcase_add_test(tc, test_get_with_retries);
     tcase_add_test(tc, test_cache_store_and_hit);
+    tcase_add_test(tc, test_redirected_post_many_headers);
+    tcase_add_test(tc, test_revalidation);
     tcase_add_test(tc, test_metrics);
     tcase_add_test(tc, test_breaker_new);
     tcase_add_test(tc, test_config_parse);

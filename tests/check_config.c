@@ -569,6 +569,53 @@ END_TEST
 
 /* The config builds a client with its per-origin breakers in place; no
  * request is made, so no server is needed. */
+/* Whitespace of every kind around the document; a message buffer of size 0
+ * is left alone; trailing zeros after a decimal point keep a number exact. */
+START_TEST(test_whitespace_and_fractions)
+{
+    const char *doc = " \t\r\n{\"max_body_bytes\":15.00,\"timeout_ms\":1500.0e-2}\r\n\t ";
+    api_config cfg;
+    char err[64];
+
+    ck_assert_msg(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err) == CB_OK, "%s", err);
+    ck_assert_str_eq(err, "");
+    ck_assert_uint_eq(cfg.client.max_body_bytes, 15);
+    ck_assert_uint_eq(cfg.client.timeout_ms, 15);
+    api_config_free(&cfg);
+    doc = "{\"max_body_bytes\":100.10}";
+    ck_assert_int_eq(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "max_body_bytes: expected a non-negative integer");
+    strcpy(err, "kept");
+    ck_assert_int_eq(api_config_parse(doc, strlen(doc), &cfg, err, 0), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "kept");
+    ck_assert_int_eq(api_config_parse("\n\t", 2, &cfg, err, sizeof err), CB_ERR_PARSE);
+    ck_assert_str_eq(err, "malformed JSON: empty document");
+}
+END_TEST
+
+/* A config built by hand rather than parsed: an override list that is
+ * missing, or an override without its origin, makes no client. */
+START_TEST(test_client_from_hand_built_config)
+{
+    api_config        cfg;
+    api_origin_config oc;
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.origin_count = 1;
+    ck_assert_ptr_null(api_client_new_from_config(&cfg));
+    memset(&oc, 0, sizeof oc);
+    cfg.origins = &oc;
+    ck_assert_ptr_null(api_client_new_from_config(&cfg));
+    /* With its origin named, the same config is fine. */
+    oc.origin = (char *)"http://127.0.0.1:9";
+    oc.circuit_breaker.failure_threshold = 4;
+    api_client *c = api_client_new_from_config(&cfg);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(api_client_breaker_state(c, "http://127.0.0.1:9/"), CB_CLOSED);
+    api_client_free(c);
+}
+END_TEST
+
 START_TEST(test_client_from_config)
 {
     const char *doc = "{\"timeout_ms\":1000,"
@@ -702,7 +749,9 @@ static Suite *config_suite(void)
     suite_add_tcase(s, tc);
 
         tc = tcase_create("client");
+    tcase_add_test(tc, test_whitespace_and_fractions);
     tcase_add_test(tc, test_client_from_config);
+    tcase_add_test(tc, test_client_from_hand_built_config);
     tcase_add_test(tc, test_client_from_bad_config);
     tcase_add_test(tc, test_client_max_origins_from_config);
     suite_add_tcase(s, tc);

@@ -195,6 +195,42 @@ START_TEST(test_json_control_chars)
 }
 END_TEST
 
+/* Every character JSON must escape, in an origin; and an origin that is
+ * NULL, written as the empty string by both exporters. */
+START_TEST(test_escapes_and_null_origin)
+{
+    api_origin_metrics o[2];
+    api_client_metrics m;
+    char *text;
+    cJSON *root, *list;
+
+    memset(o, 0, sizeof o);
+    memset(&m, 0, sizeof m);
+    o[0].origin = (char *)"q\"b\\n\nr\rt\t.";
+    o[1].origin = NULL;
+    m.origins = o;
+    m.origin_count = 2;
+    text = cbh_metrics_to_json(&m);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, "\"q\\\"b\\\\n\\nr\\rt\\t.\"") != NULL, "%s", text);
+    root = cJSON_Parse(text);
+    ck_assert_ptr_nonnull(root);
+    list = cJSON_GetObjectItem(root, "origins");
+    ck_assert_int_eq(cJSON_GetArraySize(list), 2);
+    ck_assert_str_eq(cJSON_GetArrayItem(list, 0)->child->valuestring, "q\"b\\n\nr\rt\t.");
+    ck_assert_str_eq(cJSON_GetArrayItem(list, 1)->child->valuestring, "");
+    cJSON_Delete(root);
+    cb_free(text);
+
+    text = cbh_metrics_to_prometheus(&m);
+    ck_assert_ptr_nonnull(text);
+    /* The text format escapes backslash, quote and newline only. */
+    ck_assert_msg(strstr(text, "{origin=\"q\\\"b\\\\n\\nr\rt\t.\"}") != NULL, "%s", text);
+    ck_assert_msg(strstr(text, "{origin=\"\"}") != NULL, "%s", text);
+    cb_free(text);
+}
+END_TEST
+
 /* ---- Prometheus --------------------------------------------------------- */
 
 typedef struct sample {
@@ -511,6 +547,7 @@ static Suite *export_suite(void)
     tcase_add_test(tc, test_json);
     tcase_add_test(tc, test_json_empty);
     tcase_add_test(tc, test_json_control_chars);
+    tcase_add_test(tc, test_escapes_and_null_origin);
     tcase_add_test(tc, test_prometheus_syntax);
     tcase_add_test(tc, test_prometheus_values);
     tcase_add_test(tc, test_prometheus_no_origins);

@@ -1,5 +1,5 @@
-/* Response header blocks (parse, dup, build, get) and request header line
- * validation. */
+/* Response header blocks (parse, dup, build, edit, get), token lists and
+ * request header line validation; their refusals and allocation failure. */
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "cbhttp.h"
 #include "headers.h"
 
+#include "helpers/failalloc.h"
 #include "helpers/testutil.h"
 
 /* True when every pointer of the block lies inside [h, h + size). */
@@ -362,6 +363,162 @@ START_TEST(test_list_has)
 }
 END_TEST
 
+/* ---- edges: arguments, line ends, bytes past ASCII, allocation failure ---- */
+
+START_TEST(test_parse_edges)
+{
+    api_header *h = (api_header *)1;
+    size_t count = 9, size = 9;
+
+    /* Every output pointer is required. */
+    ck_assert_int_eq(cbh_headers_parse("A: 1", 4, &h, NULL, &size), CB_ERR_INVALID);
+    ck_assert_int_eq(cbh_headers_parse("A: 1", 4, &h, &count, NULL), CB_ERR_INVALID);
+    /* A status line alone, or one after the headers of an earlier response:
+     * the last response has no header. */
+    h = parse("HTTP/1.1 200 OK\r\n", &count, &size);
+    ck_assert_ptr_null(h);
+    ck_assert_uint_eq(count + size, 0);
+    h = parse("HTTP/1.1 100 Continue\r\nA: 1\r\n\r\nHTTP/1.1 204 No Content\r\n", &count,
+              &size);
+    ck_assert_ptr_null(h);
+    ck_assert_uint_eq(count, 0);
+    /* Bare LF line ends, a tab and stray CRs around a value, a byte past
+     * ASCII in a name (dropped: not a tchar) and in a value (kept:
+     * obs-text). */
+    h = parse("A: 1\nB:\tx\t\r\r\nN\xe9: 3\nC: caf\xc3\xa9\n\n", &count, &size);
+    ck_assert_uint_eq(count, 3);
+    ck_assert_str_eq(h[0].name, "A");
+    ck_assert_str_eq(h[0].value, "1");
+    ck_assert_str_eq(h[1].name, "B");
+    ck_assert_str_eq(h[1].value, "x");
+    ck_assert_str_eq(h[2].name, "C");
+    ck_assert_str_eq(h[2].value, "caf\xc3\xa9");
+    cbh_free(h);
+    ck_assert(!cbh_is_tchar(0x80));
+    ck_assert(!cbh_is_tchar(0xff));
+    ck_assert(!cbh_is_tchar(0x7f));
+    ck_assert(cbh_is_tchar('~'));
+}
+END_TEST
+
+START_TEST(test_dup_and_build_edges)
+{
+    static const char raw[] = "A: 1\r\nB: 2\r\n";
+    api_header *h, *d = (api_header *)1, *b = (api_header *)1;
+    size_t count, size, bsize = 9;
+    api_header no_name[] = { { "A", "1" }, { NULL, "x" } };
+    api_header no_value[] = { { "A", NULL } };
+
+    h = parse(raw, &count, &size);
+    /* Nothing to copy: NULL and CB_OK, whichever of the three says so. */
+    ck_assert_int_eq(cbh_headers_dup(NULL, count, size, &d), CB_OK);
+    ck_assert_ptr_null(d);
+    d = (api_header *)1;
+    ck_assert_int_eq(cbh_headers_dup(h, 0, size, &d), CB_OK);
+    ck_assert_ptr_null(d);
+    d = (api_header *)1;
+    ck_assert_int_eq(cbh_headers_dup(h, count, 0, &d), CB_OK);
+    ck_assert_ptr_null(d);
+    /* Building: every output pointer, a list for a count, both strings of
+     * every entry. */
+    ck_assert_int_eq(cbh_headers_build(no_value, 1, NULL, &bsize), CB_ERR_INVALID);
+    ck_assert_int_eq(cbh_headers_build(no_value, 1, &b, NULL), CB_ERR_INVALID);
+    ck_assert_int_eq(cbh_headers_build(NULL, 1, &b, &bsize), CB_ERR_INVALID);
+    ck_assert_int_eq(cbh_headers_build(no_name, 2, &b, &bsize), CB_ERR_INVALID);
+    ck_assert_ptr_null(b);
+    ck_assert_uint_eq(bsize, 0);
+    ck_assert_int_eq(cbh_headers_build(no_value, 1, &b, &bsize), CB_ERR_INVALID);
+    ck_assert_ptr_null(b);
+    cbh_free(h);
+}
+END_TEST
+
+START_TEST(test_edit_edges)
+{
+    api_header add[1] = { { "A", "1" } }, *out = (api_header *)1;
+    size_t count = 9, size = 9;
+
+    ck_assert_int_eq(cbh_headers_edit(NULL, 0, NULL, NULL, add, 1, &out, NULL, &size),
+                     CB_ERR_INVALID);
+    ck_assert_int_eq(cbh_headers_edit(NULL, 0, NULL, NULL, add, 1, &out, &count, NULL),
+                     CB_ERR_INVALID);
+    /* A count without its array, on either side. */
+    ck_assert_int_eq(cbh_headers_edit(NULL, 1, NULL, NULL, add, 1, &out, &count, &size),
+                     CB_ERR_INVALID);
+    ck_assert_int_eq(cbh_headers_edit(NULL, 0, NULL, NULL, NULL, 1, &out, &count, &size),
+                     CB_ERR_INVALID);
+    /* Additions alone make a block. */
+    ck_assert_int_eq(cbh_headers_edit(NULL, 0, NULL, NULL, add, 1, &out, &count, &size), CB_OK);
+    ck_assert_uint_eq(count, 1);
+    ck_assert(block_contained(out, count, size));
+    ck_assert_str_eq(out[0].value, "1");
+    cbh_free(out);
+}
+END_TEST
+
+START_TEST(test_list_has_edges)
+{
+    ck_assert(!cbh_list_has("X", NULL, 1));
+    /* Whitespace before a comma, and an element that is only quotes. */
+    ck_assert(cbh_list_has("a \t, b", "a", 1));
+    ck_assert(!cbh_list_has("\"\", x", "", 0));
+    ck_assert(!cbh_list_has("\"", "\"", 0));
+    /* A quote at one end only is not a quoted token. */
+    ck_assert(!cbh_list_has("\"ab", "ab", 2));
+    ck_assert(!cbh_list_has("ab\"", "ab", 2));
+    ck_assert(cbh_list_has("\"ab", "\"ab", 3));
+    /* The same length and another token. */
+    ck_assert(!cbh_list_has("abc", "abd", 3));
+    /* A list ending in a separator: the empty last element matches nothing. */
+    ck_assert(!cbh_list_has("a, ", "b", 1));
+    ck_assert(cbh_list_has("b, ", "b", 1));
+}
+END_TEST
+
+/* The value of a request line by name, trimmed; its length only when asked. */
+START_TEST(test_line_value)
+{
+    size_t n = 99;
+
+    const char *v = cbh_header_line_value("Range: \tbytes=0-1 ", "range", &n);
+
+    /* The value points into the line; n ends it before the trailing blank. */
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(n, 9);
+    ck_assert_int_eq(strncmp(v, "bytes=0-1", n), 0);
+    ck_assert_str_eq(cbh_header_line_value("Range:x", "Range", NULL), "x");
+    ck_assert_ptr_null(cbh_header_line_value("Ranges: x", "Range", &n));
+    ck_assert_ptr_null(cbh_header_line_value(NULL, "Range", &n));
+}
+END_TEST
+
+/* Every allocation of the block functions failing: CB_ERR_NOMEM, nothing
+ * written, nothing leaked. */
+START_TEST(test_out_of_memory)
+{
+    static const char raw[] = "A: 1\r\nB: 2\r\n";
+    api_header list[] = { { "A", "1" } }, *h, *out;
+    size_t count, size, n, osize;
+
+    h = parse(raw, &count, &size);
+    tu_alloc_install();
+    tu_alloc_fail_from(1);
+    out = (api_header *)1;
+    ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &out, &n, &osize), CB_ERR_NOMEM);
+    ck_assert_ptr_null(out);
+    ck_assert_int_eq(cbh_headers_dup(h, count, size, &out), CB_ERR_NOMEM);
+    ck_assert_ptr_null(out);
+    ck_assert_int_eq(cbh_headers_build(list, 1, &out, &osize), CB_ERR_NOMEM);
+    ck_assert_ptr_null(out);
+    ck_assert_int_eq(cbh_headers_edit(h, count, NULL, NULL, list, 1, &out, &n, &osize),
+                     CB_ERR_NOMEM);
+    ck_assert_ptr_null(out);
+    ck_assert(tu_alloc_disarm());
+    tu_alloc_uninstall();
+    cbh_free(h);
+}
+END_TEST
+
 static Suite *headers_suite(void)
 {
     Suite *s = suite_create("headers");
@@ -380,6 +537,12 @@ static Suite *headers_suite(void)
     tcase_add_test(tc, test_line_is);
     tcase_add_test(tc, test_edit);
     tcase_add_test(tc, test_list_has);
+    tcase_add_test(tc, test_parse_edges);
+    tcase_add_test(tc, test_dup_and_build_edges);
+    tcase_add_test(tc, test_edit_edges);
+    tcase_add_test(tc, test_list_has_edges);
+    tcase_add_test(tc, test_line_value);
+    tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

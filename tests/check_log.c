@@ -3,7 +3,8 @@
  * format on stderr (captured onto a temporary file), every level name and
  * values outside the enum, lines longer than the logger's stack buffer and
  * the allocation-failure path, whole lines from several threads; then a
- * client logging through it, its log_level, and silence without a logger.
+ * client logging through it, its log_level, silence without a logger, and a
+ * line longer than the library's buffer handed over cut, ending in "...".
  */
 /* cbhttp: threaded */
 #include <check.h>
@@ -307,6 +308,78 @@ START_TEST(test_client_logs_to_stderr)
 }
 END_TEST
 
+/* ---- lines longer than the library's line buffer ---------------------------- */
+
+typedef struct kept_lines {
+    int  n;
+    char last[1024];
+    size_t last_len;
+} kept_lines;
+
+static void keep_line(api_log_level level, const char *msg, void *ud)
+{
+    kept_lines *k = ud;
+
+    (void)level;
+    k->n++;
+    k->last_len = strlen(msg);
+    snprintf(k->last, sizeof k->last, "%s", msg);
+}
+
+/* A rejection names the URL: with a path of 700 bytes the line does not fit
+ * in the 512 bytes the library formats into, and is handed over cut, ending
+ * in "...", rather than looking complete. */
+START_TEST(test_client_long_line_cut)
+{
+    fixture *f = fixture_start();
+    ck_assert_ptr_nonnull(f);
+    api_client_config cfg;
+    tu_clock clk;
+    kept_lines k;
+    api_response r;
+    char path[702];
+
+    memset(&k, 0, sizeof k);
+    memset(&cfg, 0, sizeof cfg);
+    tu_clock_install(&clk, &cfg);
+    cfg.base_url = fixture_url(f);
+    cfg.logger = keep_line;
+    cfg.log_data = &k;
+    cfg.log_level = API_LOG_DEBUG;
+    cfg.circuit_breaker.failure_threshold = 1;
+    cfg.circuit_breaker.reset_timeout_ms = 60000;
+    cfg.retry.max_attempts = 1;
+    cfg.cache.disabled = true;
+    api_client *c = api_client_new(&cfg);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(api_get(c, "/status/503", NULL, &r), CB_ERR_HTTP);
+    api_response_free(&r);
+    ck_assert_int_ge(k.n, 1); /* the state change */
+
+    path[0] = '/';
+    memset(path + 1, 'p', sizeof path - 2);
+    path[sizeof path - 1] = '\0';
+    int before = k.n;
+    ck_assert_int_eq(api_get(c, path, NULL, &r), CB_ERR_CIRCUIT_OPEN);
+    api_response_free(&r);
+    ck_assert_int_eq(k.n, before + 1);
+    ck_assert_uint_eq(k.last_len, 511);
+    ck_assert_msg(strncmp(k.last, "GET ", 4) == 0, "%s", k.last);
+    ck_assert_str_eq(k.last + 508, "...");
+    ck_assert_msg(strstr(k.last, "pppppppppp") != NULL, "%s", k.last);
+
+    /* A short line is whole: no "..." added. */
+    ck_assert_int_eq(api_get(c, "/ok", NULL, &r), CB_ERR_CIRCUIT_OPEN);
+    api_response_free(&r);
+    ck_assert_int_eq(k.n, before + 2);
+    ck_assert_uint_lt(k.last_len, 200);
+    ck_assert_msg(strstr(k.last, "/ok: rejected, circuit of ") != NULL, "%s", k.last);
+    ck_assert_msg(strstr(k.last, " is open") == k.last + k.last_len - 8, "%s", k.last);
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -319,6 +392,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_stderr_without_memory);
     tcase_add_test(tc, test_stderr_lines_whole_across_threads);
     tcase_add_test(tc, test_client_logs_to_stderr);
+    tcase_add_test(tc, test_client_long_line_cut);
     suite_add_tcase(s, tc);
     return s;
 }

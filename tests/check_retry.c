@@ -221,6 +221,8 @@ START_TEST(test_retry_after_seconds)
     ck_assert_uint_eq(ms, 120000);
     ck_assert(cbh_retry_after_ms("007", 0, &ms));
     ck_assert_uint_eq(ms, 7000);
+    ck_assert(cbh_retry_after_ms("\t \t9", 0, &ms));
+    ck_assert_uint_eq(ms, 9000);
 }
 END_TEST
 
@@ -264,6 +266,12 @@ START_TEST(test_retry_after_garbage)
     uint64_t                 ms = 42;
     size_t                   i;
 
+    /* Longer than any HTTP-date: refused without being parsed. */
+    char long_date[80];
+
+    memset(long_date, 'S', sizeof(long_date) - 1);
+    long_date[sizeof(long_date) - 1] = '\0';
+    ck_assert(!cbh_retry_after_ms(long_date, 0, &ms));
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!cbh_retry_after_ms(bad[i], 0, &ms), "accepted \"%s\"", bad[i]);
     ck_assert(!cbh_retry_after_ms(NULL, 0, &ms));
@@ -458,6 +466,60 @@ START_TEST(test_budget_disabled)
 }
 END_TEST
 
+/* A config that did not go through cbh_retry_config_norm: a window of 0 is
+ * read as one second, one beyond the ring as the ring, and no config at all
+ * as no budget. */
+START_TEST(test_budget_raw_config)
+{
+    api_retry_config rc = { .budget_percent = 100, .budget_min_per_sec = 0,
+                            .budget_window_ms = 0 };
+    cbh_budget       b;
+    int              i;
+
+    cbh_budget_init(&b);
+    cbh_budget_note_request(&b, 5000);
+    cbh_budget_note_request(&b, 6000);
+    /* Window 0: second 6 alone, one request, one retry. */
+    ck_assert_uint_eq(cbh_budget_available(&b, &rc, 6000), 1);
+    /* Window of 1000 s: capped at the 64 s the ring holds, both requests. */
+    rc.budget_window_ms = 1000000;
+    ck_assert_uint_eq(cbh_budget_available(&b, &rc, 6000), 2);
+    ck_assert(cbh_budget_try_retry(&b, &rc, 6000));
+    ck_assert(cbh_budget_try_retry(&b, &rc, 6000));
+    ck_assert(!cbh_budget_try_retry(&b, &rc, 6000));
+    /* No config: always granted, without limit. */
+    for (i = 0; i < 10; i++)
+        ck_assert(cbh_budget_try_retry(&b, NULL, 6000));
+    ck_assert_uint_eq(cbh_budget_available(&b, NULL, 6000), UINT_MAX);
+    cbh_budget_destroy(&b);
+}
+END_TEST
+
+/* More retries allowed than an unsigned holds: the count saturates. */
+START_TEST(test_budget_available_saturates)
+{
+    api_retry_config rc = { .budget_percent = UINT_MAX, .budget_min_per_sec = 1,
+                            .budget_window_ms = 1000 };
+    cbh_budget       b;
+    int              i;
+
+    cbh_budget_init(&b);
+    for (i = 0; i < 200; i++)
+        cbh_budget_note_request(&b, 1000);
+    /* 200 * (2^32 - 1) / 100 retries: above UINT_MAX. */
+    ck_assert_uint_eq(cbh_budget_available(&b, &rc, 1000), UINT_MAX);
+    cbh_budget_note_request(&b, 1000);
+    ck_assert_uint_eq(cbh_budget_available(&b, &rc, 1000), UINT_MAX);
+    /* With two requests it is exact again. */
+    cbh_budget_destroy(&b);
+    cbh_budget_init(&b);
+    cbh_budget_note_request(&b, 1000);
+    cbh_budget_note_request(&b, 1000);
+    ck_assert_uint_eq(cbh_budget_available(&b, &rc, 1000), (2ull * UINT_MAX + 99) / 100);
+    cbh_budget_destroy(&b);
+}
+END_TEST
+
 START_TEST(test_budget_clock_backwards)
 {
     /* A clock that steps back (two threads reading it) must not break the
@@ -544,6 +606,8 @@ static Suite *retry_suite(void)
     tcase_add_test(tc, test_budget_window_expiry);
     tcase_add_test(tc, test_budget_ring_wraps);
     tcase_add_test(tc, test_budget_disabled);
+    tcase_add_test(tc, test_budget_raw_config);
+    tcase_add_test(tc, test_budget_available_saturates);
     tcase_add_test(tc, test_budget_clock_backwards);
     tcase_add_test(tc, test_budget_threads);
     suite_add_tcase(s, tc);

@@ -38,6 +38,9 @@ static const base_case bases[] = {
     { "http://h:65535", "http://h:65535", "", "http://h:65535" },
     { "http://h/a%20b", "http://h:80", "/a%20b", "http://h/a%20b" },
     { "http://example.com./", "http://example.com.:80", "", "http://example.com." },
+    /* A last label that only looks numeric is a name. */
+    { "http://a.0b", "http://a.0b:80", "", "http://a.0b" },
+    { "http://a.0x1g/", "http://a.0x1g:80", "", "http://a.0x1g" },
     /* Refused. */
     { NULL, NULL, NULL, NULL },
     { "", NULL, NULL, NULL },
@@ -90,7 +93,67 @@ static const base_case bases[] = {
     { "http://1.2.3.256", NULL, NULL, NULL },
     { "http://1.2.3.4.5", NULL, NULL, NULL },
     { "http://evil.0x10", NULL, NULL, NULL },
+    { "http://a.1.", NULL, NULL, NULL },
+    { "http://0x/", NULL, NULL, NULL },
 };
+
+/* Why a host is refused, said exactly. */
+static const struct {
+    const char *in;
+    const char *msg;
+} host_refusals[] = {
+    { "http://a*b", "invalid character in the host" },
+    { "http://a!b/", "invalid character in the host" },
+    { "http://a,b", "invalid character in the host" },
+    { "http://a$b", "invalid character in the host" },
+    { "http://a=b:8080/", "invalid character in the host" },
+    { "http://a.b..", "empty label in the host" },
+    { "http://a.1.", "numeric host is not a dotted-quad IPv4 address" },
+    { "http://0x/", "numeric host is not a dotted-quad IPv4 address" },
+    { "http://[]", "invalid IPv6 address" },
+};
+
+START_TEST(test_host_refusal_messages)
+{
+    cbh_base b;
+    char     err[128] = "";
+
+    ck_assert_int_eq(cbh_base_parse(host_refusals[_i].in, &b, err, sizeof(err)), CB_ERR_INVALID);
+    ck_assert_str_eq(err, host_refusals[_i].msg);
+    ck_assert_ptr_null(b.origin);
+}
+END_TEST
+
+/* A host of 255 bytes is the longest DNS name; one more is refused. An
+ * IPv6 literal longer than any address is refused before it is read. */
+START_TEST(test_host_lengths)
+{
+    char     url[300], err[128] = "";
+    cbh_base b;
+
+    memcpy(url, "http://", 7);
+    memset(url + 7, 'a', 255);
+    url[7 + 255] = '\0';
+    ck_assert_int_eq(cbh_base_parse(url, &b, err, sizeof(err)), CB_OK);
+    ck_assert_uint_eq(b.origin_len, 7 + 255 + 3);
+    cbh_base_free(&b);
+    memset(url + 7, 'a', 256);
+    url[7 + 256] = '\0';
+    ck_assert_int_eq(cbh_base_parse(url, &b, err, sizeof(err)), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "host name too long");
+    /* No room for the message: still refused, nothing written. */
+    err[0] = 'x';
+    ck_assert_int_eq(cbh_base_parse(url, &b, err, 0), CB_ERR_INVALID);
+    ck_assert_int_eq(err[0], 'x');
+
+    strcpy(url, "http://[");
+    for (int i = 0; i < 35; i++)
+        strcat(url, "1:");
+    strcat(url, "1]/");
+    ck_assert_int_eq(cbh_base_parse(url, &b, err, sizeof(err)), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "invalid IPv6 address");
+}
+END_TEST
 
 START_TEST(test_base_table)
 {
@@ -443,6 +506,33 @@ START_TEST(test_too_long_url)
 }
 END_TEST
 
+/* A path that fits alone but not behind the base's prefix. */
+START_TEST(test_too_long_with_prefix)
+{
+    cbh_base b;
+    cbh_url  u;
+    size_t   n = CBH_URL_MAX - 10;
+    char    *p = malloc(n + 1);
+    char     err[64];
+
+    ck_assert_ptr_nonnull(p);
+    memset(p, 'a', n);
+    p[0] = '/';
+    p[n] = '\0';
+    ck_assert_int_eq(cbh_base_parse("http://h/prefix", &b, NULL, 0), CB_OK);
+    ck_assert_int_eq(cbh_url_resolve(&b, p, &u, err, sizeof(err)), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "URL too long");
+    /* Without the prefix it is accepted. */
+    cbh_base_free(&b);
+    ck_assert_int_eq(cbh_base_parse("http://h", &b, NULL, 0), CB_OK);
+    ck_assert_int_eq(cbh_url_resolve(&b, p, &u, err, sizeof(err)), CB_OK);
+    ck_assert_uint_eq(strlen(u.url), strlen("http://h") + n);
+    cbh_url_release(&u);
+    cbh_base_free(&b);
+    free(p);
+}
+END_TEST
+
 /* ---- Allocation failures ---------------------------------------------------- */
 
 START_TEST(test_oom)
@@ -459,6 +549,14 @@ START_TEST(test_oom)
     tu_alloc_fail_from(1);
     ck_assert_int_eq(cbh_url_resolve(&b, p, &u, NULL, 0), CB_ERR_NOMEM);
     cbh_url_release(&u);
+    /* The same for an absolute URL, without a base. */
+    {
+        char abs[700];
+
+        snprintf(abs, sizeof(abs), "http://h%s", p);
+        ck_assert_int_eq(cbh_url_resolve(NULL, abs, &u, NULL, 0), CB_ERR_NOMEM);
+        cbh_url_release(&u);
+    }
     /* Short URLs need no allocation at all. */
     ck_assert_int_eq(cbh_url_resolve(&b, "/short", &u, NULL, 0), CB_OK);
     ck_assert_str_eq(u.url, "http://h/p/short");
@@ -502,6 +600,9 @@ static const same_case sames[] = {
     { "http://h/", "ftp://h/", false },
     { "http://h/", "http://h/a b", false },
     { "http://h/", "http://h/a\r\nX: y", false },
+    { "http://h/", "http://h/a\x7f", false },
+    { "http://h/", "http://h/a\\b", false },
+    { "http://h/", "http://h/caf\xc3\xa9", false },
     { "http://h/", "", false },
     { "http://[::1]/", "http://[::2]/", false },
     { "http://[::1]/", "http://127.0.0.1/", false },
@@ -531,6 +632,9 @@ static Suite *url_suite(void)
 
     tcase_add_loop_test(tc, test_base_table, 0, sizeof(bases) / sizeof(bases[0]));
     tcase_add_test(tc, test_base_null_out);
+    tcase_add_loop_test(tc, test_host_refusal_messages, 0,
+                        sizeof(host_refusals) / sizeof(host_refusals[0]));
+    tcase_add_test(tc, test_host_lengths);
     tcase_add_test(tc, test_base_error_detail);
     tcase_add_loop_test(tc, test_path_table, 0, sizeof(paths) / sizeof(paths[0]));
     tcase_add_test(tc, test_path_details);
@@ -539,6 +643,7 @@ static Suite *url_suite(void)
     tcase_add_test(tc, test_base_with_empty_origin_is_no_base);
     tcase_add_test(tc, test_long_url_uses_heap);
     tcase_add_test(tc, test_too_long_url);
+    tcase_add_test(tc, test_too_long_with_prefix);
     tcase_add_test(tc, test_oom);
     tcase_add_loop_test(tc, test_same_origin_table, 0, sizeof(sames) / sizeof(sames[0]));
     tcase_add_test(tc, test_same_origin_null);
