@@ -37,6 +37,7 @@
 
 #include "cbhttp.h"
 #include "alloc.h"
+#include "clock.h"
 #include "mix.h"
 #include "window.h"
 
@@ -190,6 +191,41 @@ static bool config_valid(const cb_config *c, char *err, size_t n)
     return true;
 }
 
+/* The C type of each kind of CB_CONFIG_NUMBERS. */
+#define CBH_KIND_UINT unsigned
+#define CBH_KIND_PCT unsigned
+#define CBH_KIND_MODE cb_mode
+#define CBH_KIND_BOOL bool
+
+/* The fields of cb_config that are not numbers: the callbacks and their
+ * data, filled in by the caller or the origin map, never by a default. */
+#define CBH_CONFIG_HOOKS(X)                                                     \
+    X(classify) X(classify_data) X(listener) X(listener_data) X(clock)          \
+    X(clock_data) X(classify_outcome) X(classify_outcome_data)
+
+/* Each listed number has the type its kind says. */
+#define CFG_TYPE_OK_(f, kind, dflt)                                              \
+    _Static_assert(_Generic(((cb_config *)0)->f, CBH_KIND_##kind: 1, default: 0), \
+                   "cb_config." #f " is not of the type of its kind " #kind);
+CB_CONFIG_NUMBERS(CFG_TYPE_OK_)
+
+/* Coverage: a union of char arrays, one per listed field, as long as the
+ * struct up to the field's end, is as large as the largest, so it says
+ * where the last listed field ends. A field appended to cb_config (fields
+ * are only ever appended) and listed in neither CB_CONFIG_NUMBERS nor
+ * CBH_CONFIG_HOOKS ends past that, and the struct grows beyond it. */
+#define CFG_END_(f) char f[offsetof(cb_config, f) + sizeof(((cb_config *)0)->f)];
+#define CFG_NUM_END_(f, kind, dflt) CFG_END_(f)
+typedef union cfg_ends {
+    CB_CONFIG_NUMBERS(CFG_NUM_END_)
+    CBH_CONFIG_HOOKS(CFG_END_)
+} cfg_ends;
+_Static_assert((sizeof(cfg_ends) + _Alignof(cb_config) - 1) / _Alignof(cb_config) *
+                       _Alignof(cb_config) ==
+                   sizeof(cb_config),
+               "a field of cb_config is missing from CB_CONFIG_NUMBERS (breaker.h) or, if it "
+               "is no number, from CBH_CONFIG_HOOKS");
+
 /* Fills defaults into a copy of in and checks it; false when the config
  * contradicts itself, with the reason in err. */
 static bool config_norm_why(const cb_config *in, cb_config *out, char *err, size_t n)
@@ -197,24 +233,13 @@ static bool config_norm_why(const cb_config *in, cb_config *out, char *err, size
     static const cb_config zero;
 
     *out = in ? *in : zero;
-    if (!out->failure_threshold)
-        out->failure_threshold = 5;
-    if (!out->failure_window_ms)
-        out->failure_window_ms = 60000;
-    if (!out->reset_timeout_ms)
-        out->reset_timeout_ms = 30000;
-    if (!out->half_open_max)
-        out->half_open_max = 3;
-    if (!out->success_threshold)
-        out->success_threshold = 1;
-    if (!out->minimum_calls)
-        out->minimum_calls = 10;
-    if (!out->slow_call_rate_threshold)
-        out->slow_call_rate_threshold = 100;
-    if (!out->reset_backoff_multiplier)
-        out->reset_backoff_multiplier = 2;
-    if (!out->clock)
-        out->clock = cb_clock_monotonic_ms;
+#define CFG_DEFAULT_(f, kind, dflt)                                              \
+    if (!out->f)                                                                 \
+        out->f = dflt;
+    CB_CONFIG_NUMBERS(CFG_DEFAULT_)
+#undef CFG_DEFAULT_
+    /* The rules that are not a plain "0 = N". */
+    out->clock = cbh_clock_or_default(out->clock);
     if (!out->half_open_max_wait_ms)
         out->half_open_max_wait_ms = out->reset_timeout_ms;
     if (err && n)
@@ -289,16 +314,6 @@ static uint64_t sum_admitted(cb_breaker *b)
     return n;
 }
 
-static uint64_t rng_next(cb_breaker *b)
-{
-    uint64_t x = b->rng;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return b->rng = x;
-}
-
 /* The next OPEN duration: reset_timeout_ms grown by the backoff level,
  * capped, then jittered (the jitter may take it past the cap). */
 static unsigned open_duration(cb_breaker *b)
@@ -325,7 +340,7 @@ static unsigned open_duration(cb_breaker *b)
     if (c->reset_jitter_pct) {
         uint64_t span = d * c->reset_jitter_pct / 100;
 
-        d = d - span + rng_next(b) % (2 * span + 1);
+        d = d - span + cbh_xorshift64(&b->rng) % (2 * span + 1);
     }
     if (d < 1)
         d = 1; /* an OPEN period always lasts a little */

@@ -28,8 +28,10 @@
 #include "alloc.h"
 #include "cache.h"
 #include "cachectl.h"
+#include "clock.h"
 #include "headers.h"
 #include "httpdate.h"
+#include "method.h"
 #include "url.h"
 
 #define CACHE_DEFAULT_MAX_BYTES ((size_t)32 << 20)
@@ -120,11 +122,9 @@ static int64_t cache_wall_default(void *data)
 /* 1 for HEAD, 0 for GET, -1 for methods the cache does not handle. */
 static int cache_method(const char *method)
 {
-    if (strcmp(method, "GET") == 0)
-        return 0;
-    if (strcmp(method, "HEAD") == 0)
-        return 1;
-    return -1;
+    if (!cbh_method_is_cacheable(method))
+        return -1;
+    return cbh_method_of(method) == CBH_METHOD_HEAD;
 }
 
 static uint64_t cache_s_to_ms(uint64_t s) { return s > UINT64_MAX / 1000 ? UINT64_MAX : s * 1000; }
@@ -1009,7 +1009,7 @@ cbh_cache *cbh_cache_new(const api_cache_config *cfg, cb_clock_fn clock, void *c
     if (c->max_entry_bytes > c->max_bytes)
         c->max_entry_bytes = c->max_bytes;
     c->heuristic = cfg && cfg->heuristic;
-    c->clock = clock ? clock : cb_clock_monotonic_ms;
+    c->clock = cbh_clock_or_default(clock);
     c->clock_data = clock_data;
     c->wall = wall ? wall : cache_wall_default;
     c->wall_data = wall_data;

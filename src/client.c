@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "client_priv.h"
+#include "clock.h"
 #include "headers.h"
 #include "log.h"
 
@@ -21,7 +22,7 @@
  * whole budget is 300 ns. */
 uint64_t cbh_client_now(const api_client *c)
 {
-    return c->cfg.clock ? c->cfg.clock(c->cfg.clock_data) : cb_clock_monotonic_ms(NULL);
+    return cbh_clock_now(c->cfg.clock, c->cfg.clock_data);
 }
 
 cb_err cbh_client_resolve(const api_client *c, const char *url_or_path, cbh_url *u,

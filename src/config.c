@@ -64,26 +64,14 @@ typedef struct cfg_section {
 #define S_(type, f) { #f, CFG_STRING, offsetof(type, f), 0 }
 #define K_(type, f, kind) { #f, kind, offsetof(type, f), 0 }
 
-static const cfg_field breaker_fields[] = {
-    U_(cb_config, failure_threshold),
-    U_(cb_config, failure_window_ms),
-    U_(cb_config, reset_timeout_ms),
-    U_(cb_config, half_open_max),
-    U_(cb_config, success_threshold),
-    PCT_(cb_config, failure_rate_threshold),
-    U_(cb_config, minimum_calls),
-    U_(cb_config, slow_call_ms),
-    PCT_(cb_config, slow_call_rate_threshold),
-    U_(cb_config, max_reset_timeout_ms),
-    U_(cb_config, reset_backoff_multiplier),
-    PCT_(cb_config, reset_jitter_pct),
-    K_(cb_config, mode, CFG_MODE),
-    U_(cb_config, half_open_max_wait_ms),
-    U_(cb_config, consecutive_failures),
-    U_(cb_config, window_calls),
-    B_(cb_config, half_open_by_rate),
-    U_(cb_config, reset_backoff_permille),
-};
+/* The rows of the breaker section, one per CB_CONFIG_NUMBERS entry. */
+#define BREAKER_ROW_UINT(f) U_(cb_config, f)
+#define BREAKER_ROW_PCT(f) PCT_(cb_config, f)
+#define BREAKER_ROW_MODE(f) K_(cb_config, f, CFG_MODE)
+#define BREAKER_ROW_BOOL(f) B_(cb_config, f)
+#define BREAKER_ROW_(f, kind, dflt) BREAKER_ROW_##kind(f),
+
+static const cfg_field breaker_fields[] = { CB_CONFIG_NUMBERS(BREAKER_ROW_) };
 
 static const cfg_field retry_fields[] = {
     U_(api_retry_config, max_attempts),

@@ -10,6 +10,7 @@
 
 #include "cbhttp.h"
 #include "alloc.h"
+#include "buf.h"
 #include "export.h"
 
 /* ---- A growable string buffer ------------------------------------------ */
@@ -21,30 +22,16 @@ typedef struct strbuf {
     int    oom; /* once set, every later append is a no-op */
 } strbuf;
 
+/* Room for extra more bytes and a NUL. */
 static int strbuf_reserve(strbuf *b, size_t extra)
 {
-    size_t want, cap;
-    char *np;
-
     if (b->oom)
         return -1;
-    if (extra > SIZE_MAX - b->len - 1) {
+    if (extra > SIZE_MAX - b->len - 1 ||
+        !cbh_buf_reserve(&b->p, &b->cap, b->len + extra + 1, 1024, SIZE_MAX)) {
         b->oom = 1;
         return -1;
     }
-    want = b->len + extra + 1;
-    if (want <= b->cap)
-        return 0;
-    cap = b->cap ? b->cap : 1024;
-    while (cap < want)
-        cap = cap > SIZE_MAX / 2 ? want : cap * 2;
-    np = cbh_realloc(b->p, cap);
-    if (!np) {
-        b->oom = 1;
-        return -1;
-    }
-    b->p = np;
-    b->cap = cap;
     return 0;
 }
 

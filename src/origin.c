@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "clock.h"
 #include "origin.h"
 
 #define ORIGIN_DEFAULT_IDLE_MS 600000u
@@ -38,7 +39,7 @@ struct cbh_origins {
 
 static uint64_t origin_now(const cbh_origins *m)
 {
-    return m->cfg.clock ? m->cfg.clock(m->cfg.clock_data) : cb_clock_monotonic_ms(NULL);
+    return cbh_clock_now(m->cfg.clock, m->cfg.clock_data);
 }
 
 /* Every breaker's listener: tags the event with its origin. No map lock is
@@ -71,24 +72,13 @@ static void origin_breaker_cfg(const cbh_origins *m, cbh_origin *o, const cb_con
     out->clock_data = m->cfg.clock_data;
 }
 
-/* Field by field rather than memcmp: padding and callbacks must not count. */
+/* Every number of CB_CONFIG_NUMBERS, field by field rather than memcmp:
+ * padding and callbacks must not count. */
 static bool origin_same_numbers(const cb_config *a, const cb_config *b)
 {
-    return a->failure_threshold == b->failure_threshold &&
-           a->failure_window_ms == b->failure_window_ms &&
-           a->reset_timeout_ms == b->reset_timeout_ms && a->half_open_max == b->half_open_max &&
-           a->success_threshold == b->success_threshold &&
-           a->failure_rate_threshold == b->failure_rate_threshold &&
-           a->minimum_calls == b->minimum_calls && a->slow_call_ms == b->slow_call_ms &&
-           a->slow_call_rate_threshold == b->slow_call_rate_threshold &&
-           a->max_reset_timeout_ms == b->max_reset_timeout_ms &&
-           a->reset_backoff_multiplier == b->reset_backoff_multiplier &&
-           a->half_open_max_wait_ms == b->half_open_max_wait_ms &&
-           a->consecutive_failures == b->consecutive_failures &&
-           a->window_calls == b->window_calls &&
-           a->half_open_by_rate == b->half_open_by_rate &&
-           a->reset_backoff_permille == b->reset_backoff_permille &&
-           a->reset_jitter_pct == b->reset_jitter_pct && a->mode == b->mode;
+#define ORIGIN_SAME_(f, kind, dflt) a->f == b->f &&
+    return CB_CONFIG_NUMBERS(ORIGIN_SAME_) true;
+#undef ORIGIN_SAME_
 }
 
 cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)

@@ -29,6 +29,7 @@
 #include "alloc.h"
 #include "headers.h"
 #include "log.h"
+#include "method.h"
 #include "mix.h"
 #include "outcome.h"
 #include "request.h"
@@ -51,8 +52,6 @@ static bool method_valid(const char *m)
             return false;
     return n > 0 && n <= 32;
 }
-
-static bool method_is(const char *m, const char *name) { return strcmp(m, name) == 0; }
 
 static const char *call_url(const cbh_call *k) { return k->hop_url ? k->hop_url : k->url.url; }
 
@@ -260,8 +259,7 @@ cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char 
         k->retry = c->retry;
     if (opts && opts->cache)
         k->cache_opts = *opts->cache;
-    k->use_cache = c->cache && !k->cache_opts.bypass &&
-                   (method_is(method, "GET") || method_is(method, "HEAD"));
+    k->use_cache = c->cache && !k->cache_opts.bypass && cbh_method_is_cacheable(method);
     k->link.heap_idx = SIZE_MAX;
     err = cbh_client_resolve(c, path, &k->url, resp->error, sizeof(resp->error));
     if (err == CB_OK)
@@ -572,7 +570,7 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
 
     if (!cbh_cache_serve_stale(k->c->cache, "GET", call_url(k), k->lines, &k->cache_opts, cause,
                                &stale) &&
-        (method_is(k->method, "GET") ||
+        (cbh_method_of(k->method) == CBH_METHOD_GET ||
          !cbh_cache_serve_stale(k->c->cache, k->method, call_url(k), k->lines, &k->cache_opts,
                                 cause, &stale)))
         return false;
@@ -635,9 +633,7 @@ static cbh_step call_end(cbh_call *k, cb_err err)
         }
         if (cbh_outcome_outage(err, resp->status) && call_serve_stale(k, err))
             err = resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
-    } else if (k->c->cache && err == CB_OK && !method_is(k->method, "GET") &&
-               !method_is(k->method, "HEAD") && !method_is(k->method, "OPTIONS") &&
-               !method_is(k->method, "TRACE")) {
+    } else if (k->c->cache && err == CB_OK && cbh_method_invalidates(k->method)) {
         /* RFC 9111 4.4: a successful unsafe request invalidates the URL,
          * and those its Location and Content-Location name (same origin). */
         cbh_cache_invalidate(k->c->cache, k->url.url);

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "httpdate.h"
+#include "method.h"
+#include "mix.h"
 #include "retry.h"
 
 #define RETRY_DEFAULT_ATTEMPTS 3u
@@ -46,30 +48,7 @@ void cbh_retry_config_norm(const api_retry_config *in, api_retry_config *out)
 
 bool cbh_retry_method_ok(const char *method, bool has_idempotency_key)
 {
-    static const char *const idempotent[] = { "GET", "HEAD", "PUT", "DELETE", "OPTIONS" };
-    size_t                   i;
-
-    if (has_idempotency_key)
-        return true;
-    if (!method)
-        return false;
-    for (i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
-        if (strcmp(method, idempotent[i]) == 0)
-            return true;
-    return false;
-}
-
-/* xorshift64 (Marsaglia): fast, and good enough to spread retries apart. A
- * zero state would stay zero forever, so it is replaced by a constant. */
-static uint64_t retry_next(uint64_t *rng)
-{
-    uint64_t x = *rng ? *rng : 0x9e3779b97f4a7c15ull;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *rng = x;
-    return x;
+    return has_idempotency_key || cbh_method_is_idempotent(method);
 }
 
 uint64_t cbh_backoff_ms(const api_retry_config *rc, unsigned n, uint64_t *rng)
@@ -86,7 +65,7 @@ uint64_t cbh_backoff_ms(const api_retry_config *rc, unsigned n, uint64_t *rng)
         cap = max;
     else
         cap = base << n;
-    r = rng ? retry_next(rng) : 0;
+    r = rng ? cbh_xorshift64(rng) : 0;
     /* Modulo bias is below 2^-32 for caps that fit 32 bits. */
     return r % (cap + 1);
 }

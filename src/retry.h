@@ -16,7 +16,7 @@
  * window 10000 ms); budget_disabled is kept as given. */
 void cbh_retry_config_norm(const api_retry_config *in, api_retry_config *out);
 
-/* GET, HEAD, PUT, DELETE, OPTIONS (case-sensitive, as HTTP methods are), or
+/* GET, HEAD, PUT, DELETE, OPTIONS (cbh_method_is_idempotent, method.h), or
  * any method when the request carries an Idempotency-Key. */
 bool cbh_retry_method_ok(const char *method, bool has_idempotency_key);
 

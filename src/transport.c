@@ -15,7 +15,9 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "headers.h"
+#include "method.h"
 #include "transport.h"
 #include "url.h"
 
@@ -79,26 +81,12 @@ static bool buf_append(cbh_rbuf *b, const char *p, size_t n)
         b->overflow = true;
         return false;
     }
-    if (b->len + n >= b->cap) {
-        size_t need = b->len + n; /* <= max: the byte for the NUL comes next */
-        size_t cap = b->cap ? b->cap : BUF_INITIAL;
-        char  *d;
-
-        if (need == SIZE_MAX) {
-            b->oom = true;
-            return false;
-        }
-        while (cap <= need)
-            cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-        if (b->max < SIZE_MAX && cap > b->max + 1)
-            cap = b->max + 1;
-        d = cbh_realloc(b->data, cap);
-        if (!d) {
-            b->oom = true;
-            return false;
-        }
-        b->data = d;
-        b->cap = cap;
+    /* len + n <= max: the byte for the NUL comes next, within max + 1. */
+    if (b->len + n == SIZE_MAX ||
+        !cbh_buf_reserve(&b->data, &b->cap, b->len + n + 1, BUF_INITIAL,
+                         b->max < SIZE_MAX ? b->max + 1 : SIZE_MAX)) {
+        b->oom = true;
+        return false;
     }
     memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -448,22 +436,22 @@ static cb_err xfer_result(const cbh_xchg *st, CURLcode rc, char *msg, size_t msg
 static void set_request(CURL *e, const char *method, const char *body, size_t body_len,
                         struct curl_slist *headers)
 {
-    bool has_body = body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-                    strcmp(method, "PATCH") == 0;
+    cbh_method m = cbh_method_of(method);
+    bool       has_body = body != NULL || cbh_method_has_body(method);
 
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-    if (strcmp(method, "HEAD") == 0) {
+    if (m == CBH_METHOD_HEAD) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (!has_body) {
         /* HTTPGET also undoes an earlier POST or NOBODY on this handle. */
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == CBH_METHOD_GET ? NULL : method);
     } else {
         curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") ? method : NULL);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == CBH_METHOD_POST ? NULL : method);
     }
 }
 
@@ -491,8 +479,9 @@ static bool redirect_next(const cbh_transport *t, CURL *e, long status, const ch
         return false;
     next->method = method;
     next->drop_body = false;
-    if (status == 303 || ((status == 301 || status == 302) && strcmp(method, "POST") == 0)) {
-        if (strcmp(method, "HEAD") != 0)
+    if (status == 303 ||
+        ((status == 301 || status == 302) && cbh_method_of(method) == CBH_METHOD_POST)) {
+        if (cbh_method_of(method) != CBH_METHOD_HEAD)
             next->method = "GET";
         next->drop_body = true;
     }

@@ -282,6 +282,38 @@ typedef struct cb_config {
     unsigned reset_backoff_permille;
 } cb_config;
 
+/*
+ * Every number of cb_config, in field order, once: X(field, kind, default).
+ * The defaults, the comparison that decides whether a reconfiguration
+ * changes anything, and the JSON config loader's rows are generated from
+ * it (the struct above keeps its documentation; the library checks at
+ * compile time that this list and the callbacks are all of its fields).
+ * kind: UINT any unsigned, PCT an unsigned percentage 0-100, MODE a
+ * cb_mode (by name in JSON), BOOL a bool. default: what 0 becomes in
+ * cb_config_check, cb_breaker_new and cb_breaker_configure when it is a
+ * plain "0 = N"; 0 where 0 stays 0 (off, none) or the rule is another
+ * field (half_open_max_wait_ms: 0 = reset_timeout_ms).
+ */
+#define CB_CONFIG_NUMBERS(X)                     \
+    X(failure_threshold, UINT, 5)                \
+    X(failure_window_ms, UINT, 60000)            \
+    X(reset_timeout_ms, UINT, 30000)             \
+    X(half_open_max, UINT, 3)                    \
+    X(success_threshold, UINT, 1)                \
+    X(failure_rate_threshold, PCT, 0)            \
+    X(minimum_calls, UINT, 10)                   \
+    X(slow_call_ms, UINT, 0)                     \
+    X(slow_call_rate_threshold, PCT, 100)        \
+    X(max_reset_timeout_ms, UINT, 0)             \
+    X(reset_backoff_multiplier, UINT, 2)         \
+    X(reset_jitter_pct, PCT, 0)                  \
+    X(mode, MODE, CB_MODE_NORMAL)                \
+    X(half_open_max_wait_ms, UINT, 0)            \
+    X(consecutive_failures, UINT, 0)             \
+    X(window_calls, UINT, 0)                     \
+    X(half_open_by_rate, BOOL, false)            \
+    X(reset_backoff_permille, UINT, 0)
+
 /* A ticket from cb_breaker_acquire; pass it back to cb_breaker_record.
  * Its fields are private. */
 typedef struct cb_permit {
