@@ -144,7 +144,10 @@ static bool content_length_add(cbh_xchg *st, const char *v, size_t n)
         int64_t x = 0;
         size_t  digits = 0;
 
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+        /* Empty list elements are allowed (RFC 9110 5.6.1), and libcurl
+         * leaves the line end in the value. */
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',' || v[i] == '\r' ||
+                         v[i] == '\n'))
             i++;
         if (i == n)
             break;
