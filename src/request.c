@@ -473,6 +473,10 @@ static cbh_step call_redirect(cbh_call *k, cbh_redirect *next)
     bool    same;
 
     memset(&target, 0, sizeof(target));
+    /* A Location may carry a fragment (RFC 9110 10.2.2); it never goes
+     * into a request. */
+    if (strchr(next->url, '#'))
+        *strchr(next->url, '#') = '\0';
     err = cbh_url_resolve(NULL, next->url, &target, k->resp->error, sizeof(k->resp->error));
     if (err != CB_OK) {
         cbh_free(next->url);

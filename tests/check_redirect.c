@@ -263,6 +263,22 @@ START_TEST(test_rewrites_compose_over_hops)
 }
 END_TEST
 
+/* A Location may carry a fragment (RFC 9110 10.2.2): it is followed,
+ * and the fragment never goes into the request. */
+START_TEST(test_location_with_fragment)
+{
+    api_client  *c = client(1, false);
+    api_response r;
+
+    ck_assert_int_eq(api_get(c, redir(302, "/echo?x=1#frag"), NULL, &r), CB_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_null(strstr(r.body, "frag"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\"x\":\"1\""));
+    api_response_free(&r);
+    api_client_free(c);
+}
+END_TEST
+
 START_TEST(test_off_by_default)
 {
     api_client *c = client(0, true);
@@ -535,6 +551,7 @@ static Suite *redirect_suite(void)
     tcase_add_test(tc, test_head_stays_head);
     tcase_add_test(tc, test_rewrites_compose_over_hops);
     tcase_add_test(tc, test_off_by_default);
+    tcase_add_test(tc, test_location_with_fragment);
     tcase_add_test(tc, test_same_origin_only_by_default);
     tcase_add_test(tc, test_cross_origin_when_allowed);
     tcase_add_test(tc, test_max_redirects_bound);
