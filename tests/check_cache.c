@@ -20,6 +20,7 @@
 #include "httpdate.h"
 #include "response.h"
 
+#include "helpers/failalloc.h"
 #include "helpers/testutil.h"
 
 #define WALL 1700000000LL
@@ -1096,21 +1097,8 @@ END_TEST
 
 /* ---- Allocation failures -------------------------------------------------- */
 
-static atomic_int alloc_budget;
-
-static void *fail_malloc(size_t n) { return atomic_fetch_sub(&alloc_budget, 1) > 0 ? malloc(n) : NULL; }
-static void *fail_calloc(size_t n, size_t s)
-{
-    return atomic_fetch_sub(&alloc_budget, 1) > 0 ? calloc(n, s) : NULL;
-}
-static void *fail_realloc(void *p, size_t n)
-{
-    return atomic_fetch_sub(&alloc_budget, 1) > 0 ? realloc(p, n) : NULL;
-}
-
 START_TEST(test_alloc_failures)
 {
-    static const cb_allocator failing = { fail_malloc, fail_calloc, fail_realloc, free };
     int budget;
 
     /* Every allocation in turn fails; nothing crashes or leaks (ASan). */
@@ -1122,11 +1110,10 @@ START_TEST(test_alloc_failures)
         cb_err err;
         bool refreshed;
 
-        atomic_store(&alloc_budget, 1000);
-        ck_assert_int_eq(cb_set_allocator(&failing), CB_OK);
+        tu_alloc_install();
         c = mk(NULL);
         resp_make(&r, 200, FRESH_HDRS "ETag: \"e\"\r\nVary: Accept\r\n", "body");
-        atomic_store(&alloc_budget, budget);
+        tu_alloc_fail_from((unsigned long)budget + 1); /* budget calls succeed */
         cbh_cache_store(c, "GET", URL, req, NULL, &r, now_ms, now_ms, NULL);
         cbh_cache_store(c, "GET", URL "2", req, NULL, &r, now_ms, now_ms, NULL);
         cbh_payload_free(&r);
@@ -1136,9 +1123,9 @@ START_TEST(test_alloc_failures)
         cbh_payload_free(&r);
         now_ms += 61000;
         cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond);
-        atomic_store(&alloc_budget, 1000);
+        tu_alloc_disarm();
         resp_make(&r, 304, "X-New: 1\r\n", "");
-        atomic_store(&alloc_budget, budget);
+        tu_alloc_fail_from((unsigned long)budget + 1);
         err = cbh_cache_store(c, "GET", URL, req, &cond, &r, now_ms, now_ms, &refreshed);
         ck_assert(err == CB_OK || err == CB_ERR_NOMEM);
         if (err == CB_ERR_NOMEM)
@@ -1149,7 +1136,8 @@ START_TEST(test_alloc_failures)
         cbh_payload_free(&r);
         cbh_cache_invalidate(c, URL);
         cbh_cache_free(c);
-        ck_assert_int_eq(cb_set_allocator(NULL), CB_OK);
+        tu_alloc_disarm();
+        tu_alloc_uninstall(); /* and nothing leaked */
     }
 }
 END_TEST

@@ -21,6 +21,7 @@
 
 #include "cbhttp.h"
 #include "fixture.h"
+#include "helpers/clients.h"
 #include "helpers/testutil.h"
 
 /* ---- Test environment ---------------------------------------------------- */
@@ -71,22 +72,6 @@ static uint64_t permits(env *e)
     if (api_client_breaker_metrics(e->c, "/", &m) != CB_OK)
         return 0;
     return m.total_requests;
-}
-
-/* One origin's metrics (there is only one in these tests). */
-static api_origin_metrics origin_metrics(env *e, api_cache_metrics *cache)
-{
-    api_client_metrics m;
-    api_origin_metrics om;
-
-    ck_assert_int_eq(api_client_metrics_get(e->c, &m), CB_OK);
-    ck_assert_uint_eq(m.origin_count, 1);
-    om = m.origins[0];
-    om.origin = NULL;
-    if (cache)
-        *cache = m.cache;
-    api_client_metrics_free(&m);
-    return om;
 }
 
 static api_cache_metrics cache_metrics(env *e)
@@ -196,7 +181,7 @@ START_TEST(test_fresh_hit_no_io_no_permit)
     /* Nothing reached the server and the breaker saw nothing. */
     ck_assert_uint_eq(served(&e, "/cache/a"), 1);
     ck_assert_uint_eq(permits(&e), 1);
-    om = origin_metrics(&e, NULL);
+    om = tu_origin_metrics(e.c, NULL);
     ck_assert_uint_eq(om.cache_hits, 1);
     ck_assert_uint_eq(om.cache_misses, 1);
     ck_assert_uint_eq(om.attempts, 1);
@@ -240,7 +225,7 @@ START_TEST(test_etag_revalidation_304)
     api_response_free(&r);
     ck_assert_uint_eq(served(&e, "/cache/b"), 2);
 
-    om = origin_metrics(&e, NULL);
+    om = tu_origin_metrics(e.c, NULL);
     ck_assert_uint_eq(om.cache_revalidations, 1);
     ck_assert_uint_eq(om.cache_not_modified, 1);
     ck_assert_uint_eq(om.cache_hits, 1);
@@ -373,8 +358,8 @@ START_TEST(test_no_cache_revalidates_every_time)
         api_response_free(&r);
     }
     ck_assert_uint_eq(served(&e, "/cache/f"), 4);
-    ck_assert_uint_eq(origin_metrics(&e, NULL).cache_hits, 0);
-    ck_assert_uint_eq(origin_metrics(&e, NULL).cache_not_modified, 3);
+    ck_assert_uint_eq(tu_origin_metrics(e.c, NULL).cache_hits, 0);
+    ck_assert_uint_eq(tu_origin_metrics(e.c, NULL).cache_not_modified, 3);
 
     /* no-cache without a validator is useless to store. */
     free(first);
@@ -412,7 +397,7 @@ START_TEST(test_must_revalidate_blocks_stale)
     ck_assert_int_eq(r.status, 503);
     ck_assert(!r.from_cache);
     api_response_free(&r);
-    ck_assert_uint_eq(origin_metrics(&e, NULL).cache_stale_served, 0);
+    ck_assert_uint_eq(tu_origin_metrics(e.c, NULL).cache_stale_served, 0);
     free(first);
     env_stop(&e);
 }
@@ -635,7 +620,7 @@ static void stale_if_error_case(fixture_outage mode, cb_err cause)
     ck_assert_uint_eq(r.attempts, 1);
     ck_assert_str_eq(r.body, first);
     api_response_free(&r);
-    ck_assert_uint_eq(origin_metrics(&e, NULL).cache_stale_served, 1);
+    ck_assert_uint_eq(tu_origin_metrics(e.c, NULL).cache_stale_served, 1);
 
     /* Past stale-if-error the failure shows through. */
     advance(&e, 60000);
@@ -752,7 +737,7 @@ START_TEST(test_stale_from_open_circuit_and_recovery)
     api_response_free(&r);
     ck_assert_int_eq(api_client_breaker_state(e.c, "/"), CB_CLOSED);
     ck_assert_uint_eq(fixture_requests(e.f), before + 1);
-    ck_assert_uint_eq(origin_metrics(&e, NULL).cache_stale_served, 1);
+    ck_assert_uint_eq(tu_origin_metrics(e.c, NULL).cache_stale_served, 1);
     free(first);
     env_stop(&e);
 }
@@ -1263,7 +1248,7 @@ START_TEST(test_stale_4xx_is_http_error)
     ck_assert(r.from_cache && r.stale);
     ck_assert_int_eq(r.cause, CB_ERR_CACHE_MISS);
     api_response_free(&r);
-    ck_assert_uint_eq(origin_metrics(&e, NULL).cache_stale_served, 3);
+    ck_assert_uint_eq(tu_origin_metrics(e.c, NULL).cache_stale_served, 3);
     env_stop(&e);
 }
 END_TEST
@@ -1405,7 +1390,7 @@ START_TEST(test_concurrent_readers_writers)
         pthread_join(t[i], NULL);
     for (i = 0; i < CONC_THREADS; i++)
         ck_assert_msg(a[i].failures == 0, "%d failures, first: %s", a[i].failures, a[i].first);
-    om = origin_metrics(&e, &cm);
+    om = tu_origin_metrics(e.c, &cm);
     ck_assert_uint_eq(om.cache_hits + om.cache_misses, CONC_THREADS * CONC_CALLS);
     /* Every miss went to the server (no retries); POSTs are extra, and so
      * is the plain request that follows a 304 whose entry another thread
