@@ -15,8 +15,8 @@
  * breaker mostly write to different cache lines.
  *
  * Everything else (failures, OPEN and HALF_OPEN, transitions, late outcomes,
- * events) runs under the mutex. The word is only ever written with the
- * mutex held, so the lock-free readers see either the old period or the new
+ * events) runs under the lock (one word, lock.h). The word is only ever
+ * written with the lock held, so the lock-free readers see either the old period or the new
  * one: a permit taken from the old one is an earlier-period permit whose
  * outcome is counted but moves nothing.
  *
@@ -28,10 +28,16 @@
  * each failure compares the striped success sum with the one the previous
  * failure saw (run_mark); any success in between breaks the run. A success
  * that must not break it (an earlier period's) moves the mark along.
+ *
+ * Layout (breaker_core.h): the state word, the OPEN deadline and the lock
+ * sit in a compact, pointer-free core; the stripes, the window and the
+ * locked counts in an inflated part that acquire allocates on a breaker's
+ * first call (cb_breaker_new at once). Every path that may meet a compact
+ * breaker (state, metrics, configure, reset, the trips) reads its counts
+ * as zeros and writes none.
  */
 #include <stdio.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -39,6 +45,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "mix.h"
+#include "breaker_core.h"
 #include "window.h"
 
 #if defined(__GNUC__)
@@ -84,34 +91,20 @@ typedef struct evq {
     unsigned n;
 } evq;
 
-struct cb_breaker {
-    /* Read by every call, written only on transitions and configure. */
-    _Alignas(CBH_CACHELINE) _Atomic uint64_t word;
-    _Atomic uint64_t open_until; /* OPEN: the clock time it turns HALF_OPEN */
-    cb_clock_fn clock;
-    void *clock_data;
-    cb_listener_fn listener;
-    void *listener_data;
-    cb_classify_fn classify;
-    void *classify_data;
-    cb_outcome_fn classify_outcome;
-    void *classify_outcome_data;
-
-    /* Written by every call: kept off the read-mostly line above, and
-     * spread over stripes so that threads do not fight over one line. */
+/* The inflated part (see breaker_core.h): allocated by cbh_breaker_inflate,
+ * aligned to a cache line, found from the core by its offset. */
+typedef struct cbh_breaker_hot {
+    /* Written by every call: spread over stripes so that threads do not
+     * fight over one line. */
     cbh_stripe stripes[CBH_STRIPES];
     _Alignas(CBH_CACHELINE) _Atomic uint64_t last_success_ms;
     _Atomic uint64_t rejected;
 
-    /* Everything below is guarded by lock. */
-    _Alignas(CBH_CACHELINE) pthread_mutex_t lock;
-    cb_config cfg;
-    uint64_t failures;
+    /* Everything below is guarded by the core's lock. */
+    _Alignas(CBH_CACHELINE) uint64_t failures;
     uint64_t last_failure_ms;
     uint64_t slow_calls;
     uint64_t late_outcomes;
-    uint64_t times_opened;
-    uint64_t state_since_ms;
     uint64_t succ_at_failure; /* raw successes at the last failure */
     /* Baselines subtracted by metrics: what reset cleared. */
     uint64_t base_admitted;
@@ -131,11 +124,28 @@ struct cb_breaker {
     unsigned half_open_failures;
     unsigned half_open_slow;
     unsigned backoff_level;      /* failed HALF_OPEN periods since it closed */
-    unsigned open_ms;            /* the OPEN duration in force */
-    uint64_t rng;                /* xorshift64 state for the jitter */
+    unsigned shift;              /* bytes between the allocation and this block */
     cbh_window window;
-    void *mem; /* what cbh_calloc returned, before alignment */
-};
+} cbh_breaker_hot;
+
+/* cb_breaker.flags, set when it is made */
+#define CBH_BREAKER_BLOCK 0x1u /* cb_breaker_new: b, env and cfg are one block */
+
+/* cb_breaker_new's block: the breaker and its config, env then cfg. */
+typedef struct breaker_block {
+    cb_breaker b;
+    cb_config env;
+    cb_config cfg;
+} breaker_block;
+
+/* The inflated part, or NULL for a compact breaker. The acquire pairs with
+ * the release that publishes it (breaker_install). */
+static inline cbh_breaker_hot *hot_of(const cb_breaker *b)
+{
+    uint64_t off = atomic_load_explicit(&b->core.hot, memory_order_acquire);
+
+    return off ? (cbh_breaker_hot *)((uintptr_t)&b->core + (uintptr_t)off) : NULL;
+}
 
 CB_EXPORT const char *cb_state_name(cb_state s)
 {
@@ -252,6 +262,11 @@ static bool config_norm(const cb_config *in, cb_config *out)
     return config_norm_why(in, out, NULL, 0);
 }
 
+bool cbh_breaker_config_norm(const cb_config *in, cb_config *out)
+{
+    return config_norm(in, out);
+}
+
 CB_EXPORT cb_err cb_config_check(const cb_config *cfg, char *err, size_t n)
 {
     cb_config c;
@@ -281,36 +296,36 @@ static uint64_t config_flags(const cb_config *c)
     return f;
 }
 
-static uint64_t now_ms(const cb_breaker *b) { return b->clock(b->clock_data); }
+static uint64_t now_ms(const cb_breaker *b) { return b->env->clock(b->env->clock_data); }
 
 static unsigned clamp_u(uint64_t v) { return v > UINT_MAX ? UINT_MAX : (unsigned)v; }
 
 /* A Fibonacci hash of the permit's address, above the bits that vary
  * inside one stack frame or one small object. */
-static inline cbh_stripe *stripe_of(cb_breaker *b, const cb_permit *p)
+static inline cbh_stripe *stripe_of(cbh_breaker_hot *h, const cb_permit *p)
 {
-    uint64_t h = ((uint64_t)(uintptr_t)p >> 6) * 0x9e3779b97f4a7c15ull;
+    uint64_t x = ((uint64_t)(uintptr_t)p >> 6) * 0x9e3779b97f4a7c15ull;
 
-    return &b->stripes[h >> 61];
+    return &h->stripes[x >> 61];
 }
 
-static uint64_t sum_successes(cb_breaker *b)
+static uint64_t sum_successes(const cbh_breaker_hot *h)
 {
     uint64_t n = 0;
     unsigned i;
 
     for (i = 0; i < CBH_STRIPES; i++)
-        n += atomic_load_explicit(&b->stripes[i].successes, memory_order_acquire);
+        n += atomic_load_explicit(&h->stripes[i].successes, memory_order_acquire);
     return n;
 }
 
-static uint64_t sum_admitted(cb_breaker *b)
+static uint64_t sum_admitted(const cbh_breaker_hot *h)
 {
     uint64_t n = 0;
     unsigned i;
 
     for (i = 0; i < CBH_STRIPES; i++)
-        n += atomic_load_explicit(&b->stripes[i].admitted, memory_order_acquire);
+        n += atomic_load_explicit(&h->stripes[i].admitted, memory_order_acquire);
     return n;
 }
 
@@ -318,21 +333,22 @@ static uint64_t sum_admitted(cb_breaker *b)
  * capped, then jittered (the jitter may take it past the cap). */
 static unsigned open_duration(cb_breaker *b)
 {
-    const cb_config *c = &b->cfg;
+    const cb_config *c = b->cfg;
+    const cbh_breaker_hot *h = hot_of(b);
     uint64_t d = c->reset_timeout_ms;
-    unsigned i;
+    unsigned i, level = h ? h->backoff_level : 0;
 
     if (c->max_reset_timeout_ms && c->reset_backoff_permille > 1000) {
         /* In floating point, so that 1.5 grows 100 ms to 337 at the third
          * level (as 100 * 1.5^3 does) rather than to 336. */
         double x = (double)d, f = c->reset_backoff_permille / 1000.0;
 
-        for (i = 0; i < b->backoff_level && x < c->max_reset_timeout_ms; i++)
+        for (i = 0; i < level && x < c->max_reset_timeout_ms; i++)
             x *= f;
         d = x < c->max_reset_timeout_ms ? (uint64_t)x : c->max_reset_timeout_ms;
     } else if (c->max_reset_timeout_ms && !c->reset_backoff_permille &&
                c->reset_backoff_multiplier > 1) {
-        for (i = 0; i < b->backoff_level && d < c->max_reset_timeout_ms; i++)
+        for (i = 0; i < level && d < c->max_reset_timeout_ms; i++)
             d *= c->reset_backoff_multiplier;
         if (d > c->max_reset_timeout_ms)
             d = c->max_reset_timeout_ms;
@@ -340,7 +356,7 @@ static unsigned open_duration(cb_breaker *b)
     if (c->reset_jitter_pct) {
         uint64_t span = d * c->reset_jitter_pct / 100;
 
-        d = d - span + cbh_xorshift64(&b->rng) % (2 * span + 1);
+        d = d - span + cbh_xorshift64(&b->core.rng) % (2 * span + 1);
     }
     if (d < 1)
         d = 1; /* an OPEN period always lasts a little */
@@ -351,7 +367,7 @@ static unsigned open_duration(cb_breaker *b)
 
 static void evq_push(cb_breaker *b, evq *q, const cb_event *ev)
 {
-    if (b->listener && !(atomic_load_explicit(&b->word, memory_order_relaxed) & W_DISABLED) &&
+    if (b->env->listener && !(atomic_load_explicit(&b->core.word, memory_order_relaxed) & W_DISABLED) &&
         q->n < sizeof(q->ev) / sizeof(q->ev[0]))
         q->ev[q->n++] = *ev;
 }
@@ -362,7 +378,7 @@ static void evq_emit(cb_breaker *b, const evq *q)
     unsigned i;
 
     for (i = 0; i < q->n; i++)
-        b->listener(b, &q->ev[i], b->listener_data);
+        b->env->listener(b, &q->ev[i], b->env->listener_data);
 }
 
 /* Starts a new period in state to. For OPEN, until is the time it turns
@@ -371,7 +387,8 @@ static void evq_emit(cb_breaker *b, const evq *q)
 static void set_state_until(cb_breaker *b, cb_state to, uint64_t now, unsigned open_ms,
                             uint64_t until, evq *q)
 {
-    uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+    cbh_breaker_hot *h = hot_of(b);
     cb_state from = W_STATE(w);
 
     if (to == CB_OPEN) {
@@ -379,26 +396,30 @@ static void set_state_until(cb_breaker *b, cb_state to, uint64_t now, unsigned o
             open_ms = open_duration(b);
             until = cbh_add_sat(now, open_ms);
         }
-        b->open_ms = open_ms;
+        b->core.open_ms = open_ms;
         if (from != CB_OPEN)
-            b->times_opened++;
+            b->core.times_opened++;
         /* Published before the word so that a lock-free reader of the new
          * word never sees an older deadline. */
-        atomic_store_explicit(&b->open_until, until, memory_order_release);
+        atomic_store_explicit(&b->core.open_until, until, memory_order_release);
     } else if (to == CB_CLOSED) {
-        b->backoff_level = 0;
-        b->open_ms = b->cfg.reset_timeout_ms;
+        if (h)
+            h->backoff_level = 0;
+        b->core.open_ms = b->cfg->reset_timeout_ms;
     }
-    b->half_open_admitted = 0;
-    b->half_open_successes = 0;
-    b->half_open_reported = 0;
-    b->half_open_failures = 0;
-    b->half_open_slow = 0;
-    b->run_failures = 0;
-    cbh_window_clear(&b->window);
-    b->state_since_ms = now;
+    /* A compact breaker has counted nothing: there is nothing to clear. */
+    if (h) {
+        h->half_open_admitted = 0;
+        h->half_open_successes = 0;
+        h->half_open_reported = 0;
+        h->half_open_failures = 0;
+        h->half_open_slow = 0;
+        h->run_failures = 0;
+        cbh_window_clear(&h->window);
+    }
+    b->core.state_since_ms = now;
     w = ((w & ~(uint64_t)W_STATE_MASK) + W_GEN_ONE) | (uint64_t)to;
-    atomic_store_explicit(&b->word, w, memory_order_release);
+    atomic_store_explicit(&b->core.word, w, memory_order_release);
     if (from != to) {
         cb_event ev = { .type = CB_EVENT_STATE_CHANGE, .from = from, .to = to,
                         .state = to, .at_ms = now };
@@ -416,10 +437,10 @@ static void set_state(cb_breaker *b, cb_state to, uint64_t now, evq *q)
  * Lock held. */
 static void maybe_half_open(cb_breaker *b, uint64_t now, evq *q)
 {
-    uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
 
     if (W_STATE(w) == CB_OPEN && !(w & (W_DISABLED | W_ISOLATED)) &&
-        now >= atomic_load_explicit(&b->open_until, memory_order_relaxed))
+        now >= atomic_load_explicit(&b->core.open_until, memory_order_relaxed))
         set_state(b, CB_HALF_OPEN, now, q);
 }
 
@@ -432,126 +453,216 @@ static void maybe_half_open(cb_breaker *b, uint64_t now, evq *q)
  * stays HALF_OPEN, as a repeated trip stays OPEN. Lock held. */
 static void maybe_restart_half_open(cb_breaker *b, uint64_t now, evq *q)
 {
-    uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+    cbh_breaker_hot *h = hot_of(b);
 
-    if (W_STATE(w) == CB_HALF_OPEN && !(w & W_DISABLED) &&
-        b->half_open_admitted >= b->cfg.half_open_max &&
-        now >= cbh_add_sat(b->half_open_last_ms, b->cfg.half_open_max_wait_ms)) {
-        b->half_open_expired++;
+    /* A compact breaker has admitted no probe. */
+    if (h && W_STATE(w) == CB_HALF_OPEN && !(w & W_DISABLED) &&
+        h->half_open_admitted >= b->cfg->half_open_max &&
+        now >= cbh_add_sat(h->half_open_last_ms, b->cfg->half_open_max_wait_ms)) {
+        h->half_open_expired++;
         set_state(b, CB_HALF_OPEN, now, q);
     }
 }
 
+void cbh_breaker_init(cb_breaker *b, const cb_config *env, const cb_config *cfg)
+{
+    memset(b, 0, sizeof(*b));
+    b->env = env;
+    b->cfg = (cb_config *)cfg; /* written only once it is the breaker's own */
+    /* Seeded from the address: breakers in one process jitter apart. */
+    b->core.rng = cbh_splitmix64((uint64_t)(uintptr_t)b) | 1;
+    b->core.open_ms = cfg->reset_timeout_ms;
+    b->core.state_since_ms = now_ms(b);
+    /* Generation 1, so that a zeroed permit counts as an earlier period. */
+    atomic_init(&b->core.word, W_GEN_ONE | config_flags(cfg) | CB_CLOSED);
+    atomic_init(&b->core.open_until, 0);
+    atomic_init(&b->core.hot, 0);
+}
+
+/* A zeroed inflated part, aligned to a cache line whatever alignment the
+ * allocator hook gives; NULL when out of memory. */
+static cbh_breaker_hot *hot_new(void)
+{
+    char *mem = cbh_calloc(1, sizeof(cbh_breaker_hot) + CBH_CACHELINE - 1);
+    cbh_breaker_hot *h;
+    unsigned i;
+
+    if (!mem)
+        return NULL;
+    h = (cbh_breaker_hot *)(((uintptr_t)mem + CBH_CACHELINE - 1) &
+                            ~(uintptr_t)(CBH_CACHELINE - 1));
+    h->shift = (unsigned)((char *)h - mem);
+    for (i = 0; i < CBH_STRIPES; i++) {
+        atomic_init(&h->stripes[i].admitted, 0);
+        atomic_init(&h->stripes[i].successes, 0);
+    }
+    atomic_init(&h->last_success_ms, 0);
+    atomic_init(&h->rejected, 0);
+    return h;
+}
+
+static void hot_free(cbh_breaker_hot *h)
+{
+    if (!h)
+        return;
+    cbh_window_ring_free(h->window.outcomes);
+    cbh_free((char *)h - h->shift);
+}
+
+bool cbh_breaker_inflated(const cb_breaker *b) { return hot_of(b) != NULL; }
+
+cb_err cbh_breaker_inflate(cb_breaker *b)
+{
+    cbh_breaker_hot *h;
+    cb_err err = CB_OK;
+
+    if (hot_of(b))
+        return CB_OK;
+    if (!(h = hot_new()))
+        return CB_ERR_NOMEM;
+    cbh_lock_take(&b->core.lock);
+    if (hot_of(b)) {
+        /* Another thread was first. */
+    } else if (b->cfg->window_calls) {
+        uint8_t *ring = cbh_window_ring_new(b->cfg->window_calls);
+
+        if (ring) {
+            cbh_window_init_count(&h->window, b->cfg->window_calls, ring);
+            /* Published last: a lock-free reader that finds the offset
+             * finds the part complete. */
+            atomic_store_explicit(&b->core.hot, (uint64_t)((uintptr_t)h - (uintptr_t)&b->core),
+                                  memory_order_release);
+            h = NULL;
+        } else {
+            err = CB_ERR_NOMEM;
+        }
+    } else {
+        cbh_window_init(&h->window, b->cfg->failure_window_ms);
+        atomic_store_explicit(&b->core.hot, (uint64_t)((uintptr_t)h - (uintptr_t)&b->core),
+                              memory_order_release);
+        h = NULL;
+    }
+    cbh_lock_drop(&b->core.lock);
+    hot_free(h);
+    return err;
+}
+
+void cbh_breaker_destroy(cb_breaker *b)
+{
+    hot_free(hot_of(b));
+    atomic_store_explicit(&b->core.hot, 0, memory_order_relaxed);
+    if (b->own_cfg)
+        cbh_free(b->cfg);
+    b->own_cfg = false;
+}
+
 CB_EXPORT cb_breaker *cb_breaker_new(const cb_config *cfg)
 {
+    breaker_block *blk;
     cb_config c;
-    cb_breaker *b;
-    void *mem;
-    uint64_t now;
-    unsigned i;
 
     if (!config_norm(cfg, &c))
         return NULL;
-    /* Over-allocated so that the hot counters get cache lines of their own
-     * whatever alignment the allocator hook gives. */
-    mem = cbh_calloc(1, sizeof(*b) + CBH_CACHELINE - 1);
-    if (!mem)
+    if (!(blk = cbh_calloc(1, sizeof(*blk))))
         return NULL;
-    b = (cb_breaker *)(((uintptr_t)mem + CBH_CACHELINE - 1) &
-                       ~(uintptr_t)(CBH_CACHELINE - 1));
-    b->mem = mem;
-    if (pthread_mutex_init(&b->lock, NULL) != 0) {
-        cbh_free(mem);
+    blk->env = c;
+    blk->cfg = c;
+    cbh_breaker_init(&blk->b, &blk->env, &blk->cfg);
+    blk->b.flags = CBH_BREAKER_BLOCK;
+    /* A breaker of its own is used at once: inflated now, so that acquire
+     * never meets an allocation. */
+    if (cbh_breaker_inflate(&blk->b) != CB_OK) {
+        cbh_free(blk);
         return NULL;
     }
-    b->cfg = c;
-    b->clock = c.clock;
-    b->clock_data = c.clock_data;
-    b->listener = c.listener;
-    b->listener_data = c.listener_data;
-    b->classify = c.classify;
-    b->classify_data = c.classify_data;
-    b->classify_outcome = c.classify_outcome;
-    b->classify_outcome_data = c.classify_outcome_data;
-    /* Seeded from the address: breakers in one process jitter apart. */
-    b->rng = cbh_splitmix64((uint64_t)(uintptr_t)b) | 1;
-    b->open_ms = c.reset_timeout_ms;
-    if (c.window_calls) {
-        uint8_t *ring = cbh_window_ring_new(c.window_calls);
-
-        if (!ring) {
-            pthread_mutex_destroy(&b->lock);
-            cbh_free(mem);
-            return NULL;
-        }
-        cbh_window_init_count(&b->window, c.window_calls, ring);
-    } else {
-        cbh_window_init(&b->window, c.failure_window_ms);
-    }
-    now = now_ms(b);
-    b->state_since_ms = now;
-    /* Generation 1, so that a zeroed permit counts as an earlier period. */
-    atomic_init(&b->word, W_GEN_ONE | config_flags(&c) | CB_CLOSED);
-    atomic_init(&b->open_until, 0);
-    for (i = 0; i < CBH_STRIPES; i++) {
-        atomic_init(&b->stripes[i].admitted, 0);
-        atomic_init(&b->stripes[i].successes, 0);
-    }
-    atomic_init(&b->last_success_ms, 0);
-    atomic_init(&b->rejected, 0);
-    return b;
+    return &blk->b;
 }
 
 CB_EXPORT void cb_breaker_free(cb_breaker *b)
 {
     if (!b)
         return;
-    pthread_mutex_destroy(&b->lock);
-    cbh_window_ring_free(b->window.outcomes);
-    cbh_free(b->mem);
+    cbh_breaker_destroy(b);
+    if (b->flags & CBH_BREAKER_BLOCK)
+        cbh_free((breaker_block *)b); /* b is the block's first member */
+}
+
+/* Whether two normalised configs have the same numbers and mode (the
+ * callbacks and clock do not count: configure keeps the breaker's own).
+ * Every field of CB_CONFIG_NUMBERS, field by field rather than memcmp:
+ * padding and callbacks must not count. */
+static bool config_same_numbers(const cb_config *a, const cb_config *b)
+{
+#define CFG_SAME_(f, kind, dflt) a->f == b->f &&
+    return CB_CONFIG_NUMBERS(CFG_SAME_) true;
+#undef CFG_SAME_
+}
+
+/* Copies the callbacks and their data (CBH_CONFIG_HOOKS) of from into to,
+ * leaving its numbers. */
+static void config_copy_hooks(cb_config *to, const cb_config *from)
+{
+#define CFG_HOOK_COPY_(f) to->f = from->f;
+    CBH_CONFIG_HOOKS(CFG_HOOK_COPY_)
+#undef CFG_HOOK_COPY_
 }
 
 CB_EXPORT cb_err cb_breaker_configure(cb_breaker *b, const cb_config *cfg)
 {
-    cb_config c;
+    cb_config c, *own = NULL;
+    cbh_breaker_hot *h;
     uint64_t w;
     bool new_window;
     uint8_t *ring = NULL, *old_ring = NULL;
 
     if (!b || !cfg || !config_norm(cfg, &c))
         return CB_ERR_INVALID;
+    /* The callbacks and clock stay those the breaker was made with. */
+    config_copy_hooks(&c, b->env);
+    cbh_lock_take(&b->core.lock);
+    /* The same numbers change nothing: many breakers can go on sharing one
+     * config. */
+    if (config_same_numbers(&c, b->cfg)) {
+        cbh_lock_drop(&b->core.lock);
+        return CB_OK;
+    }
+    cbh_lock_drop(&b->core.lock);
     /* Allocated before the lock, and freed after it when not needed. */
     if (c.window_calls && !(ring = cbh_window_ring_new(c.window_calls)))
         return CB_ERR_NOMEM;
-    pthread_mutex_lock(&b->lock);
-    /* The callbacks and clock stay those of cb_breaker_new. */
-    c.classify = b->cfg.classify;
-    c.classify_data = b->cfg.classify_data;
-    c.classify_outcome = b->cfg.classify_outcome;
-    c.classify_outcome_data = b->cfg.classify_outcome_data;
-    c.listener = b->cfg.listener;
-    c.listener_data = b->cfg.listener_data;
-    c.clock = b->cfg.clock;
-    c.clock_data = b->cfg.clock_data;
+    if (!(b->flags & CBH_BREAKER_BLOCK) && !(own = cbh_malloc(sizeof(*own)))) {
+        cbh_window_ring_free(ring);
+        return CB_ERR_NOMEM;
+    }
+    cbh_lock_take(&b->core.lock);
+    h = hot_of(b);
     /* Buckets of another width, or calls that were not counted so far,
      * cannot be carried over: the window starts afresh then. */
-    new_window = c.window_calls != b->cfg.window_calls ||
-                 (!c.window_calls && c.failure_window_ms != b->cfg.failure_window_ms) ||
-                 (tracks_calls(&c) && !tracks_calls(&b->cfg));
-    b->cfg = c;
-    if (new_window) {
-        old_ring = b->window.outcomes;
+    new_window = c.window_calls != b->cfg->window_calls ||
+                 (!c.window_calls && c.failure_window_ms != b->cfg->failure_window_ms) ||
+                 (tracks_calls(&c) && !tracks_calls(b->cfg));
+    /* A shared config is never written: the breaker gets its own. */
+    if (own && !b->own_cfg) {
+        b->cfg = own;
+        b->own_cfg = true;
+        own = NULL;
+    }
+    *b->cfg = c;
+    if (new_window && h) {
+        old_ring = h->window.outcomes;
         if (c.window_calls) {
-            cbh_window_init_count(&b->window, c.window_calls, ring);
+            cbh_window_init_count(&h->window, c.window_calls, ring);
             ring = NULL;
         } else {
-            cbh_window_init(&b->window, c.failure_window_ms);
+            cbh_window_init(&h->window, c.failure_window_ms);
         }
     }
-    w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
     w = (w & ~(uint64_t)W_FLAGS) | config_flags(&c);
-    atomic_store_explicit(&b->word, w, memory_order_release);
-    pthread_mutex_unlock(&b->lock);
+    atomic_store_explicit(&b->core.word, w, memory_order_release);
+    cbh_lock_drop(&b->core.lock);
+    cbh_free(own);
     cbh_window_ring_free(ring);
     cbh_window_ring_free(old_ring);
     return CB_OK;
@@ -565,13 +676,15 @@ CB_EXPORT void cb_breaker_config(cb_breaker *b, cb_config *out)
         memset(out, 0, sizeof(*out));
         return;
     }
-    pthread_mutex_lock(&b->lock);
-    *out = b->cfg;
-    pthread_mutex_unlock(&b->lock);
+    cbh_lock_take(&b->core.lock);
+    *out = *b->cfg;
+    cbh_lock_drop(&b->core.lock);
+    /* Callbacks and clock: the breaker's own, whatever config it shares. */
+    config_copy_hooks(out, b->env);
 }
 
-/* Every acquire that is not a CLOSED one. */
-static cb_err acquire_slow(cb_breaker *b, cb_permit *p, uint64_t w)
+/* Every acquire that is not a CLOSED one (h: the inflated part). */
+static cb_err acquire_slow(cb_breaker *b, cbh_breaker_hot *h, cb_permit *p, uint64_t w)
 {
     uint64_t now = now_ms(b);
     uint64_t shadow = 0;
@@ -583,28 +696,28 @@ static cb_err acquire_slow(cb_breaker *b, cb_permit *p, uint64_t w)
     /* Rejections while OPEN stay lock-free: this is the path a failing
      * dependency hammers. */
     if (W_STATE(w) == CB_OPEN && !(w & (W_DISABLED | W_METRICS_ONLY)) &&
-        now < atomic_load_explicit(&b->open_until, memory_order_acquire)) {
-        atomic_fetch_add_explicit(&b->rejected, 1, memory_order_relaxed);
-        if (b->listener) {
+        now < atomic_load_explicit(&b->core.open_until, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&h->rejected, 1, memory_order_relaxed);
+        if (b->env->listener) {
             cb_event ev = { .type = CB_EVENT_REJECTED, .state = CB_OPEN, .at_ms = now };
 
-            b->listener(b, &ev, b->listener_data);
+            b->env->listener(b, &ev, b->env->listener_data);
         }
         return CB_ERR_CIRCUIT_OPEN;
     }
 
-    pthread_mutex_lock(&b->lock);
+    cbh_lock_take(&b->core.lock);
     maybe_half_open(b, now, &q);
     maybe_restart_half_open(b, now, &q);
-    w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
     st = W_STATE(w);
     if (w & W_DISABLED) {
         admit = true;
     } else if (st == CB_CLOSED) {
         admit = true;
-    } else if (st == CB_HALF_OPEN && b->half_open_admitted < b->cfg.half_open_max) {
-        b->half_open_admitted++;
-        b->half_open_last_ms = now;
+    } else if (st == CB_HALF_OPEN && h->half_open_admitted < b->cfg->half_open_max) {
+        h->half_open_admitted++;
+        h->half_open_last_ms = now;
         admit = true;
     } else if (w & W_METRICS_ONLY) {
         /* Admitted all the same, but its outcome must not count as a
@@ -615,34 +728,42 @@ static cb_err acquire_slow(cb_breaker *b, cb_permit *p, uint64_t w)
         admit = false;
     }
     if (admit) {
-        atomic_fetch_add_explicit(&stripe_of(b, p)->admitted, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&stripe_of(h, p)->admitted, 1, memory_order_relaxed);
         p->opaque_[0] = w | shadow;
         p->opaque_[1] = (w & W_TIMED) ? now : 0;
     } else {
         cb_event ev = { .type = CB_EVENT_REJECTED, .state = st, .at_ms = now };
 
-        atomic_fetch_add_explicit(&b->rejected, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->rejected, 1, memory_order_relaxed);
         evq_push(b, &q, &ev);
     }
-    pthread_mutex_unlock(&b->lock);
+    cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
     return admit ? CB_OK : CB_ERR_CIRCUIT_OPEN;
 }
 
 CB_EXPORT cb_err cb_breaker_acquire(cb_breaker *b, cb_permit *p)
 {
+    cbh_breaker_hot *h;
     uint64_t w;
 
     if (CBH_UNLIKELY(!b || !p))
         return CB_ERR_INVALID;
-    w = atomic_load_explicit(&b->word, memory_order_acquire);
+    w = atomic_load_explicit(&b->core.word, memory_order_acquire);
+    h = hot_of(b);
+    if (CBH_UNLIKELY(!h)) {
+        /* A compact breaker's first call: it needs its counters now. */
+        if (cbh_breaker_inflate(b) != CB_OK)
+            return CB_ERR_NOMEM;
+        h = hot_of(b);
+    }
     if (CBH_LIKELY(W_STATE(w) == CB_CLOSED)) {
-        atomic_fetch_add_explicit(&stripe_of(b, p)->admitted, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&stripe_of(h, p)->admitted, 1, memory_order_relaxed);
         p->opaque_[0] = w;
         p->opaque_[1] = (w & W_TIMED) ? now_ms(b) : 0;
         return CB_OK;
     }
-    return acquire_slow(b, p, w);
+    return acquire_slow(b, h, p, w);
 }
 
 /* Queues a *_RATE_EXCEEDED event: part of calls over total. */
@@ -661,7 +782,7 @@ static void push_rate(cb_breaker *b, evq *q, cb_event_type type, cb_state st, ui
 static bool rates_exceeded(cb_breaker *b, evq *q, cb_state st, uint64_t now, uint64_t calls,
                            uint64_t failures, uint64_t slow)
 {
-    const cb_config *c = &b->cfg;
+    const cb_config *c = b->cfg;
     bool over = false;
 
     if (c->failure_rate_threshold &&
@@ -679,22 +800,22 @@ static bool rates_exceeded(cb_breaker *b, evq *q, cb_state st, uint64_t now, uin
 /* The judgement of a CLOSED period's outcome: the count, consecutive, rate
  * and slow-call trips. succ is the raw success sum, read with the lock
  * held, for a failure. Lock held. */
-static void closed_outcome(cb_breaker *b, uint64_t now, bool failure, bool slow, uint64_t succ,
-                           evq *q)
+static void closed_outcome(cb_breaker *b, cbh_breaker_hot *h, uint64_t now, bool failure,
+                           bool slow, uint64_t succ, evq *q)
 {
-    const cb_config *c = &b->cfg;
-    cbh_window *win = &b->window;
+    const cb_config *c = b->cfg;
+    cbh_window *win = &h->window;
     uint64_t min_calls = c->minimum_calls;
     bool trip = false;
 
     if (failure) {
         /* A success since the previous failure broke the run. */
-        if (b->run_failures && succ == b->run_mark && b->run_failures < UINT_MAX)
-            b->run_failures++;
+        if (h->run_failures && succ == h->run_mark && h->run_failures < UINT_MAX)
+            h->run_failures++;
         else
-            b->run_failures = 1;
-        b->run_mark = succ;
-        if (c->consecutive_failures && b->run_failures >= c->consecutive_failures)
+            h->run_failures = 1;
+        h->run_mark = succ;
+        if (c->consecutive_failures && h->run_failures >= c->consecutive_failures)
             trip = true;
     }
     if (tracks_calls(c))
@@ -717,41 +838,54 @@ static void closed_outcome(cb_breaker *b, uint64_t now, bool failure, bool slow,
 
 /* The judgement of a HALF_OPEN probe's outcome (see "Half-open" in
  * breaker.h). Lock held. */
-static void half_open_outcome(cb_breaker *b, uint64_t now, bool failure, bool slow, evq *q)
+static void half_open_outcome(cb_breaker *b, cbh_breaker_hot *h, uint64_t now, bool failure,
+                              bool slow, evq *q)
 {
-    const cb_config *c = &b->cfg;
+    const cb_config *c = b->cfg;
     unsigned max = c->half_open_max;
     bool reopen = false, close = false;
 
-    b->half_open_reported++;
-    b->half_open_failures += failure;
-    b->half_open_slow += slow;
+    h->half_open_reported++;
+    h->half_open_failures += failure;
+    h->half_open_slow += slow;
     if (!failure && !slow)
-        b->half_open_successes++;
+        h->half_open_successes++;
     if (c->half_open_by_rate) {
-        if (b->half_open_reported < max)
+        if (h->half_open_reported < max)
             return;
-        reopen = rates_exceeded(b, q, CB_HALF_OPEN, now, b->half_open_reported,
-                                b->half_open_failures, b->half_open_slow);
+        reopen = rates_exceeded(b, q, CB_HALF_OPEN, now, h->half_open_reported,
+                                h->half_open_failures, h->half_open_slow);
         close = !reopen;
     } else if (failure) {
         reopen = true;
-    } else if (slow && (uint64_t)b->half_open_slow * 100 >=
+    } else if (slow && (uint64_t)h->half_open_slow * 100 >=
                            (uint64_t)c->slow_call_rate_threshold * max) {
-        push_rate(b, q, CB_EVENT_SLOW_CALL_RATE_EXCEEDED, CB_HALF_OPEN, now, b->half_open_slow,
+        push_rate(b, q, CB_EVENT_SLOW_CALL_RATE_EXCEEDED, CB_HALF_OPEN, now, h->half_open_slow,
                   max);
         reopen = true;
-    } else if (b->half_open_successes >= c->success_threshold) {
+    } else if (h->half_open_successes >= c->success_threshold) {
         close = true;
-    } else if (b->half_open_successes + (max - b->half_open_reported) < c->success_threshold) {
+    } else if (h->half_open_successes + (max - h->half_open_reported) < c->success_threshold) {
         reopen = true; /* slow probes left too few to close */
     }
     if (reopen) {
-        b->backoff_level++;
+        h->backoff_level++;
         set_state(b, CB_OPEN, now, q);
     } else if (close) {
         set_state(b, CB_CLOSED, now, q);
     }
+}
+
+/* The inflated part for an outcome or a release. A permit from acquire
+ * means there is one; only a permit no acquire filled in can meet a compact
+ * breaker, and then there is nothing to count it in when memory is out. */
+static cbh_breaker_hot *hot_for_outcome(cb_breaker *b)
+{
+    cbh_breaker_hot *h = hot_of(b);
+
+    if (!h && cbh_breaker_inflate(b) == CB_OK)
+        h = hot_of(b);
+    return h;
 }
 
 /* Every outcome that is not a CLOSED success on the fast path. */
@@ -760,37 +894,40 @@ static void record_slow(cb_breaker *b, const cb_permit *p, bool failure, cb_err 
     uint64_t pw = p->opaque_[0];
     uint64_t now = now_ms(b);
     uint64_t dur = 0, w, succ = 0;
+    cbh_breaker_hot *h = hot_for_outcome(b);
     evq q;
     bool slow = false, late, counts;
     cb_state st;
 
+    if (!h)
+        return;
     q.n = 0;
     if ((pw & W_TIMED) && now > p->opaque_[1])
         dur = now - p->opaque_[1];
 
-    pthread_mutex_lock(&b->lock);
-    w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    cbh_lock_take(&b->core.lock);
+    w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
     st = W_STATE(w);
     late = !W_SAME_GEN(w, pw);
-    if (b->cfg.slow_call_ms && (pw & W_TIMED) && dur > b->cfg.slow_call_ms) {
+    if (b->cfg->slow_call_ms && (pw & W_TIMED) && dur > b->cfg->slow_call_ms) {
         slow = true;
-        b->slow_calls++;
+        h->slow_calls++;
     }
     if (late)
-        b->late_outcomes++;
+        h->late_outcomes++;
     /* Only an outcome of the current period, from a call NORMAL mode would
      * have admitted, may move the state. */
     counts = !late && !(pw & W_SHADOW) && !(w & W_DISABLED);
     if (failure) {
-        b->failures++;
-        b->last_failure_ms = now;
-        b->succ_at_failure = succ = sum_successes(b);
+        h->failures++;
+        h->last_failure_ms = now;
+        h->succ_at_failure = succ = sum_successes(h);
     } else {
-        atomic_fetch_add_explicit(&stripe_of(b, p)->successes, 1, memory_order_relaxed);
-        atomic_store_explicit(&b->last_success_ms, now, memory_order_relaxed);
+        atomic_fetch_add_explicit(&stripe_of(h, p)->successes, 1, memory_order_relaxed);
+        atomic_store_explicit(&h->last_success_ms, now, memory_order_relaxed);
         /* A success that moves nothing must not break a run of failures. */
-        if (!(counts && st == CB_CLOSED) && b->run_failures)
-            b->run_mark++;
+        if (!(counts && st == CB_CLOSED) && h->run_failures)
+            h->run_mark++;
     }
     {
         cb_event ev = { .type = failure ? CB_EVENT_FAILURE : CB_EVENT_SUCCESS,
@@ -801,29 +938,31 @@ static void record_slow(cb_breaker *b, const cb_permit *p, bool failure, cb_err 
     }
     if (counts) {
         if (st == CB_CLOSED)
-            closed_outcome(b, now, failure, slow, succ, &q);
+            closed_outcome(b, h, now, failure, slow, succ, &q);
         else if (st == CB_HALF_OPEN)
-            half_open_outcome(b, now, failure, slow, &q);
+            half_open_outcome(b, h, now, failure, slow, &q);
     }
-    pthread_mutex_unlock(&b->lock);
+    cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
 }
 
 static inline void record_outcome(cb_breaker *b, const cb_permit *p, bool failure, cb_err err)
 {
     if (!failure) {
-        uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+        uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+        cbh_breaker_hot *h = hot_of(b);
 
-        /* Same period, CLOSED, and no success needs the lock. */
+        /* Same period, CLOSED, and no success needs the lock. (A permit of
+         * this period means acquire inflated the breaker.) */
         if (CBH_LIKELY(W_SAME_GEN(w, p->opaque_[0]) &&
-                       (w & (W_STATE_MASK | W_SLOWREC)) == CB_CLOSED)) {
+                       (w & (W_STATE_MASK | W_SLOWREC)) == CB_CLOSED && h)) {
             uint64_t now = now_ms(b);
 
-            atomic_fetch_add_explicit(&stripe_of(b, p)->successes, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&stripe_of(h, p)->successes, 1, memory_order_relaxed);
             /* The coarse clock moves every few ms: storing only on change
              * keeps this line shared between threads instead of bouncing. */
-            if (atomic_load_explicit(&b->last_success_ms, memory_order_relaxed) != now)
-                atomic_store_explicit(&b->last_success_ms, now, memory_order_relaxed);
+            if (atomic_load_explicit(&h->last_success_ms, memory_order_relaxed) != now)
+                atomic_store_explicit(&h->last_success_ms, now, memory_order_relaxed);
             return;
         }
     }
@@ -839,10 +978,10 @@ CB_EXPORT void cb_breaker_record(cb_breaker *b, const cb_permit *p, bool success
 
 static cb_outcome classify_err(const cb_breaker *b, cb_err err)
 {
-    if (b->classify_outcome)
-        return b->classify_outcome(err, b->classify_outcome_data);
-    if (b->classify)
-        return b->classify(err, b->classify_data) ? CB_OUTCOME_FAILURE : CB_OUTCOME_SUCCESS;
+    if (b->env->classify_outcome)
+        return b->env->classify_outcome(err, b->env->classify_outcome_data);
+    if (b->env->classify)
+        return b->env->classify(err, b->env->classify_data) ? CB_OUTCOME_FAILURE : CB_OUTCOME_SUCCESS;
     if (err == CB_OK)
         return CB_OUTCOME_SUCCESS;
     return err == CB_ERR_CANCELLED ? CB_OUTCOME_IGNORED : CB_OUTCOME_FAILURE;
@@ -854,16 +993,19 @@ static void release_permit(cb_breaker *b, const cb_permit *p, cb_err err)
     uint64_t pw = p->opaque_[0];
     uint64_t now = now_ms(b);
     uint64_t w;
+    cbh_breaker_hot *h = hot_for_outcome(b);
     evq q;
 
+    if (!h)
+        return;
     q.n = 0;
-    pthread_mutex_lock(&b->lock);
-    w = atomic_load_explicit(&b->word, memory_order_relaxed);
-    b->ignored++;
+    cbh_lock_take(&b->core.lock);
+    w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+    h->ignored++;
     /* Only a probe of this period holds a slot; a shadow permit never did. */
     if (W_STATE(w) == CB_HALF_OPEN && W_SAME_GEN(w, pw) && !(pw & W_SHADOW) &&
-        b->half_open_admitted)
-        b->half_open_admitted--;
+        h->half_open_admitted)
+        h->half_open_admitted--;
     {
         cb_event ev = { .type = CB_EVENT_IGNORED, .state = W_STATE(w), .error = err,
                         .duration_ms = (pw & W_TIMED) && now > p->opaque_[1] ? now - p->opaque_[1]
@@ -872,7 +1014,7 @@ static void release_permit(cb_breaker *b, const cb_permit *p, cb_err err)
 
         evq_push(b, &q, &ev);
     }
-    pthread_mutex_unlock(&b->lock);
+    cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
 }
 
@@ -930,22 +1072,25 @@ CB_EXPORT cb_state cb_breaker_state(cb_breaker *b)
     q.n = 0;
     if (!b)
         return CB_CLOSED;
-    w = atomic_load_explicit(&b->word, memory_order_acquire);
+    w = atomic_load_explicit(&b->core.word, memory_order_acquire);
     if (W_STATE(w) != CB_OPEN || (w & W_DISABLED))
         return W_STATE(w);
     now = now_ms(b);
-    if (now < atomic_load_explicit(&b->open_until, memory_order_acquire))
+    if (now < atomic_load_explicit(&b->core.open_until, memory_order_acquire))
         return CB_OPEN;
-    pthread_mutex_lock(&b->lock);
+    cbh_lock_take(&b->core.lock);
     maybe_half_open(b, now, &q);
-    w = atomic_load_explicit(&b->word, memory_order_relaxed);
-    pthread_mutex_unlock(&b->lock);
+    w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+    cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
     return W_STATE(w);
 }
 
 CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
 {
+    /* What a compact breaker reads: it has counted nothing. */
+    static const cbh_breaker_hot zero;
+    const cbh_breaker_hot *h;
     uint64_t now, succ, fail, adm, outcomes;
     evq q;
 
@@ -956,43 +1101,46 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
     if (!b)
         return;
     now = now_ms(b);
-    pthread_mutex_lock(&b->lock);
+    cbh_lock_take(&b->core.lock);
     maybe_half_open(b, now, &q);
-    cbh_window_advance(&b->window, now);
+    if ((h = hot_of(b)))
+        cbh_window_advance(&hot_of(b)->window, now);
+    else
+        h = &zero;
     /* Outcomes before admissions: a record follows its acquire, so the
      * admitted count read last is never below the outcomes. */
-    succ = sum_successes(b);
-    fail = b->failures;
-    adm = sum_admitted(b);
-    outcomes = (succ - b->base_successes) + (fail - b->base_failures) +
-               (b->ignored - b->base_ignored);
-    out->state = W_STATE(atomic_load_explicit(&b->word, memory_order_relaxed));
-    out->successes = succ - b->base_successes;
-    out->failures = fail - b->base_failures;
-    out->rejected = atomic_load_explicit(&b->rejected, memory_order_relaxed) - b->base_rejected;
+    succ = sum_successes(h);
+    fail = h->failures;
+    adm = sum_admitted(h);
+    outcomes = (succ - h->base_successes) + (fail - h->base_failures) +
+               (h->ignored - h->base_ignored);
+    out->state = W_STATE(atomic_load_explicit(&b->core.word, memory_order_relaxed));
+    out->successes = succ - h->base_successes;
+    out->failures = fail - h->base_failures;
+    out->rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed) - h->base_rejected;
     /* Relaxed counters may be seen out of step while other threads run;
      * the snapshot never shows fewer admissions than outcomes. */
-    if (adm < b->base_admitted + outcomes)
+    if (adm < h->base_admitted + outcomes)
         adm = outcomes;
     else
-        adm -= b->base_admitted;
+        adm -= h->base_admitted;
     out->total_requests = adm + out->rejected;
-    out->window_failures = clamp_u(b->window.failures);
-    out->consecutive_successes = clamp_u(succ - b->succ_at_failure);
-    out->last_failure_ms = b->last_failure_ms;
-    out->last_success_ms = atomic_load_explicit(&b->last_success_ms, memory_order_relaxed);
-    out->times_opened = b->times_opened;
-    out->slow_calls = b->slow_calls;
-    out->late_outcomes = b->late_outcomes;
-    out->window_calls = tracks_calls(&b->cfg) ? clamp_u(b->window.calls) : 0;
-    out->current_open_ms = b->open_ms;
-    out->state_since_ms = b->state_since_ms;
-    out->half_open_expired = b->half_open_expired;
-    out->ignored = b->ignored - b->base_ignored;
+    out->window_failures = clamp_u(h->window.failures);
+    out->consecutive_successes = clamp_u(succ - h->succ_at_failure);
+    out->last_failure_ms = h->last_failure_ms;
+    out->last_success_ms = atomic_load_explicit(&h->last_success_ms, memory_order_relaxed);
+    out->times_opened = b->core.times_opened;
+    out->slow_calls = h->slow_calls;
+    out->late_outcomes = h->late_outcomes;
+    out->window_calls = tracks_calls(b->cfg) ? clamp_u(h->window.calls) : 0;
+    out->current_open_ms = b->core.open_ms;
+    out->state_since_ms = b->core.state_since_ms;
+    out->half_open_expired = h->half_open_expired;
+    out->ignored = h->ignored - h->base_ignored;
     /* A success since the last failure ended the run. */
-    out->consecutive_failures = succ == b->run_mark ? b->run_failures : 0;
-    out->isolated = (atomic_load_explicit(&b->word, memory_order_relaxed) & W_ISOLATED) ? 1 : 0;
-    pthread_mutex_unlock(&b->lock);
+    out->consecutive_failures = succ == h->run_mark ? h->run_failures : 0;
+    out->isolated = (atomic_load_explicit(&b->core.word, memory_order_relaxed) & W_ISOLATED) ? 1 : 0;
+    cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
 }
 
@@ -1003,28 +1151,32 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
  * recorded the successes and failures add up to the admitted calls. */
 static void breaker_reset_locked(cb_breaker *b, uint64_t now, evq *q)
 {
-    uint64_t succ = sum_successes(b);
+    cbh_breaker_hot *h = hot_of(b);
 
-    b->base_successes = succ;
-    b->base_failures = b->failures;
-    b->base_ignored = b->ignored;
-    b->base_admitted = succ + b->failures + b->ignored;
-    b->base_rejected = atomic_load_explicit(&b->rejected, memory_order_relaxed);
-    b->succ_at_failure = succ;
-    b->last_failure_ms = 0;
-    atomic_store_explicit(&b->last_success_ms, 0, memory_order_relaxed);
-    b->slow_calls = 0;
-    b->late_outcomes = 0;
-    b->times_opened = 0;
-    b->half_open_expired = 0;
-    b->backoff_level = 0;
+    if (h) {
+        uint64_t succ = sum_successes(h);
+
+        h->base_successes = succ;
+        h->base_failures = h->failures;
+        h->base_ignored = h->ignored;
+        h->base_admitted = succ + h->failures + h->ignored;
+        h->base_rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed);
+        h->succ_at_failure = succ;
+        h->last_failure_ms = 0;
+        atomic_store_explicit(&h->last_success_ms, 0, memory_order_relaxed);
+        h->slow_calls = 0;
+        h->late_outcomes = 0;
+        h->half_open_expired = 0;
+        h->backoff_level = 0;
+    }
+    b->core.times_opened = 0;
     {
-        uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+        uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
         cb_event ev = { .type = CB_EVENT_RESET, .from = W_STATE(w), .to = CB_CLOSED,
                         .state = CB_CLOSED, .at_ms = now };
 
         /* Isolation ends here, and only here. */
-        atomic_store_explicit(&b->word, w & ~(uint64_t)W_ISOLATED, memory_order_relaxed);
+        atomic_store_explicit(&b->core.word, w & ~(uint64_t)W_ISOLATED, memory_order_relaxed);
         set_state(b, CB_CLOSED, now, q);
         evq_push(b, q, &ev);
     }
@@ -1039,9 +1191,9 @@ CB_EXPORT void cb_breaker_reset(cb_breaker *b)
     if (!b)
         return;
     now = now_ms(b);
-    pthread_mutex_lock(&b->lock);
+    cbh_lock_take(&b->core.lock);
     breaker_reset_locked(b, now, &q);
-    pthread_mutex_unlock(&b->lock);
+    cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
 }
 
@@ -1067,20 +1219,20 @@ static void breaker_trip(cb_breaker *b, bool timed, unsigned ms, uint64_t until,
             until = cbh_add_sat(now, 1);
         ms = clamp_u(until - now);
     }
-    pthread_mutex_lock(&b->lock);
-    w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    cbh_lock_take(&b->core.lock);
+    w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
     if (!(w & W_ISOLATED)) {
         if (isolate) {
             /* Published before the flag, as set_state publishes a deadline
              * before the word. */
             set_state_until(b, CB_OPEN, now, UINT_MAX, UINT64_MAX, &q);
-            w = atomic_load_explicit(&b->word, memory_order_relaxed);
-            atomic_store_explicit(&b->word, w | W_ISOLATED, memory_order_release);
+            w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+            atomic_store_explicit(&b->core.word, w | W_ISOLATED, memory_order_release);
         } else {
             set_state_until(b, CB_OPEN, now, ms, until, &q);
         }
     }
-    pthread_mutex_unlock(&b->lock);
+    cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
 }
 

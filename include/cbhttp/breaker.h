@@ -11,7 +11,7 @@
  * Thread-safety: every function taking a cb_breaker * may be called from
  * several threads at once. The CLOSED fast path (acquire + record of a
  * success) takes no lock and reads only the coarse clock; failures, OPEN and
- * HALF_OPEN, transitions and events take the breaker's mutex. With a
+ * HALF_OPEN, transitions and events take the breaker's lock. With a
  * failure-rate or slow-call trip, or a listener, successes take it too.
  *
  * Periods: every state change, cb_breaker_reset and cb_breaker_trip starts
