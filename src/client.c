@@ -291,7 +291,7 @@ CB_EXPORT cb_state api_client_breaker_state(api_client *c, const char *url_or_pa
 
     if (!o)
         return CB_CLOSED;
-    s = cb_breaker_state(o->breaker);
+    s = cb_breaker_state(&o->breaker);
     cbh_origins_release(o);
     return s;
 }
@@ -306,7 +306,7 @@ CB_EXPORT cb_err api_client_breaker_metrics(api_client *c, const char *url_or_pa
         return CB_ERR_INVALID;
     if (!(o = client_origin(c, url_or_path, NULL, false, &err)))
         return CB_ERR_INVALID;
-    cb_breaker_metrics(o->breaker, out);
+    cb_breaker_metrics(&o->breaker, out);
     cbh_origins_release(o);
     return CB_OK;
 }
@@ -321,7 +321,7 @@ static cb_err client_control(api_client *c, const char *url_or_path,
 
     if (!o)
         return err;
-    control(o->breaker);
+    control(&o->breaker);
     cbh_origins_release(o);
     return CB_OK;
 }

@@ -19,6 +19,7 @@ static void snapshot_origin(cbh_origin *o, void *ud)
 {
     snapshot           *s = ud;
     api_origin_metrics *om;
+    cbh_origin_ext     *x;
 
     if (s->oom)
         return;
@@ -40,13 +41,17 @@ static void snapshot_origin(cbh_origin *o, void *ud)
         return;
     }
     s->m->origin_count++;
-    cb_breaker_metrics(o->breaker, &om->breaker);
+    cb_breaker_metrics(&o->breaker, &om->breaker);
+    /* An origin no call went through has counted nothing (zeroed above)
+     * and has a fresh budget (NULL). */
+    if ((x = cbh_origin_ext_of(o))) {
 #define COPY_(field, json, prom, help) \
-    om->field = atomic_load_explicit(&o->field, memory_order_relaxed);
-    API_RETRY_COUNTERS(COPY_)
-    API_CACHE_COUNTERS(COPY_)
+    om->field = atomic_load_explicit(&x->field, memory_order_relaxed);
+        API_RETRY_COUNTERS(COPY_)
+        API_CACHE_COUNTERS(COPY_)
 #undef COPY_
-    om->budget_available = cbh_budget_available(&o->budget, &s->retry, s->now);
+    }
+    om->budget_available = cbh_budget_available(x ? &x->budget : NULL, &s->retry, s->now);
 }
 
 CB_EXPORT cb_err api_client_metrics_get(api_client *c, api_client_metrics *out)

@@ -13,6 +13,7 @@
  * origins or a million.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "clock.h"
@@ -32,6 +33,8 @@ struct cbh_origins {
     size_t             lru_count;
     size_t             max;      /* most origins in the table */
     cbh_origins_config cfg;
+    cb_config          bcfg;     /* every breaker's callbacks and clock, and the
+                                    numbers of those not reconfigured: normalised */
     unsigned           idle_ms;
     unsigned           sweep_every_ms;
     uint64_t           last_sweep_ms;
@@ -42,43 +45,33 @@ static uint64_t origin_now(const cbh_origins *m)
     return cbh_clock_now(m->cfg.clock, m->cfg.clock_data);
 }
 
-/* Every breaker's listener: tags the event with its origin. No map lock is
- * held here (see origin_sweep and origin_reconfigure). */
+/* Every breaker's listener: tags the event with its origin, the one the
+ * breaker is embedded in. No map lock is held here (see origin_sweep and
+ * origin_reconfigure). */
 static void origin_on_event(cb_breaker *b, const cb_event *ev, void *user_data)
 {
-    cbh_origin  *o = user_data;
-    cbh_origins *m = o->map;
+    cbh_origin  *o = (cbh_origin *)(void *)((char *)b - offsetof(cbh_origin, breaker));
+    cbh_origins *m = user_data;
 
-    (void)b;
     if (m->cfg.on_event)
         m->cfg.on_event(o, ev, m->cfg.event_data);
 }
 
-/* The config a breaker of o gets: in's numbers (NULL = the map's defaults)
- * with the map's own callbacks and clock, whatever in carried. */
-static void origin_breaker_cfg(const cbh_origins *m, cbh_origin *o, const cb_config *in,
-                               cb_config *out)
+/* The config a breaker of the map gets: in's numbers (NULL = the map's
+ * defaults) with the map's own callbacks and clock, whatever in carried. */
+static void origin_breaker_cfg(const cbh_origins *m, const cb_config *in, cb_config *out)
 {
     *out = in ? *in : m->cfg.defaults;
     /* A listener sends every success of the breaker down its locked path,
      * so the trampoline is installed only when someone listens. */
     out->listener = m->cfg.on_event ? origin_on_event : NULL;
-    out->listener_data = m->cfg.on_event ? o : NULL;
+    out->listener_data = m->cfg.on_event ? (void *)m : NULL;
     out->classify = NULL;
     out->classify_data = NULL;
     out->classify_outcome = NULL;
     out->classify_outcome_data = NULL;
     out->clock = m->cfg.clock;
     out->clock_data = m->cfg.clock_data;
-}
-
-/* Every number of CB_CONFIG_NUMBERS, field by field rather than memcmp:
- * padding and callbacks must not count. */
-static bool origin_same_numbers(const cb_config *a, const cb_config *b)
-{
-#define ORIGIN_SAME_(f, kind, dflt) a->f == b->f &&
-    return CB_CONFIG_NUMBERS(ORIGIN_SAME_) true;
-#undef ORIGIN_SAME_
 }
 
 cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
@@ -92,6 +85,15 @@ cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
         return NULL;
     if (cfg)
         m->cfg = *cfg;
+    {
+        cb_config c;
+
+        origin_breaker_cfg(m, NULL, &c);
+        if (!cbh_breaker_config_norm(&c, &m->bcfg)) {
+            cbh_free(m);
+            return NULL;
+        }
+    }
     m->idle_ms = m->cfg.idle_ms ? m->cfg.idle_ms : ORIGIN_DEFAULT_IDLE_MS;
     m->max = m->cfg.max_origins ? m->cfg.max_origins : ORIGIN_DEFAULT_MAX;
     m->sweep_every_ms = m->idle_ms / 8 ? m->idle_ms / 8 : 1;
@@ -105,11 +107,32 @@ cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
 
 static void origin_destroy(cbh_origin *o)
 {
-    cb_breaker_free(o->breaker);
-    cbh_budget_destroy(&o->budget);
-    pthread_mutex_destroy(&o->cfg_lock);
-    cbh_free(o->key);
+    cbh_origin_ext *x = cbh_origin_ext_of(o);
+
+    cbh_breaker_destroy(&o->breaker);
+    if (x) {
+        cbh_budget_destroy(&x->budget);
+        cbh_free(x);
+    }
     cbh_free(o);
+}
+
+cb_err cbh_origins_inflate(cbh_origin *o)
+{
+    cbh_origin_ext *x, *none = NULL;
+
+    if (!cbh_origin_ext_of(o)) {
+        if (!(x = cbh_calloc(1, sizeof(*x))))
+            return CB_ERR_NOMEM;
+        cbh_budget_init(&x->budget);
+        /* Two first calls at once: one publishes, the other frees its own. */
+        if (!atomic_compare_exchange_strong_explicit(&o->ext, &none, x, memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            cbh_budget_destroy(&x->budget);
+            cbh_free(x);
+        }
+    }
+    return cbh_breaker_inflate(&o->breaker);
 }
 
 void cbh_origins_free(cbh_origins *m)
@@ -276,31 +299,37 @@ static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len
                                  cb_err *err)
 {
     cbh_origin *o;
-    cb_config   c;
 
     *err = CB_ERR_NOMEM;
+    /* A config the breaker refuses is told apart from OOM before anything
+     * is allocated. */
+    if (cfg && cb_config_check(cfg, NULL, 0) != CB_OK) {
+        *err = CB_ERR_INVALID;
+        return NULL;
+    }
     /* Room first, so that the count never exceeds max, not even between
      * the add and an eviction. */
     if (!origin_make_room(m, dead))
         return NULL;
-    if (!(o = cbh_calloc(1, sizeof(*o))))
+    /* One block: the origin and its key. */
+    if (!(o = cbh_calloc(1, sizeof(*o) + key_len + 1)))
         return NULL;
-    if (!(o->key = cbh_strndup(key, key_len)) || pthread_mutex_init(&o->cfg_lock, NULL) != 0) {
-        cbh_free(o->key);
-        cbh_free(o);
-        return NULL;
-    }
+    memcpy(o->key, key, key_len);
+    o->key[key_len] = '\0';
     o->map = m;
-    cbh_budget_init(&o->budget);
-    origin_breaker_cfg(m, o, cfg, &c);
-    if (!(o->breaker = cb_breaker_new(&c))) {
-        /* cb_breaker_new says NULL for a bad config and for OOM alike. */
-        if (cb_config_check(&c, NULL, 0) != CB_OK)
-            *err = CB_ERR_INVALID;
-        origin_destroy(o);
-        return NULL;
+    cbh_breaker_init(&o->breaker, &m->bcfg, &m->bcfg);
+    /* Other numbers than the map's: the breaker gets a config of its own
+     * (configure with the map's numbers changes nothing). */
+    if (cfg) {
+        cb_config c;
+
+        origin_breaker_cfg(m, cfg, &c);
+        if (cb_breaker_configure(&o->breaker, &c) != CB_OK) {
+            origin_destroy(o);
+            return NULL;
+        }
     }
-    o->applied = c;
+    atomic_init(&o->ext, NULL);
     atomic_init(&o->refs, 1);
     atomic_init(&o->last_used_ms, now);
     HASH_ADD_KEYPTR(hh, m->head, o->key, key_len, o);
@@ -315,23 +344,14 @@ static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len
 
 /* Applies cfg to an existing origin when its numbers differ. Runs without the
  * map lock (a breaker that reacts to new thresholds may raise events); the
- * origin's own cfg_lock keeps concurrent reconfigurations in order so that
- * applied always describes the breaker. */
+ * breaker's configure compares under its own lock and changes nothing for
+ * the numbers it has. */
 static cb_err origin_reconfigure(cbh_origins *m, cbh_origin *o, const cb_config *cfg)
 {
-    cb_err err = CB_OK;
+    cb_config c;
 
-    pthread_mutex_lock(&o->cfg_lock);
-    if (!origin_same_numbers(&o->applied, cfg)) {
-        cb_config c;
-
-        origin_breaker_cfg(m, o, cfg, &c);
-        err = cb_breaker_configure(o->breaker, &c);
-        if (err == CB_OK)
-            o->applied = c;
-    }
-    pthread_mutex_unlock(&o->cfg_lock);
-    return err;
+    origin_breaker_cfg(m, cfg, &c);
+    return cb_breaker_configure(&o->breaker, &c);
 }
 
 cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len,

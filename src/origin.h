@@ -1,7 +1,14 @@
 /* The per-origin map: one breaker, one retry budget and a set of counters
  * per origin key, created on first use, evicted when no call used it for
  * idle_ms (whatever its breaker state) and, least recently used first, when
- * the map holds max_origins. Origins in use or pinned are never evicted. */
+ * the map holds max_origins. Origins in use or pinned are never evicted.
+ *
+ * Memory. An origin is compact until a call goes through it: one
+ * allocation holding the key, the map's links and a compact breaker that
+ * shares the map's config (about 200 bytes). Its first call inflates it
+ * (cbh_origins_inflate): the breaker's stripes and window, the retry
+ * budget's slots and the counters are allocated then. Origins that are
+ * only looked up, tripped or reset stay compact. */
 #ifndef CBH_ORIGIN_H
 #define CBH_ORIGIN_H
 
@@ -18,34 +25,49 @@
 #include <uthash.h>
 
 #include "cbhttp.h"
+#include "breaker_core.h"
 #include "retry.h"
 
 typedef struct cbh_origins cbh_origins;
 
-typedef struct cbh_origin {
-    char       *key;     /* "scheme://host:port" */
-    cb_breaker *breaker;
-    cb_config   applied; /* the config last applied to the breaker (under cfg_lock) */
-    bool        pinned;  /* set by cbh_origins_pin (api_client_set_origin_breaker):
-                            kept, never evicted, off the LRU list. Under the
-                            map's lock. */
-    cbh_budget  budget;
-    cbh_origins *map;
-
+/* What an origin's calls need beyond its breaker: allocated by its first
+ * call (cbh_origins_inflate). */
+typedef struct cbh_origin_ext {
+    cbh_budget budget;
     /* The counters of api_origin_metrics (metrics.h lists them). */
 #define CBH_ORIGIN_COUNTER_(field, json, prom, help) _Atomic uint64_t field;
     API_RETRY_COUNTERS(CBH_ORIGIN_COUNTER_)
     API_CACHE_COUNTERS(CBH_ORIGIN_COUNTER_)
 #undef CBH_ORIGIN_COUNTER_
+} cbh_origin_ext;
 
+typedef struct cbh_origin {
+    cb_breaker   breaker; /* compact until the first call; shares the map's config
+                             until a call brings other numbers */
+    cbh_origin_ext *_Atomic ext; /* NULL until the first call */
+    cbh_origins *map;
     _Atomic uint64_t last_used_ms; /* the start of its last call, or its end once released */
     _Atomic unsigned refs; /* callers holding it: not evicted while > 0. Taken only
                               under the map's lock, dropped without it. */
-    pthread_mutex_t  cfg_lock; /* serialises reconfiguration and guards applied */
+    bool        pinned;  /* set by cbh_origins_pin (api_client_set_origin_breaker):
+                            kept, never evicted, off the LRU list. Under the
+                            map's lock. */
     UT_hash_handle   hh;
     /* The map's LRU list, most recently got first; under the map's lock. */
     struct cbh_origin *lru_prev, *lru_next;
+    char        key[];   /* "scheme://host:port", NUL-terminated */
 } cbh_origin;
+
+/* The origin's calls' part: NULL before its first call. The acquire pairs
+ * with the release that publishes it. */
+static inline cbh_origin_ext *cbh_origin_ext_of(cbh_origin *o)
+{
+    return atomic_load_explicit(&o->ext, memory_order_acquire);
+}
+
+/* Makes o ready for a call (held by the caller): allocates what its calls
+ * count in, unless done. CB_OK or CB_ERR_NOMEM. Thread-safe. */
+cb_err cbh_origins_inflate(cbh_origin *o);
 
 /* Called for every breaker event of every origin, with no lock of the map
  * held (breaker events raised while the map examines or reconfigures an

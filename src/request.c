@@ -295,6 +295,11 @@ static cb_err call_origin(cbh_call *k, const char *origin, size_t len)
 
     cbh_origins_release(k->o);
     k->o = cbh_origins_get(k->c->origins, origin, len, k->cb_cfg, true, &err);
+    /* A call needs the origin's counters, budget and breaker window. */
+    if (k->o && (err = cbh_origins_inflate(k->o)) != CB_OK) {
+        cbh_origins_release(k->o);
+        k->o = NULL;
+    }
     if (!k->o && err == CB_ERR_INVALID) {
         char detail[160] = "";
 
@@ -328,7 +333,7 @@ static cbh_step call_exchange(cbh_call *k, bool hop)
     api_response *resp = k->resp;
     uint64_t      now;
 
-    if (cb_breaker_acquire(o->breaker, &k->permit) != CB_OK) {
+    if (cb_breaker_acquire(&o->breaker, &k->permit) != CB_OK) {
         CLIENT_LOG(k, API_LOG_DEBUG, "%s %s: rejected, circuit of %s is open", k->method,
                    call_url(k), o->key);
         rejection_error(resp, o->key);
@@ -336,11 +341,11 @@ static cbh_step call_exchange(cbh_call *k, bool hop)
     }
     k->has_permit = true;
     now = cbh_client_now(c);
-    atomic_fetch_add_explicit(&o->attempts, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->attempts, 1, memory_order_relaxed);
     if (k->n == 0)
-        cbh_budget_note_request(&o->budget, now);
+        cbh_budget_note_request(&cbh_origin_ext_of(o)->budget, now);
     else if (!hop)
-        atomic_fetch_add_explicit(&o->retries, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->retries, 1, memory_order_relaxed);
     if (!hop)
         resp->attempts++;
     cbh_response_clear_payload(resp);
@@ -353,7 +358,7 @@ static cbh_step call_exchange(cbh_call *k, bool hop)
     k->x.timeout_ms = call_left(k, now) ? call_left(k, now) : 1;
     k->x.connect_timeout_ms = c->cfg.connect_timeout_ms;
     if (cbh_xchg_begin(c->transport, &k->xchg, &k->x, resp->error, k) != CB_OK) {
-        cb_breaker_record_err(o->breaker, &k->permit, CB_OK);
+        cb_breaker_record_err(&o->breaker, &k->permit, CB_OK);
         k->has_permit = false;
         return call_end(k, CB_ERR_NOMEM);
     }
@@ -367,7 +372,7 @@ static bool call_revalidate(cbh_call *k, const cbh_cache_cond *cond)
         return false;
     *k->cond = *cond;
     k->conditional = true;
-    atomic_fetch_add_explicit(&k->o->cache_revalidations, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_revalidations, 1, memory_order_relaxed);
     return true;
 }
 
@@ -387,7 +392,7 @@ static cbh_step call_consult_cache(cbh_call *k, bool hop)
     if (res == CBH_CACHE_FRESH) {
         cbh_response_set_payload(k->resp, &hit);
         k->resp->from_cache = true;
-        atomic_fetch_add_explicit(&k->o->cache_hits, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_hits, 1, memory_order_relaxed);
         /* A stored 5xx is still an outage: the last good response may stand
          * in for it (call_end). Where a response came from never changes
          * the result. */
@@ -396,7 +401,7 @@ static cbh_step call_consult_cache(cbh_call *k, bool hop)
         k->result = k->resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
         return CBH_STEP_DONE;
     }
-    atomic_fetch_add_explicit(&k->o->cache_misses, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_misses, 1, memory_order_relaxed);
     if (k->cache_opts.only_if_cached || cbh_cache_only_if_cached(k->lines)) {
         snprintf(k->resp->error, sizeof(k->resp->error), "not in cache");
         return call_end(k, CB_ERR_CACHE_MISS);
@@ -449,10 +454,10 @@ static bool retry_delay(cbh_call *k, cb_err err, uint64_t *delay)
         return false;
     /* No retry storm: once the breaker opened, the next attempt could only
      * be rejected, so do not even wait for it. */
-    if (cb_breaker_state(o->breaker) == CB_OPEN)
+    if (cb_breaker_state(&o->breaker) == CB_OPEN)
         return false;
-    if (!cbh_budget_try_retry(&o->budget, &k->retry, now)) {
-        atomic_fetch_add_explicit(&o->retries_denied, 1, memory_order_relaxed);
+    if (!cbh_budget_try_retry(&cbh_origin_ext_of(o)->budget, &k->retry, now)) {
+        atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->retries_denied, 1, memory_order_relaxed);
         CLIENT_LOG(k, API_LOG_DEBUG, "%s %s: retry budget of %s exhausted", k->method,
                    call_url(k), o->key);
         return false;
@@ -517,7 +522,7 @@ static void call_server_backoff(cbh_call *k)
         return;
     if (ms > k->retry.max_delay_ms)
         ms = k->retry.max_delay_ms;
-    cb_breaker_trip_for(k->o->breaker, ms ? (unsigned)ms : 1);
+    cb_breaker_trip_for(&k->o->breaker, ms ? (unsigned)ms : 1);
     CLIENT_LOG(k, API_LOG_INFO, "%s %s: Retry-After %s opens the circuit of %s for %llu ms",
                k->method, call_url(k), ra, k->o->key, (unsigned long long)(ms ? ms : 1));
 }
@@ -536,7 +541,7 @@ cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc)
     cbh_response_set_payload(resp, &got);
     failure = k->classify ? k->classify(terr, resp->status, k->classify_data)
                           : cbh_outcome_breaker_failure(terr, resp->status);
-    cb_breaker_record_err(k->o->breaker, &k->permit,
+    cb_breaker_record_err(&k->o->breaker, &k->permit,
                           failure ? (terr != CB_OK ? terr : CB_ERR_HTTP) : CB_OK);
     k->has_permit = false;
     if (terr == CB_OK && k->c->cfg.retry_after_opens_breaker)
@@ -557,7 +562,7 @@ void cbh_call_cancel(cbh_call *k)
 {
     cbh_xchg_abort(k->c->transport, &k->xchg);
     if (k->has_permit)
-        cb_breaker_release(k->o->breaker, &k->permit);
+        cb_breaker_release(&k->o->breaker, &k->permit);
     k->has_permit = false;
     cbh_response_clear_payload(k->resp);
     snprintf(k->resp->error, sizeof(k->resp->error), "cancelled");
@@ -583,7 +588,7 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
     resp->stale = true;
     resp->cause = cause;
     resp->attempts = attempts;
-    atomic_fetch_add_explicit(&k->o->cache_stale_served, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_stale_served, 1, memory_order_relaxed);
     CLIENT_LOG(k, API_LOG_INFO, "%s %s: serving a stale cached response (%s)", k->method,
                call_url(k), cb_strerror(cause));
     return true;
@@ -618,7 +623,7 @@ static bool call_store(cbh_call *k, cb_err *err)
     if (not_modified && resp->status == 304)
         return false;
     if (not_modified)
-        atomic_fetch_add_explicit(&k->o->cache_not_modified, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_not_modified, 1, memory_order_relaxed);
     *err = resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
     return true;
 }

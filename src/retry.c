@@ -244,8 +244,14 @@ unsigned cbh_budget_available(cbh_budget *b, const api_retry_config *rc, uint64_
 
     if (!rc || rc->budget_disabled)
         return UINT_MAX;
-    pthread_mutex_lock(&b->lock);
-    left = budget_left(b, rc, now_ms);
-    pthread_mutex_unlock(&b->lock);
+    if (!b) {
+        static const cbh_budget empty; /* nothing counted: every slot stale */
+
+        left = budget_left(&empty, rc, now_ms);
+    } else {
+        pthread_mutex_lock(&b->lock);
+        left = budget_left(b, rc, now_ms);
+        pthread_mutex_unlock(&b->lock);
+    }
     return left > UINT_MAX ? UINT_MAX : (unsigned)left;
 }

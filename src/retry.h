@@ -56,7 +56,7 @@ void cbh_budget_note_request(cbh_budget *b, uint64_t now_ms);
  * (nothing is counted then). */
 bool cbh_budget_try_retry(cbh_budget *b, const api_retry_config *rc, uint64_t now_ms);
 /* How many retries would be granted now (for metrics); UINT_MAX when
- * rc->budget_disabled. */
+ * rc->budget_disabled. A NULL b is a budget that has counted nothing. */
 unsigned cbh_budget_available(cbh_budget *b, const api_retry_config *rc, uint64_t now_ms);
 
 #endif

@@ -103,7 +103,9 @@ START_TEST(test_create_and_lookup)
     ck_assert_ptr_nonnull(a);
     ck_assert_int_eq(err, CB_OK);
     ck_assert_str_eq(a->key, "http://a:80");
-    ck_assert_ptr_nonnull(a->breaker);
+    /* Compact until a call inflates it. */
+    ck_assert(!cbh_breaker_inflated(&a->breaker));
+    ck_assert_ptr_null(cbh_origin_ext_of(a));
     ck_assert_ptr_eq(a->map, m);
     ck_assert_uint_eq(refs(a), 1);
     ck_assert_uint_eq(atomic_load(&a->last_used_ms), 1000);
@@ -203,18 +205,17 @@ START_TEST(test_create_with_cfg_and_defaults)
     ck_assert_ptr_nonnull(m);
 
     o = get(m, "http://d:80", NULL, true);
-    cb_breaker_config(o->breaker, &got);
+    cb_breaker_config(&o->breaker, &got);
     ck_assert_uint_eq(got.failure_threshold, 7);
     cbh_origins_release(o);
 
     want.listener = bogus_listener;
     want.clock = bogus_clock;
     o = get(m, "http://c:80", &want, true);
-    cb_breaker_config(o->breaker, &got);
+    cb_breaker_config(&o->breaker, &got);
     ck_assert_uint_eq(got.failure_threshold, 2);
     ck_assert_uint_eq(got.reset_timeout_ms, 500);
-    ck_assert_uint_eq(o->applied.failure_threshold, 2);
-    cb_breaker_trip(o->breaker); /* must reach on_event, not bogus_listener */
+    cb_breaker_trip(&o->breaker); /* must reach on_event, not bogus_listener */
     ck_assert_int_eq(ev.state_changes, 1);
     ck_assert_ptr_eq(ev.last_origin, o);
     cbh_origins_release(o);
@@ -232,17 +233,16 @@ START_TEST(test_reconfigure_keeps_state)
     set_now(0);
     m = new_map(0, NULL);
     o = get(m, "http://r:80", &c1, true);
-    cb_breaker_trip(o->breaker);
-    ck_assert_int_eq(cb_breaker_state(o->breaker), CB_OPEN);
+    cb_breaker_trip(&o->breaker);
+    ck_assert_int_eq(cb_breaker_state(&o->breaker), CB_OPEN);
     cbh_origins_release(o);
 
     o2 = get(m, "http://r:80", &c2, true);
     ck_assert_ptr_eq(o, o2);
-    cb_breaker_config(o2->breaker, &got);
+    cb_breaker_config(&o2->breaker, &got);
     ck_assert_uint_eq(got.failure_threshold, 9);
-    ck_assert_uint_eq(o2->applied.failure_threshold, 9);
-    ck_assert_int_eq(cb_breaker_state(o2->breaker), CB_OPEN);
-    cb_breaker_metrics(o2->breaker, &mt);
+    ck_assert_int_eq(cb_breaker_state(&o2->breaker), CB_OPEN);
+    cb_breaker_metrics(&o2->breaker, &mt);
     ck_assert_uint_eq(mt.times_opened, 1);
     cbh_origins_release(o2);
 
@@ -252,9 +252,9 @@ START_TEST(test_reconfigure_keeps_state)
     o = get(m, "http://r:80", &c2, true);
     cbh_origins_release(o);
     o = get(m, "http://r:80", NULL, true);
-    cb_breaker_config(o->breaker, &got);
+    cb_breaker_config(&o->breaker, &got);
     ck_assert_uint_eq(got.failure_threshold, 9);
-    ck_assert_int_eq(cb_breaker_state(o->breaker), CB_OPEN);
+    ck_assert_int_eq(cb_breaker_state(&o->breaker), CB_OPEN);
     cbh_origins_release(o);
     cbh_origins_free(m);
 }
@@ -280,9 +280,8 @@ START_TEST(test_invalid_cfg)
     ck_assert_ptr_null(cbh_origins_get(m, "http://i:80", 11, &bad, true, &err));
     ck_assert_int_eq(err, CB_ERR_INVALID);
     ck_assert_uint_eq(refs(o), 0); /* the failed get kept no reference */
-    cb_breaker_config(o->breaker, &got);
+    cb_breaker_config(&o->breaker, &got);
     ck_assert_uint_eq(got.failure_threshold, 4);
-    ck_assert_uint_eq(o->applied.failure_threshold, 4);
     cbh_origins_free(m);
 }
 END_TEST
@@ -301,18 +300,18 @@ START_TEST(test_events_name_their_origin)
     m = new_map(0, &ev);
     a = get(m, "http://a:80", NULL, true);
     b = get(m, "http://b:80", NULL, true);
-    cb_breaker_trip(b->breaker);
+    cb_breaker_trip(&b->breaker);
     ck_assert_ptr_eq(ev.last_origin, b);
     ck_assert_str_eq(ev.last_key, "http://b:80");
     ck_assert_int_eq(ev.last.type, CB_EVENT_STATE_CHANGE);
     ck_assert_int_eq(ev.last.to, CB_OPEN);
     ck_assert_uint_eq(ev.count_seen, 2); /* called back into the map */
 
-    ck_assert_int_eq(cb_breaker_acquire(a->breaker, &p), CB_OK);
-    cb_breaker_record(a->breaker, &p, false);
+    ck_assert_int_eq(cb_breaker_acquire(&a->breaker, &p), CB_OK);
+    cb_breaker_record(&a->breaker, &p, false);
     ck_assert_ptr_eq(ev.last_origin, a);
     ck_assert_int_eq(ev.last.type, CB_EVENT_FAILURE);
-    ck_assert_int_eq(cb_breaker_state(a->breaker), CB_CLOSED);
+    ck_assert_int_eq(cb_breaker_state(&a->breaker), CB_CLOSED);
     cbh_origins_release(a);
     cbh_origins_release(b);
     cbh_origins_free(m);
@@ -332,7 +331,7 @@ START_TEST(test_eviction_rules)
     open = get(m, "http://open:80", NULL, true);
     held = get(m, "http://held:80", NULL, true);
     pinned = get(m, "http://pinned:80", NULL, true);
-    cb_breaker_trip(open->breaker);
+    cb_breaker_trip(&open->breaker);
     cbh_origins_pin(pinned); /* while holding a reference */
     cbh_origins_pin(pinned); /* twice is fine */
     cbh_origins_release(idle);
@@ -388,10 +387,10 @@ START_TEST(test_open_and_half_open_evicted)
     set_now(0);
     m = new_map(1000, &ev);
     o = get(m, "http://h:80", &c, true);
-    cb_breaker_trip(o->breaker);
+    cb_breaker_trip(&o->breaker);
     cbh_origins_release(o);
     o = get(m, "http://o:80", NULL, true);
-    cb_breaker_trip(o->breaker);
+    cb_breaker_trip(&o->breaker);
     cbh_origins_release(o);
     ev.state_changes = 0;
     /* h is HALF_OPEN by now (had anyone looked), o still OPEN: both go.
@@ -403,8 +402,8 @@ START_TEST(test_open_and_half_open_evicted)
 
     /* What a later call sees: a fresh CLOSED breaker, zeroed counts. */
     o = get(m, "http://o:80", NULL, true);
-    ck_assert_int_eq(cb_breaker_state(o->breaker), CB_CLOSED);
-    cb_breaker_metrics(o->breaker, &mt);
+    ck_assert_int_eq(cb_breaker_state(&o->breaker), CB_CLOSED);
+    cb_breaker_metrics(&o->breaker, &mt);
     ck_assert_uint_eq(mt.times_opened, 0);
     ck_assert_uint_eq(mt.total_requests, 0);
     cbh_origins_release(o);
@@ -426,9 +425,9 @@ static void fail_once(cbh_origins *m, unsigned from, unsigned to)
 
         snprintf(k, sizeof(k), "http://dead-%u.example:80", i);
         o = get(m, k, NULL, true);
-        ck_assert_int_eq(cb_breaker_acquire(o->breaker, &p), CB_OK);
-        cb_breaker_record(o->breaker, &p, false);
-        ck_assert_int_eq(cb_breaker_state(o->breaker), CB_OPEN);
+        ck_assert_int_eq(cb_breaker_acquire(&o->breaker, &p), CB_OK);
+        cb_breaker_record(&o->breaker, &p, false);
+        ck_assert_int_eq(cb_breaker_state(&o->breaker), CB_OPEN);
         cbh_origins_release(o);
     }
 }
@@ -965,11 +964,14 @@ static void *stress_worker(void *arg)
         if (o) {
             cb_permit p;
 
-            if (cb_breaker_acquire(o->breaker, &p) == CB_OK)
-                cb_breaker_record(o->breaker, &p, (x & 0x30) != 0);
+            if ((x & 8) && cbh_origins_inflate(o) == CB_OK) {
+                if (cb_breaker_acquire(&o->breaker, &p) == CB_OK)
+                    cb_breaker_record(&o->breaker, &p, (x & 0x30) != 0);
+                atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->attempts, 1,
+                                          memory_order_relaxed);
+            }
             if ((x & 0xff) == 7)
-                cb_breaker_reset(o->breaker);
-            atomic_fetch_add_explicit(&o->attempts, 1, memory_order_relaxed);
+                cb_breaker_reset(&o->breaker);
             cbh_origins_release(o);
         }
         if (s->id == 0 && i % 500 == 0)
@@ -1041,7 +1043,7 @@ static void *capped_worker(void *arg)
             continue;
         }
         if ((x & 0xff) == 3)
-            cb_breaker_trip(o->breaker);
+            cb_breaker_trip(&o->breaker);
         cbh_origins_release(o);
     }
     return NULL;
