@@ -3,8 +3,12 @@
  *
  *   origins: 10, 10k and 1M origins "http://h<i>.test:80/" created with
  *            api_client_trip (no network I/O happens for trip or state).
- *            Memory per origin from the RSS delta (/proc/self/statm) and
- *            from the heap in use (mallinfo2); then ns per
+ *            Memory per origin three ways: the RSS delta
+ *            (/proc/self/statm), the heap in use (mallinfo2, chunk headers
+ *            included) and what the library itself holds, counted by an
+ *            allocator installed with cb_set_allocator
+ *            (malloc_usable_size of every live block, and the blocks);
+ *            origins nobody calls stay compact. Then ns per
  *            api_client_breaker_state lookup in random order, the three
  *            maps measured in interleaved rounds.
  *   cache:   10k entries filled from the fixture's
@@ -16,6 +20,7 @@
  */
 #include <malloc.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +57,54 @@ static double heap_bytes(void)
     return (double)mi.uordblks + (double)mi.hblkhd;
 }
 
+/* The counting allocator: every block the library holds, by its usable
+ * size. */
+static _Atomic long long lib_bytes, lib_blocks;
+
+static void *count_malloc(size_t n)
+{
+    void *p = malloc(n);
+
+    if (p) {
+        atomic_fetch_add(&lib_bytes, (long long)malloc_usable_size(p));
+        atomic_fetch_add(&lib_blocks, 1);
+    }
+    return p;
+}
+
+static void *count_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+
+    if (p) {
+        atomic_fetch_add(&lib_bytes, (long long)malloc_usable_size(p));
+        atomic_fetch_add(&lib_blocks, 1);
+    }
+    return p;
+}
+
+static void *count_realloc(void *old, size_t n)
+{
+    size_t before = old ? malloc_usable_size(old) : 0;
+    void  *p = realloc(old, n);
+
+    if (p) {
+        atomic_fetch_add(&lib_bytes, (long long)malloc_usable_size(p) - (long long)before);
+        if (!old)
+            atomic_fetch_add(&lib_blocks, 1);
+    }
+    return p;
+}
+
+static void count_free(void *p)
+{
+    if (p) {
+        atomic_fetch_sub(&lib_bytes, (long long)malloc_usable_size(p));
+        atomic_fetch_sub(&lib_blocks, 1);
+    }
+    free(p);
+}
+
 /* xorshift64*: the random lookup order. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -67,13 +120,14 @@ typedef struct omap {
     unsigned long n;
     char        **urls;
     api_client   *c;
-    double        rss_per, heap_per, create_ns;
+    double        rss_per, heap_per, lib_per, blocks_per, create_ns;
 } omap;
 
 static void omap_build(omap *m, unsigned long n)
 {
     unsigned long i;
     double        rss0, heap0, t0;
+    long long     lib0, blocks0;
 
     m->n = n;
     m->urls = malloc(n * sizeof(*m->urls));
@@ -97,6 +151,8 @@ static void omap_build(omap *m, unsigned long n)
 
     rss0 = rss_bytes();
     heap0 = heap_bytes();
+    lib0 = atomic_load(&lib_bytes);
+    blocks0 = atomic_load(&lib_blocks);
     t0 = wall_ns();
     for (i = 0; i < n; i++)
         if (api_client_trip(m->c, m->urls[i]) != CB_OK)
@@ -104,6 +160,8 @@ static void omap_build(omap *m, unsigned long n)
     m->create_ns = (wall_ns() - t0) / (double)n;
     m->rss_per = (rss_bytes() - rss0) / (double)n;
     m->heap_per = (heap_bytes() - heap0) / (double)n;
+    m->lib_per = (double)(atomic_load(&lib_bytes) - lib0) / (double)n;
+    m->blocks_per = (double)(atomic_load(&lib_blocks) - blocks0) / (double)n;
 }
 
 /* ns per api_client_breaker_state, random order; *cpu: CPU time. */
@@ -245,6 +303,9 @@ int main(int argc, char **argv)
     cres          cr;
     int           i, k, nmaps = 0;
 
+    if (cb_set_allocator(&(cb_allocator){ count_malloc, count_calloc, count_realloc,
+                                          count_free }) != CB_OK)
+        die("cb_set_allocator failed");
     if (max < sizes[2])
         sizes[2] = max;
     for (i = 0; i < 3; i++)
@@ -273,11 +334,12 @@ int main(int argc, char **argv)
     printf("per-origin map: api_client_trip creates, api_client_breaker_state looks up "
            "(random order, median of %d interleaved rounds of %lu)\n\n",
            ROUNDS, LOOKUPS);
-    printf("%-10s %14s %14s %12s %14s %14s\n", "origins", "RSS/origin", "heap/origin",
-           "create", "lookup", "lookup (CPU)");
+    printf("%-10s %14s %14s %14s %8s %12s %14s %14s\n", "origins", "RSS/origin",
+           "heap/origin", "lib/origin", "blocks", "create", "lookup", "lookup (CPU)");
     for (i = 0; i < nmaps; i++)
-        printf("%-10lu %12.0f B %12.0f B %9.0f ns %11.1f ns %11.1f ns\n", maps[i].n,
-               maps[i].rss_per, maps[i].heap_per, maps[i].create_ns, look_ns[i], look_cpu[i]);
+        printf("%-10lu %12.0f B %12.0f B %12.0f B %8.2f %9.0f ns %11.1f ns %11.1f ns\n",
+               maps[i].n, maps[i].rss_per, maps[i].heap_per, maps[i].lib_per,
+               maps[i].blocks_per, maps[i].create_ns, look_ns[i], look_cpu[i]);
     printf("(with 10 origins the RSS delta is below page granularity: read the heap column)\n");
 
     printf("\ncache with %llu entries (fixture /cache/k<i>, %.0f B bodies on average)\n\n",
@@ -294,6 +356,7 @@ int main(int argc, char **argv)
     for (i = 0; i < nmaps; i++) {
         printf("origins_%s_rss_bytes_per_origin %.0f bytes\n", names[i], maps[i].rss_per);
         printf("origins_%s_heap_bytes_per_origin %.0f bytes\n", names[i], maps[i].heap_per);
+        printf("origins_%s_lib_bytes_per_origin %.0f bytes\n", names[i], maps[i].lib_per);
         printf("origins_%s_create_ns %.0f ns\n", names[i], maps[i].create_ns);
         printf("origins_%s_lookup_ns %.1f ns\n", names[i], look_ns[i]);
         printf("origins_%s_lookup_cpu_ns %.1f ns\n", names[i], look_cpu[i]);
