@@ -367,7 +367,8 @@ static unsigned open_duration(cb_breaker *b)
 
 static void evq_push(cb_breaker *b, evq *q, const cb_event *ev)
 {
-    if (b->env->listener && !(atomic_load_explicit(&b->core.word, memory_order_relaxed) & W_DISABLED) &&
+    if (b->env->listener &&
+        !(atomic_load_explicit(&b->core.word, memory_order_relaxed) & W_DISABLED) &&
         q->n < sizeof(q->ev) / sizeof(q->ev[0]))
         q->ev[q->n++] = *ev;
 }
@@ -981,7 +982,8 @@ static cb_outcome classify_err(const cb_breaker *b, cb_err err)
     if (b->env->classify_outcome)
         return b->env->classify_outcome(err, b->env->classify_outcome_data);
     if (b->env->classify)
-        return b->env->classify(err, b->env->classify_data) ? CB_OUTCOME_FAILURE : CB_OUTCOME_SUCCESS;
+        return b->env->classify(err, b->env->classify_data) ? CB_OUTCOME_FAILURE
+                                                             : CB_OUTCOME_SUCCESS;
     if (err == CB_OK)
         return CB_OUTCOME_SUCCESS;
     return err == CB_ERR_CANCELLED ? CB_OUTCOME_IGNORED : CB_OUTCOME_FAILURE;
@@ -1139,7 +1141,8 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
     out->ignored = h->ignored - h->base_ignored;
     /* A success since the last failure ended the run. */
     out->consecutive_failures = succ == h->run_mark ? h->run_failures : 0;
-    out->isolated = (atomic_load_explicit(&b->core.word, memory_order_relaxed) & W_ISOLATED) ? 1 : 0;
+    out->isolated =
+        (atomic_load_explicit(&b->core.word, memory_order_relaxed) & W_ISOLATED) ? 1 : 0;
     cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
 }

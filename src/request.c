@@ -55,6 +55,11 @@ static bool method_valid(const char *m)
 
 static const char *call_url(const cbh_call *k) { return k->hop_url ? k->hop_url : k->url.url; }
 
+/* Counts one event in the origin's counters: the call inflated the origin
+ * (call_origin), so they exist. */
+#define CALL_COUNT(o, field) \
+    atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->field, 1, memory_order_relaxed)
+
 /* Name length of a "Name: value" line (valid lines only). */
 static size_t line_name_len(const char *line) { return (size_t)(strchr(line, ':') - line); }
 
@@ -341,11 +346,11 @@ static cbh_step call_exchange(cbh_call *k, bool hop)
     }
     k->has_permit = true;
     now = cbh_client_now(c);
-    atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->attempts, 1, memory_order_relaxed);
+    CALL_COUNT(o, attempts);
     if (k->n == 0)
         cbh_budget_note_request(&cbh_origin_ext_of(o)->budget, now);
     else if (!hop)
-        atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->retries, 1, memory_order_relaxed);
+        CALL_COUNT(o, retries);
     if (!hop)
         resp->attempts++;
     cbh_response_clear_payload(resp);
@@ -372,7 +377,7 @@ static bool call_revalidate(cbh_call *k, const cbh_cache_cond *cond)
         return false;
     *k->cond = *cond;
     k->conditional = true;
-    atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_revalidations, 1, memory_order_relaxed);
+    CALL_COUNT(k->o, cache_revalidations);
     return true;
 }
 
@@ -392,7 +397,7 @@ static cbh_step call_consult_cache(cbh_call *k, bool hop)
     if (res == CBH_CACHE_FRESH) {
         cbh_response_set_payload(k->resp, &hit);
         k->resp->from_cache = true;
-        atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_hits, 1, memory_order_relaxed);
+        CALL_COUNT(k->o, cache_hits);
         /* A stored 5xx is still an outage: the last good response may stand
          * in for it (call_end). Where a response came from never changes
          * the result. */
@@ -401,7 +406,7 @@ static cbh_step call_consult_cache(cbh_call *k, bool hop)
         k->result = k->resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
         return CBH_STEP_DONE;
     }
-    atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_misses, 1, memory_order_relaxed);
+    CALL_COUNT(k->o, cache_misses);
     if (k->cache_opts.only_if_cached || cbh_cache_only_if_cached(k->lines)) {
         snprintf(k->resp->error, sizeof(k->resp->error), "not in cache");
         return call_end(k, CB_ERR_CACHE_MISS);
@@ -457,7 +462,7 @@ static bool retry_delay(cbh_call *k, cb_err err, uint64_t *delay)
     if (cb_breaker_state(&o->breaker) == CB_OPEN)
         return false;
     if (!cbh_budget_try_retry(&cbh_origin_ext_of(o)->budget, &k->retry, now)) {
-        atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->retries_denied, 1, memory_order_relaxed);
+        CALL_COUNT(o, retries_denied);
         CLIENT_LOG(k, API_LOG_DEBUG, "%s %s: retry budget of %s exhausted", k->method,
                    call_url(k), o->key);
         return false;
@@ -588,7 +593,7 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
     resp->stale = true;
     resp->cause = cause;
     resp->attempts = attempts;
-    atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_stale_served, 1, memory_order_relaxed);
+    CALL_COUNT(k->o, cache_stale_served);
     CLIENT_LOG(k, API_LOG_INFO, "%s %s: serving a stale cached response (%s)", k->method,
                call_url(k), cb_strerror(cause));
     return true;
@@ -623,7 +628,7 @@ static bool call_store(cbh_call *k, cb_err *err)
     if (not_modified && resp->status == 304)
         return false;
     if (not_modified)
-        atomic_fetch_add_explicit(&cbh_origin_ext_of(k->o)->cache_not_modified, 1, memory_order_relaxed);
+        CALL_COUNT(k->o, cache_not_modified);
     *err = resp->status >= 400 ? CB_ERR_HTTP : CB_OK;
     return true;
 }
