@@ -349,6 +349,61 @@ START_TEST(test_metrics)
 }
 END_TEST
 
+/* (d2) A call to an origin that exists but is still compact (made by a
+ * control, not a call): the call's first act is to inflate it (budget,
+ * counters, breaker stripes). Whichever allocation fails, inflation's
+ * included, the call returns CB_ERR_NOMEM with nothing leaked, and the
+ * next call to the same origin, partly inflated or not, goes through. */
+START_TEST(test_call_inflates_origin)
+{
+    fixture          *f = fixture_start();
+    api_client_config cfg;
+    unsigned long     n, failed = 0;
+
+    ck_assert_ptr_nonnull(f);
+    tu_alloc_install();
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.base_url = fixture_url(f);
+    cfg.retry.max_attempts = 1;
+    for (n = 1; n < MAX_N; n++) {
+        api_client  *c = api_client_new(&cfg);
+        api_response resp;
+        cb_metrics   mt;
+        cb_err       rc;
+        bool         hit;
+
+        ck_assert_ptr_nonnull(c);
+        /* The origin, compact: a reset creates it without a call. */
+        ck_assert_int_eq(api_client_reset(c, "/"), CB_OK);
+        ck_assert_int_eq(api_client_breaker_metrics(c, "/", &mt), CB_OK);
+        ck_assert_uint_eq(mt.total_requests, 0);
+        tu_alloc_fail_at(n);
+        rc = api_get(c, "/ok", NULL, &resp);
+        hit = tu_alloc_disarm();
+        ck_assert_ptr_nonnull(resp.body);
+        if (hit) {
+            ck_assert_msg(rc == CB_ERR_NOMEM, "N=%lu: %s", n, cb_strerror(rc));
+            failed++;
+        } else {
+            ck_assert_int_eq(rc, CB_OK);
+        }
+        api_response_free(&resp);
+        /* Whatever the first call left, the origin serves the next one. */
+        ck_assert_int_eq(api_get(c, "/ok", NULL, &resp), CB_OK);
+        ck_assert_int_eq(resp.status, 200);
+        api_response_free(&resp);
+        api_client_free(c);
+        ck_assert_int_eq(tu_alloc_live(), 0);
+        if (!hit)
+            break;
+    }
+    ck_assert_uint_lt(n, MAX_N);
+    ck_assert_uint_gt(failed, 2); /* inflation alone allocates twice */
+    tu_alloc_uninstall();
+    fixture_stop(f);
+}
+END_TEST
+
 /* (e) cb_breaker_new. */
 START_TEST(test_breaker_new)
 {
@@ -545,6 +600,7 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, test_redirected_post_many_headers);
     tcase_add_test(tc, test_revalidation);
     tcase_add_test(tc, test_metrics);
+    tcase_add_test(tc, test_call_inflates_origin);
     tcase_add_test(tc, test_breaker_new);
     tcase_add_test(tc, test_config_parse);
     tcase_add_test(tc, test_client_from_config);

@@ -11,6 +11,7 @@
 
 #include "origin.h"
 
+#include "helpers/failalloc.h"
 #include "helpers/testutil.h"
 
 static _Atomic uint64_t fake_now;
@@ -935,6 +936,48 @@ START_TEST(test_oom)
 }
 END_TEST
 
+/* Inflation, allocation by allocation: the origin's part first, then the
+ * breaker's. A failure at either leaves the origin compact enough to be
+ * freed and inflated later; a compact breaker's acquire reports the
+ * failure instead of admitting a call it cannot count. */
+START_TEST(test_inflate_oom)
+{
+    cbh_origins *m;
+    cbh_origin  *o;
+    cb_permit    p;
+
+    tu_alloc_install();
+    set_now(0);
+    m = new_map(0, NULL);
+    o = get(m, "http://a:80", NULL, true);
+    ck_assert_ptr_nonnull(o);
+
+    tu_alloc_fail_at(1); /* the origin's budget and counters */
+    ck_assert_int_eq(cbh_origins_inflate(o), CB_ERR_NOMEM);
+    ck_assert(tu_alloc_disarm());
+    ck_assert_ptr_null(cbh_origin_ext_of(o));
+    ck_assert(!cbh_breaker_inflated(&o->breaker));
+
+    tu_alloc_fail_at(2); /* the breaker's stripes and window */
+    ck_assert_int_eq(cbh_origins_inflate(o), CB_ERR_NOMEM);
+    ck_assert(tu_alloc_disarm());
+    ck_assert_ptr_nonnull(cbh_origin_ext_of(o));
+    ck_assert(!cbh_breaker_inflated(&o->breaker));
+    tu_alloc_fail_at(1);
+    ck_assert_int_eq(cb_breaker_acquire(&o->breaker, &p), CB_ERR_NOMEM);
+    ck_assert(tu_alloc_disarm());
+    ck_assert_int_eq(cb_breaker_state(&o->breaker), CB_CLOSED);
+
+    ck_assert_int_eq(cbh_origins_inflate(o), CB_OK);
+    ck_assert(cbh_breaker_inflated(&o->breaker));
+    ck_assert_int_eq(cb_breaker_acquire(&o->breaker, &p), CB_OK);
+    cb_breaker_record(&o->breaker, &p, true);
+    cbh_origins_release(o);
+    cbh_origins_free(m);
+    tu_alloc_uninstall(); /* asserts that nothing is left */
+}
+END_TEST
+
 /* ---- Threads ----------------------------------------------------------------- */
 
 #define STRESS_KEYS 64
@@ -1243,6 +1286,7 @@ static Suite *origin_suite(void)
     tcase_add_test(tc, test_cap_limits);
     tcase_add_test(tc, test_foreach);
     tcase_add_test(tc, test_oom);
+    tcase_add_test(tc, test_inflate_oom);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_cap_threads);
     suite_add_tcase(s, tc);
