@@ -68,7 +68,6 @@ static unsigned      g_mem_calls = 10000;
 
 /* ---- raw libcurl multi ------------------------------------------------------ */
 
-
 typedef struct rawmulti {
     CURLM *m;
     CURL  *e[INFLIGHT];
@@ -373,9 +372,8 @@ static void count_add(counter *c, size_t n)
     size_t live = atomic_fetch_add_explicit(&c->live, n, memory_order_relaxed) + n;
     size_t peak = atomic_load_explicit(&c->peak, memory_order_relaxed);
 
-    while (live > peak &&
-           !atomic_compare_exchange_weak_explicit(&c->peak, &peak, live, memory_order_relaxed,
-                                                  memory_order_relaxed))
+    while (live > peak && !atomic_compare_exchange_weak_explicit(
+                              &c->peak, &peak, live, memory_order_relaxed, memory_order_relaxed))
         ;
     atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
 }
@@ -490,19 +488,18 @@ typedef struct memfigs {
 } memfigs;
 
 /* n calls of path submitted at once on one engine on base. */
-static memfigs inflight_memory(const char *base, const char *path, unsigned n,
-                               unsigned timeout_ms)
+static memfigs inflight_memory(const char *base, const char *path, unsigned n, unsigned timeout_ms)
 {
-    memslot      *s = calloc(n, sizeof(*s));
-    memrun        run = { 0 };
-    memfigs       m = { .calls = n };
-    api_client   *c;
-    api_async    *a = NULL;
-    size_t        base_live, base_blocks, curl_base;
-    double        t0;
-    unsigned      i;
-    int           left;
-    bool          warm_done = false;
+    memslot    *s = calloc(n, sizeof(*s));
+    memrun      run = { 0 };
+    memfigs     m = { .calls = n };
+    api_client *c;
+    api_async  *a = NULL;
+    size_t      base_live, base_blocks, curl_base;
+    double      t0;
+    unsigned    i;
+    int         left;
+    bool        warm_done = false;
 
     if (!s)
         die("out of memory");
@@ -602,15 +599,15 @@ static void print_mem_lines(const char *pre, const memfigs *m)
 static int memory_child(void)
 {
     static const cb_allocator counting = { lib_malloc, lib_calloc, lib_realloc, lib_free };
-    memfigs  fx, ng = { 0 };
-    bool     have_ng = false;
-    fixture *f;
-    char     path[64];
+    memfigs                   fx, ng = { 0 };
+    bool                      have_ng = false;
+    fixture                  *f;
+    char                      path[64];
 
     if (cb_set_allocator(&counting) != CB_OK)
         die("cb_set_allocator failed");
-    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_malloc_cb, curl_free_cb,
-                             curl_realloc_cb, curl_strdup_cb, curl_calloc_cb) != CURLE_OK)
+    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_malloc_cb, curl_free_cb, curl_realloc_cb,
+                             curl_strdup_cb, curl_calloc_cb) != CURLE_OK)
         die("curl_global_init_mem failed");
     raise_fd_limit();
 
@@ -640,7 +637,8 @@ static int memory_child(void)
     }
 
     printf("Calls in flight at once on one engine (cbhttp's own allocations; target "
-           "%.0f B per call)\n", TARGET_BYTES_PER_CALL);
+           "%.0f B per call)\n",
+           TARGET_BYTES_PER_CALL);
     print_mem("fixture /delay/3000", &fx);
     if (have_ng)
         print_mem("nginx /sleep/5", &ng);
@@ -708,8 +706,8 @@ int main(int argc, char **argv)
            INFLIGHT, g_requests, ROUNDS);
     if (have_ng) {
         printf("%-36s %12s %12s %8s\n", "", "cbhttp", "libcurl", "ratio");
-        printf("%-36s %10.0f/s %10.0f/s %8.3f  %s\n", "api_async vs libcurl multi",
-               ng.cbhttp_rps, ng.curl_rps, ng.ratio, verdict(ng.ratio >= TARGET_RATIO));
+        printf("%-36s %10.0f/s %10.0f/s %8.3f  %s\n", "api_async vs libcurl multi", ng.cbhttp_rps,
+               ng.curl_rps, ng.ratio, verdict(ng.ratio >= TARGET_RATIO));
         printf("%-36s %9.2f us %9.2f us %8.3f  (libcurl / cbhttp)\n",
                "  loop thread CPU per request", ng.cbhttp_cpu_ns / 1e3, ng.curl_cpu_ns / 1e3,
                ng.cpu_ratio);

@@ -66,13 +66,13 @@ enum kind { K_NETWORK = 0, K_FRESH, K_STALE, K_FALLBACK, K_REJECTED, K_COUNT };
 
 /* One call: its response storage and, once done, what the caller saw. */
 typedef struct call {
-    api_response resp;
-    uint64_t     start_ns;
-    double       at_ms; /* when it was submitted, from the first slot */
-    double       ms;    /* submission to done */
+    api_response  resp;
+    uint64_t      start_ns;
+    double        at_ms; /* when it was submitted, from the first slot */
+    double        ms;    /* submission to done */
     unsigned char phase;
     unsigned char kind; /* K_REJECTED is a K_FALLBACK caused by the open circuit */
-    bool         done;
+    bool          done;
 } call;
 
 typedef struct figures {
@@ -306,9 +306,9 @@ static void table_row(const run_result *r, uint64_t sent, const figures *x, bool
 
 static void table_head(bool extra)
 {
-    printf("%-8s %-7s %8s %6s %8s %8s %6s %8s %6s %8s %8s %8s%s\n", "scenario", "breaker",
-           "sent", "calls", "net-ok", "cache", "stale", "fallback", "(open)", "p50 ms",
-           "p99 ms", "max ms", extra ? "  recovery  inflight  lag ms over ms (cpu)   switch" : "");
+    printf("%-8s %-7s %8s %6s %8s %8s %6s %8s %6s %8s %8s %8s%s\n", "scenario", "breaker", "sent",
+           "calls", "net-ok", "cache", "stale", "fallback", "(open)", "p50 ms", "p99 ms", "max ms",
+           extra ? "  recovery  inflight  lag ms over ms (cpu)   switch" : "");
 }
 
 static void machine(const char *pre, const figures *x)
@@ -368,8 +368,8 @@ int main(int argc, char **argv)
         table_row(&r[i], r[i].sent_total, &r[i].all, false);
     for (i = 0; i < 4; i++)
         if (r[i].unfinished)
-            printf("%s, breaker %s: %u calls had not ended %d ms after the run\n",
-                   r[i].scenario, r[i].breaker ? "on" : "off", r[i].unfinished, DRAIN_MS);
+            printf("%s, breaker %s: %u calls had not ended %d ms after the run\n", r[i].scenario,
+                   r[i].breaker ? "on" : "off", r[i].unfinished, DRAIN_MS);
     printf("\n");
 
     for (i = 0; i < 4; i++) {

@@ -24,8 +24,8 @@ static volatile unsigned sink;
 
 static void run_pairs(cb_breaker *b, unsigned long n)
 {
-    cb_permit p;
-    unsigned ok = 0;
+    cb_permit     p;
+    unsigned      ok = 0;
     unsigned long i;
 
     for (i = 0; i < n; i++) {
@@ -38,17 +38,17 @@ static void run_pairs(cb_breaker *b, unsigned long n)
 }
 
 typedef struct worker {
-    pthread_t tid;
-    cb_breaker *b;
-    unsigned long n;
+    pthread_t          tid;
+    cb_breaker        *b;
+    unsigned long      n;
     pthread_barrier_t *start;
-    double ns; /* this thread's elapsed time */
+    double             ns; /* this thread's elapsed time */
 } worker;
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    double t0;
+    double  t0;
 
     pthread_barrier_wait(w->start);
     t0 = wall_ns();
@@ -61,10 +61,10 @@ static void *worker_main(void *arg)
  * time of the slowest thread in ns. */
 static double run_threads(cb_breaker *b, int nthreads, unsigned long n)
 {
-    worker w[8];
+    worker            w[8];
     pthread_barrier_t start;
-    double worst = 0;
-    int i;
+    double            worst = 0;
+    int               i;
 
     pthread_barrier_init(&start, NULL, (unsigned)nthreads);
     for (i = 0; i < nthreads; i++) {
@@ -97,14 +97,14 @@ static void check_counts(cb_breaker *b, uint64_t expect)
 
 int main(int argc, char **argv)
 {
-    unsigned long n = argc > 1 ? strtoul(argv[1], NULL, 10) : 20000000ul;
+    unsigned long    n = argc > 1 ? strtoul(argv[1], NULL, 10) : 20000000ul;
     static const int threads[] = { 2, 4 };
-    double r[ROUNDS], pair_1t, rej;
-    double pair_mt[2], tput_mt[2];
-    cb_breaker *b;
-    cb_permit p;
-    unsigned long i;
-    int k, t;
+    double           r[ROUNDS], pair_1t, rej;
+    double           pair_mt[2], tput_mt[2];
+    cb_breaker      *b;
+    cb_permit        p;
+    unsigned long    i;
+    int              k, t;
 
     if (n == 0)
         n = 1;
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     cb_breaker_trip(b);
     for (k = 0; k < ROUNDS; k++) {
         unsigned rejected = 0;
-        double t0 = wall_ns();
+        double   t0 = wall_ns();
 
         for (i = 0; i < n; i++)
             rejected += cb_breaker_acquire(b, &p) == CB_ERR_CIRCUIT_OPEN;

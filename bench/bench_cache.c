@@ -73,8 +73,7 @@ static void mini_conn(mini *m, int fd)
         size_t  n = 0, used, hl;
 
         while (!(end = memmem(req, have, "\r\n\r\n", 4))) {
-            if (have == sizeof(req) ||
-                (r = recv(fd, req + have, sizeof(req) - have, 0)) <= 0)
+            if (have == sizeof(req) || (r = recv(fd, req + have, sizeof(req) - have, 0)) <= 0)
                 return;
             have += (size_t)r;
         }
@@ -204,15 +203,15 @@ static void small_url(api_client *c, fixture *f, char *url, size_t size, size_t 
 
 static const char *verdict(double wall, double cpu)
 {
-    return wall <= TARGET_HIT_NS ? "target met"
+    return wall <= TARGET_HIT_NS  ? "target met"
            : cpu <= TARGET_HIT_NS ? "target met in CPU time only"
                                   : "TARGET MISSED";
 }
 
 int main(int argc, char **argv)
 {
-    unsigned long n_hits = argc > 1 && strtoul(argv[1], NULL, 10) ? strtoul(argv[1], NULL, 10)
-                                                                    : 200000ul;
+    unsigned long n_hits =
+        argc > 1 && strtoul(argv[1], NULL, 10) ? strtoul(argv[1], NULL, 10) : 200000ul;
     unsigned long n_hits_large = n_hits / 10 ? n_hits / 10 : 1;
     double        hs[ROUNDS], hl[ROUNDS], ns[ROUNDS], nl[ROUNDS], hsc[ROUNDS], hlc[ROUNDS];
     double        hm[ROUNDS], hmc[ROUNDS], nm[ROUNDS];
@@ -286,12 +285,11 @@ int main(int argc, char **argv)
            "the same URL\nmedian of %d interleaved rounds; %lu / %lu hits, %d network calls "
            "per round\n\n",
            ROUNDS, n_hits, n_hits_large, NET_CALLS);
-    printf("%-24s %13s %13s %13s %9s\n", "body", "hit (wall)", "hit (CPU)", "network",
-           "speed-up");
-    printf("%-24s %10.1f ns %10.1f ns %10.1f us %8.0fx  %s\n", "400 B, short path",
-           hit_m, hit_m_cpu, net_m, net_m * 1e3 / hit_m, verdict(hit_m, hit_m_cpu));
-    printf("%-24s %10.1f ns %10.1f ns %10.1f us %8.0fx  %s\n", "~400 B, fixture /cache",
-           hit_s, hit_s_cpu, net_s, net_s * 1e3 / hit_s, verdict(hit_s, hit_s_cpu));
+    printf("%-24s %13s %13s %13s %9s\n", "body", "hit (wall)", "hit (CPU)", "network", "speed-up");
+    printf("%-24s %10.1f ns %10.1f ns %10.1f us %8.0fx  %s\n", "400 B, short path", hit_m,
+           hit_m_cpu, net_m, net_m * 1e3 / hit_m, verdict(hit_m, hit_m_cpu));
+    printf("%-24s %10.1f ns %10.1f ns %10.1f us %8.0fx  %s\n", "~400 B, fixture /cache", hit_s,
+           hit_s_cpu, net_s, net_s * 1e3 / hit_s, verdict(hit_s, hit_s_cpu));
     printf("%-24s %10.1f ns %10.1f ns %10.1f us %8.0fx\n", "64 KiB (local server)", hit_l,
            hit_l_cpu, net_l, net_l * 1e3 / hit_l);
     printf("(\"short path\": %s; \"fixture /cache\": a %zu-byte body whose\n"

@@ -95,9 +95,9 @@ static long raw_get(raw *r)
 /* ---- the two sides of a throughput round ---------------------------------- */
 
 typedef struct side {
-    api_client *client;              /* cbhttp side */
-    const char *path;                /* its path */
-    raw         raws[MAX_THREADS];   /* libcurl side: one handle per thread */
+    api_client *client;            /* cbhttp side */
+    const char *path;              /* its path */
+    raw         raws[MAX_THREADS]; /* libcurl side: one handle per thread */
 } side;
 
 typedef struct worker {
@@ -162,8 +162,7 @@ static double round_rps(side *s, bool use_cbhttp, int nthreads, unsigned long n)
     }
     pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
     for (i = 0; i < nthreads; i++) {
-        w[i] = (worker){ .s = s, .idx = i, .use_cbhttp = use_cbhttp, .n = per,
-                         .start = &start };
+        w[i] = (worker){ .s = s, .idx = i, .use_cbhttp = use_cbhttp, .n = per, .start = &start };
         if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
             die("pthread_create failed");
     }
@@ -308,8 +307,8 @@ static double fail_cbhttp_round(api_client *c, const char *url, unsigned timeout
 }
 
 typedef struct failing {
-    double reject_ns;        /* circuit open, cache disabled */
-    double reject_cached_ns; /* circuit open, default client (cache on) */
+    double reject_ns;                           /* circuit open, cache disabled */
+    double reject_cached_ns;                    /* circuit open, default client (cache on) */
     double reject_cpu_ns, reject_cached_cpu_ns; /* the same in CPU time */
     double refused_curl_us, refused_cbhttp_us;
     double hang_curl_ms, hang_cbhttp_ms;
@@ -328,16 +327,15 @@ static void failing_calls(fixture *f, failing *out)
     /* Rejections: the breaker of the fixture's origin is tripped by hand and
      * stays OPEN for an hour. */
     tripped = api_client_new(&(api_client_config){
-        .base_url = fixture_url(f), .circuit_breaker = open_long,
-        .cache = { .disabled = true } });
-    tripped_cached = api_client_new(&(api_client_config){
-        .base_url = fixture_url(f), .circuit_breaker = open_long });
+        .base_url = fixture_url(f), .circuit_breaker = open_long, .cache = { .disabled = true } });
+    tripped_cached = api_client_new(
+        &(api_client_config){ .base_url = fixture_url(f), .circuit_breaker = open_long });
     /* The comparison: the same library with the breaker out of the way and
      * a single attempt per call. */
-    nobreaker = api_client_new(&(api_client_config){
-        .circuit_breaker = { .mode = CB_MODE_DISABLED },
-        .retry = { .max_attempts = 1 },
-        .cache = { .disabled = true } });
+    nobreaker =
+        api_client_new(&(api_client_config){ .circuit_breaker = { .mode = CB_MODE_DISABLED },
+                                             .retry = { .max_attempts = 1 },
+                                             .cache = { .disabled = true } });
     if (!tripped || !tripped_cached || !nobreaker)
         die("api_client_new failed");
     api_client_trip(tripped, "/ok");
@@ -384,11 +382,11 @@ static const char *verdict(bool met) { return met ? "target met" : "TARGET MISSE
 int main(int argc, char **argv)
 {
     static const int threads[] = { 1, 2, 4 };
-    pair     fx[3], ng;
-    failing  fl;
-    fixture *f;
-    bool     have_nginx = tu_nginx_binary() != NULL;
-    int      t;
+    pair             fx[3], ng;
+    failing          fl;
+    fixture         *f;
+    bool             have_nginx = tu_nginx_binary() != NULL;
+    int              t;
 
     if (argc > 1 && strtoul(argv[1], NULL, 10) > 0)
         g_requests = strtoul(argv[1], NULL, 10);
@@ -420,28 +418,25 @@ int main(int argc, char **argv)
            "rounds\n(the in-process fixture server shares the CPUs with the client, "
            "equally for both sides)\n\n",
            g_requests, ROUNDS);
-    printf("%-36s %12s %12s %8s\n", "keep-alive GET /ok (fixture)", "cbhttp", "libcurl",
-           "ratio");
+    printf("%-36s %12s %12s %8s\n", "keep-alive GET /ok (fixture)", "cbhttp", "libcurl", "ratio");
     for (t = 0; t < 3; t++)
-        printf("%d thread(s)%-25s %10.0f/s %10.0f/s %8.3f  %s\n", threads[t], "",
-               fx[t].cbhttp_rps, fx[t].curl_rps, fx[t].ratio,
-               verdict(fx[t].ratio >= TARGET_RATIO));
+        printf("%d thread(s)%-25s %10.0f/s %10.0f/s %8.3f  %s\n", threads[t], "", fx[t].cbhttp_rps,
+               fx[t].curl_rps, fx[t].ratio, verdict(fx[t].ratio >= TARGET_RATIO));
     if (have_nginx)
         printf("%-36s %10.0f/s %10.0f/s %8.3f  %s\n", "1 thread, nginx /ok", ng.cbhttp_rps,
                ng.curl_rps, ng.ratio, verdict(ng.ratio >= TARGET_RATIO));
     else
         printf("%-36s skipped (nginx not found or did not start)\n", "nginx");
     printf("\n%-52s %12s\n", "a failing call", "time/call");
-    printf("%-52s %9.1f ns  %s\n", "rejected, circuit open (cache disabled), wall",
-           fl.reject_ns, verdict(fl.reject_ns <= TARGET_REJECT_NS));
+    printf("%-52s %9.1f ns  %s\n", "rejected, circuit open (cache disabled), wall", fl.reject_ns,
+           verdict(fl.reject_ns <= TARGET_REJECT_NS));
     printf("%-52s %9.1f ns  %s\n", "  the same, thread CPU time", fl.reject_cpu_ns,
            verdict(fl.reject_cpu_ns <= TARGET_REJECT_NS));
     printf("%-52s %9.1f ns\n", "rejected, circuit open (default client, cache on)",
            fl.reject_cached_ns);
     printf("%-52s %9.1f ns\n", "  the same, thread CPU time", fl.reject_cached_cpu_ns);
     printf("%-52s %9.1f us\n", "connection refused, raw libcurl", fl.refused_curl_us);
-    printf("%-52s %9.1f us\n", "connection refused, cbhttp without breaker",
-           fl.refused_cbhttp_us);
+    printf("%-52s %9.1f us\n", "connection refused, cbhttp without breaker", fl.refused_cbhttp_us);
     printf("%-52s %9.1f ms\n", "server never answers (200 ms timeout), raw libcurl",
            fl.hang_curl_ms);
     printf("%-52s %9.1f ms\n", "server never answers (200 ms timeout), cbhttp", fl.hang_cbhttp_ms);

@@ -58,7 +58,7 @@
 static int      g_workers = 2;
 static unsigned g_period_ms = 2;
 /* Slots in a run, plus slack: a worker never makes more calls than this. */
-static int      g_max_calls;
+static int g_max_calls;
 
 enum phase { PH_HEALTHY = 0, PH_OUTAGE, PH_RECOVERED, PH_STOP };
 enum kind { K_NETWORK = 0, K_FRESH, K_STALE, K_FALLBACK, K_REJECTED, K_COUNT };
@@ -71,14 +71,14 @@ typedef struct sample {
 } sample;
 
 typedef struct worker {
-    pthread_t   thread;
-    int         id;
-    api_client *client;
+    pthread_t         thread;
+    int               id;
+    api_client       *client;
     const atomic_int *phase;
-    uint64_t    t0_ns;
-    sample     *s; /* g_max_calls */
-    int         n;
-    unsigned    skipped[PH_STOP]; /* per phase */
+    uint64_t          t0_ns;
+    sample           *s; /* g_max_calls */
+    int               n;
+    unsigned          skipped[PH_STOP]; /* per phase */
 } worker;
 
 /* The figures of one window (the outage, or the whole run). */
@@ -290,8 +290,8 @@ static void table_row(const run_result *r, uint64_t sent, const figures *x, bool
 {
     printf("%-8s %-7s %8llu %6u %8u %8u %6u %8u %6u %7u %8.2f %8.2f %8.2f", r->scenario,
            r->breaker ? "on" : "off", (unsigned long long)sent, x->calls, x->kind[K_NETWORK],
-           x->kind[K_FRESH], x->kind[K_STALE], x->kind[K_FALLBACK], x->kind[K_REJECTED],
-           x->skipped, x->p50, x->p99, x->max);
+           x->kind[K_FRESH], x->kind[K_STALE], x->kind[K_FALLBACK], x->kind[K_REJECTED], x->skipped,
+           x->p50, x->p99, x->max);
     if (recov)
         printf(" %9.1f", r->recovery_ms);
     printf("\n");
@@ -300,8 +300,8 @@ static void table_row(const run_result *r, uint64_t sent, const figures *x, bool
 static void table_head(bool recov)
 {
     printf("%-8s %-7s %8s %6s %8s %8s %6s %8s %6s %7s %8s %8s %8s%s\n", "scenario", "breaker",
-           "sent", "calls", "net-ok", "cache", "stale", "fallback", "(open)", "skipped",
-           "p50 ms", "p99 ms", "max ms", recov ? " recovery" : "");
+           "sent", "calls", "net-ok", "cache", "stale", "fallback", "(open)", "skipped", "p50 ms",
+           "p99 ms", "max ms", recov ? " recovery" : "");
 }
 
 static void machine(const char *pre, const figures *x)

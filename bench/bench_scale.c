@@ -142,10 +142,9 @@ static void omap_build(omap *m, unsigned long n)
         memcpy(m->urls[i], buf, (size_t)len + 1);
     }
     /* Every origin is kept: no cap, and none is idle long enough to go. */
-    m->c = api_client_new(&(api_client_config){
-        .circuit_breaker = { .reset_timeout_ms = 3600000 },
-        .max_origins = SIZE_MAX,
-        .origin_idle_ms = UINT_MAX });
+    m->c = api_client_new(&(api_client_config){ .circuit_breaker = { .reset_timeout_ms = 3600000 },
+                                                .max_origins = SIZE_MAX,
+                                                .origin_idle_ms = UINT_MAX });
     if (!m->c)
         die("api_client_new failed");
 
@@ -193,15 +192,14 @@ static void omap_free(omap *m)
 
 typedef struct cres {
     uint64_t entries;
-    double   acct_per;  /* the cache's own byte accounting, per entry */
-    double   heap_per;  /* heap given back by api_client_cache_clear, per entry */
-    double   body_len;  /* average stored body */
-    double   fill_us;   /* per network call that stored an entry */
+    double   acct_per; /* the cache's own byte accounting, per entry */
+    double   heap_per; /* heap given back by api_client_cache_clear, per entry */
+    double   body_len; /* average stored body */
+    double   fill_us;  /* per network call that stored an entry */
     double   hit_one_ns, hit_rand_ns, hit_one_cpu, hit_rand_cpu;
 } cres;
 
-static double cache_hit_round(api_client *c, char **paths, unsigned n, uint64_t seed,
-                              double *cpu)
+static double cache_hit_round(api_client *c, char **paths, unsigned n, uint64_t seed, double *cpu)
 {
     unsigned long i, misses = 0;
     double        t0 = wall_ns(), c0 = cpu_ns();
@@ -265,8 +263,8 @@ static void cache_bench(cres *r)
 
     for (k = 0; k < ROUNDS; k++) {
         one[k] = cache_hit_round(c, paths, 1, 0x9E3779B97F4A7C15ull + (uint64_t)k, &onec[k]);
-        rnd[k] = cache_hit_round(c, paths, CACHE_ENTRIES, 0x9E3779B97F4A7C15ull + (uint64_t)k,
-                                 &rndc[k]);
+        rnd[k] =
+            cache_hit_round(c, paths, CACHE_ENTRIES, 0x9E3779B97F4A7C15ull + (uint64_t)k, &rndc[k]);
     }
     r->hit_one_ns = median(one, ROUNDS);
     r->hit_rand_ns = median(rnd, ROUNDS);
@@ -294,8 +292,8 @@ static void cache_bench(cres *r)
 
 int main(int argc, char **argv)
 {
-    unsigned long max = argc > 1 && strtoul(argv[1], NULL, 10) ? strtoul(argv[1], NULL, 10)
-                                                                 : 1000000ul;
+    unsigned long max =
+        argc > 1 && strtoul(argv[1], NULL, 10) ? strtoul(argv[1], NULL, 10) : 1000000ul;
     unsigned long sizes[3] = { 10, 10000, 1000000 };
     char          names[3][16];
     double        look[3][ROUNDS], lookc[3][ROUNDS], look_ns[3], look_cpu[3];
@@ -303,15 +301,16 @@ int main(int argc, char **argv)
     cres          cr;
     int           i, k, nmaps = 0;
 
-    if (cb_set_allocator(&(cb_allocator){ count_malloc, count_calloc, count_realloc,
-                                          count_free }) != CB_OK)
+    if (cb_set_allocator(
+            &(cb_allocator){ count_malloc, count_calloc, count_realloc, count_free }) != CB_OK)
         die("cb_set_allocator failed");
     if (max < sizes[2])
         sizes[2] = max;
     for (i = 0; i < 3; i++)
-        snprintf(names[i], sizeof(names[i]), sizes[i] % 1000000 == 0 ? "%luM"
-                                             : sizes[i] % 1000 == 0  ? "%luk"
-                                                                     : "%lu",
+        snprintf(names[i], sizeof(names[i]),
+                 sizes[i] % 1000000 == 0 ? "%luM"
+                 : sizes[i] % 1000 == 0  ? "%luk"
+                                         : "%lu",
                  sizes[i] % 1000000 == 0 ? sizes[i] / 1000000
                  : sizes[i] % 1000 == 0  ? sizes[i] / 1000
                                          : sizes[i]);
@@ -321,8 +320,8 @@ int main(int argc, char **argv)
     }
     for (k = 0; k < ROUNDS; k++)
         for (i = 0; i < nmaps; i++)
-            look[i][k] = omap_lookup_round(&maps[i], 0x243F6A8885A308D3ull + (uint64_t)k,
-                                           &lookc[i][k]);
+            look[i][k] =
+                omap_lookup_round(&maps[i], 0x243F6A8885A308D3ull + (uint64_t)k, &lookc[i][k]);
     for (i = 0; i < nmaps; i++) {
         look_ns[i] = median(look[i], ROUNDS);
         look_cpu[i] = median(lookc[i], ROUNDS);
@@ -334,12 +333,12 @@ int main(int argc, char **argv)
     printf("per-origin map: api_client_trip creates, api_client_breaker_state looks up "
            "(random order, median of %d interleaved rounds of %lu)\n\n",
            ROUNDS, LOOKUPS);
-    printf("%-10s %14s %14s %14s %8s %12s %14s %14s\n", "origins", "RSS/origin",
-           "heap/origin", "lib/origin", "blocks", "create", "lookup", "lookup (CPU)");
+    printf("%-10s %14s %14s %14s %8s %12s %14s %14s\n", "origins", "RSS/origin", "heap/origin",
+           "lib/origin", "blocks", "create", "lookup", "lookup (CPU)");
     for (i = 0; i < nmaps; i++)
-        printf("%-10lu %12.0f B %12.0f B %12.0f B %8.2f %9.0f ns %11.1f ns %11.1f ns\n",
-               maps[i].n, maps[i].rss_per, maps[i].heap_per, maps[i].lib_per,
-               maps[i].blocks_per, maps[i].create_ns, look_ns[i], look_cpu[i]);
+        printf("%-10lu %12.0f B %12.0f B %12.0f B %8.2f %9.0f ns %11.1f ns %11.1f ns\n", maps[i].n,
+               maps[i].rss_per, maps[i].heap_per, maps[i].lib_per, maps[i].blocks_per,
+               maps[i].create_ns, look_ns[i], look_cpu[i]);
     printf("(with 10 origins the RSS delta is below page granularity: read the heap column)\n");
 
     printf("\ncache with %llu entries (fixture /cache/k<i>, %.0f B bodies on average)\n\n",

@@ -53,9 +53,9 @@ int main(void)
         fprintf(stderr, "basic: request failed: %s\n", resp.error);
         goto done;
     }
-    printf("Content-Type: %s\n",
-           api_response_header(&resp, "Content-Type") ? api_response_header(&resp, "Content-Type")
-                                                      : "(none)");
+    printf("Content-Type: %s\n", api_response_header(&resp, "Content-Type")
+                                     ? api_response_header(&resp, "Content-Type")
+                                     : "(none)");
     printf("body: %s\n", resp.body);
 
     /* The body as a cJSON tree; the caller owns it and frees it with

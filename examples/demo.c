@@ -32,7 +32,7 @@
 
 #define RESET_TIMEOUT_MS 500
 
-static double t_start; /* ms on CLOCK_MONOTONIC when the demo began */
+static double   t_start; /* ms on CLOCK_MONOTONIC when the demo began */
 static fixture *srv;
 
 /* What the demo counts for its summary. */
@@ -76,10 +76,7 @@ static void say(const char *fmt, ...)
     fflush(stdout);
 }
 
-static void phase(const char *title)
-{
-    printf("\n== %s\n", title);
-}
+static void phase(const char *title) { printf("\n== %s\n", title); }
 
 /* The client's listener: every breaker event of every origin arrives here,
  * on the thread that caused it, with no lock held. Only state changes are
@@ -106,10 +103,9 @@ static void call(api_client *c, const char *path, const api_options *opts)
     const char  *state = cb_state_name(api_client_breaker_state(c, path));
 
     /* Shown without the query string, and bodies without their newline. */
-    int         plen = (int)strcspn(path, "?");
-    int         blen = (int)(resp.body_len && resp.body[resp.body_len - 1] == '\n'
-                                 ? resp.body_len - 1
-                                 : resp.body_len);
+    int plen = (int)strcspn(path, "?");
+    int blen = (int)(resp.body_len && resp.body[resp.body_len - 1] == '\n' ? resp.body_len - 1
+                                                                           : resp.body_len);
 
     tally.calls++;
     if (blen > 40)
@@ -121,8 +117,8 @@ static void call(api_client *c, const char *path, const api_options *opts)
 
     if (err == CB_OK && resp.stale) {
         tally.stale++;
-        say("GET %-12.*s -> %ld from the cache, STALE, standing in for %s  %s  [%s]", plen,
-            path, resp.status,
+        say("GET %-12.*s -> %ld from the cache, STALE, standing in for %s  %s  [%s]", plen, path,
+            resp.status,
             resp.cause == CB_ERR_CIRCUIT_OPEN ? "CIRCUIT_OPEN" : cb_strerror(resp.cause), lat,
             state);
         say("   body: %.*s...", blen, resp.body);
@@ -134,8 +130,8 @@ static void call(api_client *c, const char *path, const api_options *opts)
         tally.rejected++;
         tally.fallback++;
         tally.reject_us += us;
-        say("GET %-12.*s -> CIRCUIT_OPEN, no I/O  %s  [%s]  fallback data served", plen, path,
-            lat, state);
+        say("GET %-12.*s -> CIRCUIT_OPEN, no I/O  %s  [%s]  fallback data served", plen, path, lat,
+            state);
     } else {
         char what[64];
 
@@ -163,9 +159,9 @@ int main(void)
     static const char quote[] = "/cache/quote?cc=max-age%3D1%2C%20stale-if-error%3D60";
     /* Calls that must reach the origin skip the cache. */
     const api_options live = { .cache = &(api_cache_options){ .bypass = true } };
-    api_client *c;
-    uint64_t    before;
-    int         i;
+    api_client       *c;
+    uint64_t          before;
+    int               i;
 
     t_start = now_ms();
     srv = fixture_start();

@@ -54,16 +54,15 @@ static void on_event(const char *origin, const cb_event *ev, void *user_data)
     (void)user_data;
     switch (ev->type) {
     case CB_EVENT_STATE_CHANGE:
-        printf("%6ld ms  event  %s: %s -> %s\n", elapsed_ms(), origin,
-               cb_state_name(ev->from), cb_state_name(ev->to));
+        printf("%6ld ms  event  %s: %s -> %s\n", elapsed_ms(), origin, cb_state_name(ev->from),
+               cb_state_name(ev->to));
         break;
     case CB_EVENT_REJECTED:
         printf("%6ld ms  event  %s: call rejected (%s)\n", elapsed_ms(), origin,
                cb_state_name(ev->state));
         break;
     case CB_EVENT_FAILURE:
-        printf("%6ld ms  event  %s: failure (%s)\n", elapsed_ms(), origin,
-               cb_strerror(ev->error));
+        printf("%6ld ms  event  %s: failure (%s)\n", elapsed_ms(), origin, cb_strerror(ev->error));
         break;
     case CB_EVENT_FAILURE_RATE_EXCEEDED:
         printf("%6ld ms  event  %s: failure rate %.0f%% over %u calls\n", elapsed_ms(), origin,
@@ -83,8 +82,7 @@ static void get(api_client *c, const char *path)
 
     printf("%6ld ms  GET %-8s -> ", elapsed_ms(), path[1] == 'c' ? "catalog" : path);
     if (err == CB_OK && r.stale)
-        printf("%ld from the cache, STALE (standing in for: %s)\n", r.status,
-               cb_strerror(r.cause));
+        printf("%ld from the cache, STALE (standing in for: %s)\n", r.status, cb_strerror(r.cause));
     else if (err == CB_OK && r.revalidated)
         printf("%ld from the cache, revalidated (304)\n", r.status);
     else if (err == CB_OK && r.from_cache)

@@ -18,10 +18,7 @@ void *cbh_calloc(size_t n, size_t size)
     return allocator.calloc_fn(n, size);
 }
 
-void *cbh_realloc(void *ptr, size_t size)
-{
-    return allocator.realloc_fn(ptr, size ? size : 1);
-}
+void *cbh_realloc(void *ptr, size_t size) { return allocator.realloc_fn(ptr, size ? size : 1); }
 
 void cbh_free(void *ptr)
 {
@@ -58,14 +55,14 @@ static void *cjson_malloc(size_t size)
     return p;
 }
 
-void cbh_cjson_oom_reset(void) { cjson_oom = 0; }
-int  cbh_cjson_oom(void) { return cjson_oom; }
+void        cbh_cjson_oom_reset(void) { cjson_oom = 0; }
+int         cbh_cjson_oom(void) { return cjson_oom; }
 static void cjson_free(void *ptr) { cbh_free(ptr); }
 
 CB_EXPORT cb_err cb_set_allocator(const cb_allocator *a)
 {
     static cb_allocator libc = { malloc, calloc, realloc, free };
-    cJSON_Hooks hooks = { cjson_malloc, cjson_free };
+    cJSON_Hooks         hooks = { cjson_malloc, cjson_free };
 
     if (a && (!a->malloc_fn || !a->calloc_fn || !a->realloc_fn || !a->free_fn))
         return CB_ERR_INVALID;

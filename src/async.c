@@ -21,7 +21,8 @@
 #include "request.h"
 
 #define POLL_SLICE_MS 1000 /* longest single wait of the blocking loop */
-#define SPARE_MAX 64       /* finished calls kept for reuse: a call is 1.7 KB,
+#define SPARE_MAX                                                                                  \
+    64 /* finished calls kept for reuse: a call is 1.7 KB,
                               past malloc's fast bins */
 
 /* A socket an adapter watches: curl_multi_assign keeps it with libcurl. */
@@ -29,23 +30,23 @@ typedef struct sockrec {
     curl_socket_t fd;
     void         *slot;   /* the adapter's per-socket state */
     unsigned      events; /* what it watches: API_WATCH_* */
-    size_t        idx;  /* place in api_async.socks */
+    size_t        idx;    /* place in api_async.socks */
 } sockrec;
 
 struct api_async {
     api_client *c;
     CURLM      *multi;
-    cbh_call   *calls;      /* accepted, done not yet run */
-    cbh_call   *done_head;  /* finished, done due (FIFO) */
-    cbh_call   *spare;      /* finished calls kept for the next ones */
+    cbh_call   *calls;     /* accepted, done not yet run */
+    cbh_call   *done_head; /* finished, done due (FIFO) */
+    cbh_call   *spare;     /* finished calls kept for the next ones */
     size_t      spare_n;
     cbh_call  **done_tail;
-    cbh_call  **heap;       /* by link.due: waits and deadlines */
+    cbh_call  **heap; /* by link.due: waits and deadlines */
     size_t      heap_n, heap_cap;
     size_t      pending;
     api_loop    loop;
     bool        attached;
-    sockrec   **socks;      /* sockets the adapter watches */
+    sockrec   **socks; /* sockets the adapter watches */
     size_t      socks_n, socks_cap;
     uint64_t    curl_due;   /* real ms when libcurl wants its timeout; 0 = none */
     unsigned    depth;      /* dispatches in progress (done callbacks may nest) */
@@ -444,8 +445,7 @@ CB_EXPORT cb_err api_async_attach(api_async *a, const api_loop *loop)
     for (i = 0; i < a->socks_n; i++) {
         a->socks[i]->slot = NULL;
         if (a->socks[i]->events)
-            a->loop.watch(a->loop.data, a->socks[i]->fd, a->socks[i]->events,
-                          &a->socks[i]->slot);
+            a->loop.watch(a->loop.data, a->socks[i]->fd, a->socks[i]->events, &a->socks[i]->slot);
     }
     curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(a->multi, CURLMOPT_SOCKETDATA, a);

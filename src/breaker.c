@@ -58,17 +58,17 @@
 
 /* The state word. */
 #define W_STATE_MASK 0x3u
-#define W_TIMED 0x4u        /* acquire stamps the permit with the clock */
-#define W_SLOWREC 0x8u      /* a CLOSED success must take the locked path */
-#define W_DISABLED 0x10u    /* CB_MODE_DISABLED */
+#define W_TIMED 0x4u         /* acquire stamps the permit with the clock */
+#define W_SLOWREC 0x8u       /* a CLOSED success must take the locked path */
+#define W_DISABLED 0x10u     /* CB_MODE_DISABLED */
 #define W_METRICS_ONLY 0x20u /* CB_MODE_METRICS_ONLY */
-#define W_SHADOW 0x40u      /* permit only: admitted where NORMAL would reject */
-#define W_ISOLATED 0x80u    /* OPEN until reset (cb_breaker_isolate) */
+#define W_SHADOW 0x40u       /* permit only: admitted where NORMAL would reject */
+#define W_ISOLATED 0x80u     /* OPEN until reset (cb_breaker_isolate) */
 #define W_FLAGS (W_TIMED | W_SLOWREC | W_DISABLED | W_METRICS_ONLY)
 #define W_GEN_SHIFT 8
 #define W_GEN_ONE ((uint64_t)1 << W_GEN_SHIFT)
 
-#define W_STATE(w) ((cb_state)((w) & W_STATE_MASK))
+#define W_STATE(w) ((cb_state)((w)&W_STATE_MASK))
 #define W_SAME_GEN(a, b) ((((a) ^ (b)) >> W_GEN_SHIFT) == 0)
 
 #define CBH_CACHELINE 64
@@ -107,24 +107,24 @@ typedef struct cbh_breaker_hot {
     uint64_t late_outcomes;
     uint64_t succ_at_failure; /* raw successes at the last failure */
     /* Baselines subtracted by metrics: what reset cleared. */
-    uint64_t base_admitted;
-    uint64_t base_successes;
-    uint64_t base_failures;
-    uint64_t base_rejected;
-    uint64_t half_open_last_ms;  /* when its last probe was admitted */
-    uint64_t half_open_expired;  /* HALF_OPEN periods abandoned for lost probes */
-    uint64_t ignored;            /* permits given back uncounted (raw) */
-    uint64_t base_ignored;
-    uint64_t run_mark;           /* raw successes the last failure saw */
-    unsigned run_failures;       /* consecutive failures in this CLOSED period */
-    unsigned half_open_admitted; /* probes admitted in this HALF_OPEN period */
-    unsigned half_open_successes; /* fast successes (slow ones do not count
+    uint64_t   base_admitted;
+    uint64_t   base_successes;
+    uint64_t   base_failures;
+    uint64_t   base_rejected;
+    uint64_t   half_open_last_ms; /* when its last probe was admitted */
+    uint64_t   half_open_expired; /* HALF_OPEN periods abandoned for lost probes */
+    uint64_t   ignored;           /* permits given back uncounted (raw) */
+    uint64_t   base_ignored;
+    uint64_t   run_mark;            /* raw successes the last failure saw */
+    unsigned   run_failures;        /* consecutive failures in this CLOSED period */
+    unsigned   half_open_admitted;  /* probes admitted in this HALF_OPEN period */
+    unsigned   half_open_successes; /* fast successes (slow ones do not count
                                      while slow-call tripping is on) */
-    unsigned half_open_reported; /* probes of this period that reported */
-    unsigned half_open_failures;
-    unsigned half_open_slow;
-    unsigned backoff_level;      /* failed HALF_OPEN periods since it closed */
-    unsigned shift;              /* bytes between the allocation and this block */
+    unsigned   half_open_reported;  /* probes of this period that reported */
+    unsigned   half_open_failures;
+    unsigned   half_open_slow;
+    unsigned   backoff_level; /* failed HALF_OPEN periods since it closed */
+    unsigned   shift;         /* bytes between the allocation and this block */
     cbh_window window;
 } cbh_breaker_hot;
 
@@ -134,8 +134,8 @@ typedef struct cbh_breaker_hot {
 /* cb_breaker_new's block: the breaker and its config, env then cfg. */
 typedef struct breaker_block {
     cb_breaker b;
-    cb_config env;
-    cb_config cfg;
+    cb_config  env;
+    cb_config  cfg;
 } breaker_block;
 
 /* The inflated part, or NULL for a compact breaker. The acquire pairs with
@@ -179,8 +179,8 @@ static bool config_valid(const cb_config *c, char *err, size_t n)
         return config_why(err, n, "failure_rate_threshold (%u) > %u", c->failure_rate_threshold,
                           100);
     if (c->slow_call_rate_threshold > 100)
-        return config_why(err, n, "slow_call_rate_threshold (%u) > %u",
-                          c->slow_call_rate_threshold, 100);
+        return config_why(err, n, "slow_call_rate_threshold (%u) > %u", c->slow_call_rate_threshold,
+                          100);
     if (c->reset_jitter_pct > 100)
         return config_why(err, n, "reset_jitter_pct (%u) > %u", c->reset_jitter_pct, 100);
     if (c->max_reset_timeout_ms && c->reset_timeout_ms > c->max_reset_timeout_ms)
@@ -190,8 +190,8 @@ static bool config_valid(const cb_config *c, char *err, size_t n)
         return config_why(err, n, "mode (%u) is not a cb_mode (0-%u)", (unsigned)c->mode,
                           (unsigned)CB_MODE_DISABLED);
     if (c->window_calls > CB_WINDOW_CALLS_MAX)
-        return config_why(err, n, "window_calls (%u) > CB_WINDOW_CALLS_MAX (%u)",
-                          c->window_calls, CB_WINDOW_CALLS_MAX);
+        return config_why(err, n, "window_calls (%u) > CB_WINDOW_CALLS_MAX (%u)", c->window_calls,
+                          CB_WINDOW_CALLS_MAX);
     if (c->reset_backoff_permille && c->reset_backoff_permille < 1000)
         return config_why(err, n, "reset_backoff_permille (%u) < %u", c->reset_backoff_permille,
                           1000);
@@ -209,13 +209,21 @@ static bool config_valid(const cb_config *c, char *err, size_t n)
 
 /* The fields of cb_config that are not numbers: the callbacks and their
  * data, filled in by the caller or the origin map, never by a default. */
-#define CBH_CONFIG_HOOKS(X)                                                     \
-    X(classify) X(classify_data) X(listener) X(listener_data) X(clock)          \
-    X(clock_data) X(classify_outcome) X(classify_outcome_data)
+/* clang-format off */
+#define CBH_CONFIG_HOOKS(X) \
+    X(classify)             \
+    X(classify_data)        \
+    X(listener)             \
+    X(listener_data)        \
+    X(clock)                \
+    X(clock_data)           \
+    X(classify_outcome)     \
+    X(classify_outcome_data)
+/* clang-format on */
 
 /* Each listed number has the type its kind says. */
-#define CFG_TYPE_OK_(f, kind, dflt)                                              \
-    _Static_assert(_Generic(((cb_config *)0)->f, CBH_KIND_##kind: 1, default: 0), \
+#define CFG_TYPE_OK_(f, kind, dflt)                                                                \
+    _Static_assert(_Generic(((cb_config *)0)->f, CBH_KIND_##kind : 1, default : 0),                \
                    "cb_config." #f " is not of the type of its kind " #kind);
 CB_CONFIG_NUMBERS(CFG_TYPE_OK_)
 
@@ -243,8 +251,8 @@ static bool config_norm_why(const cb_config *in, cb_config *out, char *err, size
     static const cb_config zero;
 
     *out = in ? *in : zero;
-#define CFG_DEFAULT_(f, kind, dflt)                                              \
-    if (!out->f)                                                                 \
+#define CFG_DEFAULT_(f, kind, dflt)                                                                \
+    if (!out->f)                                                                                   \
         out->f = dflt;
     CB_CONFIG_NUMBERS(CFG_DEFAULT_)
 #undef CFG_DEFAULT_
@@ -262,10 +270,7 @@ static bool config_norm(const cb_config *in, cb_config *out)
     return config_norm_why(in, out, NULL, 0);
 }
 
-bool cbh_breaker_config_norm(const cb_config *in, cb_config *out)
-{
-    return config_norm(in, out);
-}
+bool cbh_breaker_config_norm(const cb_config *in, cb_config *out) { return config_norm(in, out); }
 
 CB_EXPORT cb_err cb_config_check(const cb_config *cfg, char *err, size_t n)
 {
@@ -333,10 +338,10 @@ static uint64_t sum_admitted(const cbh_breaker_hot *h)
  * capped, then jittered (the jitter may take it past the cap). */
 static unsigned open_duration(cb_breaker *b)
 {
-    const cb_config *c = b->cfg;
+    const cb_config       *c = b->cfg;
     const cbh_breaker_hot *h = hot_of(b);
-    uint64_t d = c->reset_timeout_ms;
-    unsigned i, level = h ? h->backoff_level : 0;
+    uint64_t               d = c->reset_timeout_ms;
+    unsigned               i, level = h ? h->backoff_level : 0;
 
     if (c->max_reset_timeout_ms && c->reset_backoff_permille > 1000) {
         /* In floating point, so that 1.5 grows 100 ms to 337 at the third
@@ -388,9 +393,9 @@ static void evq_emit(cb_breaker *b, const evq *q)
 static void set_state_until(cb_breaker *b, cb_state to, uint64_t now, unsigned open_ms,
                             uint64_t until, evq *q)
 {
-    uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+    uint64_t         w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
     cbh_breaker_hot *h = hot_of(b);
-    cb_state from = W_STATE(w);
+    cb_state         from = W_STATE(w);
 
     if (to == CB_OPEN) {
         if (!until) {
@@ -422,8 +427,9 @@ static void set_state_until(cb_breaker *b, cb_state to, uint64_t now, unsigned o
     w = ((w & ~(uint64_t)W_STATE_MASK) + W_GEN_ONE) | (uint64_t)to;
     atomic_store_explicit(&b->core.word, w, memory_order_release);
     if (from != to) {
-        cb_event ev = { .type = CB_EVENT_STATE_CHANGE, .from = from, .to = to,
-                        .state = to, .at_ms = now };
+        cb_event ev = {
+            .type = CB_EVENT_STATE_CHANGE, .from = from, .to = to, .state = to, .at_ms = now
+        };
 
         evq_push(b, q, &ev);
     }
@@ -454,7 +460,7 @@ static void maybe_half_open(cb_breaker *b, uint64_t now, evq *q)
  * stays HALF_OPEN, as a repeated trip stays OPEN. Lock held. */
 static void maybe_restart_half_open(cb_breaker *b, uint64_t now, evq *q)
 {
-    uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+    uint64_t         w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
     cbh_breaker_hot *h = hot_of(b);
 
     /* A compact breaker has admitted no probe. */
@@ -485,14 +491,13 @@ void cbh_breaker_init(cb_breaker *b, const cb_config *env, const cb_config *cfg)
  * allocator hook gives; NULL when out of memory. */
 static cbh_breaker_hot *hot_new(void)
 {
-    char *mem = cbh_calloc(1, sizeof(cbh_breaker_hot) + CBH_CACHELINE - 1);
+    char            *mem = cbh_calloc(1, sizeof(cbh_breaker_hot) + CBH_CACHELINE - 1);
     cbh_breaker_hot *h;
-    unsigned i;
+    unsigned         i;
 
     if (!mem)
         return NULL;
-    h = (cbh_breaker_hot *)(((uintptr_t)mem + CBH_CACHELINE - 1) &
-                            ~(uintptr_t)(CBH_CACHELINE - 1));
+    h = (cbh_breaker_hot *)(((uintptr_t)mem + CBH_CACHELINE - 1) & ~(uintptr_t)(CBH_CACHELINE - 1));
     h->shift = (unsigned)((char *)h - mem);
     for (i = 0; i < CBH_STRIPES; i++) {
         atomic_init(&h->stripes[i].admitted, 0);
@@ -516,7 +521,7 @@ bool cbh_breaker_inflated(const cb_breaker *b) { return hot_of(b) != NULL; }
 cb_err cbh_breaker_inflate(cb_breaker *b)
 {
     cbh_breaker_hot *h;
-    cb_err err = CB_OK;
+    cb_err           err = CB_OK;
 
     if (hot_of(b))
         return CB_OK;
@@ -561,7 +566,7 @@ void cbh_breaker_destroy(cb_breaker *b)
 CB_EXPORT cb_breaker *cb_breaker_new(const cb_config *cfg)
 {
     breaker_block *blk;
-    cb_config c;
+    cb_config      c;
 
     if (!config_norm(cfg, &c))
         return NULL;
@@ -611,11 +616,11 @@ static void config_copy_hooks(cb_config *to, const cb_config *from)
 
 CB_EXPORT cb_err cb_breaker_configure(cb_breaker *b, const cb_config *cfg)
 {
-    cb_config c, *own = NULL;
+    cb_config        c, *own = NULL;
     cbh_breaker_hot *h;
-    uint64_t w;
-    bool new_window;
-    uint8_t *ring = NULL, *old_ring = NULL;
+    uint64_t         w;
+    bool             new_window;
+    uint8_t         *ring = NULL, *old_ring = NULL;
 
     if (!b || !cfg || !config_norm(cfg, &c))
         return CB_ERR_INVALID;
@@ -689,9 +694,9 @@ static cb_err acquire_slow(cb_breaker *b, cbh_breaker_hot *h, cb_permit *p, uint
 {
     uint64_t now = now_ms(b);
     uint64_t shadow = 0;
-    evq q;
+    evq      q;
     cb_state st;
-    bool admit;
+    bool     admit;
 
     q.n = 0;
     /* Rejections while OPEN stay lock-free: this is the path a failing
@@ -746,7 +751,7 @@ static cb_err acquire_slow(cb_breaker *b, cbh_breaker_hot *h, cb_permit *p, uint
 CB_EXPORT cb_err cb_breaker_acquire(cb_breaker *b, cb_permit *p)
 {
     cbh_breaker_hot *h;
-    uint64_t w;
+    uint64_t         w;
 
     if (CBH_UNLIKELY(!b || !p))
         return CB_ERR_INVALID;
@@ -771,7 +776,9 @@ CB_EXPORT cb_err cb_breaker_acquire(cb_breaker *b, cb_permit *p)
 static void push_rate(cb_breaker *b, evq *q, cb_event_type type, cb_state st, uint64_t now,
                       uint64_t part, uint64_t total)
 {
-    cb_event ev = { .type = type, .state = st, .at_ms = now,
+    cb_event ev = { .type = type,
+                    .state = st,
+                    .at_ms = now,
                     .rate = total ? (double)part * 100.0 / (double)total : 0,
                     .calls = clamp_u(total) };
 
@@ -784,7 +791,7 @@ static bool rates_exceeded(cb_breaker *b, evq *q, cb_state st, uint64_t now, uin
                            uint64_t failures, uint64_t slow)
 {
     const cb_config *c = b->cfg;
-    bool over = false;
+    bool             over = false;
 
     if (c->failure_rate_threshold &&
         failures * 100 >= (uint64_t)c->failure_rate_threshold * calls) {
@@ -801,13 +808,13 @@ static bool rates_exceeded(cb_breaker *b, evq *q, cb_state st, uint64_t now, uin
 /* The judgement of a CLOSED period's outcome: the count, consecutive, rate
  * and slow-call trips. succ is the raw success sum, read with the lock
  * held, for a failure. Lock held. */
-static void closed_outcome(cb_breaker *b, cbh_breaker_hot *h, uint64_t now, bool failure,
-                           bool slow, uint64_t succ, evq *q)
+static void closed_outcome(cb_breaker *b, cbh_breaker_hot *h, uint64_t now, bool failure, bool slow,
+                           uint64_t succ, evq *q)
 {
     const cb_config *c = b->cfg;
-    cbh_window *win = &h->window;
-    uint64_t min_calls = c->minimum_calls;
-    bool trip = false;
+    cbh_window      *win = &h->window;
+    uint64_t         min_calls = c->minimum_calls;
+    bool             trip = false;
 
     if (failure) {
         /* A success since the previous failure broke the run. */
@@ -843,8 +850,8 @@ static void half_open_outcome(cb_breaker *b, cbh_breaker_hot *h, uint64_t now, b
                               bool slow, evq *q)
 {
     const cb_config *c = b->cfg;
-    unsigned max = c->half_open_max;
-    bool reopen = false, close = false;
+    unsigned         max = c->half_open_max;
+    bool             reopen = false, close = false;
 
     h->half_open_reported++;
     h->half_open_failures += failure;
@@ -859,8 +866,8 @@ static void half_open_outcome(cb_breaker *b, cbh_breaker_hot *h, uint64_t now, b
         close = !reopen;
     } else if (failure) {
         reopen = true;
-    } else if (slow && (uint64_t)h->half_open_slow * 100 >=
-                           (uint64_t)c->slow_call_rate_threshold * max) {
+    } else if (slow &&
+               (uint64_t)h->half_open_slow * 100 >= (uint64_t)c->slow_call_rate_threshold * max) {
         push_rate(b, q, CB_EVENT_SLOW_CALL_RATE_EXCEEDED, CB_HALF_OPEN, now, h->half_open_slow,
                   max);
         reopen = true;
@@ -892,13 +899,13 @@ static cbh_breaker_hot *hot_for_outcome(cb_breaker *b)
 /* Every outcome that is not a CLOSED success on the fast path. */
 static void record_slow(cb_breaker *b, const cb_permit *p, bool failure, cb_err err)
 {
-    uint64_t pw = p->opaque_[0];
-    uint64_t now = now_ms(b);
-    uint64_t dur = 0, w, succ = 0;
+    uint64_t         pw = p->opaque_[0];
+    uint64_t         now = now_ms(b);
+    uint64_t         dur = 0, w, succ = 0;
     cbh_breaker_hot *h = hot_for_outcome(b);
-    evq q;
-    bool slow = false, late, counts;
-    cb_state st;
+    evq              q;
+    bool             slow = false, late, counts;
+    cb_state         st;
 
     if (!h)
         return;
@@ -932,7 +939,10 @@ static void record_slow(cb_breaker *b, const cb_permit *p, bool failure, cb_err 
     }
     {
         cb_event ev = { .type = failure ? CB_EVENT_FAILURE : CB_EVENT_SUCCESS,
-                        .state = st, .error = err, .duration_ms = dur, .slow = slow,
+                        .state = st,
+                        .error = err,
+                        .duration_ms = dur,
+                        .slow = slow,
                         .at_ms = now };
 
         evq_push(b, &q, &ev);
@@ -950,7 +960,7 @@ static void record_slow(cb_breaker *b, const cb_permit *p, bool failure, cb_err 
 static inline void record_outcome(cb_breaker *b, const cb_permit *p, bool failure, cb_err err)
 {
     if (!failure) {
-        uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+        uint64_t         w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
         cbh_breaker_hot *h = hot_of(b);
 
         /* Same period, CLOSED, and no success needs the lock. (A permit of
@@ -983,7 +993,7 @@ static cb_outcome classify_err(const cb_breaker *b, cb_err err)
         return b->env->classify_outcome(err, b->env->classify_outcome_data);
     if (b->env->classify)
         return b->env->classify(err, b->env->classify_data) ? CB_OUTCOME_FAILURE
-                                                             : CB_OUTCOME_SUCCESS;
+                                                            : CB_OUTCOME_SUCCESS;
     if (err == CB_OK)
         return CB_OUTCOME_SUCCESS;
     return err == CB_ERR_CANCELLED ? CB_OUTCOME_IGNORED : CB_OUTCOME_FAILURE;
@@ -992,11 +1002,11 @@ static cb_outcome classify_err(const cb_breaker *b, cb_err err)
 /* Gives a permit back uncounted. */
 static void release_permit(cb_breaker *b, const cb_permit *p, cb_err err)
 {
-    uint64_t pw = p->opaque_[0];
-    uint64_t now = now_ms(b);
-    uint64_t w;
+    uint64_t         pw = p->opaque_[0];
+    uint64_t         now = now_ms(b);
+    uint64_t         w;
     cbh_breaker_hot *h = hot_for_outcome(b);
-    evq q;
+    evq              q;
 
     if (!h)
         return;
@@ -1009,9 +1019,11 @@ static void release_permit(cb_breaker *b, const cb_permit *p, cb_err err)
         h->half_open_admitted)
         h->half_open_admitted--;
     {
-        cb_event ev = { .type = CB_EVENT_IGNORED, .state = W_STATE(w), .error = err,
-                        .duration_ms = (pw & W_TIMED) && now > p->opaque_[1] ? now - p->opaque_[1]
-                                                                             : 0,
+        cb_event ev = { .type = CB_EVENT_IGNORED,
+                        .state = W_STATE(w),
+                        .error = err,
+                        .duration_ms =
+                            (pw & W_TIMED) && now > p->opaque_[1] ? now - p->opaque_[1] : 0,
                         .at_ms = now };
 
         evq_push(b, &q, &ev);
@@ -1041,8 +1053,8 @@ CB_EXPORT void cb_breaker_record_outcome(cb_breaker *b, const cb_permit *p, cb_o
 {
     if (!b || !p)
         return;
-    record_as(b, p, o, o == CB_OUTCOME_SUCCESS || o == CB_OUTCOME_IGNORED ? CB_OK
-                                                                          : CB_ERR_TRANSPORT);
+    record_as(b, p, o,
+              o == CB_OUTCOME_SUCCESS || o == CB_OUTCOME_IGNORED ? CB_OK : CB_ERR_TRANSPORT);
 }
 
 CB_EXPORT void cb_breaker_release(cb_breaker *b, const cb_permit *p)
@@ -1055,7 +1067,7 @@ CB_EXPORT void cb_breaker_release(cb_breaker *b, const cb_permit *p)
 CB_EXPORT cb_err cb_breaker_execute(cb_breaker *b, cb_err (*op)(void *ctx), void *ctx)
 {
     cb_permit p;
-    cb_err rc;
+    cb_err    rc;
 
     if (!b || !op)
         return CB_ERR_INVALID;
@@ -1069,7 +1081,7 @@ CB_EXPORT cb_err cb_breaker_execute(cb_breaker *b, cb_err (*op)(void *ctx), void
 CB_EXPORT cb_state cb_breaker_state(cb_breaker *b)
 {
     uint64_t w, now;
-    evq q;
+    evq      q;
 
     q.n = 0;
     if (!b)
@@ -1092,9 +1104,9 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
 {
     /* What a compact breaker reads: it has counted nothing. */
     static const cbh_breaker_hot zero;
-    const cbh_breaker_hot *h;
-    uint64_t now, succ, fail, adm, outcomes;
-    evq q;
+    const cbh_breaker_hot       *h;
+    uint64_t                     now, succ, fail, adm, outcomes;
+    evq                          q;
 
     q.n = 0;
     if (!out)
@@ -1114,8 +1126,8 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
     succ = sum_successes(h);
     fail = h->failures;
     adm = sum_admitted(h);
-    outcomes = (succ - h->base_successes) + (fail - h->base_failures) +
-               (h->ignored - h->base_ignored);
+    outcomes =
+        (succ - h->base_successes) + (fail - h->base_failures) + (h->ignored - h->base_ignored);
     out->state = W_STATE(atomic_load_explicit(&b->core.word, memory_order_relaxed));
     out->successes = succ - h->base_successes;
     out->failures = fail - h->base_failures;
@@ -1175,8 +1187,11 @@ static void breaker_reset_locked(cb_breaker *b, uint64_t now, evq *q)
     b->core.times_opened = 0;
     {
         uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
-        cb_event ev = { .type = CB_EVENT_RESET, .from = W_STATE(w), .to = CB_CLOSED,
-                        .state = CB_CLOSED, .at_ms = now };
+        cb_event ev = { .type = CB_EVENT_RESET,
+                        .from = W_STATE(w),
+                        .to = CB_CLOSED,
+                        .state = CB_CLOSED,
+                        .at_ms = now };
 
         /* Isolation ends here, and only here. */
         atomic_store_explicit(&b->core.word, w & ~(uint64_t)W_ISOLATED, memory_order_relaxed);
@@ -1188,7 +1203,7 @@ static void breaker_reset_locked(cb_breaker *b, uint64_t now, evq *q)
 CB_EXPORT void cb_breaker_reset(cb_breaker *b)
 {
     uint64_t now;
-    evq q;
+    evq      q;
 
     q.n = 0;
     if (!b)
@@ -1205,7 +1220,7 @@ CB_EXPORT void cb_breaker_reset(cb_breaker *b)
 static void breaker_trip(cb_breaker *b, bool timed, unsigned ms, uint64_t until, bool isolate)
 {
     uint64_t now, w;
-    evq q;
+    evq      q;
 
     q.n = 0;
     if (!b)

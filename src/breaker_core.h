@@ -38,19 +38,19 @@ typedef struct cbh_breaker_core {
     _Atomic uint64_t open_until; /* OPEN: the clock time it turns HALF_OPEN */
     _Atomic uint64_t hot;        /* offset of the inflated part from this core;
                                     0 = compact. Written once, under lock. */
-    uint64_t state_since_ms;
-    uint64_t times_opened;
-    uint64_t rng;                /* xorshift64 state for the jitter */
-    unsigned open_ms;            /* the OPEN duration in force */
-    cbh_lock lock;               /* guards everything but the atomics */
+    uint64_t         state_since_ms;
+    uint64_t         times_opened;
+    uint64_t         rng;     /* xorshift64 state for the jitter */
+    unsigned         open_ms; /* the OPEN duration in force */
+    cbh_lock         lock;    /* guards everything but the atomics */
 } cbh_breaker_core;
 
 struct cb_breaker {
-    const cb_config *env; /* callbacks and clock: fixed, read without the lock */
-    cb_config *cfg;       /* numbers in force: read under the lock; written
+    const cb_config *env;     /* callbacks and clock: fixed, read without the lock */
+    cb_config       *cfg;     /* numbers in force: read under the lock; written
                              only when it is the breaker's own */
-    unsigned flags;       /* how it was made (breaker.c), fixed */
-    bool own_cfg;         /* cfg is a heap copy of its own (under the lock) */
+    unsigned         flags;   /* how it was made (breaker.c), fixed */
+    bool             own_cfg; /* cfg is a heap copy of its own (under the lock) */
     cbh_breaker_core core;
 };
 

@@ -51,29 +51,29 @@ typedef struct cache_node cache_node;
 typedef struct cache_entry {
     struct cache_entry *lru_prev, *lru_next; /* lru_prev is more recent */
     struct cache_entry *next;                /* next (older) variant of node */
-    cache_node *node;
-    bool head;           /* a HEAD response (no body) */
-    long status;
-    char *body;          /* inside this allocation, after the struct */
-    size_t body_len;
-    api_header *headers;
-    size_t header_count, headers_size;
-    cache_vary *vary;    /* one block: array then strings */
-    size_t vary_count, vary_size;
-    const char *etag;          /* into headers, or NULL */
-    const char *last_modified; /* into headers, or NULL */
-    uint64_t stored_ms;  /* monotonic time of the response (age origin) */
-    cbh_freshness fr;
-    size_t bytes;        /* what counts against max_bytes */
+    cache_node         *node;
+    bool                head; /* a HEAD response (no body) */
+    long                status;
+    char               *body; /* inside this allocation, after the struct */
+    size_t              body_len;
+    api_header         *headers;
+    size_t              header_count, headers_size;
+    cache_vary         *vary; /* one block: array then strings */
+    size_t              vary_count, vary_size;
+    const char         *etag;          /* into headers, or NULL */
+    const char         *last_modified; /* into headers, or NULL */
+    uint64_t            stored_ms;     /* monotonic time of the response (age origin) */
+    cbh_freshness       fr;
+    size_t              bytes; /* what counts against max_bytes */
 } cache_entry;
 
 struct cache_node {
-    cache_node *hnext; /* next node in the same bucket */
-    uint64_t hash;
-    char *url;
-    size_t url_len;
+    cache_node  *hnext; /* next node in the same bucket */
+    uint64_t     hash;
+    char        *url;
+    size_t       url_len;
     cache_entry *entries; /* newest first */
-    unsigned count;
+    unsigned     count;
 };
 
 struct cbh_cache {
@@ -82,16 +82,16 @@ struct cbh_cache {
      * before expanding, and walking them cost more than the rest of a hit;
      * this one keeps at most one node per bucket on average. */
     cache_node **buckets;
-    size_t nbuckets; /* a power of two */
-    size_t nnodes;
+    size_t       nbuckets; /* a power of two */
+    size_t       nnodes;
     cache_entry *lru_head, *lru_tail; /* head = most recently used */
-    size_t max_bytes, max_entry_bytes;
-    unsigned max_entries;
-    bool heuristic;
-    cb_clock_fn clock;
-    void *clock_data;
+    size_t       max_bytes, max_entry_bytes;
+    unsigned     max_entries;
+    bool         heuristic;
+    cb_clock_fn  clock;
+    void        *clock_data;
     int64_t (*wall)(void *);
-    void *wall_data;
+    void    *wall_data;
     uint64_t entries, bytes, stores, evictions, invalidations;
 };
 
@@ -99,18 +99,18 @@ struct cbh_cache {
  * RFC 9110 14.2). Values point into the request's lines (not terminated at
  * their length). */
 typedef struct cache_req {
-    bool no_store;
-    bool revalidate;  /* no-cache, or Pragma: no-cache without Cache-Control */
-    bool has_max_age;
-    uint64_t max_age_ms;
-    bool has_max_stale;
-    uint64_t max_stale_ms; /* UINT64_MAX: any staleness */
-    bool has_min_fresh;
-    uint64_t min_fresh_ms;
-    bool only_if_cached;
-    bool origin_cond;      /* If-Match / If-Unmodified-Since: the origin's to judge */
+    bool        no_store;
+    bool        revalidate; /* no-cache, or Pragma: no-cache without Cache-Control */
+    bool        has_max_age;
+    uint64_t    max_age_ms;
+    bool        has_max_stale;
+    uint64_t    max_stale_ms; /* UINT64_MAX: any staleness */
+    bool        has_min_fresh;
+    uint64_t    min_fresh_ms;
+    bool        only_if_cached;
+    bool        origin_cond; /* If-Match / If-Unmodified-Since: the origin's to judge */
     const char *inm, *ims, *range, *if_range;
-    size_t inm_len, ims_len, range_len, if_range_len;
+    size_t      inm_len, ims_len, range_len, if_range_len;
 } cache_req;
 
 static int64_t cache_wall_default(void *data)
@@ -132,7 +132,7 @@ static uint64_t cache_s_to_ms(uint64_t s) { return s > UINT64_MAX / 1000 ? UINT6
 static void cache_req_parse(const char *const *req, cache_req *r)
 {
     cbh_cc cc = { 0 };
-    bool has_cc = false, pragma = false;
+    bool   has_cc = false, pragma = false;
     size_t n;
 
     memset(r, 0, sizeof(*r));
@@ -141,17 +141,20 @@ static void cache_req_parse(const char *const *req, cache_req *r)
 
         /* Every lookup runs this: a first-letter test skips most lines. */
         switch (**req) {
-        case 'c': case 'C':
+        case 'c':
+        case 'C':
             if ((v = cbh_header_line_value(*req, "Cache-Control", &n)) != NULL) {
                 cbh_cc_parse(v, &cc);
                 has_cc = true;
             }
             break;
-        case 'p': case 'P':
+        case 'p':
+        case 'P':
             if ((v = cbh_header_line_value(*req, "Pragma", &n)) != NULL)
                 pragma = pragma || cbh_list_has(v, "no-cache", 8);
             break;
-        case 'i': case 'I':
+        case 'i':
+        case 'I':
             if (!r->inm && (v = cbh_header_line_value(*req, "If-None-Match", &n)) != NULL) {
                 r->inm = v;
                 r->inm_len = n;
@@ -159,8 +162,7 @@ static void cache_req_parse(const char *const *req, cache_req *r)
                        (v = cbh_header_line_value(*req, "If-Modified-Since", &n)) != NULL) {
                 r->ims = v;
                 r->ims_len = n;
-            } else if (!r->if_range &&
-                       (v = cbh_header_line_value(*req, "If-Range", &n)) != NULL) {
+            } else if (!r->if_range && (v = cbh_header_line_value(*req, "If-Range", &n)) != NULL) {
                 r->if_range = v;
                 r->if_range_len = n;
             } else if (cbh_header_line_is(*req, "If-Match") ||
@@ -168,7 +170,8 @@ static void cache_req_parse(const char *const *req, cache_req *r)
                 r->origin_cond = true;
             }
             break;
-        case 'r': case 'R':
+        case 'r':
+        case 'R':
             if (!r->range && (v = cbh_header_line_value(*req, "Range", &n)) != NULL) {
                 r->range = v;
                 r->range_len = n;
@@ -199,10 +202,10 @@ static void cache_req_parse(const char *const *req, cache_req *r)
  * One normaliser feeds three sinks: counting, copying, comparing.
  */
 typedef struct cache_norm {
-    char *out;          /* copy here (NULL: do not) */
-    const char *cmp;    /* compare with this NUL-terminated value (NULL: do not) */
-    size_t len;         /* bytes produced so far */
-    bool differs;
+    char       *out; /* copy here (NULL: do not) */
+    const char *cmp; /* compare with this NUL-terminated value (NULL: do not) */
+    size_t      len; /* bytes produced so far */
+    bool        differs;
 } cache_norm;
 
 static void cache_norm_put(cache_norm *s, char ch)
@@ -226,7 +229,7 @@ static bool cache_norm_value(const char *const *req, const char *name, cache_nor
     bool found = false, fold = cache_vary_folds_case(name), any = false;
 
     for (; req && *req; req++) {
-        size_t n, i = 0;
+        size_t      n, i = 0;
         const char *v = cbh_header_line_value(*req, name, &n);
 
         if (!v)
@@ -273,8 +276,8 @@ static bool cache_vary_match(const cache_entry *e, const char *const *req)
 
     for (i = 0; i < e->vary_count; i++) {
         const char *stored = e->vary[i].value;
-        cache_norm s = { NULL, stored ? stored : "", 0, false };
-        bool present = cache_norm_value(req, e->vary[i].name, &s);
+        cache_norm  s = { NULL, stored ? stored : "", 0, false };
+        bool        present = cache_norm_value(req, e->vary[i].name, &s);
 
         if (present != (stored != NULL))
             return false;
@@ -286,20 +289,20 @@ static bool cache_vary_match(const cache_entry *e, const char *const *req)
 
 typedef struct cache_vary_build {
     const char *const *req;
-    cache_vary *arr; /* NULL while counting */
-    char *strings;
-    size_t count, bytes;
-    size_t limit;    /* bytes beyond which the entry could never be stored */
-    bool too_big;
+    cache_vary        *arr; /* NULL while counting */
+    char              *strings;
+    size_t             count, bytes;
+    size_t             limit; /* bytes beyond which the entry could never be stored */
+    bool               too_big;
 } cache_vary_build;
 
 static void cache_vary_add(const char *name, size_t len, void *ctx)
 {
     cache_vary_build *b = ctx;
-    char tmp[128];
-    cache_norm norm = { NULL, NULL, 0, false };
-    bool present = false;
-    size_t need;
+    char              tmp[128];
+    cache_norm        norm = { NULL, NULL, 0, false };
+    bool              present = false;
+    size_t            need;
 
     /* Field names longer than this are not real headers; they are kept,
      * and match only requests that lack them too. */
@@ -349,11 +352,11 @@ static void cache_vary_collect(const cbh_payload *resp, cache_vary_build *b)
 
 /* Builds the Vary block of a response for the request that got it. False
  * on OOM or when the block alone would exceed limit bytes. */
-static bool cache_vary_build_block(const cbh_payload *resp, const char *const *req,
-                                   size_t limit, cache_vary **out, size_t *count, size_t *size)
+static bool cache_vary_build_block(const cbh_payload *resp, const char *const *req, size_t limit,
+                                   cache_vary **out, size_t *count, size_t *size)
 {
     cache_vary_build b = { req, NULL, NULL, 0, 0, limit, false };
-    size_t total;
+    size_t           total;
 
     *out = NULL;
     *count = *size = 0;
@@ -393,9 +396,9 @@ static void cache_entry_validators(cache_entry *e)
 /* Hop-by-hop fields (RFC 9110 7.6.1): about one connection, never stored. */
 static bool cache_hop_by_hop(const char *name)
 {
-    static const char *const hop[] = { "Connection", "Keep-Alive", "Proxy-Connection",
-                                       "TE", "Transfer-Encoding", "Upgrade" };
-    size_t i;
+    static const char *const hop[] = { "Connection", "Keep-Alive",        "Proxy-Connection",
+                                       "TE",         "Transfer-Encoding", "Upgrade" };
+    size_t                   i;
 
     for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
         if (strcasecmp(name, hop[i]) == 0)
@@ -406,9 +409,9 @@ static bool cache_hop_by_hop(const char *name)
 /* What a response's own headers exclude from storage (RFC 9111 3.1). */
 typedef struct cache_strip {
     const api_header *h; /* the response the fields came in */
-    size_t count;
-    bool fields;         /* it has no-cache="...": look the names up */
-    bool keep_age;       /* for a 304's fields: Age still counts for freshness */
+    size_t            count;
+    bool              fields;   /* it has no-cache="...": look the names up */
+    bool              keep_age; /* for a 304's fields: Age still counts for freshness */
 } cache_strip;
 
 static void cache_strip_init(cache_strip *st, const api_header *h, size_t count, bool keep_age)
@@ -428,8 +431,7 @@ static bool cache_connection_listed(const cache_strip *st, const char *name)
     size_t i, len = strlen(name);
 
     for (i = 0; i < st->count; i++)
-        if (strcasecmp(st->h[i].name, "Connection") == 0 &&
-            cbh_list_has(st->h[i].value, name, len))
+        if (strcasecmp(st->h[i].name, "Connection") == 0 && cbh_list_has(st->h[i].value, name, len))
             return true;
     return false;
 }
@@ -453,7 +455,7 @@ typedef struct cache_check {
     const char *last_modified; /* the 304's Last-Modified (looked at without ETag), or NULL */
     const char *sent_etag;     /* what If-None-Match sent, or NULL */
     const char *sent_lm;       /* what If-Modified-Since sent, or NULL */
-    size_t sent_etag_len, sent_lm_len;
+    size_t      sent_etag_len, sent_lm_len;
 } cache_check;
 
 static void cache_check_init(cache_check *v, const cbh_payload *r, const cbh_cache_cond *cond)
@@ -463,10 +465,10 @@ static void cache_check_init(cache_check *v, const cbh_payload *r, const cbh_cac
     if (!v->etag)
         v->last_modified = cbh_headers_get(r->headers, r->header_count, "Last-Modified");
     if (cond) {
-        v->sent_etag = cbh_header_line_value(cond->if_none_match, "If-None-Match",
-                                             &v->sent_etag_len);
-        v->sent_lm = cbh_header_line_value(cond->if_modified_since, "If-Modified-Since",
-                                           &v->sent_lm_len);
+        v->sent_etag =
+            cbh_header_line_value(cond->if_none_match, "If-None-Match", &v->sent_etag_len);
+        v->sent_lm =
+            cbh_header_line_value(cond->if_modified_since, "If-Modified-Since", &v->sent_lm_len);
     }
 }
 
@@ -525,11 +527,11 @@ static uint64_t cache_hash(const char *s, size_t n)
 
 static cache_node *cache_node_find(cbh_cache *c, const char *url, size_t url_len)
 {
-    uint64_t h = cache_hash(url, url_len);
+    uint64_t    h = cache_hash(url, url_len);
     cache_node *node = c->buckets[h & (c->nbuckets - 1)];
 
-    while (node && (node->hash != h || node->url_len != url_len ||
-                    memcmp(node->url, url, url_len) != 0))
+    while (node &&
+           (node->hash != h || node->url_len != url_len || memcmp(node->url, url, url_len) != 0))
         node = node->hnext;
     return node;
 }
@@ -538,7 +540,7 @@ static cache_node *cache_node_find(cbh_cache *c, const char *url, size_t url_len
  * memory here only leaves the chains longer. */
 static void cache_table_grow(cbh_cache *c)
 {
-    size_t n = c->nbuckets * 2, i;
+    size_t       n = c->nbuckets * 2, i;
     cache_node **b;
 
     if (c->nnodes <= c->nbuckets || n < c->nbuckets)
@@ -617,7 +619,7 @@ static void cache_lru_touch(cbh_cache *c, cache_entry *e)
 /* Unlinks and frees e; frees its node when e was the last variant. */
 static void cache_remove(cbh_cache *c, cache_entry *e)
 {
-    cache_node *node = e->node;
+    cache_node   *node = e->node;
     cache_entry **pp = &node->entries;
 
     while (*pp && *pp != e)
@@ -650,7 +652,7 @@ static bool cache_usable(const cache_entry *e, bool head_entry, const char *cons
 static cache_entry *cache_find(cbh_cache *c, const char *url, size_t url_len, int head,
                                const char *const *req, const cache_check *v, bool errors)
 {
-    cache_node *node = cache_node_find(c, url, url_len);
+    cache_node  *node = cache_node_find(c, url, url_len);
     cache_entry *e;
 
     if (!node)
@@ -776,7 +778,7 @@ static bool cache_req_date(const char *v, size_t len, int64_t *out)
 static bool cache_not_modified(const cache_entry *e, const cache_req *rq)
 {
     const char *lm;
-    int64_t since, t;
+    int64_t     since, t;
 
     if (e->status < 200 || e->status > 299 || e->status == 206)
         return false;
@@ -784,8 +786,7 @@ static bool cache_not_modified(const cache_entry *e, const cache_req *rq)
         return cache_inm_match(rq->inm, rq->inm_len, e->etag);
     if (!rq->ims || !cache_req_date(rq->ims, rq->ims_len, &since))
         return false;
-    lm = e->last_modified ? e->last_modified
-                          : cbh_headers_get(e->headers, e->header_count, "Date");
+    lm = e->last_modified ? e->last_modified : cbh_headers_get(e->headers, e->header_count, "Date");
     return lm && cbh_http_date_parse(lm, &t) && t <= since;
 }
 
@@ -795,7 +796,7 @@ static bool cache_not_modified(const cache_entry *e, const cache_req *rq)
 static bool cache_if_range_ok(const cache_entry *e, const cache_req *rq)
 {
     const char *v = rq->if_range;
-    size_t n = rq->if_range_len;
+    size_t      n = rq->if_range_len;
 
     if (!v)
         return true;
@@ -804,14 +805,13 @@ static bool cache_if_range_ok(const cache_entry *e, const cache_req *rq)
     if (n > 0 && v[0] == '"')
         return e->etag && !cache_etag_weak(e->etag) && strlen(e->etag) == n &&
                memcmp(e->etag, v, n) == 0;
-    return e->last_modified && strlen(e->last_modified) == n &&
-           memcmp(e->last_modified, v, n) == 0;
+    return e->last_modified && strlen(e->last_modified) == n && memcmp(e->last_modified, v, n) == 0;
 }
 
 static bool cache_digits(const char **p, const char *end, uint64_t *out)
 {
     const char *s = *p;
-    uint64_t v = 0;
+    uint64_t    v = 0;
 
     while (*p < end && **p >= '0' && **p <= '9') {
         if (v > (UINT64_MAX - 9) / 10)
@@ -824,9 +824,9 @@ static bool cache_digits(const char **p, const char *end, uint64_t *out)
 }
 
 typedef enum cache_range {
-    CACHE_RANGE_NONE,   /* no usable Range: the whole response */
-    CACHE_RANGE_ONE,    /* [*first, *last] of the body */
-    CACHE_RANGE_ORIGIN  /* several ranges, or none satisfiable: the origin's */
+    CACHE_RANGE_NONE,  /* no usable Range: the whole response */
+    CACHE_RANGE_ONE,   /* [*first, *last] of the body */
+    CACHE_RANGE_ORIGIN /* several ranges, or none satisfiable: the origin's */
 } cache_range;
 
 /* A Range header against a body of len bytes (RFC 9110 14.1.1): one
@@ -837,8 +837,8 @@ static cache_range cache_range_parse(const char *v, size_t n, size_t len, size_t
                                      size_t *last)
 {
     const char *p = v, *end = v + n;
-    uint64_t a = 0, b = 0;
-    bool has_a, has_b;
+    uint64_t    a = 0, b = 0;
+    bool        has_a, has_b;
 
     if (n < 6 || strncasecmp(v, "bytes=", 6) != 0)
         return CACHE_RANGE_NONE;
@@ -882,8 +882,8 @@ static bool cache_drop_framing(const char *name, void *ctx)
 static bool cache_drop_for_304(const char *name, void *ctx)
 {
     static const char *const keep[] = { "Cache-Control", "Content-Location", "Date", "ETag",
-                                        "Expires", "Last-Modified", "Vary" };
-    size_t i;
+                                        "Expires",       "Last-Modified",    "Vary" };
+    size_t                   i;
 
     (void)ctx;
     for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
@@ -893,8 +893,8 @@ static bool cache_drop_for_304(const char *name, void *ctx)
 }
 
 typedef enum cache_served {
-    CACHE_SERVED,  /* out holds what the caller sees */
-    CACHE_ORIGIN,  /* the request needs the origin (a Range e cannot answer) */
+    CACHE_SERVED, /* out holds what the caller sees */
+    CACHE_ORIGIN, /* the request needs the origin (a Range e cannot answer) */
     CACHE_NOMEM
 } cache_served;
 
@@ -908,17 +908,16 @@ typedef enum cache_served {
  * success only.
  */
 static cache_served cache_serve(const cache_entry *e, bool with_body, const cache_req *rq,
-                                bool conditionals, bool whole_ok, uint64_t age_ms,
-                                cbh_payload *out)
+                                bool conditionals, bool whole_ok, uint64_t age_ms, cbh_payload *out)
 {
     api_header add[3];
-    char age[24], crange[80], clen[24];
-    size_t nadd = 0, first = 0, last = 0, blen, count, size;
+    char       age[24], crange[80], clen[24];
+    size_t     nadd = 0, first = 0, last = 0, blen, count, size;
     bool (*drop)(const char *, void *) = NULL;
-    long status = e->status;
+    long        status = e->status;
     const char *src = e->body;
     api_header *h = NULL;
-    char *body;
+    char       *body;
 
     blen = with_body ? e->body_len : 0;
     if (conditionals && (rq->inm || rq->ims) && cache_not_modified(e, rq)) {
@@ -954,8 +953,8 @@ static cache_served cache_serve(const cache_entry *e, bool with_body, const cach
         return CACHE_NOMEM;
     memcpy(body, src, blen);
     body[blen] = '\0';
-    if (cbh_headers_edit(e->headers, e->header_count, drop, NULL, add, nadd, &h, &count,
-                         &size) != CB_OK) {
+    if (cbh_headers_edit(e->headers, e->header_count, drop, NULL, add, nadd, &h, &count, &size) !=
+        CB_OK) {
         cbh_free(body);
         return CACHE_NOMEM;
     }
@@ -1053,11 +1052,11 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
                                cbh_payload *out, cbh_cache_cond *cond)
 {
     cbh_cache_res res = CBH_CACHE_MISS;
-    cache_req rq;
-    cache_entry *e;
-    uint64_t now, age;
-    size_t url_len;
-    int head;
+    cache_req     rq;
+    cache_entry  *e;
+    uint64_t      now, age;
+    size_t        url_len;
+    int           head;
 
     if (cond)
         cond->if_none_match[0] = cond->if_modified_since[0] = '\0';
@@ -1097,8 +1096,7 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
     /* Our validators would mix with the caller's own conditional: that
      * request goes as it is (a 304 to it still freshens e). */
     if (cond && !rq.inm && !rq.ims) {
-        cache_cond_line(cond->if_none_match, sizeof(cond->if_none_match), "If-None-Match",
-                        e->etag);
+        cache_cond_line(cond->if_none_match, sizeof(cond->if_none_match), "If-None-Match", e->etag);
         cache_cond_line(cond->if_modified_since, sizeof(cond->if_modified_since),
                         "If-Modified-Since", e->last_modified);
         if (cond->if_none_match[0] || cond->if_modified_since[0]) {
@@ -1136,10 +1134,10 @@ static bool cache_update_skip(const cache_strip *st, const char *name)
 static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header **out,
                           size_t *count, size_t *size)
 {
-    size_t n = 0, i, j, total;
+    size_t      n = 0, i, j, total;
     cache_strip st;
     api_header *list;
-    cb_err err;
+    cb_err      err;
 
     *out = NULL;
     *count = *size = 0;
@@ -1155,11 +1153,10 @@ static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header
     cache_strip_init(&st, r->headers, r->header_count, true);
     for (i = 0; i < e->header_count; i++) {
         const char *name = e->headers[i].name;
-        bool replaced = false;
+        bool        replaced = false;
 
         for (j = 0; j < r->header_count && !replaced; j++)
-            replaced = strcasecmp(r->headers[j].name, name) == 0 &&
-                       !cache_update_skip(&st, name);
+            replaced = strcasecmp(r->headers[j].name, name) == 0 && !cache_update_skip(&st, name);
         if (!replaced)
             list[n++] = e->headers[i];
     }
@@ -1177,12 +1174,12 @@ static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header
  * merged into its own, and the freshness they imply from response_ms on.
  * False on OOM (e unchanged). Leaves e over its bounds or unstorable to
  * the caller (see cache_updated). */
-static bool cache_update(cbh_cache *c, cache_entry *e, const cbh_payload *r,
-                         int64_t request_epoch, int64_t response_epoch, uint64_t response_ms)
+static bool cache_update(cbh_cache *c, cache_entry *e, const cbh_payload *r, int64_t request_epoch,
+                         int64_t response_epoch, uint64_t response_ms)
 {
-    api_header *merged, *stripped;
-    size_t count, size, scount, ssize, rest;
-    cache_strip st;
+    api_header   *merged, *stripped;
+    size_t        count, size, scount, ssize, rest;
+    cache_strip   st;
     cbh_freshness fr;
 
     if (cache_merge(e, r, &merged, &count, &size) != CB_OK)
@@ -1227,16 +1224,16 @@ static cb_err cache_refresh(cbh_cache *c, const char *url, int head, const char 
                             const cbh_cache_cond *cond, cbh_payload *p, int64_t request_epoch,
                             int64_t response_epoch, uint64_t response_ms, bool *refreshed)
 {
-    cbh_payload out = { 0 };
-    cache_check v;
-    cache_req rq;
+    cbh_payload  out = { 0 };
+    cache_check  v;
+    cache_req    rq;
     cache_entry *e;
-    cb_err err = CB_OK;
-    bool keep_304;
+    cb_err       err = CB_OK;
+    bool         keep_304;
 
     cache_req_parse(req, &rq);
-    keep_304 = (!cond || (!cond->if_none_match[0] && !cond->if_modified_since[0])) &&
-               (rq.inm || rq.ims);
+    keep_304 =
+        (!cond || (!cond->if_none_match[0] && !cond->if_modified_since[0])) && (rq.inm || rq.ims);
     cache_check_init(&v, p, cond);
     pthread_mutex_lock(&c->lock);
     e = cache_find(c, url, strlen(url), head, req, &v, false);
@@ -1247,8 +1244,8 @@ static cb_err cache_refresh(cbh_cache *c, const char *url, int head, const char 
         goto out;
     }
     cache_lru_touch(c, e);
-    if (!keep_304 && cache_serve(e, head == 0, &rq, false, true, cache_age(e, response_ms),
-                                 &out) != CACHE_SERVED)
+    if (!keep_304 && cache_serve(e, head == 0, &rq, false, true, cache_age(e, response_ms), &out) !=
+                         CACHE_SERVED)
         err = CB_ERR_NOMEM;
     cache_updated(c, e);
 out:
@@ -1267,7 +1264,7 @@ static bool cache_entry_bytes(size_t blen, size_t headers_size, size_t url_len, 
                               size_t *out)
 {
     const size_t parts[] = { headers_size, url_len, vary_size };
-    size_t i;
+    size_t       i;
 
     *out = blen;
     for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -1280,12 +1277,12 @@ static bool cache_entry_bytes(size_t blen, size_t headers_size, size_t url_len, 
 
 /* Builds an entry from resp outside the lock. NULL when it is too large or
  * memory ran out. */
-static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head,
-                                    const cbh_payload *resp, const char *const *req,
-                                    const cbh_freshness *fr, uint64_t response_ms)
+static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head, const cbh_payload *resp,
+                                    const char *const *req, const cbh_freshness *fr,
+                                    uint64_t response_ms)
 {
-    size_t blen = head == 1 || !resp->body ? 0 : resp->body_len, bytes;
-    cache_strip st;
+    size_t       blen = head == 1 || !resp->body ? 0 : resp->body_len, bytes;
+    cache_strip  st;
     cache_entry *e;
 
     /* Refused before anything is copied when it cannot fit (the Vary block
@@ -1338,7 +1335,7 @@ static int64_t cache_request_epoch(int64_t response_epoch, uint64_t request_ms,
 static bool cache_same_length(const cache_entry *e, const char *cl)
 {
     const char *stored = cbh_headers_get(e->headers, e->header_count, "Content-Length");
-    char buf[24];
+    char        buf[24];
 
     if (stored)
         return strcmp(stored, cl) == 0;
@@ -1351,12 +1348,12 @@ static bool cache_same_length(const cache_entry *e, const char *cl)
  * carries match (and its Content-Length, if any), else treated as stale.
  * A validator the HEAD response lacks is not compared. */
 static void cache_head_freshen(cbh_cache *c, cache_node *node, const char *const *req,
-                               const cbh_payload *r, int64_t request_epoch,
-                               int64_t response_epoch, uint64_t response_ms)
+                               const cbh_payload *r, int64_t request_epoch, int64_t response_epoch,
+                               uint64_t response_ms)
 {
-    const char *etag = cbh_headers_get(r->headers, r->header_count, "ETag");
-    const char *lm = cbh_headers_get(r->headers, r->header_count, "Last-Modified");
-    const char *cl = cbh_headers_get(r->headers, r->header_count, "Content-Length");
+    const char  *etag = cbh_headers_get(r->headers, r->header_count, "ETag");
+    const char  *lm = cbh_headers_get(r->headers, r->header_count, "Last-Modified");
+    const char  *cl = cbh_headers_get(r->headers, r->header_count, "Content-Length");
     cache_entry *e = node->entries, *next;
 
     for (; e; e = next) {
@@ -1380,18 +1377,17 @@ static void cache_head_freshen(cbh_cache *c, cache_node *node, const char *const
 }
 
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
-                       const char *const *req_headers, const cbh_cache_cond *cond,
-                       cbh_payload *p, uint64_t request_ms, uint64_t response_ms,
-                       bool *refreshed)
+                       const char *const *req_headers, const cbh_cache_cond *cond, cbh_payload *p,
+                       uint64_t request_ms, uint64_t response_ms, bool *refreshed)
 {
-    bool ignored;
+    bool          ignored;
     cbh_freshness fr;
-    cache_req rq;
-    cache_entry *e;
-    cache_node *node;
-    int64_t response_epoch, request_epoch;
-    size_t url_len;
-    int head;
+    cache_req     rq;
+    cache_entry  *e;
+    cache_node   *node;
+    int64_t       response_epoch, request_epoch;
+    size_t        url_len;
+    int           head;
 
     if (!refreshed)
         refreshed = &ignored;
@@ -1408,13 +1404,13 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
     response_epoch = c->wall(c->wall_data);
     request_epoch = cache_request_epoch(response_epoch, request_ms, response_ms);
     if (p->status == 304)
-        return cache_refresh(c, url, head, req_headers, cond, p, request_epoch,
-                             response_epoch, response_ms, refreshed);
+        return cache_refresh(c, url, head, req_headers, cond, p, request_epoch, response_epoch,
+                             response_ms, refreshed);
     if (rq.no_store)
         return CB_OK;
 
-    cbh_freshness_of(p->status, p->headers, p->header_count, request_epoch,
-                     response_epoch, c->heuristic, &fr);
+    cbh_freshness_of(p->status, p->headers, p->header_count, request_epoch, response_epoch,
+                     c->heuristic, &fr);
     /* A partial answer is kept only for the range it answers. */
     e = fr.storable && (!cache_status_partial(p->status) || rq.range)
             ? cache_entry_new(c, url_len, head, p, req_headers, &fr, response_ms)
@@ -1479,10 +1475,10 @@ bool cbh_cache_serve_stale(cbh_cache *c, const char *method, const char *url,
                            cb_err cause, cbh_payload *out)
 {
     cache_entry *e;
-    cache_req rq;
-    uint64_t now, age, over, allowed;
-    bool served = false;
-    int head;
+    cache_req    rq;
+    uint64_t     now, age, over, allowed;
+    bool         served = false;
+    int          head;
 
     (void)cause;
     if (!c || !method || !url || !out || (opts && opts->bypass))
@@ -1543,8 +1539,8 @@ void cbh_cache_invalidate(cbh_cache *c, const char *url)
 static char *cache_url_join(const char *base, const char *ref)
 {
     const char *scheme_end = strstr(base, "://"), *path, *cut;
-    size_t rlen = strcspn(ref, "#"), keep, n;
-    char *out;
+    size_t      rlen = strcspn(ref, "#"), keep, n;
+    char       *out;
 
     if (!scheme_end)
         return NULL;
@@ -1573,15 +1569,14 @@ static char *cache_url_join(const char *base, const char *ref)
     return out;
 }
 
-void cbh_cache_invalidate_related(cbh_cache *c, const char *url, const api_header *h,
-                                  size_t count)
+void cbh_cache_invalidate_related(cbh_cache *c, const char *url, const api_header *h, size_t count)
 {
     size_t i;
 
     if (!c || !url || !h)
         return;
     for (i = 0; i < count; i++) {
-        char err[8], *abs;
+        char    err[8], *abs;
         cbh_url u;
 
         if (strcasecmp(h[i].name, "Location") != 0 &&

@@ -57,8 +57,8 @@ typedef enum cbh_cache_res {
 
 /* Conditional request headers for revalidation, "" when absent. */
 typedef struct cbh_cache_cond {
-    char if_none_match[1024];    /* "If-None-Match: \"etag\"" */
-    char if_modified_since[64];  /* "If-Modified-Since: <date>" */
+    char if_none_match[1024];   /* "If-None-Match: \"etag\"" */
+    char if_modified_since[64]; /* "If-Modified-Since: <date>" */
 } cbh_cache_cond;
 
 /*
@@ -115,9 +115,8 @@ bool cbh_cache_only_if_cached(const char *const *req_headers);
  * (*p then still holds the 304, *refreshed false); CB_OK otherwise.
  */
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
-                       const char *const *req_headers, const cbh_cache_cond *cond,
-                       cbh_payload *p, uint64_t request_ms, uint64_t response_ms,
-                       bool *refreshed);
+                       const char *const *req_headers, const cbh_cache_cond *cond, cbh_payload *p,
+                       uint64_t request_ms, uint64_t response_ms, bool *refreshed);
 
 /*
  * When a call failed with cause (or ended with a 5xx): fills *out with a
@@ -140,8 +139,7 @@ void cbh_cache_invalidate(cbh_cache *c, const char *url);
  * URLs its response's Location and Content-Location headers name, resolved
  * against url, when they have url's origin (RFC 9111 4.4); others, and
  * references that do not resolve, are left alone. */
-void cbh_cache_invalidate_related(cbh_cache *c, const char *url, const api_header *h,
-                                  size_t count);
+void cbh_cache_invalidate_related(cbh_cache *c, const char *url, const api_header *h, size_t count);
 void cbh_cache_clear(cbh_cache *c);
 void cbh_cache_metrics(cbh_cache *c, api_cache_metrics *out);
 

@@ -20,7 +20,7 @@ static bool cc_is_ows(char ch) { return ch == ' ' || ch == '\t'; }
 static bool cc_delta(const char *s, size_t n, uint64_t *out)
 {
     uint64_t v = 0;
-    size_t i;
+    size_t   i;
 
     if (n == 0)
         return false;
@@ -64,8 +64,7 @@ static void cc_parse_directive(const char *name, size_t n, const char *value, si
             cc->no_cache_fields = true;
         else
             cc->no_cache_bare = true;
-    } else if (cc_name_is(name, n, "must-revalidate") ||
-               cc_name_is(name, n, "proxy-revalidate")) {
+    } else if (cc_name_is(name, n, "must-revalidate") || cc_name_is(name, n, "proxy-revalidate")) {
         cc->must_revalidate = true;
     } else if (cc_name_is(name, n, "must-understand")) {
         cc->must_understand = true;
@@ -122,8 +121,8 @@ static void cc_each(const char *value, cc_fn fn, void *ctx)
 
     while (*p) {
         const char *name, *val = NULL;
-        size_t n, vlen = 0;
-        bool junk = false;
+        size_t      n, vlen = 0;
+        bool        junk = false;
 
         while (*p == ',' || cc_is_ows(*p))
             p++;
@@ -183,14 +182,14 @@ void cbh_cc_parse(const char *value, cbh_cc *cc)
 
 typedef struct cc_field_find {
     const char *directive, *field;
-    bool found;
+    bool        found;
 } cc_field_find;
 
-static void cc_field_check(const char *name, size_t n, const char *value, size_t vlen,
-                           bool junk, void *ctx)
+static void cc_field_check(const char *name, size_t n, const char *value, size_t vlen, bool junk,
+                           void *ctx)
 {
     cc_field_find *f = ctx;
-    char list[1024];
+    char           list[1024];
 
     (void)junk;
     if (f->found || !value || !cc_name_is(name, n, f->directive))
@@ -204,11 +203,10 @@ static void cc_field_check(const char *name, size_t n, const char *value, size_t
     f->found = cbh_list_has(list, f->field, strlen(f->field));
 }
 
-bool cbh_cc_lists_field(const api_header *h, size_t count, const char *directive,
-                        const char *field)
+bool cbh_cc_lists_field(const api_header *h, size_t count, const char *directive, const char *field)
 {
     cc_field_find f = { directive, field, false };
-    size_t i;
+    size_t        i;
 
     if (!h || !directive || !field)
         return false;
@@ -235,15 +233,25 @@ void cbh_cc_from_headers(const api_header *h, size_t count, cbh_cc *cc)
 static bool cc_heuristic_status(long status)
 {
     switch (status) {
-    case 200: case 203: case 204: case 206: case 300: case 301: case 308:
-    case 404: case 405: case 410: case 414: case 501:
+    case 200:
+    case 203:
+    case 204:
+    case 206:
+    case 300:
+    case 301:
+    case 308:
+    case 404:
+    case 405:
+    case 410:
+    case 414:
+    case 501:
         return true;
     default:
         return false;
     }
 }
 
-void cbh_vary_each(const api_header *h, size_t count,
+void cbh_vary_each(const api_header *h, size_t                                count,
                    void (*fn)(const char *name, size_t len, void *ctx), void *ctx)
 {
     size_t i;
@@ -299,7 +307,7 @@ static uint64_t cc_later_by(int64_t a, int64_t b) { return a > b ? (uint64_t)a -
 static bool cc_single_valued(const api_header *h, size_t count, const char *name)
 {
     const char *first = NULL;
-    size_t i;
+    size_t      i;
 
     for (i = 0; i < count; i++) {
         if (strcasecmp(h[i].name, name) != 0)
@@ -316,7 +324,7 @@ static bool cc_single_valued(const api_header *h, size_t count, const char *name
  * list of different values, a fraction, a sign, parameters, garbage. */
 static bool cc_age(const char *s, uint64_t *out)
 {
-    size_t n = strcspn(s, ", \t");
+    size_t      n = strcspn(s, ", \t");
     const char *rest = s + n;
 
     if (!cc_delta(s, n, out))
@@ -325,7 +333,7 @@ static bool cc_age(const char *s, uint64_t *out)
      * two different ages. */
     while (*rest) {
         uint64_t other;
-        size_t m;
+        size_t   m;
 
         while (*rest == ',' || cc_is_ows(*rest))
             rest++;
@@ -342,11 +350,11 @@ static bool cc_age(const char *s, uint64_t *out)
 void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t request_epoch,
                       int64_t response_epoch, bool heuristic, cbh_freshness *out)
 {
-    cbh_cc cc = { 0 };
+    cbh_cc      cc = { 0 };
     const char *date_s, *expires_s, *lm_s, *age_s;
-    int64_t date, expires, lm;
-    bool has_date, explicit_fresh = false, invalid = false, no_store;
-    uint64_t age_value = 0, apparent, corrected, delay;
+    int64_t     date, expires, lm;
+    bool        has_date, explicit_fresh = false, invalid = false, no_store;
+    uint64_t    age_value = 0, apparent, corrected, delay;
 
     if (!out)
         return;
@@ -373,8 +381,8 @@ void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t re
             out->lifetime_ms = cc_sat_ms(cc_later_by(expires, date));
         explicit_fresh = true;
         invalid = !cc_single_valued(h, count, "Expires");
-    } else if (heuristic && lm_s && cc_heuristic_status(status) &&
-               cbh_http_date_parse(lm_s, &lm) && date > lm) {
+    } else if (heuristic && lm_s && cc_heuristic_status(status) && cbh_http_date_parse(lm_s, &lm) &&
+               date > lm) {
         uint64_t s = cc_later_by(date, lm) / 10;
 
         out->lifetime_ms = cc_sat_ms(s > CC_HEURISTIC_MAX_S ? CC_HEURISTIC_MAX_S : s);
@@ -418,7 +426,7 @@ void cbh_freshness_of(long status, const api_header *h, size_t count, int64_t re
      * useful later: freshness or a validator (only a validator when
      * no-cache forces a revalidation before every use). */
     out->storable = status >= 200 && status <= 999 && status != 304 && !no_store &&
-                    (cc_heuristic_status(status) || explicit_fresh) &&
-                    !cc_vary_star(h, count) && (out->lifetime_ms > 0 || out->has_validator) &&
+                    (cc_heuristic_status(status) || explicit_fresh) && !cc_vary_star(h, count) &&
+                    (out->lifetime_ms > 0 || out->has_validator) &&
                     (!cc.no_cache_bare || out->has_validator);
 }

@@ -16,7 +16,7 @@ typedef struct cbh_cc {
     bool     no_cache_fields; /* no-cache="a, b": those fields are not stored */
     bool     must_revalidate; /* also proxy-revalidate: a private cache treats them alike */
     bool     has_max_age;
-    uint64_t max_age_s;       /* the smallest given; saturates instead of overflowing */
+    uint64_t max_age_s; /* the smallest given; saturates instead of overflowing */
     bool     has_stale_if_error;
     uint64_t stale_if_error_s;
     bool     has_stale_while_revalidate; /* parsed only: no background revalidation yet */
@@ -25,7 +25,7 @@ typedef struct cbh_cc {
     /* Request directives. */
     bool     only_if_cached;
     bool     has_max_stale;
-    uint64_t max_stale_s;     /* UINT64_MAX for a bare max-stale (any staleness) */
+    uint64_t max_stale_s; /* UINT64_MAX for a bare max-stale (any staleness) */
     bool     has_min_fresh;
     uint64_t min_fresh_s;
 } cbh_cc;
@@ -50,7 +50,7 @@ bool cbh_cc_lists_field(const api_header *h, size_t count, const char *directive
 
 /* Calls fn(name, len, ctx) for each field name the Vary headers of h list
  * ("*" included, as a name). */
-void cbh_vary_each(const api_header *h, size_t count,
+void cbh_vary_each(const api_header *h, size_t                                count,
                    void (*fn)(const char *name, size_t len, void *ctx), void *ctx);
 
 /*
@@ -65,9 +65,9 @@ typedef struct cbh_freshness {
     uint64_t initial_age_ms; /* corrected initial age (RFC 9111 4.2.3) */
     uint64_t stale_if_error_ms;
     uint64_t stale_while_revalidate_ms; /* parsed, not acted on yet */
-    bool     no_cache;       /* must revalidate before every use (unqualified) */
-    bool     no_cache_fields;/* no-cache="...": omit the fields it lists */
-    bool     must_revalidate;/* never served stale */
+    bool     no_cache;                  /* must revalidate before every use (unqualified) */
+    bool     no_cache_fields;           /* no-cache="...": omit the fields it lists */
+    bool     must_revalidate;           /* never served stale */
 } cbh_freshness;
 
 /* Computes freshness for a response to a GET or HEAD (RFC 9111 3, 4.2).

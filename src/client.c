@@ -25,8 +25,8 @@ uint64_t cbh_client_now(const api_client *c)
     return cbh_clock_now(c->cfg.clock, c->cfg.clock_data);
 }
 
-cb_err cbh_client_resolve(const api_client *c, const char *url_or_path, cbh_url *u,
-                          char *err, size_t err_size)
+cb_err cbh_client_resolve(const api_client *c, const char *url_or_path, cbh_url *u, char *err,
+                          size_t err_size)
 {
     return cbh_url_resolve(c->has_base ? &c->base : NULL, url_or_path, u, err, err_size);
 }
@@ -97,7 +97,7 @@ static cb_err copy_default_headers(api_client *c, const char *const *lines, cons
  * what is left to fail afterwards is memory. */
 static cb_err client_config_check(const api_client_config *cfg, char *err, size_t err_size)
 {
-    char detail[160];
+    char     detail[160];
     cbh_base base;
 
     if (cfg->base_url) {
@@ -117,8 +117,10 @@ static cb_err client_config_check(const api_client_config *cfg, char *err, size_
     }
     for (size_t i = 0; cfg->default_headers && cfg->default_headers[i]; i++)
         if (!cbh_header_line_valid(cfg->default_headers[i])) {
-            snprintf(err, err_size, "default_headers[%zu]: not a \"Name: value\" line "
-                                    "without control characters", i);
+            snprintf(err, err_size,
+                     "default_headers[%zu]: not a \"Name: value\" line "
+                     "without control characters",
+                     i);
             return CB_ERR_INVALID;
         }
     return CB_OK;
@@ -136,11 +138,11 @@ CB_EXPORT cb_err api_client_create(const api_client_config *cfg, api_client **ou
                                    size_t err_size)
 {
     static const api_client_config none;
-    api_client          *c;
-    cbh_origins_config   oc;
-    cbh_transport_config tc;
-    char                 ua[64], scratch[1];
-    cb_err               rc;
+    api_client                    *c;
+    cbh_origins_config             oc;
+    cbh_transport_config           tc;
+    char                           ua[64], scratch[1];
+    cb_err                         rc;
 
     if (!err || !err_size) {
         err = scratch;
@@ -260,7 +262,9 @@ static cbh_origin *client_origin(api_client *c, const char *url_or_path, const c
         return NULL;
     /* The controls name an origin, so they also take an absolute URL when
      * the client has a base URL; request paths stay strictly relative. */
-    if (cbh_url_resolve(is_absolute(url_or_path) ? NULL : c->has_base ? &c->base : NULL,
+    if (cbh_url_resolve(is_absolute(url_or_path) ? NULL
+                        : c->has_base            ? &c->base
+                                                 : NULL,
                         url_or_path, &u, NULL, 0) != CB_OK)
         return NULL;
     o = cbh_origins_get(c->origins, u.origin, u.origin_len, cfg, create, err);
@@ -296,8 +300,7 @@ CB_EXPORT cb_state api_client_breaker_state(api_client *c, const char *url_or_pa
     return s;
 }
 
-CB_EXPORT cb_err api_client_breaker_metrics(api_client *c, const char *url_or_path,
-                                            cb_metrics *out)
+CB_EXPORT cb_err api_client_breaker_metrics(api_client *c, const char *url_or_path, cb_metrics *out)
 {
     cb_err      err;
     cbh_origin *o;
@@ -313,8 +316,7 @@ CB_EXPORT cb_err api_client_breaker_metrics(api_client *c, const char *url_or_pa
 
 /* Applies a manual control to the breaker of that origin (created if
  * needed). */
-static cb_err client_control(api_client *c, const char *url_or_path,
-                             void (*control)(cb_breaker *b))
+static cb_err client_control(api_client *c, const char *url_or_path, void (*control)(cb_breaker *b))
 {
     cb_err      err;
     cbh_origin *o = client_origin(c, url_or_path, NULL, true, &err);

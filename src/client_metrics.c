@@ -45,7 +45,7 @@ static void snapshot_origin(cbh_origin *o, void *ud)
     /* An origin no call went through has counted nothing (zeroed above)
      * and has a fresh budget (NULL). */
     if ((x = cbh_origin_ext_of(o))) {
-#define COPY_(field, json, prom, help) \
+#define COPY_(field, json, prom, help)                                                             \
     om->field = atomic_load_explicit(&x->field, memory_order_relaxed);
         API_RETRY_COUNTERS(COPY_)
         API_CACHE_COUNTERS(COPY_)

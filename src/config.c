@@ -57,12 +57,30 @@ typedef struct cfg_section {
     size_t           count;
 } cfg_section;
 
-#define U_(type, f) { #f, CFG_UINT, offsetof(type, f), UINT_MAX }
-#define PCT_(type, f) { #f, CFG_UINT, offsetof(type, f), 100 }
-#define Z_(type, f) { #f, CFG_SIZE, offsetof(type, f), 0 }
-#define B_(type, f) { #f, CFG_BOOL, offsetof(type, f), 0 }
-#define S_(type, f) { #f, CFG_STRING, offsetof(type, f), 0 }
-#define K_(type, f, kind) { #f, kind, offsetof(type, f), 0 }
+#define U_(type, f)                                                                                \
+    {                                                                                              \
+#f, CFG_UINT, offsetof(type, f), UINT_MAX                                                  \
+    }
+#define PCT_(type, f)                                                                              \
+    {                                                                                              \
+#f, CFG_UINT, offsetof(type, f), 100                                                       \
+    }
+#define Z_(type, f)                                                                                \
+    {                                                                                              \
+#f, CFG_SIZE, offsetof(type, f), 0                                                         \
+    }
+#define B_(type, f)                                                                                \
+    {                                                                                              \
+#f, CFG_BOOL, offsetof(type, f), 0                                                         \
+    }
+#define S_(type, f)                                                                                \
+    {                                                                                              \
+#f, CFG_STRING, offsetof(type, f), 0                                                       \
+    }
+#define K_(type, f, kind)                                                                          \
+    {                                                                                              \
+#f, kind, offsetof(type, f), 0                                                             \
+    }
 
 /* The rows of the breaker section, one per CB_CONFIG_NUMBERS entry. */
 #define BREAKER_ROW_UINT(f) U_(cb_config, f)
@@ -74,20 +92,15 @@ typedef struct cfg_section {
 static const cfg_field breaker_fields[] = { CB_CONFIG_NUMBERS(BREAKER_ROW_) };
 
 static const cfg_field retry_fields[] = {
-    U_(api_retry_config, max_attempts),
-    U_(api_retry_config, base_delay_ms),
-    U_(api_retry_config, max_delay_ms),
-    U_(api_retry_config, budget_percent),
-    U_(api_retry_config, budget_min_per_sec),
-    U_(api_retry_config, budget_window_ms),
+    U_(api_retry_config, max_attempts),       U_(api_retry_config, base_delay_ms),
+    U_(api_retry_config, max_delay_ms),       U_(api_retry_config, budget_percent),
+    U_(api_retry_config, budget_min_per_sec), U_(api_retry_config, budget_window_ms),
     B_(api_retry_config, budget_disabled),
 };
 
 static const cfg_field cache_fields[] = {
-    B_(api_cache_config, disabled),
-    Z_(api_cache_config, max_bytes),
-    U_(api_cache_config, max_entries),
-    Z_(api_cache_config, max_entry_bytes),
+    B_(api_cache_config, disabled),    Z_(api_cache_config, max_bytes),
+    U_(api_cache_config, max_entries), Z_(api_cache_config, max_entry_bytes),
     B_(api_cache_config, heuristic),
 };
 
@@ -114,7 +127,10 @@ static const cfg_field root_fields[] = {
     { "origins", CFG_ORIGINS, 0, 0 },
 };
 
-#define SECTION_(arr) { arr, sizeof arr / sizeof arr[0] }
+#define SECTION_(arr)                                                                              \
+    {                                                                                              \
+        arr, sizeof arr / sizeof arr[0]                                                            \
+    }
 static const cfg_section breaker_section = SECTION_(breaker_fields);
 static const cfg_section retry_section = SECTION_(retry_fields);
 static const cfg_section cache_section = SECTION_(cache_fields);
@@ -139,7 +155,7 @@ static cb_err cfg_fail(cfg_ctx *x, cb_err rc, const char *path, const char *fmt,
 static cb_err cfg_fail(cfg_ctx *x, cb_err rc, const char *path, const char *fmt, ...)
 {
     va_list ap;
-    int n = 0;
+    int     n = 0;
 
     if (!x->err || x->err_size == 0)
         return rc;
@@ -207,13 +223,13 @@ static enum cfg_num cfg_classify(const char *s, size_t n, uint64_t *value)
     /* Exponent terms are clamped here: far beyond any meaningful number,
      * and their sum stays far inside int64_t. */
     const int64_t clamp = (int64_t)1 << 50;
-    uint64_t core = 0;      /* the significant digits, while sig <= 19 */
-    size_t   sig = 0;       /* digits from the first to the last non-zero one */
-    int64_t  zeros = 0;     /* zeros after the last non-zero digit so far */
-    int64_t  frac = 0;      /* digits after the decimal point */
-    int64_t  exp = 0, e10;
-    size_t   i = 0, mant = 0;
-    bool     neg = false, point = false, eneg = false;
+    uint64_t      core = 0;  /* the significant digits, while sig <= 19 */
+    size_t        sig = 0;   /* digits from the first to the last non-zero one */
+    int64_t       zeros = 0; /* zeros after the last non-zero digit so far */
+    int64_t       frac = 0;  /* digits after the decimal point */
+    int64_t       exp = 0, e10;
+    size_t        i = 0, mant = 0;
+    bool          neg = false, point = false, eneg = false;
 
     if (i < n && s[i] == '-') {
         neg = true;
@@ -283,8 +299,7 @@ static enum cfg_num cfg_classify(const char *s, size_t n, uint64_t *value)
 
 /* The next number token in json[*pos..end), strings skipped as cJSON skips
  * them (a backslash escapes the next byte); false when none is left. */
-static bool cfg_next_number(const char *json, size_t end, size_t *pos, size_t *start,
-                            size_t *len)
+static bool cfg_next_number(const char *json, size_t end, size_t *pos, size_t *start, size_t *len)
 {
     size_t i = *pos;
 
@@ -319,8 +334,8 @@ static void cfg_mark_numbers(cJSON *item, const char *json, size_t end, size_t *
 {
     for (; item; item = item->next) {
         if (cJSON_IsNumber(item)) {
-            size_t start, len;
-            uint64_t v = 0;
+            size_t       start, len;
+            uint64_t     v = 0;
             enum cfg_num k = CFG_NUM_UNREAD;
 
             if (cfg_next_number(json, end, pos, &start, &len))
@@ -360,8 +375,8 @@ static cb_err cfg_integer(cfg_ctx *x, const char *path, const cJSON *item, uint6
                     (unsigned long long)max);
 }
 
-static cb_err cfg_name(cfg_ctx *x, const char *path, const cJSON *item,
-                       const char *const *names, size_t count, unsigned *v)
+static cb_err cfg_name(cfg_ctx *x, const char *path, const cJSON *item, const char *const *names,
+                       size_t count, unsigned *v)
 {
     size_t i;
 
@@ -374,19 +389,18 @@ static cb_err cfg_name(cfg_ctx *x, const char *path, const cJSON *item,
         }
     }
     if (count == 3)
-        return cfg_fail(x, CB_ERR_INVALID, path, "expected one of \"%s\", \"%s\", \"%s\"",
-                        names[0], names[1], names[2]);
+        return cfg_fail(x, CB_ERR_INVALID, path, "expected one of \"%s\", \"%s\", \"%s\"", names[0],
+                        names[1], names[2]);
     return cfg_fail(x, CB_ERR_INVALID, path, "expected one of \"%s\", \"%s\", \"%s\", \"%s\"",
                     names[0], names[1], names[2], names[3]);
 }
 
-static cb_err cfg_headers(cfg_ctx *x, const char *path, const cJSON *item,
-                          const char *const **slot)
+static cb_err cfg_headers(cfg_ctx *x, const char *path, const cJSON *item, const char *const **slot)
 {
-    char epath[CFG_PATH_MAX];
+    char         epath[CFG_PATH_MAX];
     const cJSON *h;
-    char **list;
-    size_t n = 0, i = 0;
+    char       **list;
+    size_t       n = 0, i = 0;
 
     if (!cJSON_IsArray(item))
         return cfg_fail(x, CB_ERR_INVALID, path, "expected an array of strings");
@@ -434,13 +448,13 @@ static int cfg_is_duplicate(const cJSON *obj, const cJSON *item)
     return 0;
 }
 
-static cb_err cfg_field_value(cfg_ctx *x, const cfg_field *f, const char *path,
-                              const cJSON *item, void *base)
+static cb_err cfg_field_value(cfg_ctx *x, const cfg_field *f, const char *path, const cJSON *item,
+                              void *base)
 {
-    char *slot = (char *)base + f->offset;
+    char    *slot = (char *)base + f->offset;
     uint64_t v;
     unsigned u = 0;
-    cb_err rc;
+    cb_err   rc;
 
     switch (f->kind) {
     case CFG_UINT:
@@ -516,10 +530,10 @@ static cb_err cfg_field_value(cfg_ctx *x, const cfg_field *f, const char *path,
 static cb_err cfg_parse_object(cfg_ctx *x, const cfg_section *sec, const char *path,
                                const cJSON *obj, void *base)
 {
-    char kpath[CFG_PATH_MAX];
+    char         kpath[CFG_PATH_MAX];
     const cJSON *item;
-    size_t i;
-    cb_err rc;
+    size_t       i;
+    cb_err       rc;
 
     if (!cJSON_IsObject(obj))
         return cfg_fail(x, CB_ERR_INVALID, path, "expected an object");
@@ -557,12 +571,12 @@ typedef struct cfg_key {
  */
 static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
 {
-    char opath[CFG_PATH_MAX];
-    api_config *out = x->out;
+    char         opath[CFG_PATH_MAX];
+    api_config  *out = x->out;
     const cJSON *item;
-    cfg_key *keys, *set = NULL, *found;
-    size_t n = 0, i = 0;
-    cb_err rc = CB_OK;
+    cfg_key     *keys, *set = NULL, *found;
+    size_t       n = 0, i = 0;
+    cb_err       rc = CB_OK;
 
     if (!cJSON_IsObject(obj))
         return cfg_fail(x, CB_ERR_INVALID, "origins",
@@ -584,7 +598,7 @@ static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
     }
     for (item = obj->child; item && rc == CB_OK; item = item->next, i++) {
         api_origin_config *oc = &out->origins[out->origin_count];
-        size_t klen = item->string ? strlen(item->string) : 0;
+        size_t             klen = item->string ? strlen(item->string) : 0;
 
         cfg_pathf(opath, "origins[\"%s\"]", item->string ? item->string : "");
         if (klen == 0) {
@@ -649,11 +663,11 @@ static cb_err cfg_malformed(cfg_ctx *x, const char *json, size_t pos, const char
 
 static cb_err cfg_parse_doc(cfg_ctx *x, const char *json, size_t len)
 {
-    const char *end = NULL;
+    const char  *end = NULL;
     const cJSON *origins;
-    cJSON *root;
-    size_t i;
-    cb_err rc;
+    cJSON       *root;
+    size_t       i;
+    cb_err       rc;
 
     for (i = 0; i < len && cfg_is_space(json[i]); i++)
         ;
@@ -703,7 +717,7 @@ CB_EXPORT cb_err api_config_parse(const char *json, size_t len, api_config *out,
                                   size_t err_size)
 {
     cfg_ctx x = { out, err, err_size };
-    cb_err rc;
+    cb_err  rc;
 
     if (err && err_size > 0)
         err[0] = '\0';
@@ -745,7 +759,7 @@ CB_EXPORT void api_config_free(api_config *cfg)
 CB_EXPORT api_client *api_client_new_from_config(const api_config *cfg)
 {
     api_client *c;
-    size_t i;
+    size_t      i;
 
     if (!cfg)
         return NULL;

@@ -13,7 +13,7 @@ enum {
     CB_ERRNO_MAP(CB_ERR_POS_)
 #undef CB_ERR_POS_
 };
-#define CB_ERR_PIN_(name, value, msg) \
+#define CB_ERR_PIN_(name, value, msg)                                                              \
     _Static_assert(CB_POS_##name == (value), "cb_err " #name " was moved or renumbered");
 CB_ERRNO_MAP(CB_ERR_PIN_)
 #undef CB_ERR_PIN_

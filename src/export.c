@@ -55,7 +55,7 @@ static void strbuf_printf(strbuf *b, const char *fmt, ...)
 static void strbuf_printf(strbuf *b, const char *fmt, ...)
 {
     va_list ap;
-    int n;
+    int     n;
 
     /* Everything formatted here is a number or a short name: 64 bytes is
      * enough almost always, and the retry covers the rest. */
@@ -104,12 +104,24 @@ static void json_string(strbuf *b, const char *s)
             continue;
         strbuf_add(b, (const char *)run, (size_t)(p - run));
         switch (*p) {
-        case '"': strbuf_puts(b, "\\\""); break;
-        case '\\': strbuf_puts(b, "\\\\"); break;
-        case '\n': strbuf_puts(b, "\\n"); break;
-        case '\r': strbuf_puts(b, "\\r"); break;
-        case '\t': strbuf_puts(b, "\\t"); break;
-        default: strbuf_printf(b, "\\u%04x", (unsigned)*p); break;
+        case '"':
+            strbuf_puts(b, "\\\"");
+            break;
+        case '\\':
+            strbuf_puts(b, "\\\\");
+            break;
+        case '\n':
+            strbuf_puts(b, "\\n");
+            break;
+        case '\r':
+            strbuf_puts(b, "\\r");
+            break;
+        case '\t':
+            strbuf_puts(b, "\\t");
+            break;
+        default:
+            strbuf_printf(b, "\\u%04x", (unsigned)*p);
+            break;
         }
         run = p + 1;
     }
@@ -151,8 +163,8 @@ static void json_origin(strbuf *b, const api_origin_metrics *o)
     json_u64(b, 0, "last_success_ms", m->last_success_ms);
 
     /* The first member of a group has no comma before it. */
-#define JSON_ROW_(field, json, prom, help) \
-    json_u64(b, first, json, o->field);    \
+#define JSON_ROW_(field, json, prom, help)                                                         \
+    json_u64(b, first, json, o->field);                                                            \
     first = 0;
     strbuf_puts(b, "},\"retry\":{");
     first = 1;
@@ -214,33 +226,30 @@ typedef struct prom_family {
 /* Families labelled by origin, written family by family so that each has
  * its HELP and TYPE once, before all of its samples, as the format asks. */
 static const prom_family origin_families[] = {
-    { "cbhttp_breaker_state", "gauge",
-      "Circuit breaker state: 0 closed, 1 open, 2 half-open.", PROM_STATE, 0 },
+    { "cbhttp_breaker_state", "gauge", "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+      PROM_STATE, 0 },
     { "cbhttp_breaker_open", "gauge",
       "1 while the circuit breaker is open (rejecting calls), else 0.", PROM_OPEN, 0 },
     { "cbhttp_breaker_requests_total", "counter",
       "Calls that asked the breaker for a permit, admitted or rejected.", PROM_U64,
       OM_(breaker.total_requests) },
-    { "cbhttp_breaker_successes_total", "counter",
-      "Outcomes recorded as successes.", PROM_U64, OM_(breaker.successes) },
-    { "cbhttp_breaker_failures_total", "counter",
-      "Outcomes recorded as failures.", PROM_U64, OM_(breaker.failures) },
+    { "cbhttp_breaker_successes_total", "counter", "Outcomes recorded as successes.", PROM_U64,
+      OM_(breaker.successes) },
+    { "cbhttp_breaker_failures_total", "counter", "Outcomes recorded as failures.", PROM_U64,
+      OM_(breaker.failures) },
     { "cbhttp_breaker_rejected_total", "counter",
-      "Calls rejected by the breaker without network I/O.", PROM_U64,
-      OM_(breaker.rejected) },
-    { "cbhttp_breaker_opened_total", "counter",
-      "Times the breaker turned open.", PROM_U64, OM_(breaker.times_opened) },
-    { "cbhttp_breaker_slow_calls_total", "counter",
-      "Calls slower than the slow-call threshold.", PROM_U64, OM_(breaker.slow_calls) },
+      "Calls rejected by the breaker without network I/O.", PROM_U64, OM_(breaker.rejected) },
+    { "cbhttp_breaker_opened_total", "counter", "Times the breaker turned open.", PROM_U64,
+      OM_(breaker.times_opened) },
+    { "cbhttp_breaker_slow_calls_total", "counter", "Calls slower than the slow-call threshold.",
+      PROM_U64, OM_(breaker.slow_calls) },
     { "cbhttp_breaker_late_outcomes_total", "counter",
-      "Outcomes of permits from an earlier breaker period.", PROM_U64,
-      OM_(breaker.late_outcomes) },
+      "Outcomes of permits from an earlier breaker period.", PROM_U64, OM_(breaker.late_outcomes) },
     { "cbhttp_breaker_half_open_expired_total", "counter",
       "HALF_OPEN periods abandoned because their probes did not report in time.", PROM_U64,
       OM_(breaker.half_open_expired) },
     { "cbhttp_breaker_ignored_total", "counter",
-      "Permits given back without an outcome (cancelled calls).", PROM_U64,
-      OM_(breaker.ignored) },
+      "Permits given back without an outcome (cancelled calls).", PROM_U64, OM_(breaker.ignored) },
     { "cbhttp_breaker_consecutive_failures", "gauge",
       "Failures in a row in the current closed period.", PROM_UINT,
       OM_(breaker.consecutive_failures) },
@@ -250,13 +259,12 @@ static const prom_family origin_families[] = {
     { "cbhttp_breaker_window_failures", "gauge",
       "Failures inside the breaker's current rolling window.", PROM_UINT,
       OM_(breaker.window_failures) },
-    { "cbhttp_breaker_consecutive_successes", "gauge",
-      "Successes in a row since the last failure.", PROM_UINT,
-      OM_(breaker.consecutive_successes) },
+    { "cbhttp_breaker_consecutive_successes", "gauge", "Successes in a row since the last failure.",
+      PROM_UINT, OM_(breaker.consecutive_successes) },
 #define PROM_ROW_(field, json, prom, help) { prom, "counter", help, PROM_U64, OM_(field) },
-    API_RETRY_COUNTERS(PROM_ROW_)
-    { "cbhttp_retry_budget_available", "gauge",
-      "Retries the retry budget would allow now.", PROM_UINT, OM_(budget_available) },
+    API_RETRY_COUNTERS(PROM_ROW_){ "cbhttp_retry_budget_available", "gauge",
+                                   "Retries the retry budget would allow now.", PROM_UINT,
+                                   OM_(budget_available) },
     API_CACHE_COUNTERS(PROM_ROW_)
 #undef PROM_ROW_
 };
@@ -265,19 +273,16 @@ static const prom_family origin_families[] = {
 
 /* Client-wide cache families, without labels; all uint64_t. */
 static const prom_family cache_families[] = {
-    { "cbhttp_cache_entries", "gauge", "Responses held in the cache.", PROM_U64,
-      CM_(entries) },
+    { "cbhttp_cache_entries", "gauge", "Responses held in the cache.", PROM_U64, CM_(entries) },
     { "cbhttp_cache_bytes", "gauge", "Bytes held in the cache.", PROM_U64, CM_(bytes) },
     { "cbhttp_cache_stores_total", "counter", "Responses stored in the cache.", PROM_U64,
       CM_(stores) },
     { "cbhttp_cache_evictions_total", "counter",
       "Entries evicted to respect the entry or byte bound.", PROM_U64, CM_(evictions) },
-    { "cbhttp_cache_invalidations_total", "counter",
-      "Entries removed by unsafe methods.", PROM_U64, CM_(invalidations) },
-    { "cbhttp_cache_max_bytes", "gauge", "The cache's byte bound.", PROM_U64,
-      CM_(max_bytes) },
-    { "cbhttp_cache_max_entries", "gauge", "The cache's entry bound.", PROM_U64,
-      CM_(max_entries) },
+    { "cbhttp_cache_invalidations_total", "counter", "Entries removed by unsafe methods.", PROM_U64,
+      CM_(invalidations) },
+    { "cbhttp_cache_max_bytes", "gauge", "The cache's byte bound.", PROM_U64, CM_(max_bytes) },
+    { "cbhttp_cache_max_entries", "gauge", "The cache's entry bound.", PROM_U64, CM_(max_entries) },
 };
 
 /* A label value: backslash, double quote and newline escaped, as the text
@@ -313,8 +318,8 @@ static void prom_header(strbuf *b, const prom_family *f)
 static uint64_t prom_origin_value(const prom_family *f, const api_origin_metrics *o)
 {
     const char *base = (const char *)o;
-    uint64_t u64;
-    unsigned u;
+    uint64_t    u64;
+    unsigned    u;
 
     switch (f->kind) {
     case PROM_STATE:
@@ -350,7 +355,7 @@ char *cbh_metrics_to_prometheus(const api_client_metrics *m)
     }
     for (f = 0; f < sizeof cache_families / sizeof cache_families[0]; f++) {
         const prom_family *fam = &cache_families[f];
-        uint64_t v;
+        uint64_t           v;
 
         memcpy(&v, (const char *)&m->cache + fam->offset, sizeof v);
         prom_header(&b, fam);

@@ -56,7 +56,7 @@ static size_t headers_last_start(const char *raw, size_t len, size_t *lines)
     while (pos < len) {
         const char *line = raw + pos;
         const char *nl = memchr(line, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        size_t      n = nl ? (size_t)(nl - line) : len - pos;
 
         pos += n + (nl ? 1 : 0);
         if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
@@ -78,13 +78,13 @@ static void headers_scan(const char *raw, size_t len, api_header *arr, char *str
                          size_t *count_out, size_t *bytes_out)
 {
     size_t count = 0, bytes = 0, pos = 0;
-    size_t value_len = 0;  /* length of the value being built (the last one) */
-    bool last_valid = false;
+    size_t value_len = 0; /* length of the value being built (the last one) */
+    bool   last_valid = false;
 
     while (pos < len) {
         const char *line = raw + pos;
         const char *nl = memchr(line, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        size_t      n = nl ? (size_t)(nl - line) : len - pos;
         const char *colon;
 
         pos += n + (nl ? 1 : 0);
@@ -101,7 +101,7 @@ static void headers_scan(const char *raw, size_t len, api_header *arr, char *str
         if (headers_is_ows(line[0])) {
             /* obs-fold: the line continues the previous header's value. */
             const char *seg = line;
-            size_t seg_len = n;
+            size_t      seg_len = n;
 
             if (!last_valid)
                 continue;
@@ -125,10 +125,10 @@ static void headers_scan(const char *raw, size_t len, api_header *arr, char *str
         if (!colon || colon == line)
             continue;
         {
-            size_t name_len = (size_t)(colon - line), i;
+            size_t      name_len = (size_t)(colon - line), i;
             const char *val = colon + 1;
-            size_t vlen = n - name_len - 1;
-            bool ok = true;
+            size_t      vlen = n - name_len - 1;
+            bool        ok = true;
 
             for (i = 0; i < name_len && ok; i++)
                 ok = cbh_is_tchar((unsigned char)line[i]);
@@ -170,10 +170,9 @@ static void headers_close_gap(api_header *block, size_t n, size_t slots, size_t 
     }
 }
 
-cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count,
-                         size_t *size)
+cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count, size_t *size)
 {
-    size_t n = 0, bytes = 0, lines, total, start;
+    size_t      n = 0, bytes = 0, lines, total, start;
     api_header *block;
 
     if (!out || !count || !size || (!raw && len > 0))
@@ -215,8 +214,8 @@ cb_err cbh_headers_dup(const api_header *h, size_t count, size_t size, api_heade
 {
     api_header *block;
     const char *old_base = (const char *)h;
-    char *new_base;
-    size_t i;
+    char       *new_base;
+    size_t      i;
 
     if (!out)
         return CB_ERR_INVALID;
@@ -243,9 +242,9 @@ cb_err cbh_headers_dup(const api_header *h, size_t count, size_t size, api_heade
 
 cb_err cbh_headers_build(const api_header *list, size_t count, api_header **out, size_t *size)
 {
-    size_t i, bytes = 0, total;
+    size_t      i, bytes = 0, total;
     api_header *block;
-    char *p;
+    char       *p;
 
     if (!out || !size || (!list && count > 0))
         return CB_ERR_INVALID;
@@ -286,14 +285,13 @@ cb_err cbh_headers_build(const api_header *list, size_t count, api_header **out,
     return CB_OK;
 }
 
-cb_err cbh_headers_edit(const api_header *h, size_t count,
-                        bool (*drop)(const char *name, void *ctx), void *ctx,
-                        const api_header *add, size_t nadd, api_header **out,
-                        size_t *out_count, size_t *out_size)
+cb_err cbh_headers_edit(const api_header *h, size_t                      count,
+                        bool (*drop)(const char *name, void *ctx), void *ctx, const api_header *add,
+                        size_t nadd, api_header **out, size_t *out_count, size_t *out_size)
 {
-    size_t i, n = 0, bytes = 0, total;
+    size_t      i, n = 0, bytes = 0, total;
     api_header *block;
-    char *p;
+    char       *p;
 
     if (!out || !out_count || !out_size || (!h && count) || (!add && nadd))
         return CB_ERR_INVALID;
@@ -302,7 +300,7 @@ cb_err cbh_headers_edit(const api_header *h, size_t count,
     /* Each string is in memory, so its length + 1 fits; the sums may not. */
     for (i = 0; i < count + nadd; i++) {
         const api_header *x = i < count ? &h[i] : &add[i - count];
-        size_t len;
+        size_t            len;
 
         if (i < count && drop && drop(x->name, ctx))
             continue;
@@ -327,7 +325,7 @@ cb_err cbh_headers_edit(const api_header *h, size_t count,
     n = 0;
     for (i = 0; i < count + nadd; i++) {
         const api_header *x = i < count ? &h[i] : &add[i - count];
-        size_t nl, vl;
+        size_t            nl, vl;
 
         if (i < count && drop && drop(x->name, ctx))
             continue;
@@ -353,7 +351,7 @@ bool cbh_list_has(const char *value, const char *tok, size_t len)
         return false;
     while (*p) {
         const char *start;
-        size_t n;
+        size_t      n;
 
         while (*p == ',' || headers_is_ows(*p))
             p++;
@@ -416,7 +414,7 @@ bool cbh_header_line_is(const char *line, const char *name)
 const char *cbh_header_line_value(const char *line, const char *name, size_t *len)
 {
     const char *v;
-    size_t n;
+    size_t      n;
 
     if (!cbh_header_line_is(line, name))
         return NULL;

@@ -32,10 +32,9 @@ cb_err cbh_headers_build(const api_header *list, size_t count, api_header **out,
  * (pointing anywhere). One allocation; *out_count and *out_size receive
  * its entries and bytes (NULL/0/0 when empty). CB_ERR_NOMEM on OOM or
  * sizes no allocation could hold, CB_ERR_INVALID for NULL out pointers. */
-cb_err cbh_headers_edit(const api_header *h, size_t count,
-                        bool (*drop)(const char *name, void *ctx), void *ctx,
-                        const api_header *add, size_t nadd, api_header **out,
-                        size_t *out_count, size_t *out_size);
+cb_err cbh_headers_edit(const api_header *h, size_t                      count,
+                        bool (*drop)(const char *name, void *ctx), void *ctx, const api_header *add,
+                        size_t nadd, api_header **out, size_t *out_count, size_t *out_size);
 
 /* True when the comma-separated list value (elements trimmed of OWS, an
  * element's quotes ignored) holds an element equal to tok[0..len)

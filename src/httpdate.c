@@ -7,8 +7,7 @@
 
 #include "httpdate.h"
 
-static const char *const httpdate_wkday[7] = { "Sun", "Mon", "Tue", "Wed",
-                                               "Thu", "Fri", "Sat" };
+static const char *const httpdate_wkday[7] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 static const char *const httpdate_weekday[7] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
                                                  "Thursday", "Friday", "Saturday" };
 static const char *const httpdate_month[12] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -18,7 +17,7 @@ static const char *const httpdate_month[12] = { "Jan", "Feb", "Mar", "Apr", "May
  * days_from_civil), exact for any year an int64 can hold here. */
 static int64_t httpdate_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
-    int64_t era;
+    int64_t  era;
     unsigned yoe, doy, doe;
 
     y -= m <= 2;
@@ -31,7 +30,7 @@ static int64_t httpdate_days_from_civil(int64_t y, unsigned m, unsigned d)
 
 static void httpdate_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
-    int64_t era;
+    int64_t  era;
     unsigned doe, yoe, doy, mp;
 
     z += 719468;
@@ -80,8 +79,7 @@ static bool httpdate_lit(const char **s, const char *lit)
 }
 
 /* Matches one of names (case-insensitive); the index goes to *idx. */
-static bool httpdate_name(const char **s, const char *const *names, unsigned count,
-                          unsigned *idx)
+static bool httpdate_name(const char **s, const char *const *names, unsigned count, unsigned *idx)
 {
     unsigned i;
 
@@ -112,8 +110,8 @@ static bool httpdate_epoch(int64_t y, unsigned mon, unsigned d, unsigned h, unsi
      * HTTP-date can write (the fuzzer found that). */
     if (sec == 60)
         sec = 59;
-    *epoch = httpdate_days_from_civil(y, mon, d) * 86400 + (int64_t)h * 3600 +
-             (int64_t)mi * 60 + sec;
+    *epoch =
+        httpdate_days_from_civil(y, mon, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec;
     return true;
 }
 
@@ -169,11 +167,11 @@ static bool httpdate_asctime(const char *s, int64_t *epoch)
 
 bool cbh_http_date_parse(const char *s, int64_t *epoch)
 {
-    char buf[64];
-    size_t n;
-    unsigned idx;
+    char        buf[64];
+    size_t      n;
+    unsigned    idx;
     const char *p;
-    int64_t e;
+    int64_t     e;
 
     if (!s || !epoch)
         return false;
@@ -205,7 +203,7 @@ bool cbh_http_date_parse(const char *s, int64_t *epoch)
 
 void cbh_http_date_format(int64_t epoch, char *buf, size_t size)
 {
-    int64_t days, y, secs;
+    int64_t  days, y, secs;
     unsigned m, d, wd;
 
     if (!buf || size == 0)

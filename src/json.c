@@ -13,7 +13,7 @@ CB_EXPORT cb_err api_response_json(const api_response *resp, struct cJSON **out)
 {
     const char *end = NULL;
     const char *stop;
-    cJSON *root;
+    cJSON      *root;
 
     if (out)
         *out = NULL;
@@ -53,8 +53,8 @@ CB_EXPORT cb_err api_request_json(api_client *c, const char *method, const char 
                                   api_response *resp)
 {
     api_options o;
-    char *text;
-    cb_err rc;
+    char       *text;
+    cb_err      rc;
 
     if (!json) {
         json_fail_response(resp, "api_request_json: json is NULL");

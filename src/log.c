@@ -9,10 +9,14 @@
 CB_EXPORT const char *api_log_level_name(api_log_level level)
 {
     switch (level) {
-    case API_LOG_DEBUG: return "DEBUG";
-    case API_LOG_INFO: return "INFO";
-    case API_LOG_WARN: return "WARN";
-    case API_LOG_ERROR: return "ERROR";
+    case API_LOG_DEBUG:
+        return "DEBUG";
+    case API_LOG_INFO:
+        return "INFO";
+    case API_LOG_WARN:
+        return "WARN";
+    case API_LOG_ERROR:
+        return "ERROR";
     }
     return "UNKNOWN";
 }
@@ -28,10 +32,10 @@ CB_EXPORT void api_log_stderr(api_log_level level, const char *msg, void *user_d
     /* One line goes out in one stdio call: stderr is unbuffered, so this is
      * one write(2) and lines from several threads (or processes sharing the
      * descriptor) do not interleave mid-line. */
-    char stackbuf[1024];
+    char        stackbuf[1024];
     const char *name = api_log_level_name(level);
-    size_t need;
-    char *line;
+    size_t      need;
+    char       *line;
 
     (void)user_data;
     if (!msg)
@@ -58,12 +62,11 @@ CB_EXPORT void api_log_stderr(api_log_level level, const char *msg, void *user_d
     funlockfile(stderr);
 }
 
-void cbh_log(api_log_fn fn, void *ud, api_log_level min, api_log_level level,
-             const char *fmt, ...)
+void cbh_log(api_log_fn fn, void *ud, api_log_level min, api_log_level level, const char *fmt, ...)
 {
-    char line[CBH_LOG_LINE_MAX];
+    char    line[CBH_LOG_LINE_MAX];
     va_list ap;
-    int n;
+    int     n;
 
     if (!fn || level < min || !fmt)
         return;

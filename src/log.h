@@ -22,7 +22,7 @@
  * be called anywhere as long as no library lock is held (the logger may call
  * back into the library).
  */
-void cbh_log(api_log_fn fn, void *ud, api_log_level min, api_log_level level,
-             const char *fmt, ...) CBH_PRINTF_(5, 6);
+void cbh_log(api_log_fn fn, void *ud, api_log_level min, api_log_level level, const char *fmt, ...)
+    CBH_PRINTF_(5, 6);
 
 #endif

@@ -5,15 +5,13 @@
 
 typedef struct method_info {
     const char *name;
-    bool safe, idempotent, cacheable, body;
+    bool        safe, idempotent, cacheable, body;
 } method_info;
 
 /* Indexed by cbh_method; CBH_METHOD_OTHER is none of the classes. */
 #define METHOD_ROW_(name, safe, idem, cache, body) { #name, safe, idem, cache, body },
-static const method_info methods[] = {
-    { NULL, false, false, false, false },
-    CBH_METHODS(METHOD_ROW_)
-};
+static const method_info methods[] = { { NULL, false, false, false, false },
+                                       CBH_METHODS(METHOD_ROW_) };
 #undef METHOD_ROW_
 
 cbh_method cbh_method_of(const char *m)

@@ -19,14 +19,14 @@
  *               also allows POST, which no cache of this kind stores);
  *   body        sent with a request body, empty when the caller gave none.
  */
-#define CBH_METHODS(X)                 \
-    X(GET, 1, 1, 1, 0)                 \
-    X(HEAD, 1, 1, 1, 0)                \
-    X(POST, 0, 0, 0, 1)                \
-    X(PUT, 0, 1, 0, 1)                 \
-    X(DELETE, 0, 1, 0, 0)              \
-    X(OPTIONS, 1, 1, 0, 0)             \
-    X(TRACE, 1, 0, 0, 0)               \
+#define CBH_METHODS(X)                                                                             \
+    X(GET, 1, 1, 1, 0)                                                                             \
+    X(HEAD, 1, 1, 1, 0)                                                                            \
+    X(POST, 0, 0, 0, 1)                                                                            \
+    X(PUT, 0, 1, 0, 1)                                                                             \
+    X(DELETE, 0, 1, 0, 0)                                                                          \
+    X(OPTIONS, 1, 1, 0, 0)                                                                         \
+    X(TRACE, 1, 0, 0, 0)                                                                           \
     X(PATCH, 0, 0, 0, 1)
 
 #define CBH_METHOD_ENUM_(name, safe, idem, cache, body) CBH_METHOD_##name,

@@ -21,9 +21,9 @@
 
 #define ORIGIN_DEFAULT_IDLE_MS 600000u
 #define ORIGIN_DEFAULT_MAX 100000u
-#define ORIGIN_SWEEP_PER_GET 4u   /* idle origins freed at most by one get */
-#define ORIGIN_SWEEP_BATCH 64u    /* ... by the get that comes every idle_ms / 8 */
-#define ORIGIN_EVICT_STEP 1024u   /* most entries examined per lock hold */
+#define ORIGIN_SWEEP_PER_GET 4u /* idle origins freed at most by one get */
+#define ORIGIN_SWEEP_BATCH 64u  /* ... by the get that comes every idle_ms / 8 */
+#define ORIGIN_EVICT_STEP 1024u /* most entries examined per lock hold */
 
 struct cbh_origins {
     pthread_mutex_t    lock;
@@ -31,9 +31,9 @@ struct cbh_origins {
     cbh_origin        *lru_head; /* most recently got */
     cbh_origin        *lru_tail; /* least recently got: the next to evict */
     size_t             lru_count;
-    size_t             max;      /* most origins in the table */
+    size_t             max; /* most origins in the table */
     cbh_origins_config cfg;
-    cb_config          bcfg;     /* every breaker's callbacks and clock, and the
+    cb_config          bcfg; /* every breaker's callbacks and clock, and the
                                     numbers of those not reconfigured: normalised */
     unsigned           idle_ms;
     unsigned           sweep_every_ms;
@@ -295,8 +295,7 @@ static bool origin_make_room(cbh_origins *m, cbh_origin **dead)
  * no room: max origins, every one held or pinned).
  */
 static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len,
-                                 const cb_config *cfg, uint64_t now, cbh_origin **dead,
-                                 cb_err *err)
+                                 const cb_config *cfg, uint64_t now, cbh_origin **dead, cb_err *err)
 {
     cbh_origin *o;
 
@@ -354,8 +353,8 @@ static cb_err origin_reconfigure(cbh_origins *m, cbh_origin *o, const cb_config 
     return cb_breaker_configure(&o->breaker, &c);
 }
 
-cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len,
-                            const cb_config *cfg, bool create, cb_err *err)
+cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len, const cb_config *cfg,
+                            bool create, cb_err *err)
 {
     cbh_origin *o, *dead = NULL;
     cb_err      e = CB_OK;

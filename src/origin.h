@@ -42,20 +42,20 @@ typedef struct cbh_origin_ext {
 } cbh_origin_ext;
 
 typedef struct cbh_origin {
-    cb_breaker   breaker; /* compact until the first call; shares the map's config
+    cb_breaker              breaker; /* compact until the first call; shares the map's config
                              until a call brings other numbers */
-    cbh_origin_ext *_Atomic ext; /* NULL until the first call */
-    cbh_origins *map;
-    _Atomic uint64_t last_used_ms; /* the start of its last call, or its end once released */
-    _Atomic unsigned refs; /* callers holding it: not evicted while > 0. Taken only
+    cbh_origin_ext *_Atomic ext;     /* NULL until the first call */
+    cbh_origins            *map;
+    _Atomic uint64_t        last_used_ms; /* the start of its last call, or its end once released */
+    _Atomic unsigned        refs;         /* callers holding it: not evicted while > 0. Taken only
                               under the map's lock, dropped without it. */
-    bool        pinned;  /* set by cbh_origins_pin (api_client_set_origin_breaker):
+    bool                    pinned;       /* set by cbh_origins_pin (api_client_set_origin_breaker):
                             kept, never evicted, off the LRU list. Under the
                             map's lock. */
-    UT_hash_handle   hh;
+    UT_hash_handle          hh;
     /* The map's LRU list, most recently got first; under the map's lock. */
     struct cbh_origin *lru_prev, *lru_next;
-    char        key[];   /* "scheme://host:port", NUL-terminated */
+    char               key[]; /* "scheme://host:port", NUL-terminated */
 } cbh_origin;
 
 /* The origin's calls' part: NULL before its first call. The acquire pairs
@@ -75,11 +75,11 @@ cb_err cbh_origins_inflate(cbh_origin *o);
 typedef void (*cbh_origin_event_fn)(cbh_origin *o, const cb_event *ev, void *user_data);
 
 typedef struct cbh_origins_config {
-    cb_config           defaults; /* breaker config for new origins (callbacks ignored) */
-    unsigned            idle_ms;  /* eviction age; 0 = default 600000 */
+    cb_config           defaults;    /* breaker config for new origins (callbacks ignored) */
+    unsigned            idle_ms;     /* eviction age; 0 = default 600000 */
     size_t              max_origins; /* most origins at once; 0 = default 100000,
                                         SIZE_MAX = no limit */
-    cb_clock_fn         clock;    /* NULL = cb_clock_monotonic_ms */
+    cb_clock_fn         clock;       /* NULL = cb_clock_monotonic_ms */
     void               *clock_data;
     cbh_origin_event_fn on_event; /* may be NULL: then breakers get no listener at
                                      all, which keeps their success path lock-free */
@@ -130,16 +130,16 @@ void         cbh_origins_free(cbh_origins *m);
  * freed after the lock is dropped; no breaker is read or called during
  * eviction, so no event is raised by it.
  */
-cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len,
-                            const cb_config *cfg, bool create, cb_err *err);
+cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len, const cb_config *cfg,
+                            bool create, cb_err *err);
 /* Drops a reference taken by cbh_origins_get, stamping last_used_ms first
  * so that a long call does not look idle when it ends. NULL is fine. */
-void        cbh_origins_release(cbh_origin *o);
+void cbh_origins_release(cbh_origin *o);
 
 /* Pins o (held by the caller, between cbh_origins_get and
  * cbh_origins_release): it is never evicted, idle or not; it still counts
  * towards max_origins. Thread-safe. NULL is fine. */
-void        cbh_origins_pin(cbh_origin *o);
+void cbh_origins_pin(cbh_origin *o);
 
 /* Evicts idle origins now (also done incrementally by cbh_origins_get):
  * refs == 0, not pinned, last used idle_ms or more ago, whatever the

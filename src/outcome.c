@@ -35,6 +35,6 @@ bool cbh_outcome_retryable(cb_err err, long status)
 
 bool cbh_outcome_outage(cb_err err, long status)
 {
-    return err == CB_ERR_CIRCUIT_OPEN || cbh_outcome_unreachable(err) ||
-           err == CB_ERR_CACHE_MISS || (err == CB_ERR_HTTP && status >= 500);
+    return err == CB_ERR_CIRCUIT_OPEN || cbh_outcome_unreachable(err) || err == CB_ERR_CACHE_MISS ||
+           (err == CB_ERR_HTTP && status >= 500);
 }

@@ -38,9 +38,8 @@
 
 #define REQUEST_HEAD_MAX (512u * 1024u) /* well below libcurl's 1 MiB */
 
-#define CLIENT_LOG(k, level, ...)                                                      \
-    cbh_log((k)->c->cfg.logger, (k)->c->cfg.log_data, (k)->c->cfg.log_level, level, \
-            __VA_ARGS__)
+#define CLIENT_LOG(k, level, ...)                                                                  \
+    cbh_log((k)->c->cfg.logger, (k)->c->cfg.log_data, (k)->c->cfg.log_level, level, __VA_ARGS__)
 
 static bool method_valid(const char *m)
 {
@@ -57,7 +56,7 @@ static const char *call_url(const cbh_call *k) { return k->hop_url ? k->hop_url 
 
 /* Counts one event in the origin's counters: the call inflated the origin
  * (call_origin), so they exist. */
-#define CALL_COUNT(o, field) \
+#define CALL_COUNT(o, field)                                                                       \
     atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->field, 1, memory_order_relaxed)
 
 /* Name length of a "Name: value" line (valid lines only). */
@@ -90,16 +89,16 @@ static bool content_type_valid(cbh_call *k, const char *ct)
  * every line and the conditional headers a revalidation may add. */
 static cb_err request_size_check(const cbh_call *k)
 {
-    size_t total = strlen(k->method) + strlen(k->url.url) + sizeof(cbh_cache_cond) +
-                   CBH_CT_LINE_MAX;
+    size_t total =
+        strlen(k->method) + strlen(k->url.url) + sizeof(cbh_cache_cond) + CBH_CT_LINE_MAX;
     size_t i;
 
     for (i = 0; i < k->n_lines; i++)
         total += strlen(k->lines[i]) + 2;
     if (total <= REQUEST_HEAD_MAX)
         return CB_OK;
-    snprintf(k->resp->error, sizeof(k->resp->error), "request head of %zu bytes exceeds %u",
-             total, REQUEST_HEAD_MAX);
+    snprintf(k->resp->error, sizeof(k->resp->error), "request head of %zu bytes exceeds %u", total,
+             REQUEST_HEAD_MAX);
     return CB_ERR_INVALID;
 }
 
@@ -208,9 +207,11 @@ static struct curl_slist *call_slist(cbh_call *k)
 {
     struct curl_slist *head = NULL, **tail = &head;
     size_t             i, used = 0;
-    const char        *extra[3] = { k->ct_line,
-                                    k->conditional ? k->cond->if_none_match : NULL,
-                                    k->conditional ? k->cond->if_modified_since : NULL };
+    const char        *extra[3];
+
+    extra[0] = k->ct_line;
+    extra[1] = k->conditional ? k->cond->if_none_match : NULL;
+    extra[2] = k->conditional ? k->cond->if_modified_since : NULL;
 
     for (i = 0; i < k->n_lines; i++) {
         k->nodes[used].data = (char *)k->lines[i];
@@ -236,8 +237,8 @@ static uint64_t mix_seed(uint64_t x)
 }
 
 cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char *path,
-                     const char *body, size_t body_len, const api_options *opts,
-                     api_response *resp, bool copy)
+                     const char *body, size_t body_len, const api_options *opts, api_response *resp,
+                     bool copy)
 {
     cb_err err;
 
@@ -273,9 +274,9 @@ cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char 
         cbh_call_finish(k);
         return err;
     }
-    k->rng = mix_seed((c->cfg.random_seed ? c->cfg.random_seed
-                                          : (uint64_t)(uintptr_t)c ^ k->start) +
-                      atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed));
+    k->rng =
+        mix_seed((c->cfg.random_seed ? c->cfg.random_seed : (uint64_t)(uintptr_t)c ^ k->start) +
+                 atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed));
     return CB_OK;
 }
 
@@ -463,8 +464,8 @@ static bool retry_delay(cbh_call *k, cb_err err, uint64_t *delay)
         return false;
     if (!cbh_budget_try_retry(&cbh_origin_ext_of(o)->budget, &k->retry, now)) {
         CALL_COUNT(o, retries_denied);
-        CLIENT_LOG(k, API_LOG_DEBUG, "%s %s: retry budget of %s exhausted", k->method,
-                   call_url(k), o->key);
+        CLIENT_LOG(k, API_LOG_DEBUG, "%s %s: retry budget of %s exhausted", k->method, call_url(k),
+                   o->key);
         return false;
     }
     CLIENT_LOG(k, API_LOG_DEBUG, "%s %s: attempt %u failed (%s, status %ld), retrying in %llu ms",
@@ -541,8 +542,7 @@ cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc)
     bool          failure, follow = false;
     uint64_t      delay;
 
-    terr = cbh_xchg_end(k->c->transport, &k->xchg, rc, &got, resp->error, k->hops, &next,
-                        &follow);
+    terr = cbh_xchg_end(k->c->transport, &k->xchg, rc, &got, resp->error, k->hops, &next, &follow);
     cbh_response_set_payload(resp, &got);
     failure = k->classify ? k->classify(terr, resp->status, k->classify_data)
                           : cbh_outcome_breaker_failure(terr, resp->status);
@@ -651,8 +651,7 @@ static cbh_step call_end(cbh_call *k, cb_err err)
         /* RFC 9111 4.4: a successful unsafe request invalidates the URL,
          * and those its Location and Content-Location name (same origin). */
         cbh_cache_invalidate(k->c->cache, k->url.url);
-        cbh_cache_invalidate_related(k->c->cache, call_url(k), resp->headers,
-                                     resp->header_count);
+        cbh_cache_invalidate_related(k->c->cache, call_url(k), resp->headers, resp->header_count);
     }
     k->result = err;
     return CBH_STEP_DONE;
@@ -681,9 +680,8 @@ cb_err cbh_call_finish(cbh_call *k)
     return k->result;
 }
 
-CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path,
-                             const char *body, size_t body_len, const api_options *opts,
-                             api_response *resp)
+CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path, const char *body,
+                             size_t body_len, const api_options *opts, api_response *resp)
 {
     cbh_call k;
     cb_err   err;

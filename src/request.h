@@ -8,7 +8,7 @@
 #include "client_priv.h"
 
 #define CBH_STACK_HEADERS 8 /* header lines handled without allocation */
-#define CBH_CT_LINE_MAX 256  /* "Content-Type: value" */
+#define CBH_CT_LINE_MAX 256 /* "Content-Type: value" */
 
 typedef enum cbh_step {
     CBH_STEP_TRANSFER, /* run k->xchg.easy on a multi handle, then cbh_call_transfer_done */
@@ -20,47 +20,47 @@ typedef struct cbh_call cbh_call;
 
 /* The engine's bookkeeping inside a call; only async.c touches it. */
 typedef struct cbh_call_link {
-    cbh_call    *prev, *next; /* the engine's calls not yet delivered */
-    cbh_call    *done_next;   /* the queue of calls whose done is due */
-    size_t       heap_idx;    /* place in the timer heap; SIZE_MAX = none */
-    uint64_t     due;         /* the heap key: wake or deadline */
-    cbh_step     step;        /* what the call waits for */
-    api_done_fn  done;
-    void        *user_data;
+    cbh_call   *prev, *next; /* the engine's calls not yet delivered */
+    cbh_call   *done_next;   /* the queue of calls whose done is due */
+    size_t      heap_idx;    /* place in the timer heap; SIZE_MAX = none */
+    uint64_t    due;         /* the heap key: wake or deadline */
+    cbh_step    step;        /* what the call waits for */
+    api_done_fn done;
+    void       *user_data;
 } cbh_call_link;
 
 /* Only request.c writes these fields (but link). */
 struct cbh_call {
     api_client        *c;
-    api_response      *resp;      /* the caller's: filled as the call goes */
-    const char        *method;    /* of the current hop */
-    const char        *body;      /* NULL for none */
+    api_response      *resp;   /* the caller's: filled as the call goes */
+    const char        *method; /* of the current hop */
+    const char        *body;   /* NULL for none */
     size_t             body_len;
-    const cb_config   *cb_cfg;    /* the request's breaker config, or NULL */
+    const cb_config   *cb_cfg; /* the request's breaker config, or NULL */
     api_classify_fn    classify;
     void              *classify_data;
     api_retry_config   retry;
     api_cache_options  cache_opts;
-    cbh_origin        *o;         /* the current hop's origin (a reference) */
+    cbh_origin        *o; /* the current hop's origin (a reference) */
     cb_permit          permit;
     bool               has_permit;
     bool               use_cache;
     bool               idempotent;
     bool               conditional; /* cond is sent with this attempt */
-    unsigned           n;         /* attempt number since the (re)start */
-    unsigned           hops;      /* redirects followed */
+    unsigned           n;           /* attempt number since the (re)start */
+    unsigned           hops;        /* redirects followed */
     uint64_t           start;
     uint64_t           timeout_ms; /* the call's whole budget */
     uint64_t           deadline;   /* start + timeout_ms, saturated (the heap's key) */
-    uint64_t           sent;      /* when the current exchange began */
-    uint64_t           wake;      /* with CBH_STEP_WAIT */
-    uint64_t           rng;       /* backoff jitter state */
-    cb_err             result;    /* with CBH_STEP_DONE */
-    char              *hop_url;   /* a redirect's target (owned); NULL = url.url */
-    cbh_cache_cond    *cond;      /* validators of a stale entry (owned), or NULL:
+    uint64_t           sent;       /* when the current exchange began */
+    uint64_t           wake;       /* with CBH_STEP_WAIT */
+    uint64_t           rng;        /* backoff jitter state */
+    cb_err             result;     /* with CBH_STEP_DONE */
+    char              *hop_url;    /* a redirect's target (owned); NULL = url.url */
+    cbh_cache_cond    *cond;       /* validators of a stale entry (owned), or NULL:
                                      allocated only to revalidate, it is 1 KiB */
-    void              *owned;     /* copies of body, headers and config (async) */
-    const char       **lines;     /* request header lines, for Vary and libcurl */
+    void              *owned;      /* copies of body, headers and config (async) */
+    const char       **lines;      /* request header lines, for Vary and libcurl */
     struct curl_slist *nodes;
     size_t             n_lines;
     cbh_xfer           x;
@@ -80,8 +80,8 @@ struct cbh_call {
  * leaves it and k needs no cbh_call_finish.
  */
 cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char *path,
-                     const char *body, size_t body_len, const api_options *opts,
-                     api_response *resp, bool copy);
+                     const char *body, size_t body_len, const api_options *opts, api_response *resp,
+                     bool copy);
 
 /* The steps; each returns what the driver does next. */
 cbh_step cbh_call_start(cbh_call *k);
@@ -89,7 +89,7 @@ cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc); /* removed from its m
 cbh_step cbh_call_wake(cbh_call *k);
 /* Ends the call with CB_ERR_CANCELLED (its transfer, if any, removed from
  * its multi handle first): the permit is given back uncounted. */
-void     cbh_call_cancel(cbh_call *k);
+void cbh_call_cancel(cbh_call *k);
 
 /* Releases what the call holds and completes resp; returns its result. */
 cb_err cbh_call_finish(cbh_call *k);

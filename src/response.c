@@ -59,8 +59,8 @@ void cbh_response_take_payload(api_response *resp, cbh_payload *out)
 
 cbh_payload cbh_response_view(const api_response *resp)
 {
-    cbh_payload p = { resp->status, resp->body, resp->body_len, resp->headers,
-                      resp->header_count, resp->headers_size_ };
+    cbh_payload p = { resp->status,  resp->body,         resp->body_len,
+                      resp->headers, resp->header_count, resp->headers_size_ };
 
     return p;
 }

@@ -10,9 +10,9 @@
 /* What a response carries, owned by whoever holds the struct. */
 typedef struct cbh_payload {
     long        status;
-    char       *body;         /* NUL-terminated; NULL = none */
+    char       *body; /* NUL-terminated; NULL = none */
     size_t      body_len;
-    api_header *headers;      /* one block (headers.h) */
+    api_header *headers; /* one block (headers.h) */
     size_t      header_count;
     size_t      headers_size; /* bytes of that block */
 } cbh_payload;

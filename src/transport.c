@@ -21,8 +21,9 @@
 #include "transport.h"
 #include "url.h"
 
-#define POOL_MAX 64           /* idle handles kept; more are closed */
-#define BUF_INITIAL 512       /* first allocation of a header block, or of a
+#define POOL_MAX 64 /* idle handles kept; more are closed */
+#define BUF_INITIAL                                                                                \
+    512 /* first allocation of a header block, or of a
                                  body without Content-Length: most are small */
 #define REDIRECT_URL_MAX 8192
 #define PREALLOC_MAX (16u << 20) /* most bytes allocated ahead on a Content-Length */
@@ -48,7 +49,7 @@ struct cbh_transport {
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc = CURLE_FAILED_INIT;
+static CURLcode       global_rc = CURLE_FAILED_INIT;
 
 /* curl_global_init is not thread-safe in 7.88: run it exactly once. It is
  * never undone; a library cannot know when its host is done with libcurl. */
@@ -82,9 +83,8 @@ static bool buf_append(cbh_rbuf *b, const char *p, size_t n)
         return false;
     }
     /* len + n <= max: the byte for the NUL comes next, within max + 1. */
-    if (b->len + n == SIZE_MAX ||
-        !cbh_buf_reserve(&b->data, &b->cap, b->len + n + 1, BUF_INITIAL,
-                         b->max < SIZE_MAX ? b->max + 1 : SIZE_MAX)) {
+    if (b->len + n == SIZE_MAX || !cbh_buf_reserve(&b->data, &b->cap, b->len + n + 1, BUF_INITIAL,
+                                                   b->max < SIZE_MAX ? b->max + 1 : SIZE_MAX)) {
         b->oom = true;
         return false;
     }
@@ -96,7 +96,7 @@ static bool buf_append(cbh_rbuf *b, const char *p, size_t n)
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     cbh_xchg *st = ud;
-    size_t      bytes = size * n;
+    size_t    bytes = size * n;
 
     /* Size the buffer once when the server announced the length, trusting
      * the announcement only up to PREALLOC_MAX: a hostile server may name
@@ -146,8 +146,8 @@ static bool content_length_add(cbh_xchg *st, const char *v, size_t n)
 
         /* Empty list elements are allowed (RFC 9110 5.6.1), and libcurl
          * leaves the line end in the value. */
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',' || v[i] == '\r' ||
-                         v[i] == '\n'))
+        while (i < n &&
+               (v[i] == ' ' || v[i] == '\t' || v[i] == ',' || v[i] == '\r' || v[i] == '\n'))
             i++;
         if (i == n)
             break;
@@ -193,7 +193,7 @@ static bool framing_ok(cbh_xchg *st, const char *p, size_t n)
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     cbh_xchg *st = ud;
-    size_t      bytes = size * n;
+    size_t    bytes = size * n;
 
     if (bytes > st->head.max - st->head_seen) {
         st->head.overflow = true;
@@ -494,8 +494,8 @@ static bool redirect_next(const cbh_transport *t, CURL *e, long status, const ch
 cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *err, void *priv)
 {
     CURL    *e = pool_take(t, &t->easies);
-    uint64_t conn = req->connect_timeout_ms < req->timeout_ms ? req->connect_timeout_ms
-                                                               : req->timeout_ms;
+    uint64_t conn =
+        req->connect_timeout_ms < req->timeout_ms ? req->connect_timeout_ms : req->timeout_ms;
 
     memset(x, 0, sizeof(*x));
     if (!e && !(e = transport_new_handle(t))) {

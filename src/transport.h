@@ -15,7 +15,7 @@
 typedef struct cbh_transport cbh_transport;
 
 typedef struct cbh_transport_config {
-    const char *ca_file;       /* NULL = the system's bundle */
+    const char *ca_file; /* NULL = the system's bundle */
     size_t      max_body_bytes;
     size_t      max_header_bytes;
     unsigned    max_redirects; /* 0 = never follow */
@@ -24,13 +24,13 @@ typedef struct cbh_transport_config {
 
 /* What one exchange sends. The strings must outlive the exchange. */
 typedef struct cbh_xfer {
-    const char *method;  /* "GET", "HEAD", ... */
-    const char *url;
-    const char *body;    /* may be NULL */
-    size_t      body_len;
-    const struct curl_slist *headers; /* may be NULL */
-    uint64_t    timeout_ms;         /* whole exchange, >= 1 */
-    uint64_t    connect_timeout_ms; /* >= 1 */
+    const char              *method; /* "GET", "HEAD", ... */
+    const char              *url;
+    const char              *body; /* may be NULL */
+    size_t                   body_len;
+    const struct curl_slist *headers;            /* may be NULL */
+    uint64_t                 timeout_ms;         /* whole exchange, >= 1 */
+    uint64_t                 connect_timeout_ms; /* >= 1 */
 } cbh_xfer;
 
 /* A bounded receive buffer. */
@@ -47,9 +47,9 @@ typedef struct cbh_rbuf {
  * runs. Lives inside its call (no allocation of its own); only
  * transport.c looks inside. */
 typedef struct cbh_xchg {
-    CURL             *easy;      /* NULL when no exchange is in progress */
-    const char       *method;    /* the request's */
-    struct curl_slist expect;    /* "Expect:" ahead of the caller's list */
+    CURL             *easy;   /* NULL when no exchange is in progress */
+    const char       *method; /* the request's */
+    struct curl_slist expect; /* "Expect:" ahead of the caller's list */
     cbh_rbuf          body;
     cbh_rbuf          head;      /* the header block of the current response */
     size_t            head_seen; /* every header byte of the exchange: interim
@@ -72,7 +72,7 @@ typedef struct cbh_redirect {
 /* NULL on OOM or if libcurl cannot be initialised. Strings are copied. */
 cbh_transport *cbh_transport_new(const cbh_transport_config *cfg);
 /* Every multi handle taken must have been given back. */
-void           cbh_transport_free(cbh_transport *t);
+void cbh_transport_free(cbh_transport *t);
 
 /*
  * Sets up an exchange for req on a pooled easy handle; libcurl writes its
@@ -111,4 +111,3 @@ void   cbh_transport_multi_give(cbh_transport *t, CURLM *m);
 CURLM *cbh_transport_multi_new(void);
 
 #endif
-

@@ -23,12 +23,12 @@
 
 /* The parts of an absolute URL's front, pointing into the parsed string. */
 typedef struct url_parts {
-    bool        https;
-    bool        ipv6;
-    const char *host; /* without the brackets of an IPv6 literal */
-    size_t      host_len;
-    unsigned    port; /* the effective port: default filled in */
-    const char *rest; /* what follows the authority: "", "/...", "?..." or "#..." */
+    bool          https;
+    bool          ipv6;
+    const char   *host; /* without the brackets of an IPv6 literal */
+    size_t        host_len;
+    unsigned      port; /* the effective port: default filled in */
+    const char   *rest; /* what follows the authority: "", "/...", "?..." or "#..." */
     unsigned char v6[16];
 } url_parts;
 
@@ -51,10 +51,7 @@ static bool url_is_alnum(unsigned char c)
     return url_is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
 
-static char url_lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
-}
+static char url_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c; }
 
 /*
  * A host made of digits and dots (or whose last label looks numeric) is read
@@ -467,8 +464,7 @@ void cbh_base_free(cbh_base *b)
 /* Lays "origin\0url\0" out in u's inline buffer or, when too long, on the
  * heap, and points u's fields at them. url is front + tail. */
 static cb_err url_assemble(cbh_url *u, const char *origin, size_t olen, const char *front,
-                           size_t flen, const char *mid, size_t mlen, const char *tail,
-                           size_t tlen)
+                           size_t flen, const char *mid, size_t mlen, const char *tail, size_t tlen)
 {
     size_t total = olen + 1 + flen + mlen + tlen + 1;
     char  *dst = u->buf_;

@@ -11,9 +11,9 @@
 
 /* A parsed base URL: "http(s)://host[:port][/prefix]". */
 typedef struct cbh_base {
-    char  *origin; /* "http://host:port", host lower-cased, port always present */
-    char  *prefix; /* path prefix without trailing '/', "" if none */
-    bool   https;
+    char *origin; /* "http://host:port", host lower-cased, port always present */
+    char *prefix; /* path prefix without trailing '/', "" if none */
+    bool  https;
     /* The canonical "scheme://host[:port]" + prefix that every request
      * URL starts with (scheme and host lower-cased, the port written only
      * when it is not the scheme's default, IPv6 in inet_ntop form), and the
@@ -69,8 +69,8 @@ typedef struct cbh_url {
  * of the origin key. Short URLs do not allocate. out is left safe to pass
  * to cbh_url_release also on failure. Thread-safe (base is only read).
  */
-cb_err cbh_url_resolve(const cbh_base *base, const char *path, cbh_url *out,
-                       char *err, size_t err_size);
+cb_err cbh_url_resolve(const cbh_base *base, const char *path, cbh_url *out, char *err,
+                       size_t err_size);
 void   cbh_url_release(cbh_url *u);
 
 /* True when two absolute URLs have the same origin (for redirects): the

@@ -54,15 +54,9 @@ void cbh_window_init_count(cbh_window *w, unsigned n, uint8_t *ring)
     cbh_window_clear(w);
 }
 
-uint8_t *cbh_window_ring_new(unsigned n)
-{
-    return cbh_calloc(n ? n : 1, 1);
-}
+uint8_t *cbh_window_ring_new(unsigned n) { return cbh_calloc(n ? n : 1, 1); }
 
-void cbh_window_ring_free(uint8_t *ring)
-{
-    cbh_free(ring);
-}
+void cbh_window_ring_free(uint8_t *ring) { cbh_free(ring); }
 
 void cbh_window_clear(cbh_window *w)
 {
@@ -109,7 +103,7 @@ void cbh_window_advance(cbh_window *w, uint64_t now)
 static void window_push(cbh_window *w, unsigned failures, unsigned slow)
 {
     uint8_t *slot = &w->outcomes[w->next];
-    uint8_t f = (uint8_t)((failures ? CBH_WINDOW_F_FAILURE : 0) | (slow ? CBH_WINDOW_F_SLOW : 0));
+    uint8_t  f = (uint8_t)((failures ? CBH_WINDOW_F_FAILURE : 0) | (slow ? CBH_WINDOW_F_SLOW : 0));
 
     if (w->calls == w->count) {
         w->failures -= (*slot & CBH_WINDOW_F_FAILURE) != 0;
@@ -123,8 +117,7 @@ static void window_push(cbh_window *w, unsigned failures, unsigned slow)
     w->next = w->next + 1 == w->count ? 0 : w->next + 1;
 }
 
-void cbh_window_add(cbh_window *w, uint64_t now, unsigned calls, unsigned failures,
-                    unsigned slow)
+void cbh_window_add(cbh_window *w, uint64_t now, unsigned calls, unsigned failures, unsigned slow)
 {
     cbh_window_bucket *bk;
 

@@ -33,12 +33,12 @@ typedef struct cbh_window_bucket {
 } cbh_window_bucket;
 
 typedef struct cbh_window {
-    uint64_t width_ms;
-    unsigned nbuckets;
-    uint64_t head;     /* absolute index (time / width_ms) of the newest bucket */
-    uint64_t calls;    /* sums over the live buckets */
-    uint64_t failures;
-    uint64_t slow;
+    uint64_t          width_ms;
+    unsigned          nbuckets;
+    uint64_t          head;  /* absolute index (time / width_ms) of the newest bucket */
+    uint64_t          calls; /* sums over the live buckets */
+    uint64_t          failures;
+    uint64_t          slow;
     cbh_window_bucket ring[CBH_WINDOW_BUCKETS];
     /* Count mode: count > 0 outcomes in outcomes[], the oldest (once
      * full) at next. Each byte is CBH_WINDOW_F_* bits. */
@@ -76,7 +76,6 @@ void cbh_window_advance(cbh_window *w, uint64_t now);
 /* Adds one outcome at now (advancing first). An outcome older than the
  * newest bucket (a clock that went backwards) goes into the newest one.
  * In count mode calls must be 1: one outcome, pushing out the oldest. */
-void cbh_window_add(cbh_window *w, uint64_t now, unsigned calls, unsigned failures,
-                    unsigned slow);
+void cbh_window_add(cbh_window *w, uint64_t now, unsigned calls, unsigned failures, unsigned slow);
 
 #endif

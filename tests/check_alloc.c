@@ -31,8 +31,7 @@ static void check_rc(cb_err rc, unsigned long n)
 
 /* ---- the operations ---------------------------------------------------- */
 
-static const char *const default_headers[] = { "Accept: application/json", "X-Test: alloc",
-                                               NULL };
+static const char *const default_headers[] = { "Accept: application/json", "X-Test: alloc", NULL };
 
 /* (a) api_client_new + api_client_free, with every string option set so
  * that each copy is an allocation point. */
@@ -174,11 +173,10 @@ START_TEST(test_cache_store_and_hit)
 END_TEST
 
 /* Twelve request headers: more than the call keeps on its stack. */
-static const char *const many_headers[] = {
-    "X-H-0: 0", "X-H-1: 1", "X-H-2: 2", "X-H-3: 3", "X-H-4: 4",   "X-H-5: 5",
-    "X-H-6: 6", "X-H-7: 7", "X-H-8: 8", "X-H-9: 9", "X-H-10: 10", "X-Test: request",
-    NULL
-};
+static const char *const many_headers[] = { "X-H-0: 0", "X-H-1: 1", "X-H-2: 2",   "X-H-3: 3",
+                                            "X-H-4: 4", "X-H-5: 5", "X-H-6: 6",   "X-H-7: 7",
+                                            "X-H-8: 8", "X-H-9: 9", "X-H-10: 10", "X-Test: request",
+                                            NULL };
 
 /* (g) A POST with a body and many headers, redirected by a 303 (followed as
  * a GET), then api_request_json with the same headers. */
@@ -407,8 +405,7 @@ END_TEST
 /* (e) cb_breaker_new. */
 START_TEST(test_breaker_new)
 {
-    cb_config     cfg = { .failure_threshold = 3, .failure_rate_threshold = 50,
-                          .slow_call_ms = 100 };
+    cb_config cfg = { .failure_threshold = 3, .failure_rate_threshold = 50, .slow_call_ms = 100 };
     unsigned long n;
 
     tu_alloc_install();
@@ -466,8 +463,7 @@ START_TEST(test_config_parse)
         tu_alloc_fail_at(n);
         rc = api_config_parse(config_json, strlen(config_json), &cfg, err, sizeof(err));
         hit = tu_alloc_disarm();
-        ck_assert_msg(rc == CB_OK || rc == CB_ERR_NOMEM, "N=%lu: %s (%s)", n, cb_strerror(rc),
-                      err);
+        ck_assert_msg(rc == CB_OK || rc == CB_ERR_NOMEM, "N=%lu: %s (%s)", n, cb_strerror(rc), err);
         if (rc != CB_OK)
             ck_assert_ptr_null(cfg.client.base_url);
         if (!hit) {
@@ -608,7 +604,4 @@ static Suite *alloc_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(alloc_suite());
-}
+int main(void) { return tu_run_suite(alloc_suite()); }

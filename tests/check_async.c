@@ -40,22 +40,22 @@ typedef void (*then_fn)(call *k);
 struct call {
     api_response resp;
     api_async   *a;
-    int          done;     /* times done ran */
+    int          done; /* times done ran */
     cb_err       err;
-    int          rank;     /* 1-based place among the test's completions */
-    bool         in_free;  /* done ran inside api_async_free */
+    int          rank;             /* 1-based place among the test's completions */
+    bool         in_free;          /* done ran inside api_async_free */
     uint64_t     t_submit, t_done; /* real ms */
-    then_fn      then;     /* run by done after recording */
+    then_fn      then;             /* run by done after recording */
     void        *arg;
-    long         note;     /* for then functions */
+    long         note; /* for then functions */
 };
 
 /* Reset before every test: with CK_FORK=no the tests share a process. */
-static int g_rank;          /* completions so far */
-static int g_submitting;    /* api_async_request calls in progress */
-static int g_cancelling;    /* api_async_cancel calls in progress */
-static int g_freeing;       /* api_async_free calls in progress */
-static int g_bad_dones;     /* dones that ran inside a submit or a cancel */
+static int g_rank;       /* completions so far */
+static int g_submitting; /* api_async_request calls in progress */
+static int g_cancelling; /* api_async_cancel calls in progress */
+static int g_freeing;    /* api_async_free calls in progress */
+static int g_bad_dones;  /* dones that ran inside a submit or a cancel */
 
 static void reset_globals(void)
 {
@@ -117,8 +117,7 @@ static void submit(api_async *a, call *k, const char *path, const api_options *o
 {
     cb_err err = submit_req(a, k, "GET", path, NULL, 0, o);
 
-    ck_assert_msg(err == CB_OK, "GET %s refused: %s (%s)", path, cb_strerror(err),
-                  k->resp.error);
+    ck_assert_msg(err == CB_OK, "GET %s refused: %s (%s)", path, cb_strerror(err), k->resp.error);
     ck_assert_msg(k->done == 0, "done ran inside api_async_request(%s)", path);
 }
 
@@ -253,7 +252,8 @@ static int echo_header(const api_response *r, const char *name, char *out, size_
     int          n = 0;
 
     out[0] = '\0';
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "headers")) {
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "headers"))
+    {
         if (strcasecmp(it->string, name) == 0 && cJSON_IsString(it)) {
             if (!n)
                 snprintf(out, size, "%s", it->valuestring);
@@ -311,12 +311,12 @@ static char *body_sans_n(const api_response *r)
 
 START_TEST(test_done_once_next_turn)
 {
-    fixture     *f = fixture_start();
-    api_client  *c;
-    api_async   *a;
-    call         ok, miss, hit, rej, hit2;
-    uint64_t     before;
-    cb_metrics   m;
+    fixture    *f = fixture_start();
+    api_client *c;
+    api_async  *a;
+    call        ok, miss, hit, rej, hit2;
+    uint64_t    before;
+    cb_metrics  m;
 
     memset(&ok, 0, sizeof(ok));
     memset(&miss, 0, sizeof(miss));
@@ -610,14 +610,15 @@ START_TEST(test_retry_timer_others_proceed)
 {
     /* Full jitter makes a plain backoff anywhere in [0, base]: a
      * Retry-After of 1 s pins the wait, so the order proves it. */
-    api_retry_config retry = { .max_attempts = 2, .base_delay_ms = 300,
-                               .max_delay_ms = 5000, .budget_disabled = true };
-    api_options      opts = { .retry = &retry };
-    fixture         *f = fixture_start();
-    api_client      *c;
-    api_async       *a;
-    call             r, q[N_QUICK];
-    int              i;
+    api_retry_config retry = {
+        .max_attempts = 2, .base_delay_ms = 300, .max_delay_ms = 5000, .budget_disabled = true
+    };
+    api_options opts = { .retry = &retry };
+    fixture    *f = fixture_start();
+    api_client *c;
+    api_async  *a;
+    call        r, q[N_QUICK];
+    int         i;
 
     memset(&r, 0, sizeof(r));
     memset(q, 0, sizeof(q));
@@ -833,8 +834,7 @@ END_TEST
 START_TEST(test_cancel_waiting_retry)
 {
     api_client_config cfg;
-    api_retry_config  retry = { .max_attempts = 3, .max_delay_ms = 10000,
-                                .budget_disabled = true };
+    api_retry_config  retry = { .max_attempts = 3, .max_delay_ms = 10000, .budget_disabled = true };
     api_options       opts = { .retry = &retry };
     tu_clock          tc;
     fixture          *f = fixture_start();
@@ -897,8 +897,7 @@ END_TEST
 
 START_TEST(test_free_in_flight)
 {
-    api_retry_config retry = { .max_attempts = 2, .max_delay_ms = 20000,
-                               .budget_disabled = true };
+    api_retry_config retry = { .max_attempts = 2, .max_delay_ms = 20000, .budget_disabled = true };
     api_options      opts = { .retry = &retry };
     fixture         *f = fixture_start();
     api_client      *c;
@@ -982,9 +981,9 @@ END_TEST
 /* ---- what done callbacks may do ------------------------------------------------ */
 
 typedef struct cb_scene {
-    call      first, chained, victim, queued_victim, hit;
-    int       run_inside;   /* what api_async_run returned inside a done */
-    int       victim_done_after_cancel;
+    call first, chained, victim, queued_victim, hit;
+    int  run_inside; /* what api_async_run returned inside a done */
+    int  victim_done_after_cancel;
 } cb_scene;
 
 static void first_then(call *k)
@@ -1074,8 +1073,8 @@ END_TEST
 #define N_LEFT 3
 
 typedef struct free_scene {
-    call  trigger, left[N_LEFT];
-    int   left_done_after_free; /* dones run when api_async_free returned */
+    call trigger, left[N_LEFT];
+    int  left_done_after_free; /* dones run when api_async_free returned */
 } free_scene;
 
 static void free_then(call *k)
@@ -1215,8 +1214,7 @@ START_TEST(test_bad_input)
 
     /* Filled as the blocking call fills it. */
     if (bc->sync_too) {
-        ck_assert_int_eq(api_request(c, bc->method, bc->path, bc->body, bc->body_len, &opts,
-                                     &sync),
+        ck_assert_int_eq(api_request(c, bc->method, bc->path, bc->body, bc->body_len, &opts, &sync),
                          CB_ERR_INVALID);
         ck_assert_str_eq(bad.resp.error, sync.error);
         ck_assert_str_eq(bad.resp.body, sync.body);
@@ -1288,9 +1286,8 @@ static origin_counts counts_of(api_client *c, const char *origin)
 
 static origin_counts counts_delta(origin_counts a, origin_counts b)
 {
-    origin_counts d = { b.attempts - a.attempts, b.retries - a.retries,
-                        b.successes - a.successes, b.failures - a.failures,
-                        b.requests - a.requests };
+    origin_counts d = { b.attempts - a.attempts, b.retries - a.retries, b.successes - a.successes,
+                        b.failures - a.failures, b.requests - a.requests };
 
     return d;
 }
@@ -1460,8 +1457,7 @@ START_TEST(test_post_copies_at_submission)
     ck_assert_int_eq(k.done, 1);
     ck_assert_msg(k.err == CB_OK, "%s (%s)", cb_strerror(k.err), k.resp.error);
     j = body_json(&k.resp);
-    ck_assert_uint_eq((size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j,
-                                                                                     "body_len")),
+    ck_assert_uint_eq((size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "body_len")),
                       len);
     cJSON_Delete(j);
     echo_str(&k.resp, "body", got, sizeof(got));
@@ -1484,8 +1480,7 @@ END_TEST
 /* ---- redirects through the engine ------------------------------------------------- */
 
 static const char *const cred_lines[] = { "Authorization: Bearer secret", "Cookie: sid=42",
-                                          "Proxy-Authorization: Basic eDp5",
-                                          "X-Keep: kept", NULL };
+                                          "Proxy-Authorization: Basic eDp5", "X-Keep: kept", NULL };
 
 /* Percent-encodes s for a query value. */
 static void qenc(char *out, size_t size, const char *s)
@@ -1661,7 +1656,7 @@ static void *blocker_main(void *arg)
 
 typedef struct chain {
     blocker *b;
-    int      during;  /* async calls that ended while the blocking one ran */
+    int      during; /* async calls that ended while the blocking one ran */
     int      total;
     int      failed;
 } chain;

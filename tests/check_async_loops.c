@@ -124,7 +124,7 @@ static int count_anon_fds(void)
 /* libuv */
 
 static void drv_uv_init(loopctx *l) { ck_assert_int_eq(uv_loop_init(&l->uv), 0); }
-static int drv_uv_attach(loopctx *l) { return api_libuv_attach(l->a, &l->uv); }
+static int  drv_uv_attach(loopctx *l) { return api_libuv_attach(l->a, &l->uv); }
 static void drv_uv_run(loopctx *l) { uv_run(&l->uv, UV_RUN_DEFAULT); }
 static void drv_uv_stop(loopctx *l) { uv_stop(&l->uv); }
 
@@ -151,15 +151,14 @@ static void drv_ev_init(loopctx *l)
     l->base = event_base_new();
     ck_assert_ptr_nonnull(l->base);
 }
-static int drv_ev_attach(loopctx *l) { return api_libevent_attach(l->a, l->base); }
+static int  drv_ev_attach(loopctx *l) { return api_libevent_attach(l->a, l->base); }
 static void drv_ev_run(loopctx *l) { ck_assert_int_ge(event_base_dispatch(l->base), 0); }
 static void drv_ev_stop(loopctx *l) { event_base_loopbreak(l->base); }
 
 static void drv_ev_fini(loopctx *l)
 {
-    ck_assert_int_eq(event_base_get_num_events(l->base, EVENT_BASE_COUNT_ADDED |
-                                                            EVENT_BASE_COUNT_ACTIVE),
-                     0);
+    ck_assert_int_eq(
+        event_base_get_num_events(l->base, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE), 0);
     event_base_free(l->base);
 }
 
@@ -230,7 +229,7 @@ struct call {
     loopctx     *l;
     char         path[96];
     api_response resp;
-    int          done;     /* times done ran */
+    int          done; /* times done ran */
     cb_err       err;
     uint64_t     t_submit, t_done;
     unsigned     turn_min; /* done must run in a later turn than this */
@@ -257,8 +256,10 @@ static void on_done(cb_err err, api_response *resp, void *ud)
     /* Never in the turn that submitted or cancelled the call (except
      * inside api_async_free, which runs every pending done). */
     if (l->a)
-        ck_assert_msg(turns > k->turn_min, "%s: done ran in the turn that submitted or "
-                                           "cancelled it", k->path);
+        ck_assert_msg(turns > k->turn_min,
+                      "%s: done ran in the turn that submitted or "
+                      "cancelled it",
+                      k->path);
     k->done++;
     k->err = err;
     k->t_done = now_ms();
@@ -295,11 +296,7 @@ static void cancel(loopctx *l, call *k)
     ck_assert_int_eq(k->done, 0);
 }
 
-
-static void submit(loopctx *l, call *k, const char *path)
-{
-    submit_opts(l, k, path, NULL);
-}
+static void submit(loopctx *l, call *k, const char *path) { submit_opts(l, k, path, NULL); }
 
 /* libcurl learns whether an origin multiplexes from its first answer, and
  * may hold the first calls to an origin until then
@@ -367,7 +364,8 @@ static void echo_id_host(const api_response *r, char *id, char *host, size_t siz
     ck_assert(cJSON_IsString(v));
     snprintf(id, size, "%s", v->valuestring);
     host[0] = '\0';
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "headers")) {
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "headers"))
+    {
         if (strcasecmp(it->string, "Host") == 0 && cJSON_IsString(it))
             snprintf(host, size, "%s", it->valuestring);
     }
@@ -442,8 +440,8 @@ static void all_arrived(call *k)
     if (k->l->inflight == SIDE_BY_SIDE - 1)
         ck_assert_msg(fixture_requests_path(f, "/delay/") == SIDE_BY_SIDE,
                       "the first answer came when only %llu of %d calls to the origin had "
-                      "been sent", (unsigned long long)fixture_requests_path(f, "/delay/"),
-                      SIDE_BY_SIDE);
+                      "been sent",
+                      (unsigned long long)fixture_requests_path(f, "/delay/"), SIDE_BY_SIDE);
 }
 
 START_TEST(test_one_origin_side_by_side)
@@ -476,8 +474,8 @@ END_TEST
 
 typedef struct retry_scene {
     call r, d, chain;
-    int  chain_done;      /* chained calls finished */
-    int  chain_before_r;  /* ... before the retrying call ended */
+    int  chain_done;     /* chained calls finished */
+    int  chain_before_r; /* ... before the retrying call ended */
 } retry_scene;
 
 static void chain_again(call *k)
@@ -530,8 +528,7 @@ START_TEST(test_retry_sleeps_on_timer)
      * ones one after the other. */
     ck_assert_int_eq(s.d.err, CB_OK);
     ck_assert_uint_lt(s.d.t_done, s.r.t_done);
-    ck_assert_msg(s.chain_before_r >= 10, "only %d calls ran during the sleep",
-                  s.chain_before_r);
+    ck_assert_msg(s.chain_before_r >= 10, "only %d calls ran during the sleep", s.chain_before_r);
     api_response_free(&s.r.resp);
     api_response_free(&s.d.resp);
     ctx_end(&l);
@@ -551,8 +548,10 @@ static void cancel_others(call *k)
 {
     cancel_scene *s = k->arg;
 
-    ck_assert_msg(s->x.done == 0, "/delay/5000 ended before /delay/200 (%s): calls to one "
-                                  "origin did not run side by side", cb_strerror(s->x.err));
+    ck_assert_msg(s->x.done == 0,
+                  "/delay/5000 ended before /delay/200 (%s): calls to one "
+                  "origin did not run side by side",
+                  cb_strerror(s->x.err));
     /* Their done does not run inside api_async_cancel (that it waits for a
      * later turn is test_later_turn_from_done's). */
     api_async_cancel(k->l->a, &s->x.resp);
@@ -873,9 +872,9 @@ static void submit_post(loopctx *l, call *k, const char *path, const char *body)
     k->turn_min = turns;
     snprintf(k->path, sizeof(k->path), "POST %s", path);
     l->inflight++;
-    ck_assert_int_eq(api_async_request(l->a, "POST", path, body, strlen(body), NULL, &k->resp,
-                                       on_done, k),
-                     CB_OK);
+    ck_assert_int_eq(
+        api_async_request(l->a, "POST", path, body, strlen(body), NULL, &k->resp, on_done, k),
+        CB_OK);
     ck_assert_int_eq(k->done, 0);
 }
 

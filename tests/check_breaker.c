@@ -114,7 +114,7 @@ END_TEST
 START_TEST(test_defaults)
 {
     cb_breaker *b = cb_breaker_new(NULL);
-    cb_config c;
+    cb_config   c;
 
     ck_assert_ptr_nonnull(b);
     cb_breaker_config(b, &c);
@@ -138,7 +138,7 @@ END_TEST
 START_TEST(test_one_success_one_failure)
 {
     cb_breaker *b = cb_breaker_new(NULL);
-    cb_metrics m;
+    cb_metrics  m;
 
     ck_assert_ptr_nonnull(b);
     ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_OK);
@@ -158,9 +158,9 @@ END_TEST
 /* Scenario 1: three failures open it; the next execute does not run op. */
 START_TEST(test_three_failures_open)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_threshold = 3;
     b = cb_breaker_new(&c);
@@ -182,9 +182,9 @@ END_TEST
 
 START_TEST(test_metrics_fields)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_metrics m;
+    cb_metrics  m;
 
     b = cb_breaker_new(&c);
     ck_assert_ptr_nonnull(b);
@@ -219,7 +219,7 @@ END_TEST
 START_TEST(test_metrics_inflight)
 {
     cb_breaker *b = cb_breaker_new(NULL);
-    cb_permit p;
+    cb_permit   p;
 
     ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
     ck_assert_uint_eq(metrics(b).total_requests, 1);
@@ -235,9 +235,9 @@ END_TEST
 
 START_TEST(test_open_half_open_closed)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 2;
     c.reset_timeout_ms = 100;
@@ -264,7 +264,7 @@ END_TEST
 /* Scenario 2 on the fake clock. */
 START_TEST(test_recovers_fake_clock)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 2;
@@ -285,8 +285,7 @@ END_TEST
 /* Scenario 2 with a real 150 ms sleep on the default clock. */
 START_TEST(test_recovers_real_sleep)
 {
-    cb_breaker *b = cb_breaker_new(&(cb_config){ .failure_threshold = 2,
-                                                 .reset_timeout_ms = 100 });
+    cb_breaker *b = cb_breaker_new(&(cb_config){ .failure_threshold = 2, .reset_timeout_ms = 100 });
     struct timespec ts = { 0, 150 * 1000000L };
 
     ck_assert_ptr_nonnull(b);
@@ -307,9 +306,9 @@ END_TEST
 
 START_TEST(test_half_open_failure_reopens)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -331,10 +330,10 @@ END_TEST
 
 START_TEST(test_half_open_limits)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p[4];
-    cb_metrics m;
+    cb_permit   p[4];
+    cb_metrics  m;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -371,9 +370,9 @@ END_TEST
 /* Each HALF_OPEN period gets its own half_open_max probes. */
 START_TEST(test_half_open_new_period)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -439,10 +438,10 @@ END_TEST
 
 START_TEST(test_half_open_lost_probes_expire)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit lost[2], p;
-    cb_metrics m;
+    cb_permit   lost[2], p;
+    cb_metrics  m;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -490,9 +489,9 @@ END_TEST
  * a quiet period is not abandoned at once. */
 START_TEST(test_half_open_wait_default)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p[3];
+    cb_permit   p[3];
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -523,10 +522,10 @@ END_TEST
  * the abandoned period is not carried over. */
 START_TEST(test_half_open_expiry_repeats)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p[2];
-    int round;
+    cb_permit   p[2];
+    int         round;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -553,7 +552,7 @@ END_TEST
 
 START_TEST(test_window_expiry)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 3;
@@ -581,7 +580,7 @@ END_TEST
 
 START_TEST(test_window_long_gap)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 2;
@@ -602,9 +601,9 @@ END_TEST
 /* Successes do not clear the window: only time does. */
 START_TEST(test_window_successes_do_not_reset)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_threshold = 3;
     b = cb_breaker_new(&c);
@@ -634,24 +633,23 @@ static void window_check_one(cb_breaker *b, unsigned len, uint64_t t0)
     ck_assert_uint_eq(metrics(b).window_failures, 1);
     if (len > slack) {
         fake_now = t0 + len - slack + 1;
-        ck_assert_msg(metrics(b).window_failures == 1,
-                      "window %u: a failure %u ms old was dropped", len,
-                      (unsigned)(fake_now - t0));
+        ck_assert_msg(metrics(b).window_failures == 1, "window %u: a failure %u ms old was dropped",
+                      len, (unsigned)(fake_now - t0));
     }
     fake_now = t0 + len;
-    ck_assert_msg(metrics(b).window_failures == 0,
-                  "window %u: a failure %u ms old still counts", len, len);
+    ck_assert_msg(metrics(b).window_failures == 0, "window %u: a failure %u ms old still counts",
+                  len, len);
     fake_now = t0 + len + 1;
     ck_assert_uint_eq(metrics(b).window_failures, 0);
 }
 
 static void window_check_len(unsigned len)
 {
-    cb_config c = fake_cfg();
-    uint64_t w0 = len / 100 ? len / 100 : 1, w1 = ((uint64_t)len + 99) / 100;
-    uint64_t lcm = w0 * w1, phases[11], t; /* up to w1 + 1 <= 11 */
+    cb_config   c = fake_cfg();
+    uint64_t    w0 = len / 100 ? len / 100 : 1, w1 = ((uint64_t)len + 99) / 100;
+    uint64_t    lcm = w0 * w1, phases[11], t; /* up to w1 + 1 <= 11 */
     cb_breaker *b;
-    unsigned i, n = 0;
+    unsigned    i, n = 0;
 
     c.failure_threshold = UINT_MAX;
     c.failure_window_ms = len;
@@ -676,9 +674,9 @@ static void window_check_len(unsigned len)
 
 START_TEST(test_window_never_overshoots)
 {
-    static const unsigned big[] = { 60001, 60000, 59999, 60099, 65536, 99999, 1000001,
-                                    1234567, 2147483647u, UINT_MAX - 1, UINT_MAX };
-    unsigned len, i;
+    static const unsigned big[] = { 60001,   60000,   59999,       60099,        65536,   99999,
+                                    1000001, 1234567, 2147483647u, UINT_MAX - 1, UINT_MAX };
+    unsigned              len, i;
 
     for (len = 1; len <= 1000; len++)
         window_check_len(len);
@@ -690,7 +688,7 @@ END_TEST
 /* The two cases of the issue, spelled out. */
 START_TEST(test_window_overshoot_cases)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 2;
@@ -718,10 +716,10 @@ END_TEST
 
 START_TEST(test_late_outcome_while_open)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit slow_call;
-    cb_metrics m;
+    cb_permit   slow_call;
+    cb_metrics  m;
 
     c.failure_threshold = 2;
     c.reset_timeout_ms = 100;
@@ -743,10 +741,10 @@ END_TEST
 
 START_TEST(test_late_failure_in_half_open)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit old;
-    cb_metrics m;
+    cb_permit   old;
+    cb_metrics  m;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -770,10 +768,10 @@ END_TEST
 
 START_TEST(test_late_across_reset)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit old;
-    cb_metrics m;
+    cb_permit   old;
+    cb_metrics  m;
 
     c.failure_threshold = 1;
     b = cb_breaker_new(&c);
@@ -796,9 +794,9 @@ END_TEST
 
 START_TEST(test_late_across_trip)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit probe;
+    cb_permit   probe;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -821,9 +819,9 @@ END_TEST
 
 START_TEST(test_rate_trip)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_threshold = 1000;
     c.failure_rate_threshold = 50;
@@ -846,9 +844,9 @@ END_TEST
 
 START_TEST(test_rate_below_threshold)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_threshold = 1000;
     c.failure_rate_threshold = 50;
@@ -868,11 +866,11 @@ END_TEST
 
 START_TEST(test_slow_trip)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
-    cb_metrics m;
-    int i;
+    cb_permit   p;
+    cb_metrics  m;
+    int         i;
 
     c.slow_call_ms = 100;
     c.slow_call_rate_threshold = 50;
@@ -913,9 +911,9 @@ static unsigned reopen(cb_breaker *b)
 
 START_TEST(test_backoff_growth_and_cap)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -948,7 +946,7 @@ END_TEST
 
 START_TEST(test_backoff_multiplier)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 1;
@@ -967,7 +965,7 @@ END_TEST
 
 START_TEST(test_no_backoff_without_max)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 1;
@@ -982,10 +980,10 @@ END_TEST
 
 START_TEST(test_jitter_bounds)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    unsigned lo = ~0u, hi = 0, d;
-    int i;
+    unsigned    lo = ~0u, hi = 0, d;
+    int         i;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 1000;
@@ -1026,10 +1024,10 @@ static bool only_connect_fails(cb_err err, void *ud)
 
 START_TEST(test_classifier)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
-    cb_metrics m;
+    cb_permit   p;
+    cb_metrics  m;
 
     c.failure_threshold = 2;
     c.classify = only_connect_fails;
@@ -1059,9 +1057,9 @@ END_TEST
 
 START_TEST(test_default_classifier)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     b = cb_breaker_new(&c);
     ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
@@ -1078,9 +1076,9 @@ END_TEST
 
 START_TEST(test_events_in_order)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 2;
     c.reset_timeout_ms = 100;
@@ -1133,9 +1131,9 @@ END_TEST
 
 START_TEST(test_events_slow_flag)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.slow_call_ms = 50;
     c.listener = recorder;
@@ -1154,7 +1152,7 @@ END_TEST
 
 /* The listener calls back into the same breaker: it must not deadlock and
  * must see the change already in effect. */
-static cb_state seen_state[MAX_EVENTS];
+static cb_state   seen_state[MAX_EVENTS];
 static cb_metrics seen_metrics[MAX_EVENTS];
 
 static void reentrant(cb_breaker *b, const cb_event *ev, void *ud)
@@ -1172,9 +1170,9 @@ static void reentrant(cb_breaker *b, const cb_event *ev, void *ud)
 
 START_TEST(test_listener_reentrant)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -1210,7 +1208,7 @@ static void resets_on_open(cb_breaker *b, const cb_event *ev, void *ud)
 
 START_TEST(test_listener_resets)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 1;
@@ -1235,10 +1233,10 @@ END_TEST
 
 START_TEST(test_trip_and_reset)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
-    cb_metrics m;
+    cb_permit   p;
+    cb_metrics  m;
 
     c.reset_timeout_ms = 100;
     c.listener = recorder;
@@ -1307,8 +1305,8 @@ START_TEST(test_config_rejected)
     ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .slow_call_rate_threshold = 101 }));
     ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .reset_jitter_pct = 101 }));
     ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .max_reset_timeout_ms = 1000 }));
-    ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .reset_timeout_ms = 2000,
-                                                    .max_reset_timeout_ms = 1000 }));
+    ck_assert_ptr_null(
+        cb_breaker_new(&(cb_config){ .reset_timeout_ms = 2000, .max_reset_timeout_ms = 1000 }));
     ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .mode = (cb_mode)3 }));
     ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .mode = (cb_mode)-1 }));
 }
@@ -1318,8 +1316,10 @@ START_TEST(test_config_edges_accepted)
 {
     static const cb_config ok[] = {
         { .half_open_max = 3, .success_threshold = 3 },
-        { .failure_rate_threshold = 100, .slow_call_rate_threshold = 100,
-          .slow_call_ms = 1, .reset_jitter_pct = 100 },
+        { .failure_rate_threshold = 100,
+          .slow_call_rate_threshold = 100,
+          .slow_call_ms = 1,
+          .reset_jitter_pct = 100 },
         { .reset_timeout_ms = 1000, .max_reset_timeout_ms = 1000 },
         { .mode = CB_MODE_DISABLED },
         { .mode = CB_MODE_METRICS_ONLY },
@@ -1341,7 +1341,7 @@ END_TEST
 
 START_TEST(test_configure)
 {
-    cb_config c = fake_cfg(), got;
+    cb_config   c = fake_cfg(), got;
     cb_breaker *b;
 
     c.failure_threshold = 5;
@@ -1360,9 +1360,9 @@ START_TEST(test_configure)
     cb_breaker_config(b, &got);
     ck_assert_uint_eq(got.failure_threshold, 5);
     /* A lower threshold keeps the counts: the next failure opens it. */
-    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3,
-                                                           .reset_timeout_ms = 500 }),
-                     CB_OK);
+    ck_assert_int_eq(
+        cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3, .reset_timeout_ms = 500 }),
+        CB_OK);
     cb_breaker_config(b, &got);
     ck_assert_uint_eq(got.failure_threshold, 3);
     ck_assert_uint_eq(got.reset_timeout_ms, 500);
@@ -1383,11 +1383,11 @@ END_TEST
 
 START_TEST(test_metrics_only)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p[3];
-    cb_metrics m;
-    int i;
+    cb_permit   p[3];
+    cb_metrics  m;
+    int         i;
 
     c.failure_threshold = 2;
     c.reset_timeout_ms = 100;
@@ -1432,10 +1432,10 @@ END_TEST
 
 START_TEST(test_disabled)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_metrics m;
-    int i;
+    cb_metrics  m;
+    int         i;
 
     c.failure_threshold = 1;
     c.mode = CB_MODE_DISABLED;
@@ -1476,9 +1476,9 @@ END_TEST
 START_TEST(test_null_safety)
 {
     cb_breaker *b = cb_breaker_new(NULL);
-    cb_permit p;
-    cb_metrics m;
-    cb_config c;
+    cb_permit   p;
+    cb_metrics  m;
+    cb_config   c;
 
     memset(&m, 0xff, sizeof(m));
     memset(&c, 0xff, sizeof(c));
@@ -1516,9 +1516,9 @@ END_TEST
  * breaker went HALF_OPEN at once. */
 START_TEST(test_open_deadline_saturates)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -1543,9 +1543,9 @@ END_TEST
  * duration grown by backoff and jitter: no deadline wraps. */
 START_TEST(test_deadlines_saturate)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -1583,7 +1583,7 @@ END_TEST
  * UINT64_MAX with 1 ms buckets. */
 START_TEST(test_window_clock_end)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 3;
@@ -1605,7 +1605,7 @@ END_TEST
 /* ---- threads ---------------------------------------------------------- */
 
 static _Atomic uint64_t stress_now;
-static _Atomic int stress_stop;
+static _Atomic int      stress_stop;
 
 static uint64_t stress_clock(void *ud)
 {
@@ -1615,8 +1615,8 @@ static uint64_t stress_clock(void *ud)
 
 typedef struct stress_arg {
     cb_breaker *b;
-    unsigned seed;
-    uint64_t admitted, rejected, successes, failures;
+    unsigned    seed;
+    uint64_t    admitted, rejected, successes, failures;
 } stress_arg;
 
 #define STRESS_CALLS 200000
@@ -1624,9 +1624,9 @@ typedef struct stress_arg {
 static void *stress_worker(void *arg)
 {
     stress_arg *a = arg;
-    uint64_t x = a->seed * 2654435761u + 1;
-    cb_permit p;
-    int i;
+    uint64_t    x = a->seed * 2654435761u + 1;
+    cb_permit   p;
+    int         i;
 
     for (i = 0; i < STRESS_CALLS; i++) {
         x ^= x << 13;
@@ -1652,7 +1652,7 @@ static void *stress_worker(void *arg)
 
 typedef struct chaos_arg {
     cb_breaker *b;
-    bool do_reset;
+    bool        do_reset;
 } chaos_arg;
 
 /* Trips (and resets) the breaker while the workers run, checking on the
@@ -1660,9 +1660,9 @@ typedef struct chaos_arg {
 static void *stress_chaos(void *arg)
 {
     cb_breaker *b = ((chaos_arg *)arg)->b;
-    bool do_reset = ((chaos_arg *)arg)->do_reset;
-    unsigned i = 0;
-    cb_metrics m;
+    bool        do_reset = ((chaos_arg *)arg)->do_reset;
+    unsigned    i = 0;
+    cb_metrics  m;
 
     while (!atomic_load(&stress_stop)) {
         if (i % 3 == 0)
@@ -1680,14 +1680,14 @@ static void *stress_chaos(void *arg)
 
 static void stress(bool with_reset)
 {
-    cb_config c;
+    cb_config   c;
     cb_breaker *b;
-    stress_arg a[4];
-    pthread_t t[4], chaos;
-    chaos_arg ca;
-    uint64_t adm = 0, rej = 0, succ = 0, fail = 0;
-    cb_metrics m;
-    int i;
+    stress_arg  a[4];
+    pthread_t   t[4], chaos;
+    chaos_arg   ca;
+    uint64_t    adm = 0, rej = 0, succ = 0, fail = 0;
+    cb_metrics  m;
+    int         i;
 
     memset(&c, 0, sizeof(c));
     c.clock = stress_clock;
@@ -1738,16 +1738,10 @@ static void stress(bool with_reset)
     cb_breaker_free(b);
 }
 
-START_TEST(test_stress_trips)
-{
-    stress(false);
-}
+START_TEST(test_stress_trips) { stress(false); }
 END_TEST
 
-START_TEST(test_stress_resets)
-{
-    stress(true);
-}
+START_TEST(test_stress_resets) { stress(true); }
 END_TEST
 
 static _Atomic unsigned mt_events;
@@ -1765,12 +1759,12 @@ static void counting_listener(cb_breaker *b, const cb_event *ev, void *ud)
 
 START_TEST(test_stress_listener)
 {
-    cb_config c;
+    cb_config   c;
     cb_breaker *b;
-    stress_arg a[4];
-    pthread_t t[4], chaos;
-    chaos_arg ca;
-    int i;
+    stress_arg  a[4];
+    pthread_t   t[4], chaos;
+    chaos_arg   ca;
+    int         i;
 
     memset(&c, 0, sizeof(c));
     c.clock = stress_clock;
@@ -1810,16 +1804,16 @@ END_TEST
  * is never left wedged. */
 typedef struct lossy_arg {
     cb_breaker *b;
-    unsigned seed;
-    uint64_t rejected, lost;
+    unsigned    seed;
+    uint64_t    rejected, lost;
 } lossy_arg;
 
 static void *lossy_worker(void *arg)
 {
     lossy_arg *a = arg;
-    uint64_t x = a->seed * 2654435761u + 1;
-    cb_permit p;
-    int i;
+    uint64_t   x = a->seed * 2654435761u + 1;
+    cb_permit  p;
+    int        i;
 
     for (i = 0; i < STRESS_CALLS / 4; i++) {
         x ^= x << 13;
@@ -1841,14 +1835,14 @@ static void *lossy_worker(void *arg)
 
 START_TEST(test_stress_lost_probes)
 {
-    cb_config c;
+    cb_config   c;
     cb_breaker *b;
-    lossy_arg a[4];
-    pthread_t t[4];
-    uint64_t rej = 0, lost = 0;
-    cb_permit p;
-    cb_metrics m;
-    int i;
+    lossy_arg   a[4];
+    pthread_t   t[4];
+    uint64_t    rej = 0, lost = 0;
+    cb_permit   p;
+    cb_metrics  m;
+    int         i;
 
     memset(&c, 0, sizeof(c));
     c.clock = stress_clock;
@@ -1901,9 +1895,9 @@ static void call_taking(cb_breaker *b, uint64_t ms, bool success)
 
 START_TEST(test_consecutive_failures)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_threshold = CB_NEVER;
     c.consecutive_failures = 3;
@@ -1931,7 +1925,7 @@ END_TEST
 /* A run spans any time: it is not a window. */
 START_TEST(test_consecutive_failures_any_time)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_window_ms = 1000;
@@ -1951,9 +1945,9 @@ END_TEST
 /* Ignored outcomes and outcomes of earlier periods do not break a run. */
 START_TEST(test_consecutive_failures_unbroken)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p, old;
+    cb_permit   p, old;
 
     c.failure_threshold = CB_NEVER;
     c.consecutive_failures = 3;
@@ -1980,9 +1974,9 @@ END_TEST
  * starts the count again, and the sixth failure in a row opens it. */
 START_TEST(test_peer_gobreaker_ready_to_trip)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_threshold = CB_NEVER;
     c.consecutive_failures = 6;
@@ -2007,10 +2001,10 @@ END_TEST
 
 START_TEST(test_count_window)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_metrics m;
-    int i;
+    cb_metrics  m;
+    int         i;
 
     c.failure_threshold = CB_NEVER;
     c.window_calls = 4;
@@ -2044,9 +2038,9 @@ END_TEST
 /* failure_threshold counts inside the count-based window too. */
 START_TEST(test_count_window_threshold)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_threshold = 3;
     c.window_calls = 5;
@@ -2071,7 +2065,7 @@ END_TEST
 
 START_TEST(test_count_window_slow)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.window_calls = 4;
@@ -2093,7 +2087,7 @@ END_TEST
  * before 5 calls, then 3 failures of the last 5 open it. */
 START_TEST(test_peer_r4j_count_based)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = CB_NEVER;
@@ -2114,9 +2108,9 @@ END_TEST
 
 START_TEST(test_count_window_bounds)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    char err[128];
+    char        err[128];
 
     c.window_calls = CB_WINDOW_CALLS_MAX;
     b = cb_breaker_new(&c);
@@ -2134,26 +2128,23 @@ END_TEST
  * time starting it afresh, and keeps it when it stays. */
 START_TEST(test_count_window_configure)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     c.failure_threshold = 3;
     b = cb_breaker_new(&c);
     fail_once(b);
     fail_once(b);
-    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3,
-                                                           .window_calls = 3 }),
-                     CB_OK);
+    ck_assert_int_eq(
+        cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3, .window_calls = 3 }), CB_OK);
     ck_assert_uint_eq(metrics(b).window_failures, 0);
     fail_once(b);
     fail_once(b);
-    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 4,
-                                                           .window_calls = 3 }),
-                     CB_OK);
+    ck_assert_int_eq(
+        cb_breaker_configure(b, &(cb_config){ .failure_threshold = 4, .window_calls = 3 }), CB_OK);
     ck_assert_uint_eq(metrics(b).window_failures, 2);
-    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3,
-                                                           .window_calls = 10 }),
-                     CB_OK);
+    ck_assert_int_eq(
+        cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3, .window_calls = 10 }), CB_OK);
     ck_assert_uint_eq(metrics(b).window_failures, 0);
     ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 3 }), CB_OK);
     fail_once(b);
@@ -2176,11 +2167,11 @@ static cb_outcome http_ignored(cb_err err, void *ud)
 
 START_TEST(test_classify_outcome_ignored)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
-    cb_metrics m;
-    int i;
+    cb_permit   p;
+    cb_metrics  m;
+    int         i;
 
     c.failure_threshold = 2;
     c.classify_outcome = http_ignored;
@@ -2214,9 +2205,9 @@ END_TEST
  * record_err alike; a bool classifier keeps deciding alone. */
 START_TEST(test_default_ignores_cancelled)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 1;
     b = cb_breaker_new(&c);
@@ -2239,10 +2230,10 @@ END_TEST
 
 START_TEST(test_record_outcome)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
-    cb_metrics m;
+    cb_permit   p;
+    cb_metrics  m;
 
     c.failure_threshold = 3;
     b = cb_breaker_new(&c);
@@ -2269,9 +2260,9 @@ END_TEST
  * METRICS_ONLY call beyond the probes never had one to give. */
 START_TEST(test_ignored_probe_slots)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p, q, shadow;
+    cb_permit   p, q, shadow;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -2305,10 +2296,10 @@ END_TEST
 /* Counts still add up across a reset when permits were given back. */
 START_TEST(test_reset_with_ignored)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
-    cb_metrics m;
+    cb_permit   p;
+    cb_metrics  m;
 
     b = cb_breaker_new(&c);
     ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
@@ -2333,9 +2324,9 @@ END_TEST
  * trip off for a rate-only breaker. */
 START_TEST(test_zero_spellings)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_rate_threshold = 50;
     c.minimum_calls = 1;
@@ -2389,11 +2380,10 @@ static cb_breaker *half_open_breaker(cb_config *c)
 
 START_TEST(test_half_open_by_rate_closes)
 {
-    cb_config c = { .half_open_max = 4, .failure_rate_threshold = 50,
-                    .half_open_by_rate = true };
+    cb_config   c = { .half_open_max = 4, .failure_rate_threshold = 50, .half_open_by_rate = true };
     cb_breaker *b = half_open_breaker(&c);
-    cb_permit p[5];
-    int i;
+    cb_permit   p[5];
+    int         i;
 
     for (i = 0; i < 4; i++)
         ck_assert_int_eq(cb_breaker_acquire(b, &p[i]), CB_OK);
@@ -2411,11 +2401,13 @@ END_TEST
 
 START_TEST(test_half_open_by_rate_reopens)
 {
-    cb_config c = { .half_open_max = 4, .failure_rate_threshold = 50,
-                    .half_open_by_rate = true, .max_reset_timeout_ms = 1000,
-                    .listener = recorder };
+    cb_config   c = { .half_open_max = 4,
+                      .failure_rate_threshold = 50,
+                      .half_open_by_rate = true,
+                      .max_reset_timeout_ms = 1000,
+                      .listener = recorder };
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     nevents = 0;
     b = half_open_breaker(&c);
@@ -2447,9 +2439,12 @@ END_TEST
  * them succeeded. */
 START_TEST(test_peer_r4j_half_open_slow)
 {
-    cb_config c = { .half_open_max = 4, .failure_rate_threshold = 50,
-                    .slow_call_ms = 100, .slow_call_rate_threshold = 50,
-                    .half_open_by_rate = true, .listener = recorder };
+    cb_config   c = { .half_open_max = 4,
+                      .failure_rate_threshold = 50,
+                      .slow_call_ms = 100,
+                      .slow_call_rate_threshold = 50,
+                      .half_open_by_rate = true,
+                      .listener = recorder };
     cb_breaker *b;
 
     nevents = 0;
@@ -2472,14 +2467,13 @@ END_TEST
  * on: they are no successes, and enough of them reopen it. */
 START_TEST(test_half_open_slow_counts)
 {
-    cb_config c = { .half_open_max = 4, .slow_call_ms = 100,
-                    .slow_call_rate_threshold = 75 };
+    cb_config   c = { .half_open_max = 4, .slow_call_ms = 100, .slow_call_rate_threshold = 75 };
     cb_breaker *b = half_open_breaker(&c);
 
     call_taking(b, 101, true);
     call_taking(b, 101, true);
     ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN); /* slow: no success */
-    call_taking(b, 101, true);                            /* 3 of 4 */
+    call_taking(b, 101, true);                           /* 3 of 4 */
     ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
     cb_breaker_free(b);
 
@@ -2506,10 +2500,12 @@ END_TEST
 /* A lost probe of a rate-judged period is abandoned like any other. */
 START_TEST(test_half_open_by_rate_lost_probe)
 {
-    cb_config c = { .half_open_max = 2, .failure_rate_threshold = 50,
-                    .half_open_by_rate = true, .half_open_max_wait_ms = 50 };
+    cb_config   c = { .half_open_max = 2,
+                      .failure_rate_threshold = 50,
+                      .half_open_by_rate = true,
+                      .half_open_max_wait_ms = 50 };
     cb_breaker *b = half_open_breaker(&c);
-    cb_permit lost;
+    cb_permit   lost;
 
     succeed_once(b);
     ck_assert_int_eq(cb_breaker_acquire(b, &lost), CB_OK);
@@ -2528,8 +2524,7 @@ START_TEST(test_half_open_by_rate_needs_rate)
     char err[96];
 
     ck_assert_ptr_null(cb_breaker_new(&(cb_config){ .half_open_by_rate = true }));
-    ck_assert_int_eq(cb_config_check(&(cb_config){ .half_open_by_rate = true }, err,
-                                     sizeof(err)),
+    ck_assert_int_eq(cb_config_check(&(cb_config){ .half_open_by_rate = true }, err, sizeof(err)),
                      CB_ERR_INVALID);
     ck_assert_str_eq(err, "half_open_by_rate needs failure_rate_threshold (0)");
 }
@@ -2539,9 +2534,9 @@ END_TEST
 
 START_TEST(test_trip_for)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -2569,7 +2564,7 @@ END_TEST
 
 START_TEST(test_trip_until)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
 
     b = cb_breaker_new(&c);
@@ -2599,10 +2594,10 @@ END_TEST
  * then it is CLOSED. */
 START_TEST(test_peer_isolate)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
-    cb_metrics m;
+    cb_permit   p;
+    cb_metrics  m;
 
     c.reset_timeout_ms = 100;
     c.listener = recorder;
@@ -2654,9 +2649,9 @@ END_TEST
  * where a saturated deadline would let an ordinary OPEN one go. */
 START_TEST(test_isolate_clock_end)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     b = cb_breaker_new(&c);
     cb_breaker_isolate(b);
@@ -2672,9 +2667,9 @@ END_TEST
 /* resilience4j's exponential backoff with multiplier 1.5 (100 * 1.5^n). */
 START_TEST(test_backoff_permille)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    char err[64];
+    char        err[64];
 
     c.failure_threshold = 1;
     c.reset_timeout_ms = 100;
@@ -2710,9 +2705,9 @@ END_TEST
 
 START_TEST(test_events_rate_exceeded)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    int i;
+    int         i;
 
     c.failure_threshold = CB_NEVER;
     c.failure_rate_threshold = 50;
@@ -2761,9 +2756,9 @@ END_TEST
 
 START_TEST(test_events_reset_and_ignored)
 {
-    cb_config c = fake_cfg();
+    cb_config   c = fake_cfg();
     cb_breaker *b;
-    cb_permit p;
+    cb_permit   p;
 
     c.listener = recorder;
     nevents = 0;
@@ -2790,7 +2785,7 @@ END_TEST
 START_TEST(test_config_check_messages)
 {
     static const struct {
-        cb_config c;
+        cb_config   c;
         const char *msg;
     } bad[] = {
         { { .success_threshold = 4 }, "success_threshold (4) > half_open_max (3)" },
@@ -2803,7 +2798,7 @@ START_TEST(test_config_check_messages)
           "reset_timeout_ms (30000) > max_reset_timeout_ms (1000)" },
         { { .mode = (cb_mode)3 }, "mode (3) is not a cb_mode (0-2)" },
     };
-    char err[128], tiny[8];
+    char   err[128], tiny[8];
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -2835,16 +2830,16 @@ static cb_outcome timeout_ignored(cb_err err, void *ud)
 
 typedef struct manual_arg {
     cb_breaker *b;
-    unsigned seed;
-    uint64_t rejected, successes, failures, ignored;
+    unsigned    seed;
+    uint64_t    rejected, successes, failures, ignored;
 } manual_arg;
 
 static void *manual_worker(void *arg)
 {
     manual_arg *a = arg;
-    uint64_t x = a->seed * 2654435761u + 1;
-    cb_permit p;
-    int i;
+    uint64_t    x = a->seed * 2654435761u + 1;
+    cb_permit   p;
+    int         i;
 
     for (i = 0; i < STRESS_CALLS / 2; i++) {
         x ^= x << 13;
@@ -2880,20 +2875,28 @@ static void *manual_worker(void *arg)
 static void *manual_chaos(void *arg)
 {
     cb_breaker *b = arg;
-    unsigned i = 0;
-    cb_metrics m;
+    unsigned    i = 0;
+    cb_metrics  m;
 
     while (!atomic_load(&stress_stop)) {
         switch (i % 5) {
-        case 0: cb_breaker_isolate(b); break;
-        case 1: cb_breaker_reset(b); break;
-        case 2: cb_breaker_trip_for(b, 3); break;
-        case 3: cb_breaker_trip_until(b, atomic_load(&stress_now) + 2); break;
-        default: break;
+        case 0:
+            cb_breaker_isolate(b);
+            break;
+        case 1:
+            cb_breaker_reset(b);
+            break;
+        case 2:
+            cb_breaker_trip_for(b, 3);
+            break;
+        case 3:
+            cb_breaker_trip_until(b, atomic_load(&stress_now) + 2);
+            break;
+        default:
+            break;
         }
         cb_breaker_metrics(b, &m);
-        ck_assert_uint_ge(m.total_requests,
-                          m.successes + m.failures + m.rejected + m.ignored);
+        ck_assert_uint_ge(m.total_requests, m.successes + m.failures + m.rejected + m.ignored);
         atomic_fetch_add(&stress_now, 2);
         i++;
         sched_yield();
@@ -2903,14 +2906,14 @@ static void *manual_chaos(void *arg)
 
 START_TEST(test_stress_manual_states)
 {
-    cb_config c;
+    cb_config   c;
     cb_breaker *b;
-    manual_arg a[4];
-    pthread_t t[4], chaos;
-    uint64_t rej = 0, succ = 0, fail = 0, ign = 0;
-    cb_permit p;
-    cb_metrics m;
-    int i;
+    manual_arg  a[4];
+    pthread_t   t[4], chaos;
+    uint64_t    rej = 0, succ = 0, fail = 0, ign = 0;
+    cb_permit   p;
+    cb_metrics  m;
+    int         i;
 
     memset(&c, 0, sizeof(c));
     c.clock = stress_clock;
@@ -2970,8 +2973,8 @@ END_TEST
 static void *fail_worker(void *arg)
 {
     cb_breaker *b = arg;
-    cb_permit p;
-    int i;
+    cb_permit   p;
+    int         i;
 
     for (i = 0; i < STRESS_CALLS / 4; i++) {
         if (cb_breaker_acquire(b, &p) != CB_OK)
@@ -2983,10 +2986,10 @@ static void *fail_worker(void *arg)
 
 START_TEST(test_stress_consecutive)
 {
-    cb_config c;
+    cb_config   c;
     cb_breaker *b;
-    pthread_t t[4];
-    int i;
+    pthread_t   t[4];
+    int         i;
 
     memset(&c, 0, sizeof(c));
     c.clock = stress_clock;
@@ -3169,7 +3172,4 @@ static Suite *breaker_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(breaker_suite());
-}
+int main(void) { return tu_run_suite(breaker_suite()); }

@@ -28,7 +28,7 @@
 #define URL "http://h:80/a"
 
 static uint64_t now_ms = 5000;
-static int64_t wall_s = WALL;
+static int64_t  wall_s = WALL;
 
 static uint64_t fake_clock(void *ud)
 {
@@ -59,9 +59,9 @@ static void resp_make(cbh_payload *r, long status, const char *raw, const char *
     r->status = status;
     r->body = cbh_strdup(body);
     r->body_len = strlen(body);
-    ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &r->headers, &r->header_count,
-                                       &r->headers_size),
-                     CB_OK);
+    ck_assert_int_eq(
+        cbh_headers_parse(raw, strlen(raw), &r->headers, &r->header_count, &r->headers_size),
+        CB_OK);
 }
 
 /* Stores a response to method url (request headers req) received now. */
@@ -76,13 +76,13 @@ static void put(cbh_cache *c, const char *method, const char *url, const char *c
 }
 
 /* Looks up and returns the result; *body gets a copy of a FRESH body. */
-static cbh_cache_res get(cbh_cache *c, const char *method, const char *url,
-                         const char *const *req, const api_cache_options *opts,
-                         cbh_cache_cond *cond, char *body, size_t body_size)
+static cbh_cache_res get(cbh_cache *c, const char *method, const char *url, const char *const *req,
+                         const api_cache_options *opts, cbh_cache_cond *cond, char *body,
+                         size_t body_size)
 {
-    cbh_payload r;
+    cbh_payload    r;
     cbh_cache_cond local;
-    cbh_cache_res res;
+    cbh_cache_res  res;
 
     memset(&r, 0, sizeof r);
     res = cbh_cache_lookup(c, method, url, req, opts, &r, cond ? cond : &local);
@@ -103,10 +103,10 @@ static cbh_cache_res get(cbh_cache *c, const char *method, const char *url,
 
 START_TEST(test_fresh_hit)
 {
-    cbh_cache *c = mk(NULL);
-    cbh_payload r;
+    cbh_cache     *c = mk(NULL);
+    cbh_payload    r;
     cbh_cache_cond cond;
-    char body[64];
+    char           body[64];
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS "Content-Type: text/plain\r\n", "hello");
     memset(&r, 0, sizeof r);
@@ -138,7 +138,7 @@ END_TEST
 
 START_TEST(test_expiry_gives_stale_with_cond)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache     *c = mk(NULL);
     cbh_cache_cond cond;
 
     put(c, "GET", URL, NULL, 200,
@@ -149,8 +149,7 @@ START_TEST(test_expiry_gives_stale_with_cond)
     now_ms += 1;
     ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
     ck_assert_str_eq(cond.if_none_match, "If-None-Match: W/\"abc\"");
-    ck_assert_str_eq(cond.if_modified_since,
-                     "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT");
+    ck_assert_str_eq(cond.if_modified_since, "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT");
     /* Only an ETag, or only a Last-Modified. */
     put(c, "GET", URL "e", NULL, 200, "Cache-Control: max-age=0\r\nETag: \"x\"\r\n", "b");
     ck_assert_int_eq(get(c, "GET", URL "e", NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
@@ -159,8 +158,7 @@ START_TEST(test_expiry_gives_stale_with_cond)
     put(c, "GET", URL "l", NULL, 200, "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n", "b");
     ck_assert_int_eq(get(c, "GET", URL "l", NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
     ck_assert_str_eq(cond.if_none_match, "");
-    ck_assert_str_eq(cond.if_modified_since,
-                     "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT");
+    ck_assert_str_eq(cond.if_modified_since, "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT");
     /* Without somewhere to put the validators there is no STALE. */
     {
         cbh_payload r = { 0 };
@@ -183,8 +181,7 @@ START_TEST(test_age_header_and_date)
     ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
     /* A Date 30 s behind our wall clock: apparent age 30 s. */
     put(c, "GET", URL "d", NULL, 200,
-        "Date: Tue, 14 Nov 2023 22:12:50 GMT\r\nCache-Control: max-age=40\r\nETag: \"e\"\r\n",
-        "b");
+        "Date: Tue, 14 Nov 2023 22:12:50 GMT\r\nCache-Control: max-age=40\r\nETag: \"e\"\r\n", "b");
     now_ms += 9999;
     ck_assert_int_eq(get(c, "GET", URL "d", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
     now_ms += 1;
@@ -202,10 +199,10 @@ END_TEST
 
 START_TEST(test_no_validator_miss_but_kept)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache        *c = mk(NULL);
     api_cache_options opts = { .max_stale_ms = 60000 };
     api_cache_metrics m;
-    cbh_payload r = { 0 };
+    cbh_payload       r = { 0 };
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS, "old");
     now_ms += 61000;
@@ -222,7 +219,7 @@ END_TEST
 
 START_TEST(test_no_store_not_stored)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache        *c = mk(NULL);
     api_cache_metrics m;
 
     put(c, "GET", URL, NULL, 200, "Cache-Control: no-store, max-age=60\r\nETag: \"e\"\r\n", "b");
@@ -247,7 +244,7 @@ END_TEST
 
 START_TEST(test_no_cache_always_stale)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache     *c = mk(NULL);
     cbh_cache_cond cond;
 
     put(c, "GET", URL, NULL, 200, "Cache-Control: no-cache, max-age=600\r\nETag: \"n\"\r\n", "b");
@@ -261,9 +258,9 @@ END_TEST
 
 START_TEST(test_serve_stale_rules)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache        *c = mk(NULL);
     api_cache_options none = { 0 }, five = { .max_stale_ms = 5000 }, bypass = { .bypass = true };
-    cbh_payload r = { 0 };
+    cbh_payload       r = { 0 };
 
     /* no-cache forbids standing in, whatever the option; must-revalidate
      * once stale. */
@@ -319,7 +316,7 @@ END_TEST
 
 START_TEST(test_serve_stale_replaces_payload)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache  *c = mk(NULL);
     cbh_payload r;
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS, "cached");
@@ -336,11 +333,11 @@ END_TEST
 
 START_TEST(test_304_merge_and_refresh)
 {
-    cbh_cache *c = mk(NULL);
-    cbh_payload r;
+    cbh_cache     *c = mk(NULL);
+    cbh_payload    r;
     cbh_cache_cond cond;
-    bool refreshed;
-    char body[32];
+    bool           refreshed;
+    char           body[32];
 
     put(c, "GET", URL, NULL, 200,
         "Date: " DATE_NOW "\r\nCache-Control: max-age=10\r\nETag: \"v1\"\r\n"
@@ -366,10 +363,8 @@ START_TEST(test_304_merge_and_refresh)
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-New"), "b");
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "X-Both"), "new");
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Content-Length"), "5");
-    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Content-Encoding"),
-                     "identity");
-    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Cache-Control"),
-                     "max-age=100");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Content-Encoding"), "identity");
+    ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Cache-Control"), "max-age=100");
     ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Date"),
                      "Tue, 14 Nov 2023 22:13:40 GMT");
     {
@@ -459,8 +454,8 @@ START_TEST(test_304_for_replaced_version)
 
     snprintf(hdrs, sizeof hdrs, "Cache-Control: max-age=60\r\n%s", t->h304);
     resp_make(&r, 304, hdrs, "");
-    ck_assert_int_eq(
-        cbh_cache_store(c, "GET", URL, NULL, &cond_a, &r, now_ms, now_ms, &refreshed), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond_a, &r, now_ms, now_ms, &refreshed),
+                     CB_OK);
     if (t->refresh) {
         ck_assert_int_eq(r.status, 200);
         ck_assert_str_eq(r.body, "two");
@@ -475,8 +470,7 @@ START_TEST(test_304_for_replaced_version)
         ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
         ck_assert(cbh_cache_serve_stale(c, "GET", URL, NULL, &any, CB_ERR_TIMEOUT, &r));
         ck_assert_str_eq(r.body, "two");
-        ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Cache-Control"),
-                         "max-age=0");
+        ck_assert_str_eq(cbh_headers_get(r.headers, r.header_count, "Cache-Control"), "max-age=0");
         cbh_payload_free(&r);
     }
     cbh_cache_free(c);
@@ -488,7 +482,7 @@ END_TEST
  * carries none itself (RFC 9111 4.3.4, third rule). */
 START_TEST(test_304_without_cond)
 {
-    cbh_cache   *c = mk(NULL);
+    cbh_cache  *c = mk(NULL);
     cbh_payload r;
 
     put(c, "GET", URL "n", NULL, 200, FRESH_HDRS, "none");
@@ -547,14 +541,14 @@ END_TEST
 
 START_TEST(test_vary_variants)
 {
-    cbh_cache *c = mk(NULL);
-    const char *en[] = { "Accept-Language: en", "X-Other: 1", NULL };
-    const char *en2[] = { "accept-language:   en  ", NULL };
-    const char *fr[] = { "Accept-Language: fr", NULL };
-    const char *de[] = { "Accept-Language: de", NULL };
-    const char *empty[] = { "Accept-Language:", NULL };
-    const char *both[] = { "Accept-Language: en", "Accept: text/html", NULL };
-    char body[32];
+    cbh_cache        *c = mk(NULL);
+    const char       *en[] = { "Accept-Language: en", "X-Other: 1", NULL };
+    const char       *en2[] = { "accept-language:   en  ", NULL };
+    const char       *fr[] = { "Accept-Language: fr", NULL };
+    const char       *de[] = { "Accept-Language: de", NULL };
+    const char       *empty[] = { "Accept-Language:", NULL };
+    const char       *both[] = { "Accept-Language: en", "Accept: text/html", NULL };
+    char              body[32];
     api_cache_metrics m;
 
     put(c, "GET", URL, en, 200, FRESH_HDRS "Vary: Accept-Language\r\n", "EN");
@@ -594,11 +588,11 @@ END_TEST
 
 START_TEST(test_variants_bounded_per_url)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache        *c = mk(NULL);
     api_cache_metrics m;
-    char line[64];
-    const char *req[] = { line, NULL };
-    int i;
+    char              line[64];
+    const char       *req[] = { line, NULL };
+    int               i;
 
     for (i = 0; i < 40; i++) {
         snprintf(line, sizeof line, "X-V: %d", i);
@@ -617,8 +611,8 @@ END_TEST
 
 START_TEST(test_head)
 {
-    cbh_cache *c = mk(NULL);
-    cbh_payload r = { 0 };
+    cbh_cache     *c = mk(NULL);
+    cbh_payload    r = { 0 };
     cbh_cache_cond cond;
 
     /* HEAD is served from the GET entry, without the body. */
@@ -647,10 +641,10 @@ END_TEST
 
 START_TEST(test_head_revalidates_get_entry)
 {
-    cbh_cache *c = mk(NULL);
-    cbh_payload r;
+    cbh_cache     *c = mk(NULL);
+    cbh_payload    r;
     cbh_cache_cond cond;
-    bool refreshed;
+    bool           refreshed;
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"g\"\r\n", "body");
     now_ms += 61000;
@@ -670,7 +664,7 @@ END_TEST
 
 START_TEST(test_new_answer_supersedes)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache        *c = mk(NULL);
     api_cache_options reval = { .revalidate = true };
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS, "v1");
@@ -690,8 +684,8 @@ END_TEST
 
 START_TEST(test_invalidate)
 {
-    cbh_cache *c = mk(NULL);
-    const char *en[] = { "Accept-Language: en", NULL };
+    cbh_cache        *c = mk(NULL);
+    const char       *en[] = { "Accept-Language: en", NULL };
     api_cache_metrics m;
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS "Vary: Accept-Language\r\n", "a");
@@ -726,8 +720,8 @@ END_TEST
 
 START_TEST(test_lru_by_entries)
 {
-    api_cache_config cfg = { .max_entries = 3 };
-    cbh_cache *c = mk(&cfg);
+    api_cache_config  cfg = { .max_entries = 3 };
+    cbh_cache        *c = mk(&cfg);
     api_cache_metrics m;
 
     put(c, "GET", URL "1", NULL, 200, FRESH_HDRS, "1");
@@ -755,7 +749,7 @@ END_TEST
 static size_t entry_bytes(const char *raw, const char *body, const char *url)
 {
     api_header *h;
-    size_t n, size;
+    size_t      n, size;
 
     ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &h, &n, &size), CB_OK);
     cbh_free(h);
@@ -764,10 +758,10 @@ static size_t entry_bytes(const char *raw, const char *body, const char *url)
 
 START_TEST(test_lru_by_bytes)
 {
-    char body[1001];
-    size_t one;
-    api_cache_config cfg = { 0 };
-    cbh_cache *c;
+    char              body[1001];
+    size_t            one;
+    api_cache_config  cfg = { 0 };
+    cbh_cache        *c;
     api_cache_metrics m;
 
     memset(body, 'x', 1000);
@@ -807,9 +801,9 @@ END_TEST
 
 START_TEST(test_per_entry_cap)
 {
-    api_cache_config cfg = { .max_entry_bytes = 300 };
-    cbh_cache *c = mk(&cfg);
-    char body[400];
+    api_cache_config  cfg = { .max_entry_bytes = 300 };
+    cbh_cache        *c = mk(&cfg);
+    char              body[400];
     api_cache_metrics m;
 
     memset(body, 'z', sizeof body - 1);
@@ -834,7 +828,7 @@ END_TEST
 
 START_TEST(test_defaults)
 {
-    cbh_cache *c = cbh_cache_new(NULL, NULL, NULL, NULL, NULL);
+    cbh_cache        *c = cbh_cache_new(NULL, NULL, NULL, NULL, NULL);
     api_cache_metrics m;
 
     ck_assert_ptr_nonnull(c);
@@ -861,7 +855,7 @@ END_TEST
 
 START_TEST(test_bypass)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache        *c = mk(NULL);
     api_cache_options bypass = { .bypass = true };
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS, "b");
@@ -873,13 +867,13 @@ END_TEST
 
 START_TEST(test_request_directives)
 {
-    cbh_cache *c = mk(NULL);
-    const char *no_cache[] = { "X-A: 1", "Cache-Control: no-cache", NULL };
-    const char *max0[] = { "cache-control: max-age=0", NULL };
-    const char *max5[] = { "Cache-Control: max-age=5", NULL };
-    const char *pragma[] = { "Pragma: no-cache", NULL };
-    const char *pragma_cc[] = { "Pragma: no-cache", "Cache-Control: max-age=60", NULL };
-    const char *no_store[] = { "Cache-Control: no-store", NULL };
+    cbh_cache        *c = mk(NULL);
+    const char       *no_cache[] = { "X-A: 1", "Cache-Control: no-cache", NULL };
+    const char       *max0[] = { "cache-control: max-age=0", NULL };
+    const char       *max5[] = { "Cache-Control: max-age=5", NULL };
+    const char       *pragma[] = { "Pragma: no-cache", NULL };
+    const char       *pragma_cc[] = { "Pragma: no-cache", "Cache-Control: max-age=60", NULL };
+    const char       *no_store[] = { "Cache-Control: no-store", NULL };
     api_cache_options reval = { .revalidate = true };
     api_cache_metrics m;
 
@@ -904,10 +898,10 @@ END_TEST
 
 START_TEST(test_metrics_counts)
 {
-    api_cache_config cfg = { .max_entries = 2 };
-    cbh_cache *c = mk(&cfg);
+    api_cache_config  cfg = { .max_entries = 2 };
+    cbh_cache        *c = mk(&cfg);
     api_cache_metrics m;
-    size_t one = entry_bytes(FRESH_HDRS, "abc", URL "1");
+    size_t            one = entry_bytes(FRESH_HDRS, "abc", URL "1");
 
     put(c, "GET", URL "1", NULL, 200, FRESH_HDRS, "abc");
     put(c, "GET", URL "2", NULL, 200, FRESH_HDRS, "abc");
@@ -928,10 +922,10 @@ END_TEST
 
 START_TEST(test_many_urls)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache        *c = mk(NULL);
     api_cache_metrics m;
-    char url[64];
-    int i;
+    char              url[64];
+    int               i;
 
     /* Enough URLs to grow the table several times. */
     for (i = 0; i < 3000; i++) {
@@ -956,7 +950,7 @@ END_TEST
 
 /* ---- Extreme bounds -------------------------------------------------------- */
 
-static const size_t bound_sizes[] = { 0, 1, SIZE_MAX - 1, SIZE_MAX };
+static const size_t   bound_sizes[] = { 0, 1, SIZE_MAX - 1, SIZE_MAX };
 static const unsigned bound_counts[] = { 0, 1, UINT_MAX - 1, UINT_MAX };
 
 /* Stores a response claiming body_len bytes of which only the first few
@@ -989,12 +983,12 @@ START_TEST(test_extreme_bounds)
     for (a = 0; a < 4; a++)
         for (b = 0; b < 4; b++)
             for (n = 0; n < 4; n++) {
-                api_cache_config cfg = { .max_bytes = bound_sizes[a],
-                                         .max_entry_bytes = bound_sizes[b],
-                                         .max_entries = bound_counts[n] };
-                cbh_cache *c = mk(&cfg);
-                bool fits = bound_sizes[a] != 1 && bound_sizes[b] != 1;
-                api_cache_metrics m;
+                api_cache_config    cfg = { .max_bytes = bound_sizes[a],
+                                            .max_entry_bytes = bound_sizes[b],
+                                            .max_entries = bound_counts[n] };
+                cbh_cache          *c = mk(&cfg);
+                bool                fits = bound_sizes[a] != 1 && bound_sizes[b] != 1;
+                api_cache_metrics   m;
                 static const size_t claims[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 64 };
 
                 put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"e\"\r\n", "small");
@@ -1055,7 +1049,7 @@ END_TEST
 START_TEST(test_extreme_clocks)
 {
     static const int64_t walls[] = { INT64_MIN, INT64_MIN + 1, -1, 0, WALL, INT64_MAX };
-    size_t i;
+    size_t               i;
 
     for (i = 0; i < sizeof walls / sizeof walls[0]; i++) {
         cbh_cache        *c = mk(NULL);
@@ -1082,8 +1076,8 @@ START_TEST(test_extreme_clocks)
 
             cbh_http_date_format(DATE_MIN_EPOCH, lo, sizeof lo);
             cbh_http_date_format(DATE_MAX_EPOCH, hi, sizeof hi);
-            snprintf(hdrs, sizeof hdrs, "Date: %s\r\nExpires: %s\r\nLast-Modified: %s\r\n", lo,
-                     hi, lo);
+            snprintf(hdrs, sizeof hdrs, "Date: %s\r\nExpires: %s\r\nLast-Modified: %s\r\n", lo, hi,
+                     lo);
             put(c, "GET", URL "d", NULL, 200, hdrs, "d");
             snprintf(hdrs, sizeof hdrs, "Date: %s\r\nExpires: %s\r\nETag: \"e\"\r\n", hi, lo);
             put(c, "GET", URL "e", NULL, 200, hdrs, "e");
@@ -1103,12 +1097,12 @@ START_TEST(test_alloc_failures)
 
     /* Every allocation in turn fails; nothing crashes or leaks (ASan). */
     for (budget = 0; budget < 60; budget++) {
-        const char *req[] = { "Accept: a", NULL };
-        cbh_cache *c;
-        cbh_payload r;
+        const char    *req[] = { "Accept: a", NULL };
+        cbh_cache     *c;
+        cbh_payload    r;
         cbh_cache_cond cond;
-        cb_err err;
-        bool refreshed;
+        cb_err         err;
+        bool           refreshed;
 
         tu_alloc_install();
         c = mk(NULL);
@@ -1152,19 +1146,19 @@ static atomic_ulong stress_stores;
 
 static void *stress_run(void *arg)
 {
-    cbh_cache *c = arg;
-    unsigned seed = (unsigned)(uintptr_t)&seed;
-    const char *en[] = { "Accept-Language: en", NULL };
-    const char *fr[] = { "Accept-Language: fr", NULL };
+    cbh_cache        *c = arg;
+    unsigned          seed = (unsigned)(uintptr_t)&seed;
+    const char       *en[] = { "Accept-Language: en", NULL };
+    const char       *fr[] = { "Accept-Language: fr", NULL };
     api_cache_options opts = { .max_stale_ms = 1000 };
-    int i;
+    int               i;
 
     for (i = 0; i < STRESS_ITERS; i++) {
-        char url[64];
-        unsigned op = (unsigned)rand_r(&seed) % 10;
+        char               url[64];
+        unsigned           op = (unsigned)rand_r(&seed) % 10;
         const char *const *req = (rand_r(&seed) & 1) ? en : fr;
-        cbh_payload r;
-        cbh_cache_cond cond;
+        cbh_payload        r;
+        cbh_cache_cond     cond;
 
         snprintf(url, sizeof url, "http://h/%d", rand_r(&seed) % STRESS_URLS);
         memset(&r, 0, sizeof r);
@@ -1196,11 +1190,11 @@ static void *stress_run(void *arg)
 
 START_TEST(test_concurrent)
 {
-    api_cache_config cfg = { .max_entries = 40, .max_bytes = 40 * 1024 };
-    cbh_cache *c = cbh_cache_new(&cfg, NULL, NULL, NULL, NULL);
-    pthread_t t[STRESS_THREADS];
+    api_cache_config  cfg = { .max_entries = 40, .max_bytes = 40 * 1024 };
+    cbh_cache        *c = cbh_cache_new(&cfg, NULL, NULL, NULL, NULL);
+    pthread_t         t[STRESS_THREADS];
     api_cache_metrics m;
-    int i;
+    int               i;
 
     ck_assert_ptr_nonnull(c);
     for (i = 0; i < STRESS_THREADS; i++)
@@ -1240,10 +1234,10 @@ static void hit(cbh_cache *c, const char *method, const char *const *req, cbh_pa
 
 START_TEST(test_304_update_exact)
 {
-    cbh_cache *c = mk(NULL);
-    cbh_payload r;
+    cbh_cache     *c = mk(NULL);
+    cbh_payload    r;
     cbh_cache_cond cond;
-    bool refreshed;
+    bool           refreshed;
 
     put(c, "GET", URL, NULL, 200,
         "Date: " DATE_NOW "\r\nCache-Control: max-age=10\r\nETag: \"v1\"\r\n"
@@ -1264,8 +1258,8 @@ START_TEST(test_304_update_exact)
               "Trailer: X-U\r\nConnection: X-Hop\r\nX-Hop: from-304\r\nKeep-Alive: 5\r\n"
               "Age: 4\r\n",
               "");
-    ck_assert_int_eq(
-        cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed),
+                     CB_OK);
     ck_assert(refreshed);
     ck_assert_int_eq(r.status, 200);
     /* Replaced: what 3.2 does not except. */
@@ -1289,8 +1283,8 @@ END_TEST
 
 START_TEST(test_5xx_beside_good)
 {
-    cbh_cache *c = mk(NULL);
-    cbh_payload r;
+    cbh_cache        *c = mk(NULL);
+    cbh_payload       r;
     api_cache_options o = { .max_stale_ms = 600000 };
 
     put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=1\r\nETag: \"g\"\r\n", "good");
@@ -1338,25 +1332,25 @@ START_TEST(test_range_edges)
 {
     static const struct {
         const char *range;
-        int status;      /* 0: MISS (to the origin) */
+        int         status; /* 0: MISS (to the origin) */
         const char *body;
     } cases[] = {
-        { "Range: bytes=0-0", 206, "0" },        { "Range: bytes=8-20", 206, "89" },
+        { "Range: bytes=0-0", 206, "0" },          { "Range: bytes=8-20", 206, "89" },
         { "Range: bytes=-20", 206, "0123456789" }, { "Range: bytes=9-", 206, "9" },
-        { "Range: BYTES=1-2", 206, "12" },       { "Range: bytes=2-1", 200, "0123456789" },
+        { "Range: BYTES=1-2", 206, "12" },         { "Range: bytes=2-1", 200, "0123456789" },
         { "Range: bytes=x-1", 200, "0123456789" }, { "Range: bytes=-", 200, "0123456789" },
-        { "Range: bytes=10-", 0, NULL },         { "Range: bytes=-0", 0, NULL },
+        { "Range: bytes=10-", 0, NULL },           { "Range: bytes=-0", 0, NULL },
         { "Range: bytes=0-1, 5-6", 0, NULL },
     };
     cbh_cache *c = mk(NULL);
-    size_t i;
+    size_t     i;
 
     put(c, "GET", URL, NULL, 200, FRESH_HDRS "Content-Length: 10\r\n", "0123456789");
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *req[] = { cases[i].range, NULL };
-        cbh_payload r = { 0 };
+        const char    *req[] = { cases[i].range, NULL };
+        cbh_payload    r = { 0 };
         cbh_cache_cond cond;
-        cbh_cache_res res = cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond);
+        cbh_cache_res  res = cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond);
 
         if (!cases[i].status) {
             ck_assert_msg(res == CBH_CACHE_MISS, "%s", cases[i].range);
@@ -1389,12 +1383,11 @@ END_TEST
 
 START_TEST(test_head_response_updates_get)
 {
-    cbh_cache *c = mk(NULL);
+    cbh_cache  *c = mk(NULL);
     cbh_payload r;
 
     put(c, "GET", URL, NULL, 200,
-        "Cache-Control: max-age=10\r\nETag: \"a\"\r\nContent-Length: 4\r\nX-V: 1\r\n",
-        "body");
+        "Cache-Control: max-age=10\r\nETag: \"a\"\r\nContent-Length: 4\r\nX-V: 1\r\n", "body");
     now_ms += 8000;
     put(c, "HEAD", URL, NULL, 200,
         "Cache-Control: max-age=10\r\nETag: \"a\"\r\nContent-Length: 4\r\nX-V: 2\r\n", "");
@@ -1415,9 +1408,9 @@ END_TEST
 START_TEST(test_caller_304_kept)
 {
     static const char *const req[] = { "If-None-Match: W/\"e\"", NULL };
-    cbh_cache *c = mk(NULL);
-    cbh_payload r;
-    bool refreshed;
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+    bool                     refreshed;
 
     put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=1\r\nETag: \"e\"\r\n", "b");
     hit(c, "GET", req, &r);
@@ -1447,8 +1440,8 @@ START_TEST(test_vary_quotes_and_empty)
     static const char *const b[] = { "X-Q: \"a  b\";p=1", NULL };
     static const char *const c2[] = { "X-Q: \"a b\";p=1", NULL };
     static const char *const empty[] = { "X-Q:", NULL };
-    cbh_cache *c = mk(NULL);
-    cbh_payload r;
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
 
     put(c, "GET", URL, a, 200, FRESH_HDRS "Vary: X-Q\r\n", "q");
     hit(c, "GET", b, &r);
@@ -1511,7 +1504,4 @@ static Suite *cache_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(cache_suite());
-}
+int main(void) { return tu_run_suite(cache_suite()); }

@@ -111,8 +111,8 @@ static void admin(env *e, const char *path)
 }
 
 /* GET with optional cache options and header lines. */
-static cb_err get(env *e, const char *path, const api_cache_options *co,
-                  const char *const *headers, api_response *r)
+static cb_err get(env *e, const char *path, const api_cache_options *co, const char *const *headers,
+                  api_response *r)
 {
     api_options o;
 
@@ -155,9 +155,9 @@ static char *fetch_fresh(env *e, const char *path)
 
 START_TEST(test_fresh_hit_no_io_no_permit)
 {
-    env          e;
-    api_response r;
-    char        *first;
+    env                e;
+    api_response       r;
+    char              *first;
     api_origin_metrics om;
 
     env_start(&e, NULL, NULL);
@@ -192,11 +192,11 @@ END_TEST
 
 START_TEST(test_etag_revalidation_304)
 {
-    env          e;
-    api_response r;
-    char        *first;
+    env                e;
+    api_response       r;
+    char              *first;
     api_origin_metrics om;
-    const char  *path = "/cache/b?cc=max-age=10&etag=x";
+    const char        *path = "/cache/b?cc=max-age=10&etag=x";
 
     env_start(&e, NULL, NULL);
     first = fetch_fresh(&e, path);
@@ -532,8 +532,8 @@ END_TEST
 
 START_TEST(test_vary_star_not_stored)
 {
-    env          e;
-    char        *b;
+    env   e;
+    char *b;
 
     env_start(&e, NULL, NULL);
     b = fetch_fresh(&e, "/cache/k?cc=max-age=60&etag=x&vary=*");
@@ -549,11 +549,11 @@ END_TEST
 START_TEST(test_unsafe_methods_invalidate)
 {
     static const char *const methods[] = { "POST", "PUT", "DELETE" };
-    env          e;
-    api_response r;
-    const char  *path = "/cache/l?cc=max-age=60";
-    uint64_t     before;
-    size_t       i;
+    env                      e;
+    api_response             r;
+    const char              *path = "/cache/l?cc=max-age=60";
+    uint64_t                 before;
+    size_t                   i;
 
     env_start(&e, NULL, NULL);
     for (i = 0; i < 3; i++) {
@@ -642,10 +642,7 @@ static void stale_if_error_case(fixture_outage mode, cb_err cause)
     env_stop(&e);
 }
 
-START_TEST(test_stale_if_error_503)
-{
-    stale_if_error_case(FIXTURE_DOWN_503, CB_ERR_HTTP);
-}
+START_TEST(test_stale_if_error_503) { stale_if_error_case(FIXTURE_DOWN_503, CB_ERR_HTTP); }
 END_TEST
 
 START_TEST(test_stale_if_error_refused)
@@ -902,8 +899,8 @@ static bool is_hit(env *e, const char *path)
 
 START_TEST(test_lru_max_entries)
 {
-    env              e;
-    api_cache_config cc = { .max_entries = 3 };
+    env               e;
+    api_cache_config  cc = { .max_entries = 3 };
     api_cache_metrics m;
 
     env_start(&e, &cc, NULL);
@@ -964,13 +961,13 @@ END_TEST
 
 START_TEST(test_max_entry_bytes)
 {
-    env               e;
-    api_cache_config  cc = { .max_entry_bytes = 1500 };
-    api_response      r;
-    char              pad[3000 + 8];
-    const char       *hdr[] = { pad, NULL };
-    const char       *path = "/cache/big?cc=max-age=60&vary=X-Pad";
-    int               i;
+    env              e;
+    api_cache_config cc = { .max_entry_bytes = 1500 };
+    api_response     r;
+    char             pad[3000 + 8];
+    const char      *hdr[] = { pad, NULL };
+    const char      *path = "/cache/big?cc=max-age=60&vary=X-Pad";
+    int              i;
 
     memcpy(pad, "X-Pad: ", 7);
     memset(pad + 7, 'p', 3000);
@@ -1003,8 +1000,7 @@ START_TEST(test_head)
     env_start(&e, NULL, NULL);
     /* A HEAD may use the stored GET response, without its body. */
     b = fetch_fresh(&e, "/cache/hd?cc=max-age=60");
-    ck_assert_int_eq(api_request(e.c, "HEAD", "/cache/hd?cc=max-age=60", NULL, 0, NULL, &r),
-                     CB_OK);
+    ck_assert_int_eq(api_request(e.c, "HEAD", "/cache/hd?cc=max-age=60", NULL, 0, NULL, &r), CB_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert(r.from_cache);
     ck_assert_uint_eq(r.attempts, 0);
@@ -1260,21 +1256,21 @@ END_TEST
  * bound, and stores a small response unless a bound of 1 byte forbids it. */
 START_TEST(test_extreme_bounds)
 {
-    static const size_t sizes[] = { 0, 1, SIZE_MAX - 1, SIZE_MAX };
+    static const size_t   sizes[] = { 0, 1, SIZE_MAX - 1, SIZE_MAX };
     static const unsigned counts[] = { 0, 1, UINT_MAX - 1, UINT_MAX };
-    fixture *f = fixture_start();
-    size_t   i, field;
-    int      key = 0;
+    fixture              *f = fixture_start();
+    size_t                i, field;
+    int                   key = 0;
 
     ck_assert_ptr_nonnull(f);
     for (field = 0; field < 3; field++) {
         for (i = 0; i < 4; i++) {
-            api_client_config cfg;
-            api_client       *c;
-            api_response      r;
+            api_client_config  cfg;
+            api_client        *c;
+            api_response       r;
             api_client_metrics m;
-            char              path[64];
-            bool              fits = true;
+            char               path[64];
+            bool               fits = true;
 
             memset(&cfg, 0, sizeof(cfg));
             cfg.base_url = fixture_url(f);
@@ -1395,8 +1391,7 @@ START_TEST(test_concurrent_readers_writers)
     /* Every miss went to the server (no retries); POSTs are extra, and so
      * is the plain request that follows a 304 whose entry another thread
      * evicted meanwhile (the caller never sees that 304: checked above). */
-    ck_assert_uint_ge(om.attempts,
-                      om.cache_misses + CONC_THREADS * (CONC_CALLS / CONC_POST_EVERY));
+    ck_assert_uint_ge(om.attempts, om.cache_misses + CONC_THREADS * (CONC_CALLS / CONC_POST_EVERY));
     ck_assert_uint_eq(om.attempts, fixture_requests(e.f));
     ck_assert_uint_eq(om.breaker.total_requests, om.attempts);
     ck_assert_uint_eq(om.breaker.failures, 0);
@@ -1521,8 +1516,9 @@ static void get_expect(env *e, const char *path, const char *const *headers, int
     get(e, path, NULL, headers, r);
     ck_assert_msg(r->from_cache == (how != NET), "%s: from_cache %d", path, r->from_cache);
     ck_assert_msg(r->revalidated == (how == REVAL), "%s: revalidated %d", path, r->revalidated);
-    ck_assert_msg(served(e, prefix) == before + (how == HIT ? 0 : 1), "%s: served %llu, before %llu",
-                  path, (unsigned long long)served(e, prefix), (unsigned long long)before);
+    ck_assert_msg(served(e, prefix) == before + (how == HIT ? 0 : 1),
+                  "%s: served %llu, before %llu", path, (unsigned long long)served(e, prefix),
+                  (unsigned long long)before);
 }
 
 /* Point 1: Age is computed on every hit and sent; a garbage Age is
@@ -1534,9 +1530,9 @@ START_TEST(test_age_on_hits)
                                        "/cache/ag4?cc=max-age=60&age=5.0",
                                        "/cache/ag5?cc=max-age=60&age=-5",
                                        "/cache/ag6?cc=max-age=60&age=5&age=9" };
-    env          e;
-    api_response r;
-    size_t       i;
+    env                      e;
+    api_response             r;
+    size_t                   i;
 
     env_start(&e, NULL, NULL);
     get_expect(&e, "/cache/ag?cc=max-age=600&age=100", NULL, NET, &r);
@@ -1573,15 +1569,15 @@ END_TEST
 /* Point 2: hop-by-hop fields and those Connection names are not stored. */
 START_TEST(test_hop_by_hop_not_stored)
 {
-    static const char *const hop[] = { "Keep-Alive", "Proxy-Connection", "TE", "Upgrade",
-                                       "X-Conn-Listed", "Connection" };
-    const char  *path = "/cache/hop?cc=max-age=60&hdr=Keep-Alive:%20timeout%3D5"
-                        "&hdr=Proxy-Connection:%20keep-alive&hdr=TE:%20trailers"
-                        "&hdr=Upgrade:%20h2c&hdr=X-Conn-Listed:%201"
-                        "&hdr=Connection:%20X-Conn-Listed&hdr=X-Kept:%201";
-    env          e;
-    api_response r;
-    size_t       i;
+    static const char *const hop[] = { "Keep-Alive", "Proxy-Connection", "TE",
+                                       "Upgrade",    "X-Conn-Listed",    "Connection" };
+    const char              *path = "/cache/hop?cc=max-age=60&hdr=Keep-Alive:%20timeout%3D5"
+                                    "&hdr=Proxy-Connection:%20keep-alive&hdr=TE:%20trailers"
+                                    "&hdr=Upgrade:%20h2c&hdr=X-Conn-Listed:%201"
+                                    "&hdr=Connection:%20X-Conn-Listed&hdr=X-Kept:%201";
+    env                      e;
+    api_response             r;
+    size_t                   i;
 
     env_start(&e, NULL, NULL);
     get_expect(&e, path, NULL, NET, &r);
@@ -1595,11 +1591,9 @@ START_TEST(test_hop_by_hop_not_stored)
     ck_assert_str_eq(api_response_header(&r, "X-Kept"), "1");
     api_response_free(&r);
     /* Chunked framing is not stored either. */
-    get_expect(&e, "/cache/hop2?cc=max-age=60&hdr=Transfer-Encoding:%20chunked", NULL, NET,
-               &r);
+    get_expect(&e, "/cache/hop2?cc=max-age=60&hdr=Transfer-Encoding:%20chunked", NULL, NET, &r);
     api_response_free(&r);
-    get_expect(&e, "/cache/hop2?cc=max-age=60&hdr=Transfer-Encoding:%20chunked", NULL, HIT,
-               &r);
+    get_expect(&e, "/cache/hop2?cc=max-age=60&hdr=Transfer-Encoding:%20chunked", NULL, HIT, &r);
     ck_assert(!api_response_header(&r, "Transfer-Encoding"));
     api_response_free(&r);
     env_stop(&e);
@@ -1621,12 +1615,12 @@ START_TEST(test_request_cache_control)
                                              NULL };
     static const char *const oic[] = { "Cache-Control: only-if-cached", NULL };
     static const char *const nostore[] = { "Cache-Control: no-store", NULL };
-    const char  *p = "/cache/rq?cc=max-age=60&etag=t";
-    const char  *s = "/cache/rs?cc=max-age=2";
-    const char  *mr = "/cache/rm?cc=max-age=2,must-revalidate";
-    env          e;
-    api_response r;
-    uint64_t     before;
+    const char              *p = "/cache/rq?cc=max-age=60&etag=t";
+    const char              *s = "/cache/rs?cc=max-age=2";
+    const char              *mr = "/cache/rm?cc=max-age=2,must-revalidate";
+    env                      e;
+    api_response             r;
+    uint64_t                 before;
 
     env_start(&e, NULL, NULL);
     get_expect(&e, p, NULL, NET, &r);
@@ -1736,9 +1730,10 @@ START_TEST(test_invalidate_location)
     ck_assert_int_eq(api_get(other, url, NULL, &r), CB_OK);
     ck_assert(!r.from_cache);
     api_response_free(&r);
-    snprintf(post, sizeof(post),
-             "%s/cache/ilp?loc=http%%3A%%2F%%2Flocalhost%%3A%u%%2Fcache%%2Filx%%3Fcc%%3Dmax-age%%3D60",
-             fixture_url(e.f), (unsigned)fixture_port(e.f));
+    snprintf(
+        post, sizeof(post),
+        "%s/cache/ilp?loc=http%%3A%%2F%%2Flocalhost%%3A%u%%2Fcache%%2Filx%%3Fcc%%3Dmax-age%%3D60",
+        fixture_url(e.f), (unsigned)fixture_port(e.f));
     ck_assert_int_eq(api_request(other, "POST", post, "x", 1, NULL, &r), CB_OK);
     api_response_free(&r);
     ck_assert_int_eq(api_get(other, url, NULL, &r), CB_OK);
@@ -1746,7 +1741,8 @@ START_TEST(test_invalidate_location)
     api_response_free(&r);
     /* The same origin through an absolute Location is. */
     snprintf(post, sizeof(post),
-             "http://localhost:%u/cache/ilp?loc=http%%3A%%2F%%2Flocalhost%%3A%u%%2Fcache%%2Filx%%3Fcc%%3Dmax-age%%3D60",
+             "http://localhost:%u/cache/"
+             "ilp?loc=http%%3A%%2F%%2Flocalhost%%3A%u%%2Fcache%%2Filx%%3Fcc%%3Dmax-age%%3D60",
              (unsigned)fixture_port(e.f), (unsigned)fixture_port(e.f));
     ck_assert_int_eq(api_request(other, "POST", post, "x", 1, NULL, &r), CB_OK);
     api_response_free(&r);
@@ -1766,9 +1762,9 @@ START_TEST(test_416_keeps_full_response)
 {
     static const char *const far[] = { "Range: bytes=5000-", NULL };
     static const char *const near[] = { "Range: bytes=0-3", NULL };
-    const char  *p = "/cache/r416?cc=max-age%3D60";
-    env          e;
-    api_response r;
+    const char              *p = "/cache/r416?cc=max-age%3D60";
+    env                      e;
+    api_response             r;
 
     env_start(&e, NULL, NULL);
     ck_assert_int_eq(get(&e, p, NULL, NULL, &r), CB_OK);
@@ -1800,12 +1796,12 @@ START_TEST(test_range_from_cache)
     static const char *const multi[] = { "Range: bytes=0-1,3-4", NULL };
     static const char *const beyond[] = { "Range: bytes=99999-", NULL };
     static const char *const unit[] = { "Range: items=0-4", NULL };
-    const char  *p = "/cache/rg?cc=max-age=60&etag=t";
-    env          e;
-    api_response r;
-    char        *full, want[64], irange[96], ir_bad[] = "If-Range: \"nope\"";
-    const char  *ir_ok[3], *ir_no[3];
-    size_t       len;
+    const char              *p = "/cache/rg?cc=max-age=60&etag=t";
+    env                      e;
+    api_response             r;
+    char                    *full, want[64], irange[96], ir_bad[] = "If-Range: \"nope\"";
+    const char              *ir_ok[3], *ir_no[3];
+    size_t                   len;
 
     env_start(&e, NULL, NULL);
     full = fetch_fresh(&e, p);
@@ -1880,11 +1876,10 @@ END_TEST
  * when its validators match, and makes it stale when they do not. */
 START_TEST(test_head_freshens_get)
 {
-    static const char *const force[] = { "Cache-Control: no-cache", "If-None-Match: \"x\"",
-                                         NULL };
-    const char  *p = "/cache/hf?cc=max-age=10&etag=t";
-    env          e;
-    api_response r;
+    static const char *const force[] = { "Cache-Control: no-cache", "If-None-Match: \"x\"", NULL };
+    const char              *p = "/cache/hf?cc=max-age=10&etag=t";
+    env                      e;
+    api_response             r;
 
     env_start(&e, NULL, NULL);
     get_expect(&e, p, NULL, NET, &r);
@@ -1922,15 +1917,15 @@ START_TEST(test_caller_conditional)
 {
     static const char *const ims_late[] = { "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT",
                                             NULL };
-    static const char *const ims_early[] = {
-        "If-Modified-Since: Thu, 01 Jan 1970 00:00:10 GMT", NULL };
+    static const char *const ims_early[] = { "If-Modified-Since: Thu, 01 Jan 1970 00:00:10 GMT",
+                                             NULL };
     static const char *const inm_other[] = { "If-None-Match: \"other\"", NULL };
     static const char *const inm_star[] = { "If-None-Match: *", NULL };
-    const char  *p = "/cache/cc?cc=max-age=60&etag=t&lm=1";
-    env          e;
-    api_response r;
-    char         inm[128];
-    const char  *inm_ok[2] = { inm, NULL };
+    const char              *p = "/cache/cc?cc=max-age=60&etag=t&lm=1";
+    env                      e;
+    api_response             r;
+    char                     inm[128];
+    const char              *inm_ok[2] = { inm, NULL };
 
     env_start(&e, NULL, NULL);
     get_expect(&e, p, NULL, NET, &r);
@@ -2010,14 +2005,17 @@ END_TEST
 START_TEST(test_directive_parsing)
 {
     static const char *const stale[] = {
-        "/cache/dp3?cc=max-age=60%20x",          "/cache/dp4?cc=max-age=6.0e1",
-        "/cache/dp5?expires=60&expires=120",     "/cache/dp6?expires=garbage",
-        "/cache/dp7?cc=max-age=-60",             "/cache/dp8?cc=max-age=60&age=1&age=2",
+        "/cache/dp3?cc=max-age=60%20x",      "/cache/dp4?cc=max-age=6.0e1",
+        "/cache/dp5?expires=60&expires=120", "/cache/dp6?expires=garbage",
+        "/cache/dp7?cc=max-age=-60",         "/cache/dp8?cc=max-age=60&age=1&age=2",
     };
     static const char *const fresh[] = {
-        "/cache/df1?cc=max-age=%2260%22", "/cache/df2?cc=max-age=60&cc=max-age=60",
-        "/cache/df3?cc=max-age=60,%20max-age=60", "/cache/df4?cc=MAX-AGE=60",
-        "/cache/df5?cc=max-age=60&expires=-10",   "/cache/df6?cc=private,max-age=60",
+        "/cache/df1?cc=max-age=%2260%22",
+        "/cache/df2?cc=max-age=60&cc=max-age=60",
+        "/cache/df3?cc=max-age=60,%20max-age=60",
+        "/cache/df4?cc=MAX-AGE=60",
+        "/cache/df5?cc=max-age=60&expires=-10",
+        "/cache/df6?cc=private,max-age=60",
         "/cache/df7?cc=max-age=60,private=%22X-A%22",
     };
     const char  *nc = "/cache/dn?cc=max-age=60,no-cache=%22X-Secret%22&hdr=X-Secret:%20s"
@@ -2077,10 +2075,10 @@ START_TEST(test_vary_normalised)
     static const char *const a_c[] = { "X-V: a", "X-V: c", NULL };
     static const char *const a_b[] = { "X-V: a", "X-V: b", NULL };
     static const char *const case_x[] = { "X-V: A", "X-V: c", NULL };
-    const char  *p = "/cache/vn?cc=max-age=60&vary=Accept-Encoding";
-    const char  *q = "/cache/vx?cc=max-age=1&etag=t&vary=X-V";
-    env          e;
-    api_response r;
+    const char              *p = "/cache/vn?cc=max-age=60&vary=Accept-Encoding";
+    const char              *q = "/cache/vx?cc=max-age=1&etag=t&vary=X-V";
+    env                      e;
+    api_response             r;
 
     env_start(&e, NULL, NULL);
     get_expect(&e, p, stored, NET, &r);
@@ -2297,7 +2295,4 @@ static Suite *cache_http_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(cache_http_suite());
-}
+int main(void) { return tu_run_suite(cache_http_suite()); }

@@ -95,10 +95,9 @@ static void env_start(env *e, const api_cache_config *cache)
     char              why[512];
 
     memset(e, 0, sizeof(*e));
-    e->n = tu_nginx_start(&(tu_nginx_opts){ .access_log = true,
-                                            .server_conf = server_conf,
-                                            .log_extra = log_extra },
-                          why, sizeof(why));
+    e->n = tu_nginx_start(
+        &(tu_nginx_opts){ .access_log = true, .server_conf = server_conf, .log_extra = log_extra },
+        why, sizeof(why));
     ck_assert_msg(e->n != NULL, "%s", why);
     g_live_nginx = e->n;
     e->mtime = (long long)time(NULL) - 3600;
@@ -169,8 +168,8 @@ static const char *last_line(env *e, const char *method, const char *path)
     char        needle[512];
 
     snprintf(needle, sizeof(needle), "\"%s %s HTTP/1.1\" ", method, path);
-    ck_assert_msg(tu_nginx_log_last(e->n, needle, line, sizeof(line)), "no %s %s logged",
-                  method, path);
+    ck_assert_msg(tu_nginx_log_last(e->n, needle, line, sizeof(line)), "no %s %s logged", method,
+                  path);
     return line;
 }
 
@@ -243,8 +242,7 @@ static cb_err expect(env *e, const char *method, const char *path, const char *c
 }
 
 /* A GET expected to succeed with status 200 (or the 206 of a range). */
-static void get_ok(env *e, const char *path, const char *const *headers, int how,
-                   api_response *r)
+static void get_ok(env *e, const char *path, const char *const *headers, int how, api_response *r)
 {
     cb_err err = expect(e, "GET", path, headers, NULL, how, r);
 
@@ -644,13 +642,13 @@ static void same_as_nginx(env *e, const char *path, const char *range)
 START_TEST(test_range_from_stored_full_response)
 {
     static const char *const multi[] = { "Range: bytes=0-1,5-6", NULL };
-    const char  *p = "/c/fresh/r.txt";
-    env          e;
-    api_response r;
-    char        *full = pattern(1000), *etag, *lm, ir_ok[128], ir_lm[128];
-    const char  *with_etag[] = { "Range: bytes=100-109", ir_ok, NULL };
-    const char  *with_lm[] = { "Range: bytes=100-109", ir_lm, NULL };
-    const char  *with_other[] = { "Range: bytes=100-109", "If-Range: \"other\"", NULL };
+    const char              *p = "/c/fresh/r.txt";
+    env                      e;
+    api_response             r;
+    char                    *full = pattern(1000), *etag, *lm, ir_ok[128], ir_lm[128];
+    const char              *with_etag[] = { "Range: bytes=100-109", ir_ok, NULL };
+    const char              *with_lm[] = { "Range: bytes=100-109", ir_lm, NULL };
+    const char              *with_other[] = { "Range: bytes=100-109", "If-Range: \"other\"", NULL };
 
     env_start(&e, NULL);
     put(&e, "c/fresh/r.txt", full, 0);
@@ -716,11 +714,11 @@ START_TEST(test_416_does_not_replace_full_response)
 {
     static const char *const beyond[] = { "Range: bytes=5000-", NULL };
     static const char *const inside[] = { "Range: bytes=0-9", NULL };
-    const char  *p = "/c/fresh/r416.txt";
-    env          e;
-    api_response r;
-    char        *full = pattern(1000);
-    cb_err       err;
+    const char              *p = "/c/fresh/r416.txt";
+    env                      e;
+    api_response             r;
+    char                    *full = pattern(1000);
+    cb_err                   err;
 
     env_start(&e, NULL);
     put(&e, "c/fresh/r416.txt", full, 0);
@@ -754,10 +752,10 @@ START_TEST(test_range_first_from_nginx)
 {
     static const char *const first[] = { "Range: bytes=0-9", NULL };
     static const char *const other[] = { "Range: bytes=10-19", NULL };
-    const char  *p = "/c/fresh/r2.txt";
-    env          e;
-    api_response r;
-    char        *full = pattern(300);
+    const char              *p = "/c/fresh/r2.txt";
+    env                      e;
+    api_response             r;
+    char                    *full = pattern(300);
 
     env_start(&e, NULL);
     put(&e, "c/fresh/r2.txt", full, 0);
@@ -793,9 +791,9 @@ END_TEST
 START_TEST(test_range_on_stale_changed_file)
 {
     static const char *const rng[] = { "Range: bytes=0-3", NULL };
-    const char  *p = "/c/short/r3.txt";
-    env          e;
-    api_response r;
+    const char              *p = "/c/short/r3.txt";
+    env                      e;
+    api_response             r;
 
     env_start(&e, NULL);
     put(&e, "c/short/r3.txt", "AAAAAAAAAA\n", 0);
@@ -820,12 +818,11 @@ START_TEST(test_head_from_stored_get)
 {
     /* no-cache forbids the fresh entry; the caller's own conditional makes
      * the HEAD go as it is (none of our validators): nginx's 200. */
-    static const char *const force[] = { "Cache-Control: no-cache", "If-None-Match: \"x\"",
-                                         NULL };
-    const char  *p = "/c/short/h.txt";
-    env          e;
-    api_response r;
-    char        *etag;
+    static const char *const force[] = { "Cache-Control: no-cache", "If-None-Match: \"x\"", NULL };
+    const char              *p = "/c/short/h.txt";
+    env                      e;
+    api_response             r;
+    char                    *etag;
 
     env_start(&e, NULL);
     put(&e, "c/short/h.txt", "head me\n", 0);
@@ -904,11 +901,11 @@ START_TEST(test_vary_accept_encoding_gzip)
     static const char *const gz[] = { "Accept-Encoding: gzip", NULL };
     static const char *const gz_upper[] = { "Accept-Encoding: GZIP", NULL };
     static const char *const gz_deflate[] = { "Accept-Encoding: gzip, deflate", NULL };
-    const char  *p = "/c/gz/t.txt";
-    env          e;
-    api_response r;
-    char        *text = pattern(2000);
-    size_t       gz_len;
+    const char              *p = "/c/gz/t.txt";
+    env                      e;
+    api_response             r;
+    char                    *text = pattern(2000);
+    size_t                   gz_len;
 
     env_start(&e, NULL);
     put(&e, "c/gz/t.txt", text, 0);
@@ -957,9 +954,9 @@ START_TEST(test_vary_custom_header)
     static const char *const a[] = { "X-Variant: a", NULL };
     static const char *const b[] = { "X-Variant: b", NULL };
     static const char *const a_spaced[] = { "X-Variant:   a  ", NULL };
-    const char  *p = "/c/vary";
-    env          e;
-    api_response r;
+    const char              *p = "/c/vary";
+    env                      e;
+    api_response             r;
 
     env_start(&e, NULL);
     get_ok(&e, p, a, NET, &r);
@@ -996,8 +993,8 @@ END_TEST
 START_TEST(test_no_store)
 {
     static const char *const req_no_store[] = { "Cache-Control: no-store", NULL };
-    env          e;
-    api_response r;
+    env                      e;
+    api_response             r;
 
     env_start(&e, NULL);
     put(&e, "c/nostore/a.txt", "secret\n", 0);
@@ -1028,9 +1025,9 @@ END_TEST
 START_TEST(test_no_cache_revalidated_never_stale)
 {
     static const api_cache_options hour = { .max_stale_ms = 3600000 };
-    const char  *p = "/c/nocache/a.txt";
-    env          e;
-    api_response r;
+    const char                    *p = "/c/nocache/a.txt";
+    env                            e;
+    api_response                   r;
 
     env_start(&e, NULL);
     put(&e, "c/nocache/a.txt", "nc\n", 0);
@@ -1053,10 +1050,10 @@ END_TEST
 START_TEST(test_must_revalidate_never_stale)
 {
     static const api_cache_options hour = { .max_stale_ms = 3600000 };
-    static const char *const max_stale[] = { "Cache-Control: max-stale", NULL };
-    const char  *p = "/c/mustrev/a.txt";
-    env          e;
-    api_response r;
+    static const char *const       max_stale[] = { "Cache-Control: max-stale", NULL };
+    const char                    *p = "/c/mustrev/a.txt";
+    env                            e;
+    api_response                   r;
 
     env_start(&e, NULL);
     put(&e, "c/mustrev/a.txt", "mr\n", 0);
@@ -1119,9 +1116,9 @@ START_TEST(test_max_stale_option_nginx_down)
 {
     static const api_cache_options enough = { .max_stale_ms = 60000 };
     static const api_cache_options short_ = { .max_stale_ms = 5000 };
-    const char  *p = "/c/fresh/ms.txt";
-    env          e;
-    api_response r;
+    const char                    *p = "/c/fresh/ms.txt";
+    env                            e;
+    api_response                   r;
 
     env_start(&e, NULL);
     put(&e, "c/fresh/ms.txt", "ms\n", 0);
@@ -1253,9 +1250,9 @@ START_TEST(test_request_directives)
     static const char *const max_stale30[] = { "Cache-Control: max-stale=30", NULL };
     static const char *const max_stale5[] = { "Cache-Control: max-stale=5", NULL };
     static const char *const only[] = { "Cache-Control: only-if-cached", NULL };
-    const char  *p = "/c/fresh/rd.txt";
-    env          e;
-    api_response r;
+    const char              *p = "/c/fresh/rd.txt";
+    env                      e;
+    api_response             r;
 
     env_start(&e, NULL);
     put(&e, "c/fresh/rd.txt", "rd\n", 0);
@@ -1301,12 +1298,12 @@ START_TEST(test_caller_conditionals)
     static const char *const inm_other[] = { "If-None-Match: \"other\"", NULL };
     static const char *const force_other[] = { "Cache-Control: no-cache",
                                                "If-None-Match: \"other\"", NULL };
-    const char  *p = "/c/short/cond.txt";
-    env          e;
-    api_response r;
-    char        *etag, *lm, inm[128], ims[128];
-    const char  *inm_h[] = { inm, NULL }, *ims_h[] = { ims, NULL };
-    const char  *force_cur[] = { "Cache-Control: no-cache", inm, NULL };
+    const char              *p = "/c/short/cond.txt";
+    env                      e;
+    api_response             r;
+    char                    *etag, *lm, inm[128], ims[128];
+    const char              *inm_h[] = { inm, NULL }, *ims_h[] = { ims, NULL };
+    const char              *force_cur[] = { "Cache-Control: no-cache", inm, NULL };
 
     env_start(&e, NULL);
     put(&e, "c/short/cond.txt", "conditional\n", 0);

@@ -56,7 +56,7 @@ START_TEST(test_date_two_digit_years)
     ck_assert(cbh_http_date_parse("Saturday, 01-Jan-00 00:00:00 GMT", &e));
     ck_assert_int_eq(e, 946684800LL);
     ck_assert(cbh_http_date_parse("Tuesday, 31-Dec-69 00:00:00 GMT", &e));
-    ck_assert_int_eq(e, 3155673600LL);  /* 2069-12-31 */
+    ck_assert_int_eq(e, 3155673600LL); /* 2069-12-31 */
 }
 END_TEST
 
@@ -94,17 +94,32 @@ START_TEST(test_date_leap_second_9999)
 END_TEST
 
 static const char *const bad_dates[] = {
-    "", "0", "-1", "garbage", "Sun, 06 Nov 1994 08:49:37",
-    "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 08:49:37 GMT junk",
-    "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 94 08:49:37 GMT",
-    "Sun, 32 Jan 1994 08:49:37 GMT", "Sun, 00 Jan 1994 08:49:37 GMT",
-    "Sun, 31 Apr 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT",
-    "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 23:60:00 GMT",
-    "Sun, 06 Nov 1994 23:59:61 GMT", "Sun, 06 Nov 1994 8:49:37 GMT",
-    "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun,06 Nov 1994 08:49:37 GMT",
-    "Sunday, 06-Nov-1994 08:49:37 GMT", "Sunday, 06 Nov 94 08:49:37 GMT",
-    "Sun Nov 6 08:49:37 1994", "Sun Nov  6 08:49:37 94", "Sun Nov  6 08:49:37 1994 GMT",
-    "Sun, 06 Nov 1994 08:49:37 GMT\r\nX: y", "Sun, 06 Nov 19a4 08:49:37 GMT",
+    "",
+    "0",
+    "-1",
+    "garbage",
+    "Sun, 06 Nov 1994 08:49:37",
+    "Sun, 06 Nov 1994 08:49:37 UTC",
+    "Sun, 06 Nov 1994 08:49:37 GMT junk",
+    "Sun, 6 Nov 1994 08:49:37 GMT",
+    "Sun, 06 Nov 94 08:49:37 GMT",
+    "Sun, 32 Jan 1994 08:49:37 GMT",
+    "Sun, 00 Jan 1994 08:49:37 GMT",
+    "Sun, 31 Apr 1994 08:49:37 GMT",
+    "Sun, 06 Foo 1994 08:49:37 GMT",
+    "Sun, 06 Nov 1994 24:00:00 GMT",
+    "Sun, 06 Nov 1994 23:60:00 GMT",
+    "Sun, 06 Nov 1994 23:59:61 GMT",
+    "Sun, 06 Nov 1994 8:49:37 GMT",
+    "Xyz, 06 Nov 1994 08:49:37 GMT",
+    "Sun,06 Nov 1994 08:49:37 GMT",
+    "Sunday, 06-Nov-1994 08:49:37 GMT",
+    "Sunday, 06 Nov 94 08:49:37 GMT",
+    "Sun Nov 6 08:49:37 1994",
+    "Sun Nov  6 08:49:37 94",
+    "Sun Nov  6 08:49:37 1994 GMT",
+    "Sun, 06 Nov 1994 08:49:37 GMT\r\nX: y",
+    "Sun, 06 Nov 19a4 08:49:37 GMT",
     "Sun, 06 Nov 1994 08:49:37 GMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMT",
 };
 
@@ -128,12 +143,20 @@ END_TEST
 
 START_TEST(test_date_format_round_trip)
 {
-    static const int64_t samples[] = { 0, 1, RFC_EPOCH, 951782400LL, 1709208000LL,
-                                       1735689599LL, 2147483647LL, 4102444800LL,
-                                       253402300799LL, -1, -86400 };
-    char buf[40];
-    size_t i;
-    int64_t e, t;
+    static const int64_t samples[] = { 0,
+                                       1,
+                                       RFC_EPOCH,
+                                       951782400LL,
+                                       1709208000LL,
+                                       1735689599LL,
+                                       2147483647LL,
+                                       4102444800LL,
+                                       253402300799LL,
+                                       -1,
+                                       -86400 };
+    char                 buf[40];
+    size_t               i;
+    int64_t              e, t;
 
     cbh_http_date_format(RFC_EPOCH, buf, sizeof buf);
     ck_assert_str_eq(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
@@ -288,7 +311,7 @@ END_TEST
 static api_header *hdrs(const char *raw, size_t *count)
 {
     api_header *h = NULL;
-    size_t size;
+    size_t      size;
 
     ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &h, count, &size), CB_OK);
     return h;
@@ -296,11 +319,11 @@ static api_header *hdrs(const char *raw, size_t *count)
 
 START_TEST(test_cc_from_headers)
 {
-    size_t n;
+    size_t      n;
     api_header *h = hdrs("Cache-Control: max-age=60\r\nX: y\r\ncache-control: no-cache\r\n"
                          "CACHE-CONTROL: max-age=30\r\n",
                          &n);
-    cbh_cc cc = { 0 };
+    cbh_cc      cc = { 0 };
 
     cbh_cc_from_headers(h, n, &cc);
     ck_assert(cc.no_cache);
@@ -316,8 +339,8 @@ END_TEST
 
 static cbh_freshness fresh_of(long status, const char *raw, bool heuristic)
 {
-    size_t n = 0;
-    api_header *h = hdrs(raw, &n);
+    size_t        n = 0;
+    api_header   *h = hdrs(raw, &n);
     cbh_freshness f;
 
     cbh_freshness_of(status, h, n, NOW, NOW, heuristic, &f);
@@ -336,8 +359,9 @@ END_TEST
 
 START_TEST(test_fresh_max_age)
 {
-    cbh_freshness f = fresh_of(200, "Date: " DATE_NOW "\r\nCache-Control: max-age=60\r\n"
-                                    "Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+    cbh_freshness f = fresh_of(200,
+                               "Date: " DATE_NOW "\r\nCache-Control: max-age=60\r\n"
+                               "Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
                                false);
 
     /* max-age wins over Expires. */
@@ -352,8 +376,9 @@ END_TEST
 
 START_TEST(test_fresh_expires)
 {
-    cbh_freshness f = fresh_of(200, "Date: Tue, 14 Nov 2023 22:00:00 GMT\r\n"
-                                    "Expires: Tue, 14 Nov 2023 22:10:00 GMT\r\n",
+    cbh_freshness f = fresh_of(200,
+                               "Date: Tue, 14 Nov 2023 22:00:00 GMT\r\n"
+                               "Expires: Tue, 14 Nov 2023 22:10:00 GMT\r\n",
                                false);
 
     /* Expires - Date, whatever our own clock says. */
@@ -372,16 +397,15 @@ START_TEST(test_fresh_expires)
     ck_assert_uint_eq(f.lifetime_ms, 0);
     ck_assert(f.storable);
     /* Expires in the past. */
-    f = fresh_of(200, "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 22:00:00 GMT\r\n",
-                 false);
+    f = fresh_of(200, "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 22:00:00 GMT\r\n", false);
     ck_assert_uint_eq(f.lifetime_ms, 0);
 }
 END_TEST
 
 START_TEST(test_fresh_heuristic)
 {
-    const char *raw = "Date: " DATE_NOW "\r\n"
-                      "Last-Modified: Tue, 14 Nov 2023 20:13:20 GMT\r\n"; /* 2 h before */
+    const char   *raw = "Date: " DATE_NOW "\r\n"
+                        "Last-Modified: Tue, 14 Nov 2023 20:13:20 GMT\r\n"; /* 2 h before */
     cbh_freshness f = fresh_of(200, raw, false);
 
     ck_assert_uint_eq(f.lifetime_ms, 0);
@@ -398,8 +422,8 @@ START_TEST(test_fresh_heuristic)
     ck_assert_uint_eq(f.lifetime_ms, 0);
     ck_assert(!f.storable);
     /* Explicit freshness overrides the heuristic, even a zero one. */
-    f = fresh_of(200, "Cache-Control: max-age=0\r\nLast-Modified: Tue, 14 Nov 2023 20:13:20 GMT\r\n",
-                 true);
+    f = fresh_of(
+        200, "Cache-Control: max-age=0\r\nLast-Modified: Tue, 14 Nov 2023 20:13:20 GMT\r\n", true);
     ck_assert_uint_eq(f.lifetime_ms, 0);
     /* Last-Modified in the future gives nothing. */
     f = fresh_of(200, "Date: " DATE_NOW "\r\nLast-Modified: Wed, 15 Nov 2023 20:13:20 GMT\r\n",
@@ -410,8 +434,8 @@ END_TEST
 
 START_TEST(test_fresh_age)
 {
-    size_t n;
-    api_header *h;
+    size_t        n;
+    api_header   *h;
     cbh_freshness f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 25\r\n", false);
 
     ck_assert_uint_eq(f.initial_age_ms, 25000);
@@ -469,20 +493,20 @@ END_TEST
 
 static const struct {
     long status;
-    bool plain;    /* storable with just a validator */
+    bool plain;     /* storable with just a validator */
     bool explicit_; /* storable with max-age */
 } status_cases[] = {
-    { 100, false, false }, { 200, true, true },   { 201, false, true },  { 203, true, true },
-    { 204, true, true },   { 206, true, true },   { 300, true, true },   { 301, true, true },
-    { 302, false, true },  { 304, false, false }, { 307, false, true },  { 308, true, true },
-    { 400, false, true },  { 403, false, true },  { 404, true, true },   { 405, true, true },
-    { 410, true, true },   { 414, true, true },   { 429, false, true },  { 500, false, true },
-    { 501, true, true },   { 502, false, true },  { 503, false, true },  { 0, false, false },
+    { 100, false, false }, { 200, true, true },   { 201, false, true }, { 203, true, true },
+    { 204, true, true },   { 206, true, true },   { 300, true, true },  { 301, true, true },
+    { 302, false, true },  { 304, false, false }, { 307, false, true }, { 308, true, true },
+    { 400, false, true },  { 403, false, true },  { 404, true, true },  { 405, true, true },
+    { 410, true, true },   { 414, true, true },   { 429, false, true }, { 500, false, true },
+    { 501, true, true },   { 502, false, true },  { 503, false, true }, { 0, false, false },
 };
 
 START_TEST(test_storable_by_status)
 {
-    long st = status_cases[_i].status;
+    long          st = status_cases[_i].status;
     cbh_freshness f = fresh_of(st, "ETag: \"v\"\r\n", false);
 
     ck_assert_msg(f.storable == status_cases[_i].plain, "status %ld plain", st);
@@ -497,9 +521,9 @@ END_TEST
  * response directives and the field lists. */
 START_TEST(test_cc_rfc9111_directives)
 {
-    size_t n;
+    size_t      n;
     api_header *h;
-    cbh_cc cc = cc_of("max-stale=30, min-fresh=5");
+    cbh_cc      cc = cc_of("max-stale=30, min-fresh=5");
 
     ck_assert(cc.has_max_stale && cc.has_min_fresh);
     ck_assert_uint_eq(cc.max_stale_s, 30);
@@ -554,12 +578,16 @@ START_TEST(test_fresh_rfc9111)
 
     /* Different Expires or Age values, or an Age that is not
      * delta-seconds: stale (but stored, for revalidation). */
-    f = fresh_of(200, "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 23:13:20 GMT\r\n"
-                 "Expires: Tue, 14 Nov 2023 22:14:20 GMT\r\nETag: \"v\"\r\n", false);
+    f = fresh_of(200,
+                 "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 23:13:20 GMT\r\n"
+                 "Expires: Tue, 14 Nov 2023 22:14:20 GMT\r\nETag: \"v\"\r\n",
+                 false);
     ck_assert(f.storable);
     ck_assert_uint_eq(f.lifetime_ms, 0);
-    f = fresh_of(200, "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 23:13:20 GMT\r\n"
-                 "Expires: Tue, 14 Nov 2023 23:13:20 GMT\r\n", false);
+    f = fresh_of(200,
+                 "Date: " DATE_NOW "\r\nExpires: Tue, 14 Nov 2023 23:13:20 GMT\r\n"
+                 "Expires: Tue, 14 Nov 2023 23:13:20 GMT\r\n",
+                 false);
     ck_assert_uint_eq(f.lifetime_ms, 3600000);
     f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 5\r\nAge: 5\r\n", false);
     ck_assert_uint_eq(f.lifetime_ms, 60000);
@@ -568,8 +596,8 @@ START_TEST(test_fresh_rfc9111)
     ck_assert_uint_eq(f.lifetime_ms, 60000);
     {
         static const char *const bad[] = { "5a", "5;p=1", "5.0", "-5", "x", "5, 6" };
-        size_t i;
-        char raw[128];
+        size_t                   i;
+        char                     raw[128];
 
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             snprintf(raw, sizeof(raw), "Cache-Control: max-age=60\r\nAge: %s\r\n", bad[i]);
@@ -618,8 +646,7 @@ static Suite *cachectl_suite(void)
     tcase_add_test(dates, test_date_two_digit_years);
     tcase_add_test(dates, test_date_leap_years);
     tcase_add_test(dates, test_date_leap_second_9999);
-    tcase_add_loop_test(dates, test_date_invalid, 0,
-                        (int)(sizeof bad_dates / sizeof bad_dates[0]));
+    tcase_add_loop_test(dates, test_date_invalid, 0, (int)(sizeof bad_dates / sizeof bad_dates[0]));
     tcase_add_test(dates, test_date_null);
     tcase_add_test(dates, test_date_format_round_trip);
     suite_add_tcase(s, dates);
@@ -645,7 +672,4 @@ static Suite *cachectl_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(cachectl_suite());
-}
+int main(void) { return tu_run_suite(cachectl_suite()); }

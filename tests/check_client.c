@@ -41,7 +41,6 @@ static void abs_url(const fixture *f, const char *path, char *out, size_t size)
     snprintf(out, size, "%s%s", fixture_url(f), path);
 }
 
-
 /* A client whose base URL is a closed port. */
 static api_client *client_refused(api_client_config *cfg)
 {
@@ -77,7 +76,8 @@ static const char *echo_header(const cJSON *j, const char *name, int *count)
     const char  *val = NULL;
     int          n = 0;
 
-    cJSON_ArrayForEach(it, h) {
+    cJSON_ArrayForEach(it, h)
+    {
         if (strcasecmp(it->string, name) == 0) {
             n++;
             if (!val && cJSON_IsString(it))
@@ -141,9 +141,22 @@ START_TEST(test_new_free)
 END_TEST
 
 static const char *const bad_bases[] = {
-    "ftp://x", "http://", "http://a:99999", "http://u@h", "garbage", "", "http://a:0",
-    "http:/a", "http://a b", "http://a/\r\nX: y", "file:///etc/passwd", "http://a?q=1",
-    "http://a#frag", "//a", "http://[::1", "http://a:-1",
+    "ftp://x",
+    "http://",
+    "http://a:99999",
+    "http://u@h",
+    "garbage",
+    "",
+    "http://a:0",
+    "http:/a",
+    "http://a b",
+    "http://a/\r\nX: y",
+    "file:///etc/passwd",
+    "http://a?q=1",
+    "http://a#frag",
+    "//a",
+    "http://[::1",
+    "http://a:-1",
 };
 
 START_TEST(test_bad_base_url)
@@ -256,8 +269,7 @@ START_TEST(test_methods_with_body)
         const cJSON *bl;
 
         snprintf(body, sizeof(body), "payload-of-%s", methods[i]);
-        ck_assert_int_eq(api_request(c, methods[i], "/echo", body, strlen(body), NULL, &r),
-                         CB_OK);
+        ck_assert_int_eq(api_request(c, methods[i], "/echo", body, strlen(body), NULL, &r), CB_OK);
         ck_assert_int_eq(r.status, 200);
         ck_assert_uint_eq(r.attempts, 1);
         j = echo_json(&r);
@@ -376,15 +388,15 @@ END_TEST
 
 START_TEST(test_header_injection)
 {
-    static const char *const crlf[] = { "X-Ok: 1", "X-A: 1\r\nX-Evil: 1", NULL };
-    static const char *const lf[] = { "X-A: 1\nX-Evil: 1", NULL };
-    static const char *const cr[] = { "X-A: 1\rX-Evil: 1", NULL };
-    static const char *const nocolon[] = { "X-A 1", NULL };
-    static const char *const badname[] = { "X A: 1", NULL };
+    static const char *const        crlf[] = { "X-Ok: 1", "X-A: 1\r\nX-Evil: 1", NULL };
+    static const char *const        lf[] = { "X-A: 1\nX-Evil: 1", NULL };
+    static const char *const        cr[] = { "X-A: 1\rX-Evil: 1", NULL };
+    static const char *const        nocolon[] = { "X-A 1", NULL };
+    static const char *const        badname[] = { "X A: 1", NULL };
     static const char *const *const cases[] = { crlf, lf, cr, nocolon, badname };
-    fixture                         *f = fixture_start();
-    api_client                      *c = tu_client_on(fixture_url(f), 1, NULL);
-    size_t                           i;
+    fixture                        *f = fixture_start();
+    api_client                     *c = tu_client_on(fixture_url(f), 1, NULL);
+    size_t                          i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         api_options  o;
@@ -413,8 +425,8 @@ START_TEST(test_header_injection)
     /* So is every other control character in a content type: the rule of
      * header lines applies to every caller string sent as one. */
     {
-        static const char *const bad_ct[] = { "text/\x01plain", "a\x0b", "a\x0c", "\x1b[31m",
-                                              "text/plain\x7f", "a\nb" };
+        static const char *const bad_ct[] = { "text/\x01plain", "a\x0b",          "a\x0c",
+                                              "\x1b[31m",       "text/plain\x7f", "a\nb" };
         size_t                   j;
 
         for (j = 0; j < sizeof(bad_ct) / sizeof(bad_ct[0]); j++) {
@@ -434,7 +446,6 @@ START_TEST(test_header_injection)
     fixture_stop(f);
 }
 END_TEST
-
 
 /* A request libcurl could not build (its head over 1 MiB) is the caller's
  * error, found before any attempt: no permit, no breaker outcome, nothing
@@ -706,9 +717,8 @@ END_TEST
 
 START_TEST(test_err_transport)
 {
-    static const char *const raw[] = { "/raw/bad-status-line", "/raw/not-http",
-                                       "/raw/bad-chunked", "/raw/content-length-lies",
-                                       "/raw/close" };
+    static const char *const raw[] = { "/raw/bad-status-line", "/raw/not-http", "/raw/bad-chunked",
+                                       "/raw/content-length-lies", "/raw/close" };
     fixture                 *f = fixture_start();
     api_client              *c = tu_client_on(fixture_url(f), 1, NULL);
     api_response             r;
@@ -786,11 +796,10 @@ END_TEST
 /* ---- URL safety ------------------------------------------------------------ */
 
 static const char *const bad_paths[] = {
-    "http://evil/",  "//evil",      "\\evil",        "/a@b",        "/a b",
-    "/a\r\nX: y",    "",            "relative",      "/ok#frag",    "/a\tb",
-    "/\\evil",       "/../admin",   "/a/../../x",    "/a%zz",       "ftp://evil/",
-    "https://evil/", "/ok?x=a@b",   "@evil/ok",      "/a\x7f",      "/\xc3\xa9",
-    "/a\nb",         "?x=1",        "http:evil",     "/%2e%2e/x",
+    "http://evil/", "//evil",        "\\evil",    "/a@b",     "/a b",      "/a\r\nX: y", "",
+    "relative",     "/ok#frag",      "/a\tb",     "/\\evil",  "/../admin", "/a/../../x", "/a%zz",
+    "ftp://evil/",  "https://evil/", "/ok?x=a@b", "@evil/ok", "/a\x7f",    "/\xc3\xa9",  "/a\nb",
+    "?x=1",         "http:evil",     "/%2e%2e/x",
 };
 
 START_TEST(test_bad_paths)
@@ -826,8 +835,8 @@ START_TEST(test_good_paths)
         api_response r;
         cb_err       e = api_get(c, good[i], NULL, &r);
 
-        ck_assert_msg(e == CB_OK || e == CB_ERR_HTTP, "\"%s\": %s (%s)", good[i],
-                      cb_strerror(e), r.error);
+        ck_assert_msg(e == CB_OK || e == CB_ERR_HTTP, "\"%s\": %s (%s)", good[i], cb_strerror(e),
+                      r.error);
         ck_assert_uint_eq(r.attempts, 1);
         api_response_free(&r);
     }
@@ -866,9 +875,16 @@ END_TEST
 
 START_TEST(test_no_base_url)
 {
-    static const char *const bad[] = { "/ok", "ok", "ftp://127.0.0.1/x", "file:///etc/passwd",
-                                       "gopher://127.0.0.1/", "http://", "http:///ok",
-                                       "http://u:p@127.0.0.1/", "HTTP//127.0.0.1/", "" };
+    static const char *const bad[] = { "/ok",
+                                       "ok",
+                                       "ftp://127.0.0.1/x",
+                                       "file:///etc/passwd",
+                                       "gopher://127.0.0.1/",
+                                       "http://",
+                                       "http:///ok",
+                                       "http://u:p@127.0.0.1/",
+                                       "HTTP//127.0.0.1/",
+                                       "" };
     fixture                 *f = fixture_start();
     api_client_config        cfg;
     api_client              *c;
@@ -958,8 +974,9 @@ START_TEST(test_redirect_same_origin)
     api_response_free(&r);
 
     /* A chain longer than max_redirects stops with the last 3xx. */
-    snprintf(path, sizeof(path), "/redirect?to=/redirect%%3Fto%%3D/redirect%%253Fto%%253D/"
-                                 "redirect%%25253Fto%%25253D/ok");
+    snprintf(path, sizeof(path),
+             "/redirect?to=/redirect%%3Fto%%3D/redirect%%253Fto%%253D/"
+             "redirect%%25253Fto%%25253D/ok");
     ck_assert_uint_eq(fixture_requests_path(f, "/redirect"), 2);
     ck_assert_int_eq(api_get(c, path, NULL, &r), CB_OK);
     ck_assert_int_eq(r.status, 302);
@@ -1164,8 +1181,7 @@ START_TEST(test_breaker_classification)
     cfg.circuit_breaker.failure_threshold = 3;
     c = tu_client_on(fixture_url(f), 1, &cfg);
     for (i = 0; i < 10; i++) {
-        ck_assert_int_eq(api_get(c, i % 2 ? "/status/404" : "/status/400", NULL, &r),
-                         CB_ERR_HTTP);
+        ck_assert_int_eq(api_get(c, i % 2 ? "/status/404" : "/status/400", NULL, &r), CB_ERR_HTTP);
         api_response_free(&r);
     }
     ck_assert_int_eq(api_client_breaker_state(c, "/"), CB_CLOSED);
@@ -1542,13 +1558,13 @@ static size_t origin_count(api_client *c)
 
 START_TEST(test_idle_eviction)
 {
-    fixture          *f = fixture_start();
-    tu_clock          tc;
-    api_client_config cfg;
-    api_client       *c;
-    api_response      r;
+    fixture           *f = fixture_start();
+    tu_clock           tc;
+    api_client_config  cfg;
+    api_client        *c;
+    api_response       r;
     api_client_metrics m;
-    char              ip[128], lh[128];
+    char               ip[128], lh[128];
 
     memset(&cfg, 0, sizeof(cfg));
     tu_clock_install(&tc, &cfg);
@@ -1763,7 +1779,4 @@ static Suite *client_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(client_suite());
-}
+int main(void) { return tu_run_suite(client_suite()); }

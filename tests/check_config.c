@@ -51,10 +51,10 @@ static const char full_doc[] =
 
 START_TEST(test_full_document)
 {
-    api_config cfg;
-    char err[256] = "junk";
+    api_config               cfg;
+    char                     err[256] = "junk";
     const api_client_config *c = &cfg.client;
-    const cb_config *b = &c->circuit_breaker;
+    const cb_config         *b = &c->circuit_breaker;
 
     ck_assert_int_eq(api_config_parse(full_doc, strlen(full_doc), &cfg, err, sizeof err), CB_OK);
     ck_assert_str_eq(err, "");
@@ -134,7 +134,7 @@ END_TEST
 /* Strings are copies: the document may go away. */
 START_TEST(test_strings_copied)
 {
-    char *doc = strdup("{\"base_url\":\"http://h:1\",\"origins\":{\"http://o:2\":{}}}");
+    char      *doc = strdup("{\"base_url\":\"http://h:1\",\"origins\":{\"http://o:2\":{}}}");
     api_config cfg;
 
     ck_assert_int_eq(api_config_parse(doc, strlen(doc), &cfg, NULL, 0), CB_OK);
@@ -156,8 +156,8 @@ START_TEST(test_empty_object_defaults)
     ck_assert_int_eq(memcmp(&cfg, &zero, sizeof cfg), 0);
     api_config_free(&cfg);
 
-    ck_assert_int_eq(api_config_parse("{\"default_headers\":[],\"origins\":{}}", 35, &cfg,
-                                      NULL, 0), CB_OK);
+    ck_assert_int_eq(api_config_parse("{\"default_headers\":[],\"origins\":{}}", 35, &cfg, NULL, 0),
+                     CB_OK);
     ck_assert_ptr_nonnull(cfg.client.default_headers);
     ck_assert_ptr_null(cfg.client.default_headers[0]);
     ck_assert_uint_eq(cfg.origin_count, 0);
@@ -192,8 +192,8 @@ static const bad_case bad_cases[] = {
     { "{\"origins\":{\"http://a\":{},\"http://b\":{},\"http://a\":{}}}", CB_ERR_INVALID,
       "origins[\"http://a\"]: duplicate key" },
     /* The first error in document order is the one reported. */
-    { "{\"origins\":{\"http://a\":{},\"http://b\":{\"x\":1},\"http://a\":{}}}",
-      CB_ERR_INVALID, "origins[\"http://b\"].x: unknown key" },
+    { "{\"origins\":{\"http://a\":{},\"http://b\":{\"x\":1},\"http://a\":{}}}", CB_ERR_INVALID,
+      "origins[\"http://b\"].x: unknown key" },
     /* Wrong types: integers. */
     { "{\"retry\":{\"max_attempts\":\"3\"}}", CB_ERR_INVALID,
       "retry.max_attempts: expected a non-negative integer" },
@@ -293,7 +293,8 @@ static const bad_case bad_cases[] = {
     /* Origins. */
     { "{\"origins\":[]}", CB_ERR_INVALID,
       "origins: expected an object mapping origin URLs to breaker configs" },
-    { "{\"origins\":{\"http://a\":5}}", CB_ERR_INVALID, "origins[\"http://a\"]: expected an object" },
+    { "{\"origins\":{\"http://a\":5}}", CB_ERR_INVALID,
+      "origins[\"http://a\"]: expected an object" },
     { "{\"origins\":{\"\":{}}}", CB_ERR_INVALID, "origins[\"\"]: empty origin" },
     { "{\"origins\":{\"http://a\":{\"failure_threshold\":-3}}}", CB_ERR_INVALID,
       "origins[\"http://a\"].failure_threshold: expected a non-negative integer" },
@@ -314,16 +315,15 @@ static const bad_case bad_cases[] = {
 START_TEST(test_refused)
 {
     const bad_case *bc = &bad_cases[_i];
-    api_config cfg;
-    api_config zero;
-    char err[256];
+    api_config      cfg;
+    api_config      zero;
+    char            err[256];
 
     memset(&cfg, 0xA5, sizeof cfg); /* must be zeroed on failure */
     memset(&zero, 0, sizeof zero);
     ck_assert_msg(api_config_parse(bc->doc, strlen(bc->doc), &cfg, err, sizeof err) == bc->rc,
                   "%s: wrong code; message %s", bc->doc, err);
-    ck_assert_msg(strcmp(err, bc->msg) == 0, "%s: got \"%s\", want \"%s\"", bc->doc, err,
-                  bc->msg);
+    ck_assert_msg(strcmp(err, bc->msg) == 0, "%s: got \"%s\", want \"%s\"", bc->doc, err, bc->msg);
     if (bc->rc != CB_OK)
         ck_assert_int_eq(memcmp(&cfg, &zero, sizeof cfg), 0);
     api_config_free(&cfg);
@@ -333,8 +333,8 @@ END_TEST
 START_TEST(test_malformed_position)
 {
     const char *doc = "{\n  \"timeout_ms\": 10,\n  \"retry\": {\"max_attempts\" 3}\n}";
-    api_config cfg;
-    char err[256];
+    api_config  cfg;
+    char        err[256];
 
     ck_assert_int_eq(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err), CB_ERR_PARSE);
     ck_assert_msg(strstr(err, "malformed JSON at line 3") != NULL, "%s", err);
@@ -353,8 +353,8 @@ START_TEST(test_failure_after_allocations)
     const char *doc = "{\"base_url\":\"http://a\",\"user_agent\":\"x\",\"ca_file\":\"f\","
                       "\"default_headers\":[\"A: 1\",\"B: 2\"],"
                       "\"origins\":{\"http://b\":{},\"http://c\":{\"bogus\":1}}}";
-    api_config cfg;
-    char err[256];
+    api_config  cfg;
+    char        err[256];
 
     ck_assert_int_eq(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err), CB_ERR_INVALID);
     ck_assert_str_eq(err, "origins[\"http://c\"].bogus: unknown key");
@@ -367,8 +367,8 @@ END_TEST
 
 START_TEST(test_boundaries)
 {
-    api_config cfg;
-    char err[256];
+    api_config  cfg;
+    char        err[256];
     const char *ok = "{\"timeout_ms\":4294967295,\"cache\":{\"max_bytes\":9007199254740992,"
                      "\"max_entries\":0},\"retry\":{\"max_attempts\":1e2,\"base_delay_ms\":7.0},"
                      "\"circuit_breaker\":{\"reset_jitter_pct\":100,\"minimum_calls\":-0}}";
@@ -415,11 +415,12 @@ START_TEST(test_exact_integers)
 
     for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         api_config cfg;
-        char err[256];
-        uint64_t got;
+        char       err[256];
+        uint64_t   got;
 
         ck_assert_msg(api_config_parse(ok[i].doc, strlen(ok[i].doc), &cfg, err, sizeof err) ==
-                          CB_OK, "%s: %s", ok[i].doc, err);
+                          CB_OK,
+                      "%s: %s", ok[i].doc, err);
         got = strstr(ok[i].doc, "timeout_ms")    ? cfg.client.timeout_ms
               : strstr(ok[i].doc, "max_origins") ? (uint64_t)cfg.client.max_origins
                                                  : (uint64_t)cfg.client.max_body_bytes;
@@ -440,8 +441,8 @@ START_TEST(test_numbers_among_strings)
                       "\"cache\":{\"max_bytes\":9007199254740992}}";
     const char *bad = "{\"user_agent\":\"9007199254740993\",\"cache\":{\"max_entries\":7,"
                       "\"max_bytes\":9007199254740993}}";
-    api_config cfg;
-    char err[256];
+    api_config  cfg;
+    char        err[256];
 
     ck_assert_msg(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err) == CB_OK, "%s", err);
     ck_assert_str_eq(cfg.client.user_agent, "a\"12 \\\" 3e5 -4");
@@ -467,12 +468,13 @@ END_TEST
 static char *origins_doc(size_t n, long dup, size_t *len)
 {
     size_t cap = 64 + (n + 1) * 64, l = 0, i;
-    char *d = malloc(cap);
+    char  *d = malloc(cap);
 
     ck_assert_ptr_nonnull(d);
     l += (size_t)snprintf(d + l, cap - l, "{\"origins\":{");
     for (i = 0; i < n; i++)
-        l += (size_t)snprintf(d + l, cap - l, "%s\"http://h%zu.example:80\":{\"failure_threshold\":%zu}",
+        l += (size_t)snprintf(d + l, cap - l,
+                              "%s\"http://h%zu.example:80\":{\"failure_threshold\":%zu}",
                               i ? "," : "", i, i % 9 + 1);
     if (dup >= 0)
         l += (size_t)snprintf(d + l, cap - l, ",\"http://h%ld.example:80\":{}", dup);
@@ -489,10 +491,10 @@ static char *origins_doc(size_t n, long dup, size_t *len)
 START_TEST(test_many_origins)
 {
     static const long dups[] = { 0, 20000, 39999 };
-    api_config cfg;
-    char err[256], want[256];
-    size_t len, i;
-    char *doc = origins_doc(40000, -1, &len);
+    api_config        cfg;
+    char              err[256], want[256];
+    size_t            len, i;
+    char             *doc = origins_doc(40000, -1, &len);
 
     ck_assert_msg(api_config_parse(doc, len, &cfg, err, sizeof err) == CB_OK, "%s", err);
     ck_assert_uint_eq(cfg.origin_count, 40000);
@@ -522,9 +524,9 @@ END_TEST
 START_TEST(test_origins_scale)
 {
     api_config cfg;
-    char err[256];
-    size_t len;
-    char *doc = origins_doc(200000, 199999, &len);
+    char       err[256];
+    size_t     len;
+    char      *doc = origins_doc(200000, 199999, &len);
 
     ck_assert_int_eq(api_config_parse(doc, len, &cfg, err, sizeof err), CB_ERR_INVALID);
     ck_assert_str_eq(err, "origins[\"http://h199999.example:80\"]: duplicate key");
@@ -541,8 +543,8 @@ END_TEST
 START_TEST(test_length_bounded)
 {
     const char *doc = "{\"timeout_ms\":5}GARBAGE";
-    api_config cfg;
-    char err[64];
+    api_config  cfg;
+    char        err[64];
 
     ck_assert_int_eq(api_config_parse(doc, 16, &cfg, err, sizeof err), CB_OK);
     ck_assert_uint_eq(cfg.client.timeout_ms, 5);
@@ -554,13 +556,12 @@ END_TEST
 START_TEST(test_null_args_and_small_err)
 {
     api_config cfg;
-    char err[8];
+    char       err[8];
 
     ck_assert_int_eq(api_config_parse(NULL, 0, &cfg, NULL, 0), CB_ERR_INVALID);
     ck_assert_int_eq(api_config_parse("{}", 2, NULL, NULL, 0), CB_ERR_INVALID);
     /* A short buffer gets a cut but terminated message. */
-    ck_assert_int_eq(api_config_parse("{\"colour\":1}", 12, &cfg, err, sizeof err),
-                     CB_ERR_INVALID);
+    ck_assert_int_eq(api_config_parse("{\"colour\":1}", 12, &cfg, err, sizeof err), CB_ERR_INVALID);
     ck_assert_str_eq(err, "colour:");
     ck_assert_int_eq(api_config_parse("{\"colour\":1}", 12, &cfg, err, 1), CB_ERR_INVALID);
     ck_assert_str_eq(err, "");
@@ -574,8 +575,8 @@ END_TEST
 START_TEST(test_whitespace_and_fractions)
 {
     const char *doc = " \t\r\n{\"max_body_bytes\":15.00,\"timeout_ms\":1500.0e-2}\r\n\t ";
-    api_config cfg;
-    char err[64];
+    api_config  cfg;
+    char        err[64];
 
     ck_assert_msg(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err) == CB_OK, "%s", err);
     ck_assert_str_eq(err, "");
@@ -622,10 +623,10 @@ START_TEST(test_client_from_config)
                       "\"circuit_breaker\":{\"failure_threshold\":3},"
                       "\"origins\":{\"http://Other.example:81\":{\"failure_threshold\":7,"
                       "\"reset_timeout_ms\":5000}}}";
-    api_config cfg;
+    api_config  cfg;
     api_client *c;
-    cb_metrics m;
-    char err[256];
+    cb_metrics  m;
+    char        err[256];
 
     ck_assert_int_eq(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err), CB_OK);
     c = api_client_new_from_config(&cfg);
@@ -657,9 +658,9 @@ START_TEST(test_client_max_origins_from_config)
     const char *doc = "{\"max_origins\":2,\"origins\":{\"http://a:1\":{},\"http://b:1\":{}}}";
     const char *over = "{\"max_origins\":2,"
                        "\"origins\":{\"http://a:1\":{},\"http://b:1\":{},\"http://c:1\":{}}}";
-    api_config cfg;
+    api_config  cfg;
     api_client *c;
-    char err[256];
+    char        err[256];
 
     ck_assert_msg(api_config_parse(doc, strlen(doc), &cfg, err, sizeof err) == CB_OK, "%s", err);
     ck_assert_uint_eq(cfg.client.max_origins, 2);
@@ -700,9 +701,9 @@ END_TEST
 START_TEST(test_out_of_memory)
 {
     api_config cfg;
-    char err[256];
-    long n;
-    cb_err rc = CB_ERR_NOMEM;
+    char       err[256];
+    long       n;
+    cb_err     rc = CB_ERR_NOMEM;
 
     tu_alloc_install();
     for (n = 0; n < 10000; n++) {
@@ -711,8 +712,7 @@ START_TEST(test_out_of_memory)
         tu_alloc_disarm();
         if (rc == CB_OK)
             break;
-        ck_assert_msg(rc == CB_ERR_NOMEM || rc == CB_ERR_PARSE, "n=%ld rc=%d %s", n, (int)rc,
-                      err);
+        ck_assert_msg(rc == CB_ERR_NOMEM || rc == CB_ERR_PARSE, "n=%ld rc=%d %s", n, (int)rc, err);
         ck_assert_ptr_null(cfg.client.base_url);
         ck_assert_ptr_null(cfg.origins);
     }
@@ -748,7 +748,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_origins_scale);
     suite_add_tcase(s, tc);
 
-        tc = tcase_create("client");
+    tc = tcase_create("client");
     tcase_add_test(tc, test_whitespace_and_fractions);
     tcase_add_test(tc, test_client_from_config);
     tcase_add_test(tc, test_client_from_hand_built_config);
@@ -758,7 +758,4 @@ static Suite *config_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(config_suite());
-}
+int main(void) { return tu_run_suite(config_suite()); }

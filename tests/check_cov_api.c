@@ -144,7 +144,4 @@ static Suite *cov_api_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(cov_api_suite());
-}
+int main(void) { return tu_run_suite(cov_api_suite()); }

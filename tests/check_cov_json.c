@@ -24,9 +24,9 @@ static const char *echoed_header(cJSON *echo, const char *name)
 {
     cJSON *h;
 
-    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(echo, "headers"))
-        if (h->string && strcasecmp(h->string, name) == 0 && cJSON_IsString(h))
-            return h->valuestring;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(
+                              echo, "headers")) if (h->string && strcasecmp(h->string, name) == 0 &&
+                                                    cJSON_IsString(h)) return h->valuestring;
     return NULL;
 }
 
@@ -40,7 +40,7 @@ START_TEST(test_request_json_sends_document)
     cJSON_AddStringToObject(doc, "name", "a \"b\"");
     cJSON_AddNumberToObject(doc, "n", 7);
     api_response r;
-    cJSON *echo = NULL;
+    cJSON       *echo = NULL;
 
     /* No options: the document, unformatted, as application/json. */
     ck_assert_int_eq(api_request_json(c, "POST", "/echo", doc, NULL, &r), CB_OK);
@@ -78,8 +78,7 @@ START_TEST(test_request_json_sends_document)
     api_response_free(&r);
 
     /* Failures of the call itself come back as from api_request. */
-    ck_assert_int_eq(api_request_json(c, "BAD METHOD", "/echo", doc, NULL, &r),
-                     CB_ERR_INVALID);
+    ck_assert_int_eq(api_request_json(c, "BAD METHOD", "/echo", doc, NULL, &r), CB_ERR_INVALID);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(r.body);
     api_response_free(&r);
@@ -167,7 +166,4 @@ static Suite *cov_json_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(cov_json_suite());
-}
+int main(void) { return tu_run_suite(cov_json_suite()); }

@@ -106,7 +106,4 @@ static Suite *cov_request_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(cov_request_suite());
-}
+int main(void) { return tu_run_suite(cov_request_suite()); }

@@ -29,9 +29,8 @@ static cbh_payload payload(long status, const char *body)
         ck_assert_ptr_nonnull(p.body);
         p.body_len = strlen(body);
     }
-    ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &p.headers, &p.header_count,
-                                       &p.headers_size),
-                     CB_OK);
+    ck_assert_int_eq(
+        cbh_headers_parse(raw, strlen(raw), &p.headers, &p.header_count, &p.headers_size), CB_OK);
     return p;
 }
 
@@ -142,7 +141,4 @@ static Suite *cov_response_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(cov_response_suite());
-}
+int main(void) { return tu_run_suite(cov_response_suite()); }

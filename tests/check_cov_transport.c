@@ -148,33 +148,31 @@ typedef struct framing_case {
 } framing_case;
 
 static const framing_case framing[] = {
-    { "bare LF line ends",
-      "HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 2\n\nok", CB_OK, "ok" },
-    { "tab and blanks around the length",
-      "HTTP/1.1 200 OK\r\nContent-Length:\t2 \t\r\n\r\nok", CB_OK, "ok" },
-    { "a list of equal lengths",
-      "HTTP/1.1 200 OK\r\nContent-Length: 2,\t2 , 2\r\n\r\nok", CB_OK, "ok" },
+    { "bare LF line ends", "HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 2\n\nok",
+      CB_OK, "ok" },
+    { "tab and blanks around the length", "HTTP/1.1 200 OK\r\nContent-Length:\t2 \t\r\n\r\nok",
+      CB_OK, "ok" },
+    { "a list of equal lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2,\t2 , 2\r\n\r\nok", CB_OK,
+      "ok" },
     { "names as long as the framing ones",
       "HTTP/1.1 200 OK\r\nX-Abcdefghijkl: 14\r\nX-Abcdefghijklmno: 17\r\n"
       "Content-Length: 2\r\n\r\nok",
       CB_OK, "ok" },
     /* libcurl 7.88 refuses a header line without a colon itself. */
     { "a header line without a colon",
-      "HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 2\r\n\r\nok", CB_ERR_TRANSPORT,
-      "colon" },
+      "HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 2\r\n\r\nok", CB_ERR_TRANSPORT, "colon" },
     /* libcurl reads the 2 and ignores the rest: the library does not. */
-    { "a length followed by junk",
-      "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok", CB_ERR_TRANSPORT, "framing" },
-    { "two lists that disagree",
-      "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 3\r\n\r\nok",
+    { "a length followed by junk", "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok",
       CB_ERR_TRANSPORT, "framing" },
+    { "two lists that disagree",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 3\r\n\r\nok", CB_ERR_TRANSPORT,
+      "framing" },
     /* libcurl refuses this one itself. */
-    { "a length that is no number",
-      "HTTP/1.1 200 OK\r\nContent-Length: ,\r\n\r\nok", CB_ERR_TRANSPORT,
-      "Content-Length" },
+    { "a length that is no number", "HTTP/1.1 200 OK\r\nContent-Length: ,\r\n\r\nok",
+      CB_ERR_TRANSPORT, "Content-Length" },
     /* RFC 9110 5.6.1: empty list elements are allowed (libcurl takes it). */
-    { "an empty list element at the end",
-      "HTTP/1.1 200 OK\r\nContent-Length: 2,\r\n\r\nok", CB_OK, "ok" },
+    { "an empty list element at the end", "HTTP/1.1 200 OK\r\nContent-Length: 2,\r\n\r\nok", CB_OK,
+      "ok" },
 };
 
 START_TEST(test_framing)
@@ -240,12 +238,11 @@ END_TEST
  * the library's own reading refuses it as broken framing. */
 START_TEST(test_length_overflow)
 {
-    static const char reply[] =
-        "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nok";
-    script       s;
-    api_client  *c;
-    api_response r;
-    cb_err       rc;
+    static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nok";
+    script            s;
+    api_client       *c;
+    api_response      r;
+    cb_err            rc;
 
     script_start(&s);
     script_reply(&s, reply);
@@ -364,10 +361,10 @@ END_TEST
 START_TEST(test_body_methods_without_body)
 {
     static const char *const methods[] = { "POST", "PUT", "PATCH" };
-    api_client_config cfg;
-    api_client       *c;
-    api_response      r;
-    size_t            i;
+    api_client_config        cfg;
+    api_client              *c;
+    api_response             r;
+    size_t                   i;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.cache.disabled = true;
@@ -504,7 +501,4 @@ static Suite *cov_transport_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(cov_transport_suite());
-}
+int main(void) { return tu_run_suite(cov_transport_suite()); }

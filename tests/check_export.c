@@ -85,8 +85,8 @@ static const cJSON *obj(const cJSON *o, const char *name)
 
 START_TEST(test_json)
 {
-    char *text;
-    cJSON *root;
+    char        *text;
+    cJSON       *root;
     const cJSON *arr, *o, *b, *r, *c;
 
     build_snapshot();
@@ -156,7 +156,7 @@ END_TEST
 START_TEST(test_json_empty)
 {
     api_client_metrics m;
-    char *text;
+    char              *text;
 
     memset(&m, 0, sizeof m);
     text = cbh_metrics_to_json(&m);
@@ -175,8 +175,8 @@ START_TEST(test_json_control_chars)
 {
     api_origin_metrics o;
     api_client_metrics m;
-    char *text;
-    cJSON *root;
+    char              *text;
+    cJSON             *root;
 
     memset(&o, 0, sizeof o);
     memset(&m, 0, sizeof m);
@@ -187,9 +187,9 @@ START_TEST(test_json_control_chars)
     ck_assert_ptr_nonnull(strstr(text, "\"a\\u0001\\tb\""));
     root = cJSON_Parse(text);
     ck_assert_ptr_nonnull(root);
-    ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "origins"), 0)
-                         ->child->valuestring,
-                     "a\x01\tb");
+    ck_assert_str_eq(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(root, "origins"), 0)->child->valuestring,
+        "a\x01\tb");
     cJSON_Delete(root);
     cb_free(text);
 }
@@ -201,8 +201,8 @@ START_TEST(test_escapes_and_null_origin)
 {
     api_origin_metrics o[2];
     api_client_metrics m;
-    char *text;
-    cJSON *root, *list;
+    char              *text;
+    cJSON             *root, *list;
 
     memset(o, 0, sizeof o);
     memset(&m, 0, sizeof m);
@@ -234,10 +234,10 @@ END_TEST
 /* ---- Prometheus --------------------------------------------------------- */
 
 typedef struct sample {
-    char  name[128];
-    char  origin[128]; /* unescaped label value; "" when there is no label */
-    int   has_label;
-    char  value[64];
+    char name[128];
+    char origin[128]; /* unescaped label value; "" when there is no label */
+    int  has_label;
+    char value[64];
 } sample;
 
 static int is_name_start(int c) { return isalpha(c) || c == '_' || c == ':'; }
@@ -248,7 +248,7 @@ static int is_name_char(int c) { return isalnum(c) || c == '_' || c == ':'; }
 static int parse_sample(const char *line, sample *s)
 {
     const char *p = line;
-    size_t n = 0;
+    size_t      n = 0;
 
     memset(s, 0, sizeof *s);
     if (!is_name_start((unsigned char)*p))
@@ -323,9 +323,9 @@ static const char *value_of(const char *text, const char *name, const char *orig
 
     while (*line) {
         const char *nl = strchr(line, '\n');
-        char buf[512];
-        sample s;
-        size_t len = (size_t)(nl - line);
+        char        buf[512];
+        sample      s;
+        size_t      len = (size_t)(nl - line);
 
         ck_assert_uint_lt(len, sizeof buf);
         memcpy(buf, line, len);
@@ -342,9 +342,9 @@ static const char *value_of(const char *text, const char *name, const char *orig
 
 START_TEST(test_prometheus_syntax)
 {
-    char *text;
+    char       *text;
     const char *line;
-    family *cur = NULL;
+    family     *cur = NULL;
 
     build_snapshot();
     text = cbh_metrics_to_prometheus(&snap);
@@ -355,8 +355,8 @@ START_TEST(test_prometheus_syntax)
 
     for (line = text; *line;) {
         const char *nl = strchr(line, '\n');
-        char buf[512], name[128], rest[256];
-        size_t len;
+        char        buf[512], name[128], rest[256];
+        size_t      len;
 
         ck_assert_ptr_nonnull(nl);
         len = (size_t)(nl - line);
@@ -378,8 +378,7 @@ START_TEST(test_prometheus_syntax)
             ck_assert_msg(cur && strcmp(cur->name, name) == 0, "TYPE %s without HELP", name);
             ck_assert_msg(cur->type[0] == '\0', "second TYPE for %s", name);
             ck_assert_msg(cur->samples == 0, "TYPE after samples for %s", name);
-            ck_assert_msg(strcmp(rest, "counter") == 0 || strcmp(rest, "gauge") == 0, "%s",
-                          rest);
+            ck_assert_msg(strcmp(rest, "counter") == 0 || strcmp(rest, "gauge") == 0, "%s", rest);
             strcpy(cur->type, rest);
             /* Counters, and only counters, end in _total. */
             len = strlen(name);
@@ -412,7 +411,7 @@ END_TEST
 
 START_TEST(test_prometheus_values)
 {
-    char *text;
+    char       *text;
     const char *a = "http://127.0.0.1:8080";
 
     build_snapshot();
@@ -468,7 +467,7 @@ END_TEST
 START_TEST(test_prometheus_no_origins)
 {
     api_client_metrics m;
-    char *text;
+    char              *text;
 
     memset(&m, 0, sizeof m);
     text = cbh_metrics_to_prometheus(&m);
@@ -485,11 +484,11 @@ START_TEST(test_many_origins)
 {
     enum { N = 500 };
     static api_origin_metrics many[N];
-    static char names[N][40];
-    api_client_metrics m;
-    char *text;
-    cJSON *root;
-    size_t i;
+    static char               names[N][40];
+    api_client_metrics        m;
+    char                     *text;
+    cJSON                    *root;
+    size_t                    i;
 
     memset(&m, 0, sizeof m);
     for (i = 0; i < N; i++) {
@@ -502,7 +501,8 @@ START_TEST(test_many_origins)
     m.origin_count = N;
     text = cbh_metrics_to_prometheus(&m);
     ck_assert_ptr_nonnull(text);
-    ck_assert_ptr_nonnull(strstr(text, "cbhttp_attempts_total{origin=\"http://host-499:80\"} 499\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "cbhttp_attempts_total{origin=\"http://host-499:80\"} 499\n"));
     cb_free(text);
     text = cbh_metrics_to_json(&m);
     root = cJSON_Parse(text);
@@ -517,9 +517,9 @@ END_TEST
 START_TEST(test_out_of_memory)
 {
     char *(*const fns[2])(const api_client_metrics *) = { cbh_metrics_to_json,
-                                                         cbh_metrics_to_prometheus };
+                                                          cbh_metrics_to_prometheus };
     size_t f;
-    long n;
+    long   n;
 
     build_snapshot();
     tu_alloc_install();
@@ -557,7 +557,4 @@ static Suite *export_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(export_suite());
-}
+int main(void) { return tu_run_suite(export_suite()); }

@@ -35,9 +35,9 @@ typedef struct res {
 
 static size_t on_data(char *p, size_t size, size_t n, void *ud)
 {
-    buf *b = ud;
+    buf   *b = ud;
     size_t len = size * n;
-    char *q = realloc(b->data, b->len + len + 1);
+    char  *q = realloc(b->data, b->len + len + 1);
     if (!q)
         return 0;
     memcpy(q + b->len, p, len);
@@ -56,8 +56,8 @@ static void res_free(res *r)
 
 /* One request on h (so a caller may reuse connections). method NULL is GET;
  * body non-NULL is sent; hdr is one extra request header line or NULL. */
-static res req_on(CURL *h, const char *url, const char *method, const char *body,
-                  const char *hdr, long timeout_ms)
+static res req_on(CURL *h, const char *url, const char *method, const char *body, const char *hdr,
+                  long timeout_ms)
 {
     res r;
     memset(&r, 0, sizeof r);
@@ -97,16 +97,13 @@ static res req(const char *url, const char *method, const char *body, const char
     return r;
 }
 
-static res get(const char *url)
-{
-    return req(url, NULL, NULL, NULL, 10000);
-}
+static res get(const char *url) { return req(url, NULL, NULL, NULL, 10000); }
 
 static char *mkurl(const char *base, const char *path)
 {
     static _Thread_local char out[4][1024];
-    static _Thread_local int next;
-    char *u = out[next++ % 4];
+    static _Thread_local int  next;
+    char                     *u = out[next++ % 4];
     snprintf(u, sizeof out[0], "%s%s", base, path);
     return u;
 }
@@ -117,7 +114,7 @@ static char *mkurl(const char *base, const char *path)
 /* How many header lines start with "name:" (any case). */
 static int header_count(const res *r, const char *name)
 {
-    int n = 0;
+    int    n = 0;
     size_t len = strlen(name);
     for (const char *p = r->head.data; p && *p;) {
         if (strncasecmp(p, name, len) == 0 && p[len] == ':')
@@ -165,7 +162,7 @@ static uint64_t now_ms(void)
 
 static void sleep_ms(unsigned ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
 }
 
@@ -184,7 +181,7 @@ static bool wait_requests(const fixture *f, const char *prefix, uint64_t n)
 typedef struct async_req {
     pthread_t   thread;
     const char *url;
-    const char *hdr;            /* one extra request header line, or NULL */
+    const char *hdr; /* one extra request header line, or NULL */
     long        timeout_ms;
     long        max_recv_speed; /* bytes per second; 0 unlimited */
     res         r;
@@ -193,7 +190,7 @@ typedef struct async_req {
 static void *async_main(void *arg)
 {
     async_req *a = arg;
-    CURL *h = curl_easy_init();
+    CURL      *h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)a->max_recv_speed);
     a->r = req_on(h, a->url, NULL, NULL, a->hdr, a->timeout_ms);
     curl_easy_cleanup(h);
@@ -265,7 +262,7 @@ END_TEST
 START_TEST(test_ok)
 {
     fixture *f = fixture_start();
-    res r = get(U("/ok"));
+    res      r = get(U("/ok"));
     ck_assert_int_eq(r.rc, CURLE_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body.data, "{\"ok\":true,\"path\":\"/ok\",\"n\":1}\n");
@@ -278,8 +275,8 @@ END_TEST
 
 START_TEST(test_status)
 {
-    fixture *f = fixture_start();
-    static const long codes[] = {200, 201, 299, 400, 404, 429, 500, 503, 599};
+    fixture          *f = fixture_start();
+    static const long codes[] = { 200, 201, 299, 400, 404, 429, 500, 503, 599 };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         char path[32];
         snprintf(path, sizeof path, "/status/%ld", codes[i]);
@@ -312,7 +309,7 @@ END_TEST
 START_TEST(test_json)
 {
     fixture *f = fixture_start();
-    res r = get(U("/json"));
+    res      r = get(U("/json"));
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(header_value(&r, "Content-Type"), "application/json");
     ck_assert(has(&r, "\"nested\":{\"deep\":[true,null]}"));
@@ -325,7 +322,7 @@ END_TEST
 START_TEST(test_echo)
 {
     fixture *f = fixture_start();
-    res r = req(U("/echo?a=1&b=two"), "POST", "{\"x\":\"y\"}", "X-Test: yes", 10000);
+    res      r = req(U("/echo?a=1&b=two"), "POST", "{\"x\":\"y\"}", "X-Test: yes", 10000);
     ck_assert_int_eq(r.status, 200);
     ck_assert(has(&r, "\"method\":\"POST\""));
     ck_assert(has(&r, "\"X-Test\":\"yes\""));
@@ -333,7 +330,7 @@ START_TEST(test_echo)
     ck_assert(has(&r, "\"body_len\":9,\"body\":\"{\\\"x\\\":\\\"y\\\"}\""));
     res_free(&r);
 
-    static const char *const methods[] = {"PUT", "PATCH", "DELETE"};
+    static const char *const methods[] = { "PUT", "PATCH", "DELETE" };
     for (size_t i = 0; i < 3; i++) {
         r = req(U("/echo"), methods[i], "data", NULL, 10000);
         ck_assert_int_eq(r.status, 200);
@@ -410,8 +407,8 @@ END_TEST
 START_TEST(test_keepalive)
 {
     fixture *f = fixture_start();
-    CURL *h = curl_easy_init();
-    res r = req_on(h, U("/ok"), NULL, NULL, NULL, 10000);
+    CURL    *h = curl_easy_init();
+    res      r = req_on(h, U("/ok"), NULL, NULL, NULL, 10000);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(r.connects, 1);
     res_free(&r);
@@ -439,7 +436,7 @@ START_TEST(test_delay)
 {
     fixture *f = fixture_start();
     uint64_t t0 = now_ms();
-    res r = get(U("/delay/300"));
+    res      r = get(U("/delay/300"));
     ck_assert_uint_ge(now_ms() - t0, 300);
     ck_assert_int_eq(r.status, 200);
     ck_assert(has(&r, "\"delayed_ms\":300"));
@@ -474,7 +471,7 @@ END_TEST
 START_TEST(test_hang)
 {
     fixture *f = fixture_start();
-    res r = req(U("/hang"), NULL, NULL, NULL, 300);
+    res      r = req(U("/hang"), NULL, NULL, NULL, 300);
     ck_assert_int_eq(r.rc, CURLE_OPERATION_TIMEDOUT);
     res_free(&r);
 
@@ -506,7 +503,7 @@ START_TEST(test_drip)
 {
     fixture *f = fixture_start();
     uint64_t t0 = now_ms();
-    res r = get(U("/drip/5/100"));
+    res      r = get(U("/drip/5/100"));
     ck_assert_uint_ge(now_ms() - t0, 400);
     ck_assert_int_eq(r.rc, CURLE_OK);
     ck_assert_str_eq(r.body.data, "xxxxx");
@@ -538,8 +535,8 @@ END_TEST
 
 START_TEST(test_flaky)
 {
-    fixture *f = fixture_start();
-    static const long want_a[] = {503, 503, 200, 200};
+    fixture          *f = fixture_start();
+    static const long want_a[] = { 503, 503, 200, 200 };
     for (int i = 0; i < 4; i++) {
         res r = get(U("/flaky/a/2"));
         ck_assert_int_eq(r.status, want_a[i]);
@@ -583,11 +580,11 @@ START_TEST(test_retry_after)
     res_free(&r);
 
     /* The value goes out verbatim. */
-    static const char *const values[][2] = {
-        {"Wed,%2021%20Oct%202015%2007:28:00%20GMT", "Wed, 21 Oct 2015 07:28:00 GMT"},
-        {"-5", "-5"},
-        {"99999999999999999999", "99999999999999999999"},
-        {"soon", "soon"}};
+    static const char *const values[][2] = { { "Wed,%2021%20Oct%202015%2007:28:00%20GMT",
+                                               "Wed, 21 Oct 2015 07:28:00 GMT" },
+                                             { "-5", "-5" },
+                                             { "99999999999999999999", "99999999999999999999" },
+                                             { "soon", "soon" } };
     for (size_t i = 0; i < 4; i++) {
         char path[128];
         snprintf(path, sizeof path, "/retry-after/v%zu/1?value=%s", i, values[i][0]);
@@ -606,7 +603,7 @@ END_TEST
 START_TEST(test_reset_mid_body)
 {
     fixture *f = fixture_start();
-    res r = get(U("/reset-mid-body"));
+    res      r = get(U("/reset-mid-body"));
     ck_assert_int_eq(r.rc, CURLE_PARTIAL_FILE);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(header_value(&r, "Content-Length"), "10000");
@@ -627,7 +624,7 @@ static bool pattern_ok(const buf *b)
 START_TEST(test_large)
 {
     fixture *f = fixture_start();
-    res r = get(U("/large/1000000"));
+    res      r = get(U("/large/1000000"));
     ck_assert_int_eq(r.rc, CURLE_OK);
     ck_assert_str_eq(header_value(&r, "Content-Length"), "1000000");
     ck_assert_int_eq(header_count(&r, "Transfer-Encoding"), 0);
@@ -663,9 +660,9 @@ END_TEST
 
 START_TEST(test_cache_etag)
 {
-    fixture *f = fixture_start();
+    fixture    *f = fixture_start();
     const char *url = U("/cache/k?etag=abc&cc=max-age%3D60");
-    res r = get(url);
+    res         r = get(url);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(header_value(&r, "ETag"), "\"abc-v1\"");
     ck_assert_str_eq(header_value(&r, "Cache-Control"), "max-age=60");
@@ -712,7 +709,7 @@ END_TEST
 START_TEST(test_cache_headers)
 {
     fixture *f = fixture_start();
-    res r = get(U("/cache/h?cc=max-age%3D60&cc=no-cache&age=30&expires=-10&status=203"));
+    res      r = get(U("/cache/h?cc=max-age%3D60&cc=no-cache&age=30&expires=-10&status=203"));
     ck_assert_int_eq(r.status, 203);
     ck_assert_int_eq(header_count(&r, "Cache-Control"), 2);
     ck_assert_str_eq(header_value(&r, "Age"), "30");
@@ -768,10 +765,11 @@ END_TEST
 START_TEST(test_cache_loc_hdr)
 {
     fixture *f = fixture_start();
-    char url[512]; /* U()'s buffers are reused */
-    snprintf(url, sizeof url, "%s", U("/cache/l?etag=t&loc=/a&loc=http%3A%2F%2Fx.example%2Fb&cloc=/c"
-                        "&hdr=X-A:%201&hdr=Keep-Alive:%20timeout%3D5&hdr=Connection:%20X-A"
-                        "&hdr=X-B:%20%20two&hdr=novalue&hdr=:anon"));
+    char     url[512]; /* U()'s buffers are reused */
+    snprintf(url, sizeof url, "%s",
+             U("/cache/l?etag=t&loc=/a&loc=http%3A%2F%2Fx.example%2Fb&cloc=/c"
+               "&hdr=X-A:%201&hdr=Keep-Alive:%20timeout%3D5&hdr=Connection:%20X-A"
+               "&hdr=X-B:%20%20two&hdr=novalue&hdr=:anon"));
     res r = get(url);
     ck_assert_int_eq(r.status, 200); /* a Location on a 200: not a redirect */
     ck_assert_int_eq(header_count(&r, "Location"), 2);
@@ -811,7 +809,7 @@ END_TEST
 START_TEST(test_cache_range)
 {
     fixture *f = fixture_start();
-    res r = req(U("/cache/rg?range=1"), NULL, NULL, "Range: bytes=0-4", 10000);
+    res      r = req(U("/cache/rg?range=1"), NULL, NULL, "Range: bytes=0-4", 10000);
     ck_assert_int_eq(r.status, 206);
     ck_assert_uint_eq(r.body.len, 5);
     ck_assert_str_eq(r.body.data, "{\"ok\"");
@@ -871,7 +869,7 @@ END_TEST
 START_TEST(test_cache_respond)
 {
     fixture *f = fixture_start();
-    char url[256]; /* U()'s buffers are reused */
+    char     url[256]; /* U()'s buffers are reused */
     snprintf(url, sizeof url, "%s", U("/cache/rs?cc=max-age%3D60&etag=t"));
     res r = get(U("/admin/cache/rs/respond?status=503&cc=max-age%3D30"));
     ck_assert_int_eq(r.status, 200);
@@ -943,7 +941,7 @@ END_TEST
 START_TEST(test_cache_hold)
 {
     fixture *f = fixture_start();
-    char url[256]; /* U()'s buffers are reused */
+    char     url[256]; /* U()'s buffers are reused */
     snprintf(url, sizeof url, "%s", U("/cache/hk?etag=t"));
     res r = get(U("/admin/cache/hk/hold"));
     ck_assert_int_eq(r.status, 200);
@@ -1001,7 +999,7 @@ END_TEST
 START_TEST(test_redirect)
 {
     fixture *f = fixture_start();
-    res r = get(U("/redirect?to=ftp%3A%2F%2Fexample.com%2Ff&code=301"));
+    res      r = get(U("/redirect?to=ftp%3A%2F%2Fexample.com%2Ff&code=301"));
     ck_assert_int_eq(r.status, 301);
     ck_assert_str_eq(header_value(&r, "Location"), "ftp://example.com/f");
     res_free(&r);
@@ -1032,7 +1030,7 @@ END_TEST
 START_TEST(test_headers)
 {
     fixture *f = fixture_start();
-    res r = get(U("/headers/many/500"));
+    res      r = get(U("/headers/many/500"));
     ck_assert_int_eq(r.rc, CURLE_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(header_count(&r, "X-Many-0"), 1);
@@ -1161,10 +1159,10 @@ END_TEST
 
 START_TEST(test_outage_refuse)
 {
-    fixture *f = fixture_start();
+    fixture       *f = fixture_start();
     unsigned short port = fixture_port(f);
-    CURL *h = curl_easy_init();
-    res r = req_on(h, U("/ok"), NULL, NULL, NULL, 10000);
+    CURL          *h = curl_easy_init();
+    res            r = req_on(h, U("/ok"), NULL, NULL, NULL, 10000);
     ck_assert_int_eq(r.status, 200);
     res_free(&r);
 
@@ -1271,7 +1269,7 @@ END_TEST
 START_TEST(test_raw)
 {
     fixture *f = fixture_start();
-    res r = get(RAW("/raw/ok"));
+    res      r = get(RAW("/raw/ok"));
     ck_assert_int_eq(r.rc, CURLE_OK);
     ck_assert_int_eq(r.status, 200);
     ck_assert(has(&r, "\"ok\":true"));

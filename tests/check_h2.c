@@ -107,8 +107,8 @@ END_TEST
  * answer above is the server's word, not a constant. */
 START_TEST(test_blocking_plain_is_http11)
 {
-    api_client  *c = api_client_new(&(api_client_config){
-        .base_url = tu_nginx_url(g_nginx), .cache = { .disabled = true } });
+    api_client *c = api_client_new(
+        &(api_client_config){ .base_url = tu_nginx_url(g_nginx), .cache = { .disabled = true } });
     api_response r;
 
     ck_assert_ptr_nonnull(c);
@@ -145,9 +145,9 @@ END_TEST
 START_TEST(test_blocking_unknown_ca_refused)
 {
     api_client  *c = api_client_new(&(api_client_config){
-        .base_url = tu_nginx_tls_url(g_nginx),
-        .retry = { .max_attempts = 1 },
-        .cache = { .disabled = true },
+         .base_url = tu_nginx_tls_url(g_nginx),
+         .retry = { .max_attempts = 1 },
+         .cache = { .disabled = true },
     });
     api_response r;
     cb_err       err;

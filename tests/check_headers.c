@@ -18,7 +18,7 @@
 static bool block_contained(const api_header *h, size_t count, size_t size)
 {
     const char *lo = (const char *)h, *hi = lo + size;
-    size_t i;
+    size_t      i;
 
     for (i = 0; i < count; i++) {
         if (h[i].name < lo || h[i].name >= hi || h[i].value < lo || h[i].value >= hi)
@@ -48,7 +48,7 @@ START_TEST(test_parse_basic)
                       "Set-Cookie: a=1\r\n"
                       "Set-Cookie: b=2\r\n"
                       "\r\n";
-    size_t count, size;
+    size_t      count, size;
     api_header *h = parse(raw, &count, &size);
 
     ck_assert_uint_eq(count, 5);
@@ -61,9 +61,9 @@ START_TEST(test_parse_basic)
     ck_assert_str_eq(h[3].value, "a=1");
     ck_assert_str_eq(h[4].value, "b=2");
     /* The block is the array plus exactly its strings. */
-    ck_assert_uint_eq(size, 5 * sizeof(api_header) + sizeof("Content-Type") +
-                                sizeof("text/plain") + sizeof("X-Empty") + sizeof("") +
-                                sizeof("x-lower") + sizeof("padded value") +
+    ck_assert_uint_eq(size, 5 * sizeof(api_header) + sizeof("Content-Type") + sizeof("text/plain") +
+                                sizeof("X-Empty") + sizeof("") + sizeof("x-lower") +
+                                sizeof("padded value") +
                                 2 * (sizeof("Set-Cookie") + sizeof("a=1")));
     cbh_free(h);
 }
@@ -72,7 +72,7 @@ END_TEST
 START_TEST(test_parse_empty_and_junk)
 {
     api_header *h = (api_header *)1;
-    size_t count = 9, size = 9;
+    size_t      count = 9, size = 9;
 
     ck_assert_int_eq(cbh_headers_parse("", 0, &h, &count, &size), CB_OK);
     ck_assert_ptr_null(h);
@@ -81,8 +81,7 @@ START_TEST(test_parse_empty_and_junk)
     ck_assert_int_eq(cbh_headers_parse(NULL, 0, &h, &count, &size), CB_OK);
     ck_assert_ptr_null(h);
     /* Only a status line and junk: nothing. */
-    h = parse("HTTP/1.1 204 No Content\r\nno colon here\r\n: empty name\r\n\r\n", &count,
-              &size);
+    h = parse("HTTP/1.1 204 No Content\r\nno colon here\r\n: empty name\r\n\r\n", &count, &size);
     ck_assert_ptr_null(h);
     ck_assert_uint_eq(count, 0);
     ck_assert_int_eq(cbh_headers_parse("x", 1, NULL, &count, &size), CB_ERR_INVALID);
@@ -98,8 +97,8 @@ START_TEST(test_parse_bad_names_dropped)
                       "Space : 4\r\n"
                       "A!#$%&'*+-.^_`|~9: 5\r\n"
                       "NoColon\r\n"
-                      "Last: ok";          /* no final CRLF */
-    size_t count, size;
+                      "Last: ok"; /* no final CRLF */
+    size_t      count, size;
     api_header *h = parse(raw, &count, &size);
 
     ck_assert_uint_eq(count, 3);
@@ -124,8 +123,8 @@ START_TEST(test_parse_folding)
                       "   \r\n"
                       "Bad Name: x\r\n"
                       "  orphan of a dropped line\r\n"
-                      "Next: n\n";         /* bare LF is fine too */
-    size_t count, size;
+                      "Next: n\n"; /* bare LF is fine too */
+    size_t      count, size;
     api_header *h = parse(raw, &count, &size);
 
     ck_assert_uint_eq(count, 4);
@@ -153,7 +152,7 @@ START_TEST(test_parse_several_responses)
                       "X-Many: 1\r\nX-Many: 2\r\nX-Many: 3\r\nX-Many: 4\r\n\r\n"
                       "HTTP/2 200\r\n"
                       "ETag: \"v1\"\r\n\r\n";
-    size_t count, size;
+    size_t      count, size;
     api_header *h = parse(raw, &count, &size);
 
     ck_assert_uint_eq(count, 1);
@@ -167,7 +166,7 @@ END_TEST
 START_TEST(test_dup_relocates)
 {
     const char *raw = "A: 1\r\nBb: two\r\nCcc: three\r\n";
-    size_t count, size, i;
+    size_t      count, size, i;
     api_header *h = parse(raw, &count, &size), *d = NULL;
 
     ck_assert_int_eq(cbh_headers_dup(h, count, size, &d), CB_OK);
@@ -196,11 +195,11 @@ END_TEST
  * wrapped into a small size that passes the check against the block. */
 START_TEST(test_dup_impossible_count)
 {
-    const char *raw = "A: 1\r\nB: 2\r\n";
+    const char         *raw = "A: 1\r\nB: 2\r\n";
     static const size_t counts[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX / sizeof(api_header) + 1,
                                      SIZE_MAX / sizeof(api_header) + 2 };
-    size_t count, size, i;
-    api_header *h = parse(raw, &count, &size), *d;
+    size_t              count, size, i;
+    api_header         *h = parse(raw, &count, &size), *d;
 
     for (i = 0; i < sizeof counts / sizeof counts[0]; i++) {
         d = (api_header *)1;
@@ -218,9 +217,9 @@ END_TEST
 
 START_TEST(test_build)
 {
-    api_header list[] = { { "Name", "value" }, { "Other", "" } };
+    api_header  list[] = { { "Name", "value" }, { "Other", "" } };
     api_header *b = NULL, *d = NULL;
-    size_t size = 0;
+    size_t      size = 0;
 
     ck_assert_int_eq(cbh_headers_build(list, 2, &b, &size), CB_OK);
     ck_assert(block_contained(b, 2, size));
@@ -239,9 +238,8 @@ END_TEST
 
 START_TEST(test_get_case_insensitive)
 {
-    size_t count, size;
-    api_header *h = parse("Content-Type: a\r\nETag: \"x\"\r\ncontent-type: b\r\n", &count,
-                          &size);
+    size_t      count, size;
+    api_header *h = parse("Content-Type: a\r\nETag: \"x\"\r\ncontent-type: b\r\n", &count, &size);
 
     ck_assert_str_eq(cbh_headers_get(h, count, "content-type"), "a");
     ck_assert_str_eq(cbh_headers_get(h, count, "CONTENT-TYPE"), "a");
@@ -290,7 +288,7 @@ END_TEST
 
 START_TEST(test_line_is)
 {
-    size_t n;
+    size_t      n;
     const char *v;
 
     ck_assert(cbh_header_line_is("Idempotency-Key: 1", "idempotency-key"));
@@ -314,13 +312,12 @@ static bool drop_named(const char *name, void *ctx) { return strcasecmp(name, ct
 START_TEST(test_edit)
 {
     static const char raw[] = "A: 1\r\nDrop: x\r\nB: 2\r\ndrop: y\r\n";
-    api_header *h, *out, add[2] = { { "Age", "7" }, { "C", "" } };
-    size_t n, size, count, osize;
+    api_header       *h, *out, add[2] = { { "Age", "7" }, { "C", "" } };
+    size_t            n, size, count, osize;
 
     ck_assert_int_eq(cbh_headers_parse(raw, strlen(raw), &h, &n, &size), CB_OK);
-    ck_assert_int_eq(cbh_headers_edit(h, n, drop_named, (void *)"drop", add, 2, &out, &count,
-                                      &osize),
-                     CB_OK);
+    ck_assert_int_eq(
+        cbh_headers_edit(h, n, drop_named, (void *)"drop", add, 2, &out, &count, &osize), CB_OK);
     ck_assert_uint_eq(count, 4);
     ck_assert_str_eq(out[0].name, "A");
     ck_assert_str_eq(out[1].value, "2");
@@ -368,7 +365,7 @@ END_TEST
 START_TEST(test_parse_edges)
 {
     api_header *h = (api_header *)1;
-    size_t count = 9, size = 9;
+    size_t      count = 9, size = 9;
 
     /* Every output pointer is required. */
     ck_assert_int_eq(cbh_headers_parse("A: 1", 4, &h, NULL, &size), CB_ERR_INVALID);
@@ -378,8 +375,7 @@ START_TEST(test_parse_edges)
     h = parse("HTTP/1.1 200 OK\r\n", &count, &size);
     ck_assert_ptr_null(h);
     ck_assert_uint_eq(count + size, 0);
-    h = parse("HTTP/1.1 100 Continue\r\nA: 1\r\n\r\nHTTP/1.1 204 No Content\r\n", &count,
-              &size);
+    h = parse("HTTP/1.1 100 Continue\r\nA: 1\r\n\r\nHTTP/1.1 204 No Content\r\n", &count, &size);
     ck_assert_ptr_null(h);
     ck_assert_uint_eq(count, 0);
     /* Bare LF line ends, a tab and stray CRs around a value, a byte past
@@ -404,10 +400,10 @@ END_TEST
 START_TEST(test_dup_and_build_edges)
 {
     static const char raw[] = "A: 1\r\nB: 2\r\n";
-    api_header *h, *d = (api_header *)1, *b = (api_header *)1;
-    size_t count, size, bsize = 9;
-    api_header no_name[] = { { "A", "1" }, { NULL, "x" } };
-    api_header no_value[] = { { "A", NULL } };
+    api_header       *h, *d = (api_header *)1, *b = (api_header *)1;
+    size_t            count, size, bsize = 9;
+    api_header        no_name[] = { { "A", "1" }, { NULL, "x" } };
+    api_header        no_value[] = { { "A", NULL } };
 
     h = parse(raw, &count, &size);
     /* Nothing to copy: NULL and CB_OK, whichever of the three says so. */
@@ -436,7 +432,7 @@ END_TEST
 START_TEST(test_edit_edges)
 {
     api_header add[1] = { { "A", "1" } }, *out = (api_header *)1;
-    size_t count = 9, size = 9;
+    size_t     count = 9, size = 9;
 
     ck_assert_int_eq(cbh_headers_edit(NULL, 0, NULL, NULL, add, 1, &out, NULL, &size),
                      CB_ERR_INVALID);
@@ -497,8 +493,8 @@ END_TEST
 START_TEST(test_out_of_memory)
 {
     static const char raw[] = "A: 1\r\nB: 2\r\n";
-    api_header list[] = { { "A", "1" } }, *h, *out;
-    size_t count, size, n, osize;
+    api_header        list[] = { { "A", "1" } }, *h, *out;
+    size_t            count, size, n, osize;
 
     h = parse(raw, &count, &size);
     tu_alloc_install();
@@ -547,7 +543,4 @@ static Suite *headers_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(headers_suite());
-}
+int main(void) { return tu_run_suite(headers_suite()); }

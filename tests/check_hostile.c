@@ -105,15 +105,12 @@ static const struct {
     bool        raw;
     const char *path;
 } transport_failures[] = {
-    { false, "/reset-mid-body" },
-    { true, "/raw/close" },             /* closes without answering */
-    { true, "/raw/bad-status-line" },
-    { true, "/raw/not-http" },
-    { true, "/raw/bad-chunked" },
+    { false, "/reset-mid-body" },         { true, "/raw/close" }, /* closes without answering */
+    { true, "/raw/bad-status-line" },     { true, "/raw/not-http" }, { true, "/raw/bad-chunked" },
     { true, "/raw/content-length-lies" }, /* says 100, sends ten, closes */
-    { true, "/raw/two-lengths" },        /* Content-Length 5 and 10 */
-    { true, "/raw/length-list" },        /* Content-Length: 5, 10 */
-    { true, "/raw/length-and-chunked" }, /* Content-Length beside Transfer-Encoding */
+    { true, "/raw/two-lengths" },         /* Content-Length 5 and 10 */
+    { true, "/raw/length-list" },         /* Content-Length: 5, 10 */
+    { true, "/raw/length-and-chunked" },  /* Content-Length beside Transfer-Encoding */
 };
 
 START_TEST(test_transport_failure)
@@ -172,8 +169,8 @@ END_TEST
 /* Bytes keep coming, but too slowly: the deadline covers the body too. */
 START_TEST(test_drip_beyond_deadline)
 {
-    api_client  *c = hostile_client(fixture_url(fx), 1, NULL);
-    uint64_t     t0 = mono_ms();
+    api_client *c = hostile_client(fixture_url(fx), 1, NULL);
+    uint64_t    t0 = mono_ms();
 
     get_fails(c, "/drip/100/50", 300, CB_ERR_TIMEOUT);
     ck_assert_uint_ge(mono_ms() - t0, 290);
@@ -269,7 +266,7 @@ END_TEST
 
 START_TEST(test_huge_header_mhd)
 {
-    api_client *c = limited_client(fixture_url(fx));
+    api_client  *c = limited_client(fixture_url(fx));
     api_response resp;
     cb_err       rc = api_get(c, "/headers/huge/65536", NULL, &resp);
 
@@ -356,10 +353,7 @@ static void check_too_large(const char *base, const char *path)
     ck_assert_int_eq(cb_set_allocator(NULL), CB_OK);
 }
 
-START_TEST(test_body_too_large_with_length)
-{
-    check_too_large(fixture_url(fx), "/large/10000000");
-}
+START_TEST(test_body_too_large_with_length) { check_too_large(fixture_url(fx), "/large/10000000"); }
 END_TEST
 
 START_TEST(test_body_too_large_chunked)
@@ -390,7 +384,6 @@ START_TEST(test_body_at_limit)
     api_client_free(c);
 }
 END_TEST
-
 
 /* ---- framing, interim responses, trailers ------------------------------ */
 
@@ -624,8 +617,7 @@ START_TEST(test_retry_after_garbage)
     api_client  *c = retry_after_client(&tc);
     api_response resp;
 
-    ck_assert_int_eq(api_get(c, "/retry-after/junk/2?value=soon%0d%0aX:%20y", NULL, &resp),
-                     CB_OK);
+    ck_assert_int_eq(api_get(c, "/retry-after/junk/2?value=soon%0d%0aX:%20y", NULL, &resp), CB_OK);
     ck_assert_uint_eq(resp.attempts, 3);
     api_response_free(&resp);
     ck_assert_uint_eq(tc.n_sleeps, 2);
@@ -825,10 +817,10 @@ END_TEST
 START_TEST(test_redirect_other_scheme)
 {
     static const char *const targets[] = {
-        "file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1:70/",
+        "file:///etc/passwd",          "ftp://127.0.0.1/x",   "gopher://127.0.0.1:70/",
         "dict://127.0.0.1:11211/stat", "javascript:alert(1)", "data:text/plain,hi",
     };
-    bool cross;
+    bool   cross;
     size_t i;
 
     for (cross = false;; cross = true) {
@@ -913,8 +905,8 @@ static void *hostile_worker(void *arg)
 {
     static const char *const paths[] = { "/raw/bad-chunked", "/raw/content-length-lies",
                                          "/raw/not-http", "/raw/close" };
-    worker  *w = arg;
-    unsigned i;
+    worker                  *w = arg;
+    unsigned                 i;
 
     for (i = 0; i < ROUNDS * 4; i++) {
         api_response resp;
@@ -1010,7 +1002,4 @@ static Suite *hostile_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(hostile_suite());
-}
+int main(void) { return tu_run_suite(hostile_suite()); }

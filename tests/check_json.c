@@ -30,7 +30,7 @@ static api_response resp_exact(const char *text, size_t len)
 static cb_err parse_text(const char *text, cJSON **out)
 {
     api_response r = resp_exact(text, strlen(text));
-    cb_err rc = api_response_json(&r, out);
+    cb_err       rc = api_response_json(&r, out);
 
     free(r.body);
     return rc;
@@ -91,8 +91,8 @@ END_TEST
 START_TEST(test_broken)
 {
     static const char *const bad[] = {
-        "{", "{\"a\":}", "[1,2", "nul", "{\"a\" 1}", "'x'", "{\"a\":1,}x", "\"open",
-        "<html>", "{a:1}",
+        "{",   "{\"a\":}",    "[1,2",   "nul",    "{\"a\" 1}",
+        "'x'", "{\"a\":1,}x", "\"open", "<html>", "{a:1}",
     };
     size_t i;
 
@@ -120,7 +120,7 @@ END_TEST
 START_TEST(test_embedded_nul)
 {
     api_response r = resp_exact("{\"a\":1}\0junk", 12);
-    cJSON *j = (cJSON *)&j;
+    cJSON       *j = (cJSON *)&j;
 
     ck_assert_int_eq(api_response_json(&r, &j), CB_ERR_PARSE);
     ck_assert_ptr_null(j);
@@ -131,7 +131,7 @@ END_TEST
 START_TEST(test_empty)
 {
     api_response r;
-    cJSON *j = (cJSON *)&j;
+    cJSON       *j = (cJSON *)&j;
 
     memset(&r, 0, sizeof r);
     ck_assert_int_eq(api_response_json(&r, &j), CB_ERR_PARSE); /* body NULL */
@@ -146,7 +146,7 @@ END_TEST
 START_TEST(test_null_args)
 {
     api_response r = resp_exact("{}", 2);
-    cJSON *j = (cJSON *)&j;
+    cJSON       *j = (cJSON *)&j;
 
     ck_assert_int_eq(api_response_json(NULL, &j), CB_ERR_INVALID);
     ck_assert_ptr_null(j);
@@ -162,7 +162,7 @@ END_TEST
 static api_response resp_guarded(const char *text, size_t len)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    char *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char  *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     api_response r;
 
     ck_assert(map != MAP_FAILED);
@@ -178,15 +178,28 @@ static api_response resp_guarded(const char *text, size_t len)
 START_TEST(test_guard_page)
 {
     static const char *const docs[] = {
-        "{\"a\":[1,2,{\"b\":\"c\"}]}", "[1,2]", "123", "-1.5e3", "true", "null", "\"str\"",
-        "{\"a\":1", "[1,2", "\"open", "{\"a\" 1}", "-", "tru", "{\"a\":\"\\u00", "  ",
+        "{\"a\":[1,2,{\"b\":\"c\"}]}",
+        "[1,2]",
+        "123",
+        "-1.5e3",
+        "true",
+        "null",
+        "\"str\"",
+        "{\"a\":1",
+        "[1,2",
+        "\"open",
+        "{\"a\" 1}",
+        "-",
+        "tru",
+        "{\"a\":\"\\u00",
+        "  ",
     };
     size_t i;
 
     for (i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         api_response r = resp_guarded(docs[i], strlen(docs[i]));
-        cJSON *j = NULL;
-        cb_err rc = api_response_json(&r, &j);
+        cJSON       *j = NULL;
+        cb_err       rc = api_response_json(&r, &j);
 
         ck_assert(rc == CB_OK || rc == CB_ERR_PARSE);
         ck_assert_msg(i < 7 ? rc == CB_OK : rc == CB_ERR_PARSE, "%s: %d", docs[i], (int)rc);
@@ -200,7 +213,7 @@ END_TEST
 START_TEST(test_length_bounded)
 {
     api_response r = resp_exact("[1,2]garbage", 5);
-    cJSON *j = NULL;
+    cJSON       *j = NULL;
 
     ck_assert_int_eq(api_response_json(&r, &j), CB_OK);
     ck_assert_int_eq(cJSON_GetArraySize(j), 2);
@@ -247,7 +260,4 @@ static Suite *json_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(json_suite());
-}
+int main(void) { return tu_run_suite(json_suite()); }

@@ -25,7 +25,7 @@
 static char *stderr_of(void (*fn)(void *), void *arg)
 {
     tu_capture cap;
-    char *out;
+    char      *out;
 
     ck_assert(tu_capture_start(&cap, STDERR_FILENO));
     fn(arg);
@@ -64,8 +64,8 @@ static void log_one(void *arg)
 
 static void expect_line(int level, const char *msg, const char *want)
 {
-    one_line l = {level, msg};
-    char *out = stderr_of(log_one, &l);
+    one_line l = { level, msg };
+    char    *out = stderr_of(log_one, &l);
     ck_assert_str_eq(out, want);
     free(out);
 }
@@ -74,7 +74,8 @@ START_TEST(test_stderr_format)
 {
     expect_line(API_LOG_DEBUG, "hello", "cbhttp DEBUG: hello\n");
     expect_line(API_LOG_INFO, "serving stale", "cbhttp INFO: serving stale\n");
-    expect_line(API_LOG_WARN, "breaker x: CLOSED -> OPEN", "cbhttp WARN: breaker x: CLOSED -> OPEN\n");
+    expect_line(API_LOG_WARN, "breaker x: CLOSED -> OPEN",
+                "cbhttp WARN: breaker x: CLOSED -> OPEN\n");
     expect_line(API_LOG_ERROR, "bad", "cbhttp ERROR: bad\n");
     expect_line(API_LOG_ERROR + 1, "odd level", "cbhttp UNKNOWN: odd level\n");
     expect_line(-7, "negative", "cbhttp UNKNOWN: negative\n");
@@ -99,15 +100,15 @@ static char *long_msg(size_t len)
 
 static void expect_long(int level, size_t len)
 {
-    char *msg = long_msg(len);
+    char       *msg = long_msg(len);
     const char *name = api_log_level_name((api_log_level)level);
-    size_t want_len = strlen("cbhttp ") + strlen(name) + 2 + len + 1;
-    char *want = malloc(want_len + 1);
+    size_t      want_len = strlen("cbhttp ") + strlen(name) + 2 + len + 1;
+    char       *want = malloc(want_len + 1);
 
     ck_assert_ptr_nonnull(want);
     snprintf(want, want_len + 1, "cbhttp %s: %s\n", name, msg);
-    one_line l = {level, msg};
-    char *out = stderr_of(log_one, &l);
+    one_line l = { level, msg };
+    char    *out = stderr_of(log_one, &l);
     ck_assert_uint_eq(strlen(out), want_len);
     ck_assert_msg(strcmp(out, want) == 0, "line of %zu bytes differs", len);
     free(out);
@@ -139,7 +140,7 @@ static void *no_malloc(size_t size)
 
 START_TEST(test_stderr_without_memory)
 {
-    cb_allocator a = {no_malloc, calloc, realloc, free};
+    cb_allocator a = { no_malloc, calloc, realloc, free };
 
     ck_assert_int_eq(cb_set_allocator(&a), CB_OK);
     /* Too long for the stack buffer and no memory: still one exact line. */
@@ -161,7 +162,7 @@ static void *log_many(void *arg)
 
 static void log_threads(void *arg)
 {
-    char **msgs = arg;
+    char    **msgs = arg;
     pthread_t t[THREADS];
 
     for (int i = 0; i < THREADS; i++)
@@ -183,7 +184,7 @@ START_TEST(test_stderr_lines_whole_across_threads)
         msgs[i][LINE_LEN] = '\0';
     }
     char *out = stderr_of(log_threads, msgs);
-    int counts[THREADS] = {0};
+    int   counts[THREADS] = { 0 };
     char *save = NULL;
     for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         const char *prefix = "cbhttp INFO: ";
@@ -216,10 +217,10 @@ typedef struct client_run {
  * (DEBUG). */
 static void client_calls(void *arg)
 {
-    client_run *cr = arg;
+    client_run       *cr = arg;
     api_client_config cfg;
-    tu_clock clk;
-    api_response r;
+    tu_clock          clk;
+    api_response      r;
 
     memset(&cfg, 0, sizeof cfg);
     tu_clock_install(&clk, &cfg);
@@ -244,7 +245,7 @@ static void client_calls(void *arg)
  * many have level. */
 static int lines_at(const char *out, const char *level)
 {
-    int n = 0;
+    int         n = 0;
     const char *p = out;
 
     while (*p) {
@@ -252,7 +253,7 @@ static int lines_at(const char *out, const char *level)
         ck_assert_msg(nl != NULL, "unterminated line: %s", p);
         ck_assert_int_eq(strncmp(p, "cbhttp ", 7), 0);
         const char *name = p + 7;
-        size_t nlen = strcspn(name, ":");
+        size_t      nlen = strcspn(name, ":");
         ck_assert_msg((nlen == 5 && strncmp(name, "DEBUG", 5) == 0) ||
                           (nlen == 4 && strncmp(name, "INFO", 4) == 0) ||
                           (nlen == 4 && strncmp(name, "WARN", 4) == 0) ||
@@ -271,8 +272,8 @@ START_TEST(test_client_logs_to_stderr)
 {
     fixture *f = fixture_start();
     ck_assert_ptr_nonnull(f);
-    client_run cr = {f, api_log_stderr, API_LOG_DEBUG};
-    char want[128];
+    client_run cr = { f, api_log_stderr, API_LOG_DEBUG };
+    char       want[128];
 
     char *out = stderr_of(client_calls, &cr);
     /* The state change, exactly. */
@@ -311,8 +312,8 @@ END_TEST
 /* ---- lines longer than the library's line buffer ---------------------------- */
 
 typedef struct kept_lines {
-    int  n;
-    char last[1024];
+    int    n;
+    char   last[1024];
     size_t last_len;
 } kept_lines;
 
@@ -334,10 +335,10 @@ START_TEST(test_client_long_line_cut)
     fixture *f = fixture_start();
     ck_assert_ptr_nonnull(f);
     api_client_config cfg;
-    tu_clock clk;
-    kept_lines k;
-    api_response r;
-    char path[702];
+    tu_clock          clk;
+    kept_lines        k;
+    api_response      r;
+    char              path[702];
 
     memset(&k, 0, sizeof k);
     memset(&cfg, 0, sizeof cfg);
@@ -397,7 +398,4 @@ static Suite *log_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(log_suite());
-}
+int main(void) { return tu_run_suite(log_suite()); }

@@ -45,8 +45,8 @@ static unsigned log_count(const logcap *l, api_log_level level, const char *a, c
     unsigned i, n = 0;
 
     for (i = 0; i < l->n; i++)
-        if (l->level[i] == level && (!a || strstr(l->msg[i], a)) &&
-            (!b || strstr(l->msg[i], b)) && (!c || strstr(l->msg[i], c)))
+        if (l->level[i] == level && (!a || strstr(l->msg[i], a)) && (!b || strstr(l->msg[i], b)) &&
+            (!c || strstr(l->msg[i], c)))
             n++;
     return n;
 }
@@ -88,8 +88,8 @@ typedef struct env {
 } env;
 
 typedef struct env_opts {
-    unsigned      threshold;   /* 0 = 2 */
-    unsigned      attempts;    /* 0 = 1 */
+    unsigned      threshold; /* 0 = 2 */
+    unsigned      attempts;  /* 0 = 1 */
     bool          logger;
     api_log_level log_level;
     bool          listener;
@@ -391,8 +391,8 @@ static env *metrics_env(void)
 
 START_TEST(test_metrics_struct_exact)
 {
-    env                     *e = metrics_env();
-    api_client_metrics       m;
+    env                      *e = metrics_env();
+    api_client_metrics        m;
     const api_origin_metrics *om;
 
     ck_assert_int_eq(api_client_metrics_get(e->c, &m), CB_OK);
@@ -459,8 +459,7 @@ START_TEST(test_metrics_json)
     ck_assert(cJSON_IsArray(origins));
     ck_assert_int_eq(cJSON_GetArraySize(origins), 1);
     o = cJSON_GetArrayItem(origins, 0);
-    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(o, "origin")->valuestring,
-                     fixture_url(e->f));
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(o, "origin")->valuestring, fixture_url(e->f));
     ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(o, "state")->valuestring, "OPEN");
 
     br = cJSON_GetObjectItemCaseSensitive(o, "breaker");
@@ -527,9 +526,9 @@ typedef struct prom_doc {
 /* Checks the text line by line and collects its samples. */
 static void prom_parse(char *text, prom_doc *d)
 {
-    char  help_name[96] = "", family[96] = "", *line, *save = NULL;
-    bool  want_type = false;
-    char  seen[64][96];
+    char     help_name[96] = "", family[96] = "", *line, *save = NULL;
+    bool     want_type = false;
+    char     seen[64][96];
     unsigned n_seen = 0, i;
 
     memset(d, 0, sizeof(*d));
@@ -551,8 +550,8 @@ static void prom_parse(char *text, prom_doc *d)
             ck_assert_msg(want_type, "TYPE without HELP: %s", line);
             ck_assert_int_eq(sscanf(line + 7, "%95s %31s", name, type), 2);
             ck_assert_str_eq(name, help_name);
-            ck_assert_msg(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0,
-                          "type: %s", line);
+            ck_assert_msg(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0, "type: %s",
+                          line);
             if (strcmp(type, "counter") == 0) {
                 size_t nl = strlen(name);
 
@@ -574,8 +573,7 @@ static void prom_parse(char *text, prom_doc *d)
             ck_assert_uint_lt(k, sizeof(s->name));
             memcpy(s->name, p, k);
             s->name[k] = '\0';
-            ck_assert_msg(strcmp(s->name, family) == 0, "sample %s in family %s", s->name,
-                          family);
+            ck_assert_msg(strcmp(s->name, family) == 0, "sample %s in family %s", s->name, family);
             p += k;
             s->origin[0] = '\0';
             if (*p == '{') {
@@ -687,12 +685,12 @@ static api_client *client_from_doc(const char *doc, logcap *log)
 
 START_TEST(test_config_end_to_end)
 {
-    fixture    *f = fixture_start();
-    char        doc[1024];
-    logcap     *log = calloc(2, sizeof(*log));
-    api_client *with, *without;
+    fixture     *f = fixture_start();
+    char         doc[1024];
+    logcap      *log = calloc(2, sizeof(*log));
+    api_client  *with, *without;
     api_response r;
-    int         i;
+    int          i;
 
     ck_assert_ptr_nonnull(f);
     snprintf(doc, sizeof(doc),
@@ -764,7 +762,4 @@ static Suite *monitoring_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(monitoring_suite());
-}
+int main(void) { return tu_run_suite(monitoring_suite()); }

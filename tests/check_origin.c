@@ -75,7 +75,7 @@ static cbh_origins *new_map(unsigned idle_ms, events *ev) { return new_map_max(i
 
 static cbh_origin *get(cbh_origins *m, const char *key, const cb_config *cfg, bool create)
 {
-    cb_err err = CB_ERR_COUNT_;
+    cb_err      err = CB_ERR_COUNT_;
     cbh_origin *o = cbh_origins_get(m, key, strlen(key), cfg, create, &err);
 
     ck_assert_int_eq(err, o ? CB_OK : err);
@@ -627,7 +627,7 @@ START_TEST(test_cap_holds)
      * jumps backwards. The count never exceeds the cap, and the most
      * recently used origins are the ones left. */
     static const int steps[] = { 0, 1, -7 };
-    size_t t;
+    size_t           t;
 
     for (t = 0; t < sizeof(steps) / sizeof(steps[0]); t++) {
         cbh_origins *m;
@@ -795,11 +795,11 @@ START_TEST(test_cap_limits)
     /* max_origins at 1, SIZE_MAX - 1 and SIZE_MAX (no limit: nothing in
      * the map adds to or multiplies it), and 0 (the default, 100000). */
     static const size_t maxes[] = { 1, SIZE_MAX - 1, SIZE_MAX };
-    cbh_origins *m;
-    cbh_origin  *a, *b;
-    cb_err       err;
-    size_t       i;
-    char         k[64];
+    cbh_origins        *m;
+    cbh_origin         *a, *b;
+    cb_err              err;
+    size_t              i;
+    char                k[64];
 
     set_now(0);
     m = new_map_max(1000, 1, NULL);
@@ -1010,8 +1010,7 @@ static void *stress_worker(void *arg)
             if ((x & 8) && cbh_origins_inflate(o) == CB_OK) {
                 if (cb_breaker_acquire(&o->breaker, &p) == CB_OK)
                     cb_breaker_record(&o->breaker, &p, (x & 0x30) != 0);
-                atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->attempts, 1,
-                                          memory_order_relaxed);
+                atomic_fetch_add_explicit(&cbh_origin_ext_of(o)->attempts, 1, memory_order_relaxed);
             }
             if ((x & 0xff) == 7)
                 cb_breaker_reset(&o->breaker);
@@ -1107,11 +1106,11 @@ static void *capped_watcher(void *arg)
 
 START_TEST(test_cap_threads)
 {
-    _Atomic int stop = 0;
-    capped      s[4];
-    pthread_t   th[4], w;
-    size_t      max_seen = 0;
-    int         i, refused = 0;
+    _Atomic int  stop = 0;
+    capped       s[4];
+    pthread_t    th[4], w;
+    size_t       max_seen = 0;
+    int          i, refused = 0;
     cbh_origins *m;
 
     set_now(0);
@@ -1186,8 +1185,7 @@ START_TEST(test_client_dead_hosts_evicted)
     ck_assert_uint_eq(client_origins(c), 1);
     ck_assert_int_eq(api_client_breaker_metrics(c, "http://pinned.example/", &mt), CB_OK);
     ck_assert_int_eq(api_client_breaker_state(c, "http://dead-7.example/"), CB_CLOSED);
-    ck_assert_int_eq(api_client_breaker_metrics(c, "http://dead-7.example/", &mt),
-                     CB_ERR_INVALID);
+    ck_assert_int_eq(api_client_breaker_metrics(c, "http://dead-7.example/", &mt), CB_ERR_INVALID);
     api_client_free(c);
 }
 END_TEST
@@ -1227,8 +1225,7 @@ START_TEST(test_client_max_origins)
     ck_assert_int_eq(api_client_set_origin_breaker(c, "http://b.example/", &pin), CB_OK);
     ck_assert_int_eq(api_client_set_origin_breaker(c, "http://a.example/x", &pin), CB_OK);
     ck_assert_int_eq(api_client_trip(c, "http://c.example/"), CB_ERR_NOMEM);
-    ck_assert_int_eq(api_client_set_origin_breaker(c, "http://c.example/", &pin),
-                     CB_ERR_NOMEM);
+    ck_assert_int_eq(api_client_set_origin_breaker(c, "http://c.example/", &pin), CB_ERR_NOMEM);
     ck_assert_int_eq(api_get(c, "http://127.0.0.1:1/", NULL, &r), CB_ERR_NOMEM);
     ck_assert_uint_eq(r.attempts, 0);
     api_response_free(&r);
@@ -1299,7 +1296,4 @@ static Suite *origin_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(origin_suite());
-}
+int main(void) { return tu_run_suite(origin_suite()); }

@@ -48,7 +48,7 @@ static void teardown(void)
 static api_client *client(unsigned max, bool cross_origin)
 {
     api_client_config cfg;
-    api_client *c;
+    api_client       *c;
 
     memset(&cfg, 0, sizeof cfg);
     cfg.base_url = fixture_url(f);
@@ -66,7 +66,7 @@ static api_client *client(unsigned max, bool cross_origin)
 static void qenc(char *out, size_t size, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
+    size_t            n = 0;
 
     for (; *s && n + 4 < size; s++) {
         unsigned char ch = (unsigned char)*s;
@@ -86,7 +86,7 @@ static void qenc(char *out, size_t size, const char *s)
 static const char *redir(int code, const char *to)
 {
     static char out[4096];
-    char enc[3800];
+    char        enc[3800];
 
     qenc(enc, sizeof enc, to);
     snprintf(out, sizeof out, "/redirect?code=%d&to=%s", code, enc);
@@ -103,8 +103,8 @@ typedef struct seen {
 
 static seen echo_seen(const api_response *r)
 {
-    seen s;
-    cJSON *doc = cJSON_Parse(r->body);
+    seen         s;
+    cJSON       *doc = cJSON_Parse(r->body);
     const cJSON *m, *b, *h, *ct;
 
     memset(&s, 0, sizeof s);
@@ -127,9 +127,9 @@ static seen echo_seen(const api_response *r)
 static seen call_echo(api_client *c, const char *method, const char *path, const char *body)
 {
     api_response r;
-    api_options o;
-    cb_err err;
-    seen s;
+    api_options  o;
+    cb_err       err;
+    seen         s;
 
     memset(&o, 0, sizeof o);
     o.content_type = body ? "text/plain" : NULL;
@@ -155,7 +155,7 @@ static seen call_echo(api_client *c, const char *method, const char *path, const
 START_TEST(test_303_becomes_get)
 {
     api_client *c = client(3, false);
-    const char *methods[] = {"POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    const char *methods[] = { "POST", "PUT", "PATCH", "DELETE", "OPTIONS" };
 
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         seen s = call_echo(c, methods[i], redir(303, "/echo"), "payload");
@@ -176,7 +176,7 @@ END_TEST
 START_TEST(test_301_302_post_becomes_get)
 {
     api_client *c = client(3, false);
-    const int codes[] = {301, 302};
+    const int   codes[] = { 301, 302 };
 
     for (size_t i = 0; i < 2; i++) {
         seen s = call_echo(c, "POST", redir(codes[i], "/echo"), "form=1");
@@ -201,14 +201,14 @@ END_TEST
 START_TEST(test_307_308_keep_method_and_body)
 {
     api_client *c = client(3, false);
-    const int codes[] = {307, 308};
-    const char *methods[] = {"POST", "PUT", "PATCH", "DELETE"};
+    const int   codes[] = { 307, 308 };
+    const char *methods[] = { "POST", "PUT", "PATCH", "DELETE" };
 
     for (size_t i = 0; i < 2; i++) {
         for (size_t j = 0; j < sizeof methods / sizeof methods[0]; j++) {
             seen s = call_echo(c, methods[j], redir(codes[i], "/echo"), "{\"keep\":true}");
-            ck_assert_msg(strcmp(s.method, methods[j]) == 0, "%s via %d arrived as %s",
-                          methods[j], codes[i], s.method);
+            ck_assert_msg(strcmp(s.method, methods[j]) == 0, "%s via %d arrived as %s", methods[j],
+                          codes[i], s.method);
             ck_assert_str_eq(s.body, "{\"keep\":true}");
             ck_assert_uint_eq(s.body_len, 13);
             ck_assert_str_eq(s.content_type, "text/plain");
@@ -223,7 +223,7 @@ END_TEST
 START_TEST(test_head_stays_head)
 {
     api_client *c = client(3, false);
-    const int codes[] = {301, 302, 303, 307, 308};
+    const int   codes[] = { 301, 302, 303, 307, 308 };
 
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         seen s = call_echo(c, "HEAD", redir(codes[i], "/echo"), NULL);
@@ -239,7 +239,7 @@ END_TEST
 START_TEST(test_rewrites_compose_over_hops)
 {
     api_client *c = client(3, false);
-    char inner[1024];
+    char        inner[1024];
 
     /* 307 then 303: the body survives the first hop, not the second. */
     snprintf(inner, sizeof inner, "%s", redir(303, "/echo"));
@@ -281,7 +281,7 @@ END_TEST
 
 START_TEST(test_off_by_default)
 {
-    api_client *c = client(0, true);
+    api_client  *c = client(0, true);
     api_response r;
 
     ck_assert_int_eq(api_request(c, "POST", redir(307, "/echo"), "x", 1, NULL, &r), CB_OK);
@@ -295,9 +295,9 @@ END_TEST
 
 START_TEST(test_same_origin_only_by_default)
 {
-    api_client *c = client(5, false);
+    api_client  *c = client(5, false);
     api_response r;
-    char to[256];
+    char         to[256];
 
     /* Another port is another origin. */
     snprintf(to, sizeof to, "%s/echo", fixture_url(g));
@@ -326,9 +326,9 @@ END_TEST
 
 START_TEST(test_cross_origin_when_allowed)
 {
-    api_client *c = client(5, true);
+    api_client  *c = client(5, true);
     api_response r;
-    char to[256];
+    char         to[256];
 
     snprintf(to, sizeof to, "%s/echo", fixture_url(g));
     ck_assert_int_eq(api_request(c, "POST", redir(303, to), "away", 4, NULL, &r), CB_OK);
@@ -348,7 +348,7 @@ START_TEST(test_cross_origin_when_allowed)
     ck_assert_uint_eq(fixture_requests_path(g, "/echo"), 2);
 
     /* Never to another scheme, allowed or not. */
-    const char *bad[] = {"ftp://127.0.0.1/x", "file:///etc/passwd", "gopher://127.0.0.1/"};
+    const char *bad[] = { "ftp://127.0.0.1/x", "file:///etc/passwd", "gopher://127.0.0.1/" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(api_get(c, redir(302, bad[i]), NULL, &r), CB_OK);
         ck_assert_int_eq(r.status, 302);
@@ -372,7 +372,7 @@ static void chain(char *out, size_t size, int n)
 
 START_TEST(test_max_redirects_bound)
 {
-    char path[4096];
+    char         path[4096];
     api_response r;
 
     chain(path, sizeof path, 3);
@@ -408,7 +408,7 @@ END_TEST
 
 START_TEST(test_redirect_to_error)
 {
-    api_client *c = client(3, false);
+    api_client  *c = client(3, false);
     api_response r;
 
     /* The final response decides the result. */
@@ -427,8 +427,8 @@ END_TEST
 /* The value /echo saw for header name, "" when absent. */
 static const char *echo_header(const api_response *r, const char *name)
 {
-    static char out[256];
-    cJSON *doc = cJSON_Parse(r->body);
+    static char  out[256];
+    cJSON       *doc = cJSON_Parse(r->body);
     const cJSON *v;
 
     out[0] = '\0';
@@ -442,12 +442,12 @@ static const char *echo_header(const api_response *r, const char *name)
 
 START_TEST(test_credentials_stay_on_their_origin)
 {
-    api_client *c = client(3, true);
-    const char *hdrs[] = {"Authorization: Bearer secret", "Cookie: session=1",
-                          "Proxy-Authorization: Basic eDp5", "X-Trace: t1", NULL};
-    api_options o;
+    api_client  *c = client(3, true);
+    const char  *hdrs[] = { "Authorization: Bearer secret", "Cookie: session=1",
+                            "Proxy-Authorization: Basic eDp5", "X-Trace: t1", NULL };
+    api_options  o;
     api_response r;
-    char to[256];
+    char         to[256];
 
     memset(&o, 0, sizeof o);
     o.headers = hdrs;
@@ -474,10 +474,10 @@ END_TEST
 
 START_TEST(test_cross_origin_hop_counts_on_its_origin)
 {
-    api_client *c = client(3, true);
+    api_client  *c = client(3, true);
     api_response r;
-    cb_metrics mf, mg;
-    char to[256];
+    cb_metrics   mf, mg;
+    char         to[256];
 
     /* The 503 is the other origin's failure, not the first one's. */
     snprintf(to, sizeof to, "%s/status/503", fixture_url(g));
@@ -570,7 +570,4 @@ static Suite *redirect_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(redirect_suite());
-}
+int main(void) { return tu_run_suite(redirect_suite()); }

@@ -42,9 +42,13 @@ END_TEST
 
 START_TEST(test_norm_keeps_values)
 {
-    api_retry_config in = { .max_attempts = 1, .base_delay_ms = 7, .max_delay_ms = 70,
-                            .budget_percent = 50, .budget_min_per_sec = 2,
-                            .budget_window_ms = 3000, .budget_disabled = true };
+    api_retry_config in = { .max_attempts = 1,
+                            .base_delay_ms = 7,
+                            .max_delay_ms = 70,
+                            .budget_percent = 50,
+                            .budget_min_per_sec = 2,
+                            .budget_window_ms = 3000,
+                            .budget_disabled = true };
     api_retry_config rc = norm(&in);
 
     ck_assert_uint_eq(rc.max_attempts, 1);
@@ -259,9 +263,21 @@ END_TEST
 
 START_TEST(test_retry_after_garbage)
 {
-    static const char *const bad[] = { "",      "   ",   "abc",   "1.5",   "+5",  "5s",
-                                       "5 s",   "0x10",  "-",     "--1",   "- 1", "1e3",
-                                       "1,2",   "Mon",   "-Sun, 06 Nov 1994 08:49:37 GMT",
+    static const char *const bad[] = { "",
+                                       "   ",
+                                       "abc",
+                                       "1.5",
+                                       "+5",
+                                       "5s",
+                                       "5 s",
+                                       "0x10",
+                                       "-",
+                                       "--1",
+                                       "- 1",
+                                       "1e3",
+                                       "1,2",
+                                       "Mon",
+                                       "-Sun, 06 Nov 1994 08:49:37 GMT",
                                        "Sun, 06 Nov 1994 08:49:37 GMT garbage" };
     uint64_t                 ms = 42;
     size_t                   i;
@@ -374,7 +390,8 @@ END_TEST
 
 START_TEST(test_budget_percentage)
 {
-    api_retry_config in = { .budget_percent = 20, .budget_min_per_sec = 1,
+    api_retry_config in = { .budget_percent = 20,
+                            .budget_min_per_sec = 1,
                             .budget_window_ms = 10000 };
     api_retry_config rc = norm(&in);
     cbh_budget       b;
@@ -404,7 +421,8 @@ END_TEST
 
 START_TEST(test_budget_window_expiry)
 {
-    api_retry_config in = { .budget_percent = 10, .budget_min_per_sec = 1,
+    api_retry_config in = { .budget_percent = 10,
+                            .budget_min_per_sec = 1,
                             .budget_window_ms = 3000 };
     api_retry_config rc = norm(&in);
     cbh_budget       b;
@@ -434,7 +452,8 @@ START_TEST(test_budget_ring_wraps)
 {
     /* The longest window: 64 one-second slots, each second's data replaced
      * exactly when its slot comes round again. */
-    api_retry_config in = { .budget_percent = 100, .budget_min_per_sec = 1,
+    api_retry_config in = { .budget_percent = 100,
+                            .budget_min_per_sec = 1,
                             .budget_window_ms = 1000000 };
     api_retry_config rc = norm(&in);
     cbh_budget       b;
@@ -471,8 +490,7 @@ END_TEST
  * as no budget. */
 START_TEST(test_budget_raw_config)
 {
-    api_retry_config rc = { .budget_percent = 100, .budget_min_per_sec = 0,
-                            .budget_window_ms = 0 };
+    api_retry_config rc = { .budget_percent = 100, .budget_min_per_sec = 0, .budget_window_ms = 0 };
     cbh_budget       b;
     int              i;
 
@@ -498,7 +516,8 @@ END_TEST
 /* More retries allowed than an unsigned holds: the count saturates. */
 START_TEST(test_budget_available_saturates)
 {
-    api_retry_config rc = { .budget_percent = UINT_MAX, .budget_min_per_sec = 1,
+    api_retry_config rc = { .budget_percent = UINT_MAX,
+                            .budget_min_per_sec = 1,
                             .budget_window_ms = 1000 };
     cbh_budget       b;
     int              i;
@@ -614,7 +633,4 @@ static Suite *retry_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(retry_suite());
-}
+int main(void) { return tu_run_suite(retry_suite()); }

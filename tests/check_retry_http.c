@@ -38,11 +38,11 @@ static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 START_TEST(test_flaky_recovers)
 {
-    fixture          *f = fixture_start();
-    tu_clock          tc;
-    api_client_config cfg;
-    api_client       *c;
-    api_response      r;
+    fixture           *f = fixture_start();
+    tu_clock           tc;
+    api_client_config  cfg;
+    api_client        *c;
+    api_response       r;
     api_origin_metrics om;
 
     memset(&cfg, 0, sizeof(cfg));
@@ -188,9 +188,9 @@ typedef struct method_case {
 } method_case;
 
 static const method_case method_cases[] = {
-    { "GET", false, 2 },    { "HEAD", false, 2 },  { "PUT", false, 2 },
+    { "GET", false, 2 },    { "HEAD", false, 2 },    { "PUT", false, 2 },
     { "DELETE", false, 2 }, { "OPTIONS", false, 2 }, { "POST", false, 1 },
-    { "PATCH", false, 1 },  { "POST", true, 2 },   { "PATCH", true, 2 },
+    { "PATCH", false, 1 },  { "POST", true, 2 },     { "PATCH", true, 2 },
 };
 
 START_TEST(test_methods)
@@ -268,7 +268,6 @@ START_TEST(test_statuses)
     fixture_stop(f);
 }
 END_TEST
-
 
 /* Connect errors, timeouts and transport errors are retried; a body over
  * the limit is not. */
@@ -704,11 +703,11 @@ END_TEST
 
 START_TEST(test_budget_denies)
 {
-    fixture          *f = fixture_start();
-    tu_clock          tc;
-    api_client_config cfg;
-    api_client       *c;
-    api_response      r;
+    fixture           *f = fixture_start();
+    tu_clock           tc;
+    api_client_config  cfg;
+    api_client        *c;
+    api_response       r;
     api_origin_metrics om;
 
     memset(&cfg, 0, sizeof(cfg));
@@ -754,13 +753,13 @@ END_TEST
  * one call or spread over many. */
 START_TEST(test_budget_default_floor)
 {
-    fixture          *f = fixture_start();
-    tu_clock          tc;
-    api_client_config cfg;
-    api_client       *c;
-    api_response      r;
+    fixture           *f = fixture_start();
+    tu_clock           tc;
+    api_client_config  cfg;
+    api_client        *c;
+    api_response       r;
     api_origin_metrics om;
-    int               i;
+    int                i;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry.max_attempts = 11;
@@ -843,8 +842,7 @@ static Suite *retry_http_suite(void)
     tcase_add_test(tc, test_flaky_exhausted);
     tcase_add_test(tc, test_backoff_bounds);
     tcase_add_test(tc, test_max_attempts_one);
-    tcase_add_loop_test(tc, test_methods, 0,
-                        (int)(sizeof(method_cases) / sizeof(method_cases[0])));
+    tcase_add_loop_test(tc, test_methods, 0, (int)(sizeof(method_cases) / sizeof(method_cases[0])));
     tcase_add_loop_test(tc, test_statuses, 0,
                         (int)(sizeof(status_cases) / sizeof(status_cases[0])));
     tcase_add_test(tc, test_transport_errors);
@@ -872,7 +870,4 @@ static Suite *retry_http_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(retry_http_suite());
-}
+int main(void) { return tu_run_suite(retry_http_suite()); }

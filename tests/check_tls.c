@@ -31,15 +31,12 @@ static void pki_setup(void)
              tu_tls_issue(&pki, "wrong", "DNS:example.invalid", false, &wrong_host);
 }
 
-static void pki_teardown(void)
-{
-    tu_tls_cleanup(&pki);
-}
+static void pki_teardown(void) { tu_tls_cleanup(&pki); }
 
 /* An HTTPS fixture presenting cert. */
 static fixture *tls_fixture(const tu_tls_cert *cert)
 {
-    char *pem, *key;
+    char    *pem, *key;
     fixture *f;
 
     ck_assert_msg(pki_ok, "could not generate certificates with openssl");
@@ -60,7 +57,7 @@ static fixture *tls_fixture(const tu_tls_cert *cert)
 static api_client *tls_client(const char *base, const char *ca_file)
 {
     api_client_config cfg;
-    api_client *c;
+    api_client       *c;
 
     memset(&cfg, 0, sizeof cfg);
     cfg.base_url = base;
@@ -86,8 +83,8 @@ static void assert_refused(fixture *f, cb_err err, const api_response *r)
 
 START_TEST(test_ca_file_verifies)
 {
-    fixture *f = tls_fixture(&pki.server);
-    api_client *c = tls_client(fixture_url(f), pki.ca.pem);
+    fixture     *f = tls_fixture(&pki.server);
+    api_client  *c = tls_client(fixture_url(f), pki.ca.pem);
     api_response r;
 
     ck_assert_int_eq(api_get(c, "/ok", NULL, &r), CB_OK);
@@ -119,8 +116,8 @@ END_TEST
 
 START_TEST(test_system_bundle_refuses)
 {
-    fixture *f = tls_fixture(&pki.server);
-    api_client *c = tls_client(fixture_url(f), NULL);
+    fixture     *f = tls_fixture(&pki.server);
+    api_client  *c = tls_client(fixture_url(f), NULL);
     api_response r;
 
     cb_err err = api_get(c, "/ok", NULL, &r);
@@ -134,8 +131,8 @@ END_TEST
 
 START_TEST(test_self_signed_refused)
 {
-    fixture *f = tls_fixture(&self_signed);
-    api_client *c = tls_client(fixture_url(f), pki.ca.pem);
+    fixture     *f = tls_fixture(&self_signed);
+    api_client  *c = tls_client(fixture_url(f), pki.ca.pem);
     api_response r;
 
     cb_err err = api_get(c, "/ok", NULL, &r);
@@ -149,8 +146,8 @@ END_TEST
 
 START_TEST(test_wrong_host_refused)
 {
-    fixture *f = tls_fixture(&wrong_host);
-    api_client *c = tls_client(fixture_url(f), pki.ca.pem);
+    fixture     *f = tls_fixture(&wrong_host);
+    api_client  *c = tls_client(fixture_url(f), pki.ca.pem);
     api_response r;
 
     /* The chain is good (the CA signed it); the name is not 127.0.0.1. */
@@ -173,15 +170,15 @@ END_TEST
 
 START_TEST(test_bad_ca_file)
 {
-    fixture *f = tls_fixture(&pki.server);
-    char missing[TU_TLS_PATH + 16];
+    fixture     *f = tls_fixture(&pki.server);
+    char         missing[TU_TLS_PATH + 16];
     api_response r;
 
     /* A CA file that does not exist, or that holds another issuer:
      * verification stays on, the call fails. */
     snprintf(missing, sizeof missing, "%s/absent.pem", pki.dir);
     api_client *c = tls_client(fixture_url(f), missing);
-    cb_err err = api_get(c, "/ok", NULL, &r);
+    cb_err      err = api_get(c, "/ok", NULL, &r);
     assert_refused(f, err, &r);
     api_response_free(&r);
     api_client_free(c);
@@ -206,10 +203,10 @@ END_TEST
 
 START_TEST(test_refusal_trips_breaker)
 {
-    fixture *f = tls_fixture(&self_signed);
+    fixture          *f = tls_fixture(&self_signed);
     api_client_config cfg;
-    api_response r;
-    cb_metrics m;
+    api_response      r;
+    cb_metrics        m;
 
     memset(&cfg, 0, sizeof cfg);
     cfg.base_url = fixture_url(f);
@@ -243,8 +240,8 @@ END_TEST
 
 START_TEST(test_https_to_plain_server)
 {
-    fixture *f = fixture_start();
-    char base[64];
+    fixture     *f = fixture_start();
+    char         base[64];
     api_response r;
 
     ck_assert_ptr_nonnull(f);
@@ -260,10 +257,10 @@ END_TEST
 
 START_TEST(test_tls_outage_and_back)
 {
-    fixture *f = tls_fixture(&pki.server);
-    api_client *c = tls_client(fixture_url(f), pki.ca.pem);
+    fixture       *f = tls_fixture(&pki.server);
+    api_client    *c = tls_client(fixture_url(f), pki.ca.pem);
     unsigned short port = fixture_port(f);
-    api_response r;
+    api_response   r;
 
     fixture_set_outage(f, FIXTURE_DOWN_REFUSE);
     ck_assert_int_eq(api_get(c, "/ok", NULL, &r), CB_ERR_CONNECT);
@@ -304,7 +301,4 @@ static Suite *tls_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(tls_suite());
-}
+int main(void) { return tu_run_suite(tls_suite()); }

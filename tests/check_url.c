@@ -220,7 +220,7 @@ static const path_case paths[] = {
     { "/a/b/c/", "http://api.test:8080/v1/a/b/c/" },
     { "/search?q=a/../b", "http://api.test:8080/v1/search?q=a/../b" }, /* query is data */
     { "/search?q=x?y", "http://api.test:8080/v1/search?q=x?y" },
-    { "/%0d%0a", "http://api.test:8080/v1/%0d%0a" },  /* encoded CR/LF: data */
+    { "/%0d%0a", "http://api.test:8080/v1/%0d%0a" }, /* encoded CR/LF: data */
     { "/a%0D%0AHost:%20evil", "http://api.test:8080/v1/a%0D%0AHost:%20evil" },
     { "/x%40evil", "http://api.test:8080/v1/x%40evil" }, /* encoded '@': data */
     { "/%2F%2Fevil", "http://api.test:8080/v1/%2F%2Fevil" },
@@ -651,7 +651,4 @@ static Suite *url_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(url_suite());
-}
+int main(void) { return tu_run_suite(url_suite()); }

@@ -136,32 +136,32 @@ typedef enum cb_mode {
 } cb_mode;
 
 typedef enum cb_event_type {
-    CB_EVENT_STATE_CHANGE = 0, /* from -> to */
-    CB_EVENT_SUCCESS,          /* duration_ms, slow */
-    CB_EVENT_FAILURE,          /* error, duration_ms, slow */
-    CB_EVENT_REJECTED,         /* state at the time of rejection */
-    CB_EVENT_IGNORED,          /* an outcome that is neither success nor
+    CB_EVENT_STATE_CHANGE = 0,        /* from -> to */
+    CB_EVENT_SUCCESS,                 /* duration_ms, slow */
+    CB_EVENT_FAILURE,                 /* error, duration_ms, slow */
+    CB_EVENT_REJECTED,                /* state at the time of rejection */
+    CB_EVENT_IGNORED,                 /* an outcome that is neither success nor
                                   failure: error (CB_OK from
                                   cb_breaker_release), duration_ms */
     CB_EVENT_FAILURE_RATE_EXCEEDED,   /* rate, calls: the failure rate that
                                          reached failure_rate_threshold */
     CB_EVENT_SLOW_CALL_RATE_EXCEEDED, /* rate, calls: the slow-call rate that
                                          reached slow_call_rate_threshold */
-    CB_EVENT_RESET             /* cb_breaker_reset; from: the state before */
+    CB_EVENT_RESET                    /* cb_breaker_reset; from: the state before */
 } cb_event_type;
 
 typedef struct cb_event {
     cb_event_type type;
-    cb_state from;        /* STATE_CHANGE */
-    cb_state to;          /* STATE_CHANGE */
-    cb_state state;       /* the state when the event happened */
-    cb_err   error;       /* FAILURE: the error passed to cb_breaker_record_err
+    cb_state      from;        /* STATE_CHANGE */
+    cb_state      to;          /* STATE_CHANGE */
+    cb_state      state;       /* the state when the event happened */
+    cb_err        error;       /* FAILURE: the error passed to cb_breaker_record_err
                              (CB_ERR_TRANSPORT when recorded as a plain bool) */
-    uint64_t duration_ms; /* SUCCESS/FAILURE: from acquire to record */
-    bool     slow;        /* SUCCESS/FAILURE: slower than slow_call_ms */
-    uint64_t at_ms;       /* the breaker clock when it happened */
-    double   rate;        /* *_RATE_EXCEEDED: percent (0-100) of calls */
-    unsigned calls;       /* *_RATE_EXCEEDED: the calls it was judged over */
+    uint64_t      duration_ms; /* SUCCESS/FAILURE: from acquire to record */
+    bool          slow;        /* SUCCESS/FAILURE: slower than slow_call_ms */
+    uint64_t      at_ms;       /* the breaker clock when it happened */
+    double        rate;        /* *_RATE_EXCEEDED: percent (0-100) of calls */
+    unsigned      calls;       /* *_RATE_EXCEEDED: the calls it was judged over */
 } cb_event;
 
 typedef struct cb_breaker cb_breaker; /* opaque */
@@ -229,12 +229,12 @@ typedef struct cb_config {
 
     cb_mode mode;
 
-    cb_classify_fn classify;      /* NULL = every error is a failure (but see
+    cb_classify_fn classify; /* NULL = every error is a failure (but see
                                      classify_outcome) */
     void          *classify_data;
-    cb_listener_fn listener;      /* NULL = no events */
+    cb_listener_fn listener; /* NULL = no events */
     void          *listener_data;
-    cb_clock_fn    clock;         /* NULL = cb_clock_monotonic_ms; never called
+    cb_clock_fn    clock; /* NULL = cb_clock_monotonic_ms; never called
                                      with the breaker's lock held */
     void          *clock_data;
 
@@ -294,24 +294,24 @@ typedef struct cb_config {
  * plain "0 = N"; 0 where 0 stays 0 (off, none) or the rule is another
  * field (half_open_max_wait_ms: 0 = reset_timeout_ms).
  */
-#define CB_CONFIG_NUMBERS(X)                     \
-    X(failure_threshold, UINT, 5)                \
-    X(failure_window_ms, UINT, 60000)            \
-    X(reset_timeout_ms, UINT, 30000)             \
-    X(half_open_max, UINT, 3)                    \
-    X(success_threshold, UINT, 1)                \
-    X(failure_rate_threshold, PCT, 0)            \
-    X(minimum_calls, UINT, 10)                   \
-    X(slow_call_ms, UINT, 0)                     \
-    X(slow_call_rate_threshold, PCT, 100)        \
-    X(max_reset_timeout_ms, UINT, 0)             \
-    X(reset_backoff_multiplier, UINT, 2)         \
-    X(reset_jitter_pct, PCT, 0)                  \
-    X(mode, MODE, CB_MODE_NORMAL)                \
-    X(half_open_max_wait_ms, UINT, 0)            \
-    X(consecutive_failures, UINT, 0)             \
-    X(window_calls, UINT, 0)                     \
-    X(half_open_by_rate, BOOL, false)            \
+#define CB_CONFIG_NUMBERS(X)                                                                       \
+    X(failure_threshold, UINT, 5)                                                                  \
+    X(failure_window_ms, UINT, 60000)                                                              \
+    X(reset_timeout_ms, UINT, 30000)                                                               \
+    X(half_open_max, UINT, 3)                                                                      \
+    X(success_threshold, UINT, 1)                                                                  \
+    X(failure_rate_threshold, PCT, 0)                                                              \
+    X(minimum_calls, UINT, 10)                                                                     \
+    X(slow_call_ms, UINT, 0)                                                                       \
+    X(slow_call_rate_threshold, PCT, 100)                                                          \
+    X(max_reset_timeout_ms, UINT, 0)                                                               \
+    X(reset_backoff_multiplier, UINT, 2)                                                           \
+    X(reset_jitter_pct, PCT, 0)                                                                    \
+    X(mode, MODE, CB_MODE_NORMAL)                                                                  \
+    X(half_open_max_wait_ms, UINT, 0)                                                              \
+    X(consecutive_failures, UINT, 0)                                                               \
+    X(window_calls, UINT, 0)                                                                       \
+    X(half_open_by_rate, BOOL, false)                                                              \
     X(reset_backoff_permille, UINT, 0)
 
 /* A ticket from cb_breaker_acquire; pass it back to cb_breaker_record.
@@ -322,32 +322,32 @@ typedef struct cb_permit {
 
 typedef struct cb_metrics {
     cb_state state;
-    uint64_t total_requests;     /* every acquire: admitted and rejected */
-    uint64_t successes;          /* recorded successes */
-    uint64_t failures;           /* recorded failures */
-    uint64_t rejected;           /* acquires rejected with CB_ERR_CIRCUIT_OPEN */
-    unsigned window_failures;    /* failures inside the current window */
+    uint64_t total_requests;        /* every acquire: admitted and rejected */
+    uint64_t successes;             /* recorded successes */
+    uint64_t failures;              /* recorded failures */
+    uint64_t rejected;              /* acquires rejected with CB_ERR_CIRCUIT_OPEN */
+    unsigned window_failures;       /* failures inside the current window */
     unsigned consecutive_successes; /* successes since the last failure */
-    uint64_t last_failure_ms;    /* breaker clock ms, 0 = never (so a clock
+    uint64_t last_failure_ms;       /* breaker clock ms, 0 = never (so a clock
                                     that starts at 0 should start above it) */
     uint64_t last_success_ms;
     uint64_t times_opened;
     /* Fields beyond the contract. */
-    uint64_t slow_calls;         /* recorded calls slower than slow_call_ms */
-    uint64_t late_outcomes;      /* outcomes of permits from an earlier period */
-    unsigned window_calls;       /* calls recorded inside the current window;
+    uint64_t slow_calls;           /* recorded calls slower than slow_call_ms */
+    uint64_t late_outcomes;        /* outcomes of permits from an earlier period */
+    unsigned window_calls;         /* calls recorded inside the current window;
                                     counted only while a failure-rate or
                                     slow-call trip is on, 0 otherwise */
-    unsigned current_open_ms;    /* the OPEN duration now in force */
-    uint64_t state_since_ms;     /* when the current state (or HALF_OPEN
+    unsigned current_open_ms;      /* the OPEN duration now in force */
+    uint64_t state_since_ms;       /* when the current state (or HALF_OPEN
                                     period) began */
-    uint64_t half_open_expired;  /* HALF_OPEN periods abandoned because their
+    uint64_t half_open_expired;    /* HALF_OPEN periods abandoned because their
                                     probes did not all report in time */
-    uint64_t ignored;            /* permits given back with cb_breaker_release
+    uint64_t ignored;              /* permits given back with cb_breaker_release
                                     or an ignored outcome */
     unsigned consecutive_failures; /* failures in a row in the current
                                       CLOSED period (0 otherwise) */
-    unsigned isolated;           /* 1 while isolated (cb_breaker_isolate) */
+    unsigned isolated;             /* 1 while isolated (cb_breaker_isolate) */
 } cb_metrics;
 
 /*

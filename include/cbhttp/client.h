@@ -39,11 +39,11 @@ typedef struct api_retry_config {
 /* ---- Cache ------------------------------------------------------------- */
 
 typedef struct api_cache_options {
-    bool     bypass;       /* neither read from nor write to the cache */
-    unsigned max_stale_ms; /* may serve an entry this long past its freshness when the
+    bool     bypass;         /* neither read from nor write to the cache */
+    unsigned max_stale_ms;   /* may serve an entry this long past its freshness when the
                               request fails or the circuit is open; 0 = only what the
                               response's own stale-if-error allows */
-    bool     revalidate;   /* treat a fresh entry as stale: always ask the origin
+    bool     revalidate;     /* treat a fresh entry as stale: always ask the origin
                               (conditionally, when the entry has a validator) */
     bool     only_if_cached; /* never touch the network: a miss returns
                                 CB_ERR_CACHE_MISS */
@@ -58,7 +58,7 @@ typedef struct api_cache_config {
     /* Heuristic freshness (RFC 9111 4.2.2): a 200 with Last-Modified and no
      * explicit freshness is fresh for 10% of its age, at most 1 day. Off
      * unless set, because it surprises people. */
-    bool     heuristic;
+    bool heuristic;
 } api_cache_config;
 
 /* ---- Requests and responses --------------------------------------------- */
@@ -83,26 +83,27 @@ typedef struct api_options { /* per request; NULL pointers = the client's defaul
     const char *const       *headers;    /* NULL-terminated array of "Name: value" */
     unsigned                 timeout_ms; /* deadline for the whole call, retries included */
 
-    api_classify_fn classify;      /* NULL = the client's classifier */
+    api_classify_fn classify; /* NULL = the client's classifier */
     void           *classify_data;
-    const char     *content_type;  /* for api_request bodies; NULL = none added */
+    const char     *content_type; /* for api_request bodies; NULL = none added */
 } api_options;
 
 typedef struct api_response {
-    long     status;     /* final HTTP status, 0 if none was received */
-    char    *body;       /* NUL-terminated; owned by the response; never NULL after a call */
-    size_t   body_len;
-    unsigned attempts;   /* network attempts made for this call (0 for a fresh cache hit or a rejection) */
-    bool     from_cache; /* the body came from the cache */
-    bool     stale;      /* ...and it was stale, served because of `cause` */
-    cb_err   cause;      /* with stale: the failure it stands in for (e.g. CB_ERR_CIRCUIT_OPEN) */
+    long   status; /* final HTTP status, 0 if none was received */
+    char  *body;   /* NUL-terminated; owned by the response; never NULL after a call */
+    size_t body_len;
+    unsigned
+        attempts; /* network attempts made for this call (0 for a fresh cache hit or a rejection) */
+    bool   from_cache; /* the body came from the cache */
+    bool   stale;      /* ...and it was stale, served because of `cause` */
+    cb_err cause;      /* with stale: the failure it stands in for (e.g. CB_ERR_CIRCUIT_OPEN) */
 
     /* Fields beyond the contract. */
-    api_header *headers;      /* the final response's headers, in order */
+    api_header *headers; /* the final response's headers, in order */
     size_t      header_count;
-    char        error[256];   /* detail on failure: libcurl's message or what was invalid */
-    uint64_t    elapsed_ms;   /* wall time of the whole call */
-    bool        revalidated;  /* a 304 refreshed the cached entry */
+    char        error[256];    /* detail on failure: libcurl's message or what was invalid */
+    uint64_t    elapsed_ms;    /* wall time of the whole call */
+    bool        revalidated;   /* a 304 refreshed the cached entry */
     size_t      headers_size_; /* private: bytes of the block headers points
                                   into, so that copying it (the cache) is one
                                   memcpy. It must live here: an api_response
@@ -140,7 +141,7 @@ typedef void (*api_event_fn)(const char *origin, const cb_event *ev, void *user_
 /* ---- The client ---------------------------------------------------------- */
 
 typedef struct api_client_config {
-    const char      *base_url;        /* "http://host:port[/prefix]"; NULL = paths must be absolute URLs */
+    const char      *base_url; /* "http://host:port[/prefix]"; NULL = paths must be absolute URLs */
     cb_config        circuit_breaker; /* default config of every host's breaker (its
                                          listener, classifier and clock are replaced
                                          by the client's own) */
@@ -148,24 +149,24 @@ typedef struct api_client_config {
     unsigned         timeout_ms;      /* default deadline per call; default 30000 */
 
     /* Fields beyond the contract. */
-    unsigned connect_timeout_ms;   /* default 10000 */
-    const char *user_agent;        /* NULL = "cbhttp/VERSION" */
-    const char *const *default_headers; /* NULL-terminated "Name: value", sent on every call */
-    size_t   max_body_bytes;       /* default 8 MiB; larger bodies fail with CB_ERR_TOO_LARGE */
-    size_t   max_header_bytes;     /* total response header bytes; default 64 KiB */
-    unsigned max_redirects;        /* 0 = redirects are not followed (the default) */
-    bool     allow_cross_origin_redirects; /* with max_redirects: may leave the origin
+    unsigned           connect_timeout_ms; /* default 10000 */
+    const char        *user_agent;         /* NULL = "cbhttp/VERSION" */
+    const char *const *default_headers;    /* NULL-terminated "Name: value", sent on every call */
+    size_t             max_body_bytes; /* default 8 MiB; larger bodies fail with CB_ERR_TOO_LARGE */
+    size_t             max_header_bytes; /* total response header bytes; default 64 KiB */
+    unsigned           max_redirects;    /* 0 = redirects are not followed (the default) */
+    bool               allow_cross_origin_redirects; /* with max_redirects: may leave the origin
                                               (never to a scheme other than http/https) */
-    const char *ca_file;           /* PEM bundle for TLS verification; NULL = system's.
+    const char        *ca_file; /* PEM bundle for TLS verification; NULL = system's.
                                       Verification cannot be turned off. */
-    api_cache_config cache;
-    api_classify_fn  classify;     /* NULL = the default classifier */
-    void            *classify_data;
-    api_event_fn     on_event;     /* breaker events of every origin */
-    void            *event_data;
-    api_log_fn       logger;       /* NULL = silent */
-    void            *log_data;
-    api_log_level    log_level;    /* least level passed to logger; default DEBUG */
+    api_cache_config   cache;
+    api_classify_fn    classify; /* NULL = the default classifier */
+    void              *classify_data;
+    api_event_fn       on_event; /* breaker events of every origin */
+    void              *event_data;
+    api_log_fn         logger; /* NULL = silent */
+    void              *log_data;
+    api_log_level      log_level; /* least level passed to logger; default DEBUG */
     /* Origin eviction. An origin (its breaker, retry budget and counters)
      * that no call used for origin_idle_ms may be evicted whatever its
      * breaker state, an OPEN one included; default 600000 (10 min). A later
@@ -183,9 +184,9 @@ typedef struct api_client_config {
      * NULL = the real ones. sleep_fn must sleep (or pretend to) for ms. */
     cb_clock_fn clock;
     void       *clock_data;
-    void      (*sleep_fn)(uint64_t ms, void *user_data);
-    void       *sleep_data;
-    uint64_t    random_seed;       /* jitter seed; 0 = from the clock and address */
+    void (*sleep_fn)(uint64_t ms, void *user_data);
+    void    *sleep_data;
+    uint64_t random_seed; /* jitter seed; 0 = from the clock and address */
 
     /* The most origins the client keeps at once (about 3.7 KB each);
      * 0 = 100000 (some 370 MB at worst: set it lower where memory is
@@ -198,7 +199,7 @@ typedef struct api_client_config {
      * (api_get, api_request, api_client_trip, api_client_set_origin_breaker,
      * ...) fails with CB_ERR_NOMEM and does no I/O: memory stays bounded
      * rather than the bound giving way. */
-    size_t      max_origins;
+    size_t max_origins;
 
     /* Server-directed backoff for every caller: a 429 or 503 carrying a
      * Retry-After opens the origin's breaker for that long
@@ -208,7 +209,7 @@ typedef struct api_client_config {
      * attempt, and the first call after the time is the probe. Off by
      * default: one instance of a service behind a load balancer would then
      * stop the traffic to all of them. */
-    bool        retry_after_opens_breaker;
+    bool retry_after_opens_breaker;
 } api_client_config;
 
 /* Creates a client. cfg may be NULL only to mean "no base URL, defaults".
@@ -255,9 +256,8 @@ CB_EXPORT cb_err api_get(api_client *c, const char *path, const api_options *opt
  * another token), with an optional body (copied before the call returns).
  * Same rules as api_get; only GET and HEAD use the cache, and a successful
  * unsafe method invalidates the cached entry of its URL. */
-CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path,
-                             const char *body, size_t body_len,
-                             const api_options *opts, api_response *resp);
+CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path, const char *body,
+                             size_t body_len, const api_options *opts, api_response *resp);
 
 /* Frees the contents of resp and zeroes it. NULL is fine. */
 CB_EXPORT void api_response_free(api_response *resp);

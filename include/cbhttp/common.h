@@ -22,9 +22,8 @@ extern "C" {
 #define CBHTTP_VERSION_MAJOR 0
 #define CBHTTP_VERSION_MINOR 1
 #define CBHTTP_VERSION_PATCH 0
-#define CBHTTP_VERSION_NUM                                                    \
-    ((CBHTTP_VERSION_MAJOR << 16) | (CBHTTP_VERSION_MINOR << 8) |             \
-     CBHTTP_VERSION_PATCH)
+#define CBHTTP_VERSION_NUM                                                                         \
+    ((CBHTTP_VERSION_MAJOR << 16) | (CBHTTP_VERSION_MINOR << 8) | CBHTTP_VERSION_PATCH)
 
 /* The version of the library actually loaded, as "MAJOR.MINOR.PATCH". */
 CB_EXPORT const char *cbhttp_version(void);
@@ -35,26 +34,26 @@ CB_EXPORT const char *cbhttp_version(void);
  * error (src/errors.c checks every value against its place). One X-macro
  * list produces the enum and cb_strerror().
  */
-#define CB_ERRNO_MAP(X)                                                              \
-    X(OK, 0, "success")                                                              \
-    X(ERR_CIRCUIT_OPEN, 1, "circuit open: call rejected without network I/O")        \
-    X(ERR_INVALID, 2, "invalid argument")                                            \
-    X(ERR_NOMEM, 3, "out of memory")                                                 \
-    X(ERR_CONNECT, 4, "could not connect")                                           \
-    X(ERR_TIMEOUT, 5, "timed out")                                                   \
-    X(ERR_TRANSPORT, 6, "transport error")                                           \
-    X(ERR_HTTP, 7, "HTTP error status")                                              \
-    X(ERR_TOO_LARGE, 8, "response too large")                                        \
-    X(ERR_PARSE, 9, "body is not valid JSON")                                        \
-    X(ERR_CACHE_MISS, 10, "not in cache (only-if-cached)")                           \
-    X(ERR_CANCELLED, 11, "cancelled")                                                \
+#define CB_ERRNO_MAP(X)                                                                            \
+    X(OK, 0, "success")                                                                            \
+    X(ERR_CIRCUIT_OPEN, 1, "circuit open: call rejected without network I/O")                      \
+    X(ERR_INVALID, 2, "invalid argument")                                                          \
+    X(ERR_NOMEM, 3, "out of memory")                                                               \
+    X(ERR_CONNECT, 4, "could not connect")                                                         \
+    X(ERR_TIMEOUT, 5, "timed out")                                                                 \
+    X(ERR_TRANSPORT, 6, "transport error")                                                         \
+    X(ERR_HTTP, 7, "HTTP error status")                                                            \
+    X(ERR_TOO_LARGE, 8, "response too large")                                                      \
+    X(ERR_PARSE, 9, "body is not valid JSON")                                                      \
+    X(ERR_CACHE_MISS, 10, "not in cache (only-if-cached)")                                         \
+    X(ERR_CANCELLED, 11, "cancelled")                                                              \
     X(ERR_OVERLOADED, 12, "overloaded: refused by a concurrency or rate limit")
 
 typedef enum cb_err {
 #define CB_ERR_GEN_(name, value, msg) CB_##name = value,
     CB_ERRNO_MAP(CB_ERR_GEN_)
 #undef CB_ERR_GEN_
-    CB_ERR_COUNT_ /* not an error: the number of codes */
+        CB_ERR_COUNT_ /* not an error: the number of codes */
 } cb_err;
 
 /* A static, human-readable string for err. Never NULL, also for values

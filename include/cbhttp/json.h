@@ -106,10 +106,10 @@ typedef struct api_config {
                                     allocation, freed by api_config_free) */
 } api_config;
 
-CB_EXPORT cb_err api_config_parse(const char *json, size_t len, api_config *out,
-                                  char *err, size_t err_size);
+CB_EXPORT cb_err api_config_parse(const char *json, size_t len, api_config *out, char *err,
+                                  size_t err_size);
 /* Frees what api_config_parse stored in *cfg and zeroes it. NULL is fine. */
-CB_EXPORT void   api_config_free(api_config *cfg);
+CB_EXPORT void api_config_free(api_config *cfg);
 
 /* Creates a client from a parsed config (api_client_new), then applies each
  * per-origin override with api_client_set_origin_breaker. NULL (and nothing

@@ -17,30 +17,30 @@ extern "C" {
  * Prometheus rows are all generated from it.
  *   X(field, JSON name in its group, Prometheus family, help text)
  */
-#define API_RETRY_COUNTERS(X)                                                         \
-    X(attempts, "attempts", "cbhttp_attempts_total", "Network attempts sent.")        \
-    X(retries, "retries", "cbhttp_retries_total", "Network attempts that were retries.") \
-    X(retries_denied, "retries_denied", "cbhttp_retries_denied_total",                \
+#define API_RETRY_COUNTERS(X)                                                                      \
+    X(attempts, "attempts", "cbhttp_attempts_total", "Network attempts sent.")                     \
+    X(retries, "retries", "cbhttp_retries_total", "Network attempts that were retries.")           \
+    X(retries_denied, "retries_denied", "cbhttp_retries_denied_total",                             \
       "Retries held back by the retry budget.")
-#define API_CACHE_COUNTERS(X)                                                         \
-    X(cache_hits, "hits", "cbhttp_cache_hits_total",                                  \
-      "Fresh cache hits served without network I/O.")                                 \
-    X(cache_misses, "misses", "cbhttp_cache_misses_total",                            \
-      "Cache lookups that found no usable entry.")                                    \
-    X(cache_revalidations, "revalidations", "cbhttp_cache_revalidations_total",       \
-      "Conditional requests sent to revalidate a cached entry.")                      \
-    X(cache_not_modified, "not_modified", "cbhttp_cache_not_modified_total",          \
-      "Revalidations answered 304 Not Modified.")                                     \
-    X(cache_stale_served, "stale_served", "cbhttp_cache_stale_served_total",          \
+#define API_CACHE_COUNTERS(X)                                                                      \
+    X(cache_hits, "hits", "cbhttp_cache_hits_total",                                               \
+      "Fresh cache hits served without network I/O.")                                              \
+    X(cache_misses, "misses", "cbhttp_cache_misses_total",                                         \
+      "Cache lookups that found no usable entry.")                                                 \
+    X(cache_revalidations, "revalidations", "cbhttp_cache_revalidations_total",                    \
+      "Conditional requests sent to revalidate a cached entry.")                                   \
+    X(cache_not_modified, "not_modified", "cbhttp_cache_not_modified_total",                       \
+      "Revalidations answered 304 Not Modified.")                                                  \
+    X(cache_stale_served, "stale_served", "cbhttp_cache_stale_served_total",                       \
       "Stale cache entries served in place of a failure.")
 
 #define API_COUNTER_FIELD_(field, json, prom, help) uint64_t field;
 
 typedef struct api_origin_metrics {
-    char      *origin;           /* "http://127.0.0.1:8080" */
+    char      *origin; /* "http://127.0.0.1:8080" */
     cb_metrics breaker;
     API_RETRY_COUNTERS(API_COUNTER_FIELD_) /* attempts, retries, retries_denied */
-    unsigned   budget_available; /* retries the budget would allow now */
+    unsigned budget_available;             /* retries the budget would allow now */
     API_CACHE_COUNTERS(API_COUNTER_FIELD_) /* cache_hits ... cache_stale_served */
 } api_origin_metrics;
 

@@ -46,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     if (size >= 4) {
-        long    status = statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))];
-        bool    heuristic = data[1] & 1;
+        long status = statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))];
+        bool heuristic = data[1] & 1;
         /* A realistic clock: now, give or take, with the response up to a
          * few minutes after the request (or a little before: clocks step). */
         int64_t req = 1700000000 + (int64_t)(int8_t)data[2] * 86400;

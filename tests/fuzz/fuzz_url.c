@@ -41,10 +41,10 @@ static void check_absolute(const char *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char       *buf, *nl, *base_s, *path;
-    cbh_base    base;
-    cbh_url     u;
-    char        err[128];
+    char    *buf, *nl, *base_s, *path;
+    cbh_base base;
+    cbh_url  u;
+    char     err[128];
 
     if (size > 64 * 1024)
         return 0;

@@ -32,8 +32,8 @@ bool tu_capture_start(tu_capture *c, int fd)
 
 char *tu_capture_end(tu_capture *c, size_t *len)
 {
-    char  *data = NULL;
-    off_t  size;
+    char *data = NULL;
+    off_t size;
 
     if (c->saved < 0)
         return NULL;

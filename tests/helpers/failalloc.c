@@ -6,11 +6,11 @@
 
 #include <check.h>
 
-static atomic_long  live;     /* allocations not yet freed */
-static atomic_ulong calls;    /* allocation calls since arming */
-static atomic_ulong fail_at;  /* 0 = never fail; else the call to fail */
-static atomic_bool  sticky;   /* calls after fail_at fail too */
-static atomic_bool  failed;   /* the armed failure happened */
+static atomic_long  live;    /* allocations not yet freed */
+static atomic_ulong calls;   /* allocation calls since arming */
+static atomic_ulong fail_at; /* 0 = never fail; else the call to fail */
+static atomic_bool  sticky;  /* calls after fail_at fail too */
+static atomic_bool  failed;  /* the armed failure happened */
 
 /* True when this allocation call is one to fail. */
 static bool should_fail(void)
@@ -97,15 +97,9 @@ static void arm(unsigned long n, bool from_on)
     atomic_store(&fail_at, n);
 }
 
-void tu_alloc_fail_at(unsigned long n)
-{
-    arm(n, false);
-}
+void tu_alloc_fail_at(unsigned long n) { arm(n, false); }
 
-void tu_alloc_fail_from(unsigned long n)
-{
-    arm(n, true);
-}
+void tu_alloc_fail_from(unsigned long n) { arm(n, true); }
 
 bool tu_alloc_disarm(void)
 {
@@ -114,7 +108,4 @@ bool tu_alloc_disarm(void)
     return atomic_load(&failed);
 }
 
-long tu_alloc_live(void)
-{
-    return atomic_load(&live);
-}
+long tu_alloc_live(void) { return atomic_load(&live); }

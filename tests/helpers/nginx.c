@@ -27,19 +27,19 @@
 #include "nginx.h"
 
 #define TN_PATH 512
-#define TN_TRIES 5         /* ports taken between our pick and nginx's bind */
-#define TN_START_MS 5000   /* nginx listens well before this */
+#define TN_TRIES 5       /* ports taken between our pick and nginx's bind */
+#define TN_START_MS 5000 /* nginx listens well before this */
 #define TN_STOP_MS 5000
 
 struct tu_nginx {
-    pid_t pid;
-    bool  has_sleep;
+    pid_t          pid;
+    bool           has_sleep;
     unsigned short port;
-    char  dir[64];
-    char  root[80];
-    char  url[64];
-    char  tls_url[64];
-    char  access_log[TN_PATH];
+    char           dir[64];
+    char           root[80];
+    char           url[64];
+    char           tls_url[64];
+    char           access_log[TN_PATH];
 };
 
 static const char *const echo_modules[] = {
@@ -48,8 +48,8 @@ static const char *const echo_modules[] = {
     "/usr/share/nginx/modules/ngx_http_echo_module.so",
 };
 
-__attribute__((format(printf, 3, 4))) static void set_why(char *why, size_t len,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_why(char *why, size_t len, const char *fmt,
+                                                          ...)
 {
     va_list ap;
 
@@ -155,8 +155,8 @@ static const char *echo_module(void)
 static bool write_conf(const tu_nginx *n, const tu_nginx_opts *o, const char *module,
                        unsigned short port, unsigned short tls_port)
 {
-    char  path[TN_PATH];
-    FILE *fp;
+    char        path[TN_PATH];
+    FILE       *fp;
     const char *d = n->dir;
     unsigned    conns = o->worker_connections ? o->worker_connections : 1024;
 
@@ -268,8 +268,8 @@ static pid_t spawn(const tu_nginx *n, const char *bin)
 static void first_error(const tu_nginx *n, char *why, size_t len)
 {
     static const char *const logs[] = { "stderr.log", "error.log" };
-    char   path[TN_PATH], line[256];
-    size_t i;
+    char                     path[TN_PATH], line[256];
+    size_t                   i;
 
     for (i = 0; i < 2; i++) {
         FILE *fp;
@@ -278,8 +278,7 @@ static void first_error(const tu_nginx *n, char *why, size_t len)
         if (!(fp = fopen(path, "r")))
             continue;
         while (fgets(line, sizeof(line), fp)) {
-            if (strstr(line, "[emerg]") || strstr(line, "[alert]") ||
-                strstr(line, "[crit]")) {
+            if (strstr(line, "[emerg]") || strstr(line, "[alert]") || strstr(line, "[crit]")) {
                 line[strcspn(line, "\n")] = '\0';
                 fclose(fp);
                 set_why(why, len, strncmp(line, "nginx:", 6) ? "nginx: %s" : "%s", line);
@@ -331,15 +330,16 @@ static int await_start(tu_nginx *n, unsigned short port, unsigned short tls_port
 
 tu_nginx *tu_nginx_start(const tu_nginx_opts *opts, char *why, size_t why_len)
 {
-    const char *bin = tu_nginx_binary(), *module = echo_module();
+    const char   *bin = tu_nginx_binary(), *module = echo_module();
     tu_nginx_opts o = opts ? *opts : (tu_nginx_opts){ 0 };
-    bool        tls = o.cert_file && o.key_file;
-    char        path[TN_PATH];
-    tu_nginx   *n;
-    int         try;
+    bool          tls = o.cert_file && o.key_file;
+    char          path[TN_PATH];
+    tu_nginx     *n;
+    int           try;
 
     if (!bin) {
-        set_why(why, why_len, "%s", "nginx is not installed (scripts/deps.sh installs nginx-light)");
+        set_why(why, why_len, "%s",
+                "nginx is not installed (scripts/deps.sh installs nginx-light)");
         return NULL;
     }
     if (!(n = calloc(1, sizeof(*n)))) {
@@ -410,10 +410,7 @@ tu_nginx *tu_nginx_start(const tu_nginx_opts *opts, char *why, size_t why_len)
 
 const char *tu_nginx_url(const tu_nginx *n) { return n ? n->url : NULL; }
 
-const char *tu_nginx_tls_url(const tu_nginx *n)
-{
-    return n && n->tls_url[0] ? n->tls_url : NULL;
-}
+const char *tu_nginx_tls_url(const tu_nginx *n) { return n && n->tls_url[0] ? n->tls_url : NULL; }
 
 const char *tu_nginx_access_log(const tu_nginx *n)
 {
@@ -484,7 +481,7 @@ bool tu_nginx_remove_file(const tu_nginx *n, const char *path)
  * sent before it has its access.log line written (see nginx.h). */
 static void log_sync(const tu_nginx *n)
 {
-    static const char req[] = "GET /ok HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    static const char  req[] = "GET /ok HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(n->port) };
     struct timeval     tv = { .tv_sec = 5 };
     char               sink[512];

@@ -11,8 +11,8 @@
 #define TU_MAX_SLEEPS 64
 
 typedef struct tu_clock {
-    uint64_t now_ms;                 /* the time it reports */
-    uint64_t sleeps[TU_MAX_SLEEPS];  /* every sleep requested, in order */
+    uint64_t now_ms;                /* the time it reports */
+    uint64_t sleeps[TU_MAX_SLEEPS]; /* every sleep requested, in order */
     unsigned n_sleeps;
 } tu_clock;
 

@@ -22,7 +22,7 @@ static bool tls_path(char *out, const tu_tls *t, const char *name, const char *e
 
 static void tls_dump_log(const tu_tls *t)
 {
-    char path[TU_TLS_PATH];
+    char  path[TU_TLS_PATH];
     char *log;
 
     if (!tls_path(path, t, "openssl", ".log") || !(log = tu_read_file(path, NULL)))
@@ -36,16 +36,15 @@ static void tls_dump_log(const tu_tls *t)
 static bool tls_run(const tu_tls *t, const char *const argv[])
 {
     posix_spawn_file_actions_t fa;
-    char log[TU_TLS_PATH];
-    pid_t pid;
-    int status = 0, rc;
+    char                       log[TU_TLS_PATH];
+    pid_t                      pid;
+    int                        status = 0, rc;
 
     if (!tls_path(log, t, "openssl", ".log"))
         return false;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND,
-                                     0600);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
     rc = posix_spawnp(&pid, "openssl", &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -76,8 +75,7 @@ static bool tls_write(const char *path, const char *text)
     return fclose(fp) == 0 && ok;
 }
 
-bool tu_tls_issue(tu_tls *t, const char *name, const char *san, bool self_signed,
-                  tu_tls_cert *out)
+bool tu_tls_issue(tu_tls *t, const char *name, const char *san, bool self_signed, tu_tls_cert *out)
 {
     char csr[TU_TLS_PATH], ext[TU_TLS_PATH], subj[256], extv[1024], serial[32], sanv[1024];
 
@@ -87,16 +85,44 @@ bool tu_tls_issue(tu_tls *t, const char *name, const char *san, bool self_signed
     snprintf(subj, sizeof subj, "/CN=cbhttp test %s", name);
     if (self_signed) {
         snprintf(sanv, sizeof sanv, "subjectAltName=%s", san);
-        const char *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", out->key,
-                        "-out", out->pem, "-days", "2", "-sha256", "-subj", subj,
-                        "-addext", sanv, NULL};
+        const char *argv[] = { "openssl",
+                               "req",
+                               "-x509",
+                               "-newkey",
+                               "ec",
+                               "-pkeyopt",
+                               "ec_paramgen_curve:prime256v1",
+                               "-nodes",
+                               "-keyout",
+                               out->key,
+                               "-out",
+                               out->pem,
+                               "-days",
+                               "2",
+                               "-sha256",
+                               "-subj",
+                               subj,
+                               "-addext",
+                               sanv,
+                               NULL };
         return tls_run(t, argv);
     }
     {
-        const char *argv[] = {"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", out->key,
-                        "-out", csr, "-subj", subj, NULL};
+        const char *argv[] = { "openssl",
+                               "req",
+                               "-new",
+                               "-newkey",
+                               "ec",
+                               "-pkeyopt",
+                               "ec_paramgen_curve:prime256v1",
+                               "-nodes",
+                               "-keyout",
+                               out->key,
+                               "-out",
+                               csr,
+                               "-subj",
+                               subj,
+                               NULL };
         if (!tls_run(t, argv))
             return false;
     }
@@ -110,9 +136,10 @@ bool tu_tls_issue(tu_tls *t, const char *name, const char *san, bool self_signed
         return false;
     snprintf(serial, sizeof serial, "%u", t->serial++);
     {
-        const char *argv[] = {"openssl", "x509", "-req", "-in", csr, "-CA", t->ca.pem, "-CAkey",
-                        t->ca.key, "-set_serial", serial, "-days", "2", "-sha256",
-                        "-extfile", ext, "-out", out->pem, NULL};
+        const char *argv[] = { "openssl", "x509",    "-req",   "-in",     csr,
+                               "-CA",     t->ca.pem, "-CAkey", t->ca.key, "-set_serial",
+                               serial,    "-days",   "2",      "-sha256", "-extfile",
+                               ext,       "-out",    out->pem, NULL };
         return tls_run(t, argv);
     }
 }
@@ -135,11 +162,28 @@ bool tu_tls_init(tu_tls *t)
     if (!tls_path(t->ca.pem, t, "ca", ".pem") || !tls_path(t->ca.key, t, "ca", ".key"))
         goto fail;
     {
-        const char *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", t->ca.key,
-                        "-out", t->ca.pem, "-days", "2", "-sha256", "-subj",
-                        "/CN=cbhttp test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-                        "-addext", "keyUsage=critical,keyCertSign,cRLSign", NULL};
+        const char *argv[] = { "openssl",
+                               "req",
+                               "-x509",
+                               "-newkey",
+                               "ec",
+                               "-pkeyopt",
+                               "ec_paramgen_curve:prime256v1",
+                               "-nodes",
+                               "-keyout",
+                               t->ca.key,
+                               "-out",
+                               t->ca.pem,
+                               "-days",
+                               "2",
+                               "-sha256",
+                               "-subj",
+                               "/CN=cbhttp test CA",
+                               "-addext",
+                               "basicConstraints=critical,CA:TRUE",
+                               "-addext",
+                               "keyUsage=critical,keyCertSign,cRLSign",
+                               NULL };
         if (!tls_run(t, argv))
             goto fail;
     }
@@ -176,9 +220,9 @@ void tu_tls_cleanup(tu_tls *t)
 
 char *tu_read_file(const char *path, size_t *len)
 {
-    FILE  *fp = fopen(path, "rb");
-    char  *data = NULL;
-    long   size;
+    FILE *fp = fopen(path, "rb");
+    char *data = NULL;
+    long  size;
 
     if (!fp)
         return NULL;

@@ -43,8 +43,7 @@ bool tu_tls_init(tu_tls *t);
  * "IP:127.0.0.1,DNS:localhost"). Signed by t's CA, or by itself when
  * self_signed (a certificate no CA vouches for). false on failure.
  */
-bool tu_tls_issue(tu_tls *t, const char *name, const char *san, bool self_signed,
-                  tu_tls_cert *out);
+bool tu_tls_issue(tu_tls *t, const char *name, const char *san, bool self_signed, tu_tls_cert *out);
 
 /* Removes every file in t->dir and the directory. Safe to call twice. */
 void tu_tls_cleanup(tu_tls *t);

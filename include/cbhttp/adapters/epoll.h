@@ -105,8 +105,8 @@ static int api_epoll_watch(void *data, int fd, unsigned events, void **slot)
         return 0;
     }
     memset(&ev, 0, sizeof(ev));
-    ev.events = ((events & API_WATCH_READ) ? EPOLLIN : 0u) |
-                ((events & API_WATCH_WRITE) ? EPOLLOUT : 0u);
+    ev.events =
+        ((events & API_WATCH_READ) ? EPOLLIN : 0u) | ((events & API_WATCH_WRITE) ? EPOLLOUT : 0u);
     ev.data.fd = fd;
     op = *slot ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(e->epfd, op, fd, &ev) != 0) {
@@ -194,10 +194,7 @@ fail:
 
 /* The fd to watch for readability (EPOLLIN / POLLIN); -1 for NULL. Valid
  * until the engine is freed. */
-static inline int api_epoll_fd(const api_epoll *e)
-{
-    return e ? e->epfd : -1;
-}
+static inline int api_epoll_fd(const api_epoll *e) { return e ? e->epfd : -1; }
 
 /* Handles what is ready, without blocking: socket events go to
  * api_async_on_socket, an expired timer to api_async_on_timer. NULL, or a

@@ -53,18 +53,18 @@
 struct api_libevent;
 
 typedef struct api_libevent_sock {
-    struct event              *ev;
-    struct api_libevent       *le;
-    int                        fd;
-    unsigned                   events; /* API_WATCH_READ | API_WATCH_WRITE */
-    struct api_libevent_sock  *prev, *next;
+    struct event             *ev;
+    struct api_libevent      *le;
+    int                       fd;
+    unsigned                  events; /* API_WATCH_READ | API_WATCH_WRITE */
+    struct api_libevent_sock *prev, *next;
 } api_libevent_sock;
 
 typedef struct api_libevent {
-    api_async          *a;
-    struct event_base  *base;
-    struct event       *timer;
-    api_libevent_sock  *socks; /* to free any left at detach */
+    api_async         *a;
+    struct event_base *base;
+    struct event      *timer;
+    api_libevent_sock *socks; /* to free any left at detach */
 } api_libevent;
 
 static void api_libevent_sock_free(api_libevent *le, api_libevent_sock *s)

@@ -58,11 +58,11 @@ struct api_libuv;
 /* One watched socket. The poll handle comes first so that the handle's
  * address is the struct's (the close callback frees it). */
 typedef struct api_libuv_sock {
-    uv_poll_t               poll;
-    struct api_libuv       *lv;
-    int                     fd;
-    unsigned                events; /* API_WATCH_READ | API_WATCH_WRITE */
-    struct api_libuv_sock  *prev, *next;
+    uv_poll_t              poll;
+    struct api_libuv      *lv;
+    int                    fd;
+    unsigned               events; /* API_WATCH_READ | API_WATCH_WRITE */
+    struct api_libuv_sock *prev, *next;
 } api_libuv_sock;
 
 typedef struct api_libuv {
@@ -73,10 +73,7 @@ typedef struct api_libuv {
 } api_libuv;
 
 /* Close callback of every handle: handle->data is the struct to free. */
-static void api_libuv_free_cb(uv_handle_t *h)
-{
-    free(h->data);
-}
+static void api_libuv_free_cb(uv_handle_t *h) { free(h->data); }
 
 static void api_libuv_sock_close(api_libuv *lv, api_libuv_sock *s)
 {
