@@ -70,9 +70,9 @@ static size_t headers_last_start(const char *raw, size_t len, size_t *lines)
 }
 
 /*
- * One pass over the raw block. With arr == NULL it only counts headers and
- * string bytes; otherwise it writes them (arr and strings sized by a counting
- * pass over the same input, so the two passes agree by construction).
+ * Writes the headers of the raw block (the lines after its last status
+ * line) into arr and their strings into strings, both sized for the worst
+ * case by cbh_headers_parse; reports how many headers and string bytes.
  */
 static void headers_scan(const char *raw, size_t len, api_header *arr, char *strings,
                          size_t *count_out, size_t *bytes_out)
@@ -94,10 +94,6 @@ static void headers_scan(const char *raw, size_t len, api_header *arr, char *str
             last_valid = false;
             continue;
         }
-        if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-            last_valid = false;
-            continue;
-        }
         if (headers_is_ows(line[0])) {
             /* obs-fold: the line continues the previous header's value. */
             const char *seg = line;
@@ -108,11 +104,11 @@ static void headers_scan(const char *raw, size_t len, api_header *arr, char *str
             headers_trim(&seg, &seg_len);
             if (seg_len == 0)
                 continue;
-            if (arr) {
+            {
                 char *dst = strings + bytes - 1; /* over the value's NUL */
-                if (value_len > 0) {
+
+                if (value_len > 0)
                     *dst++ = ' ';
-                }
                 memcpy(dst, seg, seg_len);
                 dst[seg_len] = '\0';
             }
@@ -135,7 +131,7 @@ static void headers_scan(const char *raw, size_t len, api_header *arr, char *str
             if (!ok)
                 continue;
             headers_trim(&val, &vlen);
-            if (arr) {
+            {
                 char *name = strings + bytes;
                 char *value = name + name_len + 1;
 
