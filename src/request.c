@@ -580,7 +580,6 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
 {
     api_response *resp = k->resp;
     cbh_payload   stale = { 0 };
-    unsigned      attempts = resp->attempts;
 
     if (!cbh_cache_serve_stale(k->c->cache, "GET", call_url(k), k->lines, &k->cache_opts, cause,
                                &stale) &&
@@ -592,7 +591,6 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
     resp->from_cache = true;
     resp->stale = true;
     resp->cause = cause;
-    resp->attempts = attempts;
     CALL_COUNT(k->o, cache_stale_served);
     CLIENT_LOG(k, API_LOG_INFO, "%s %s: serving a stale cached response (%s)", k->method,
                call_url(k), cb_strerror(cause));
