@@ -57,14 +57,6 @@ void cbh_response_take_payload(api_response *resp, cbh_payload *out)
     cbh_response_clear_payload(resp);
 }
 
-cbh_payload cbh_response_view(const api_response *resp)
-{
-    cbh_payload p = { resp->status,  resp->body,         resp->body_len,
-                      resp->headers, resp->header_count, resp->headers_size_ };
-
-    return p;
-}
-
 void cbh_response_fail(api_response *resp, const char *msg)
 {
     memset(resp, 0, sizeof(*resp));

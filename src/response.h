@@ -26,9 +26,6 @@ void cbh_response_set_payload(api_response *resp, cbh_payload *p);
 /* Moves resp's payload out into *out (emptying resp's); the caller owns it. */
 void cbh_response_take_payload(api_response *resp, cbh_payload *out);
 
-/* resp's payload as a read-only view (nothing moves). */
-cbh_payload cbh_response_view(const api_response *resp);
-
 /* Frees resp's payload and zeroes its status, keeping the call's counters
  * and flags. */
 void cbh_response_clear_payload(api_response *resp);
