@@ -11,6 +11,12 @@
  *            origins nobody calls stay compact. Then ns per
  *            api_client_breaker_state lookup in random order, the three
  *            maps measured in interleaved rounds.
+ *   served:  10k and 1M origins that each served one call (the map's
+ *            own API on a fake clock: permit, success, the counters a
+ *            request bumps), 100 ms apart, so that the origins called more
+ *            than the deflation time ago deflate as new ones are got; then
+ *            the time passes for the last ones too. Bytes per origin once
+ *            all are idle, and, for 10k, while all are still inflated.
  *   cache:   10k entries filled from the fixture's
  *            /cache/k<i>?cc=max-age%3D3600; bytes per entry (the cache's own
  *            accounting, and the heap it gives back when cleared), and ns per
@@ -31,6 +37,7 @@
 
 #include "bench.h"
 #include "fixture.h"
+#include "origin.h"
 
 #define ROUNDS 5
 #define LOOKUPS 1000000ul
@@ -188,6 +195,74 @@ static void omap_free(omap *m)
     free(m->urls);
 }
 
+/* ---- origins that served a call ----------------------------------------- */
+
+static _Atomic uint64_t served_now;
+
+static uint64_t served_clock(void *ud)
+{
+    (void)ud;
+    return atomic_load(&served_now);
+}
+
+typedef struct served {
+    unsigned long n;
+    double        hot_per;  /* heap per origin with every origin inflated (0: not measured) */
+    double        idle_per; /* heap per origin once all are idle */
+    double        lib_per;  /* what the library holds, once all are idle */
+} served;
+
+/* One call's worth of work on key, at the fake clock's now. */
+static void served_call(cbh_origins *m, const char *key, size_t len)
+{
+    cbh_origin *o = cbh_origins_get(m, key, len, NULL, true, NULL);
+    cb_permit   p;
+
+    if (!o || cbh_origins_inflate(o) != CB_OK || cb_breaker_acquire(&o->breaker, &p) != CB_OK)
+        die("served: no origin");
+    cb_breaker_record(&o->breaker, &p, true);
+    cbh_budget_note_request(&cbh_origin_ext_of(o)->budget, atomic_load(&served_now));
+    atomic_fetch_add(&cbh_origin_ext_of(o)->attempts, 1);
+    cbh_origins_release(o);
+}
+
+/* spaced: calls 100 ms apart (idle ones deflate as the map goes), or all
+ * at one instant (every origin inflated at the end, then measured). */
+static void served_run(served *r, unsigned long n, bool spaced)
+{
+    cbh_origins_config cfg = { .idle_ms = UINT_MAX,
+                               .max_origins = SIZE_MAX,
+                               .clock = served_clock };
+    cbh_origins       *m;
+    double             heap0;
+    long long          lib0;
+    unsigned long      i;
+
+    r->n = n;
+    atomic_store(&served_now, 1000);
+    heap0 = heap_bytes();
+    lib0 = atomic_load(&lib_bytes);
+    if (!(m = cbh_origins_new(&cfg)))
+        die("cbh_origins_new failed");
+    for (i = 0; i < n; i++) {
+        char buf[64];
+        int  len = snprintf(buf, sizeof(buf), "http://h%lu.test:80", i);
+
+        served_call(m, buf, (size_t)len);
+        if (spaced)
+            atomic_fetch_add(&served_now, 100);
+    }
+    if (!spaced)
+        r->hot_per = (heap_bytes() - heap0) / (double)n;
+    atomic_fetch_add(&served_now, CBH_BUDGET_SLOTS * 1000u);
+    (void)cbh_origins_evict_idle(m);
+    if (cbh_origins_count(m) != n)
+        die("served: origins were evicted");
+    r->idle_per = (heap_bytes() - heap0) / (double)n;
+    r->lib_per = (double)(atomic_load(&lib_bytes) - lib0) / (double)n;
+    cbh_origins_free(m);
+}
+
 /* ---- cache ---------------------------------------------------------------- */
 
 typedef struct cres {
@@ -299,6 +374,7 @@ int main(int argc, char **argv)
     double        look[3][ROUNDS], lookc[3][ROUNDS], look_ns[3], look_cpu[3];
     omap          maps[3];
     cres          cr;
+    served        sv[3];
     int           i, k, nmaps = 0;
 
     if (cb_set_allocator(
@@ -328,6 +404,9 @@ int main(int argc, char **argv)
         omap_free(&maps[i]);
     }
 
+    served_run(&sv[0], sizes[1], false);
+    served_run(&sv[1], sizes[1], true);
+    served_run(&sv[2], sizes[2], true);
     cache_bench(&cr);
 
     printf("per-origin map: api_client_trip creates, api_client_breaker_state looks up "
@@ -340,6 +419,14 @@ int main(int argc, char **argv)
                maps[i].rss_per, maps[i].heap_per, maps[i].lib_per, maps[i].blocks_per,
                maps[i].create_ns, look_ns[i], look_cpu[i]);
     printf("(with 10 origins the RSS delta is below page granularity: read the heap column)\n");
+
+    printf("\norigins that served one call each, then idle (deflated)\n\n");
+    printf("%-30s %14s %14s\n", "", "heap/origin", "lib/origin");
+    printf("%-30s %12.0f B %14s\n", "10k, all inflated (no time)", sv[0].hot_per, "");
+    printf("%-30s %12.0f B %12.0f B\n", "10k, once idle (from above)", sv[0].idle_per,
+           sv[0].lib_per);
+    for (i = 1; i < 3; i++)
+        printf("%-30lu %12.0f B %12.0f B\n", sv[i].n, sv[i].idle_per, sv[i].lib_per);
 
     printf("\ncache with %llu entries (fixture /cache/k<i>, %.0f B bodies on average)\n\n",
            (unsigned long long)cr.entries, cr.body_len);
@@ -360,6 +447,10 @@ int main(int argc, char **argv)
         printf("origins_%s_lookup_ns %.1f ns\n", names[i], look_ns[i]);
         printf("origins_%s_lookup_cpu_ns %.1f ns\n", names[i], look_cpu[i]);
     }
+    printf("origins_10k_served_inflated_heap_bytes_per_origin %.0f bytes\n", sv[0].hot_per);
+    printf("origins_%s_served_idle_heap_bytes_per_origin %.0f bytes\n", names[1], sv[1].idle_per);
+    printf("origins_%s_served_idle_heap_bytes_per_origin %.0f bytes\n", names[2], sv[2].idle_per);
+    printf("origins_%s_served_idle_lib_bytes_per_origin %.0f bytes\n", names[2], sv[2].lib_per);
     printf("cache_10k_entries %llu entries\n", (unsigned long long)cr.entries);
     printf("cache_10k_bytes_per_entry %.0f bytes\n", cr.acct_per);
     printf("cache_10k_heap_bytes_per_entry %.0f bytes\n", cr.heap_per);

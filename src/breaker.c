@@ -516,6 +516,185 @@ static void hot_free(cbh_breaker_hot *h)
     cbh_free((char *)h - h->shift);
 }
 
+/* ---- Counts, and the carry of a deflated breaker ----------------------- */
+
+/* A breaker's counts as its metrics report them: what deflate keeps, in
+ * the carry's order, followed there by the owner's numbers. */
+enum {
+    C_ADMITTED, /* admitted calls (rejected ones not included) */
+    C_SUCCESSES,
+    C_FAILURES,
+    C_REJECTED,
+    C_SLOW,
+    C_LATE,
+    C_EXPIRED, /* half_open_expired */
+    C_IGNORED,
+    C_CONSECUTIVE_SUCCESSES,
+    C_LAST_FAILURE_MS,
+    C_LAST_SUCCESS_MS,
+    C_N
+};
+
+/* The counts of an inflated breaker. Lock held. */
+static void hot_counts(const cbh_breaker_hot *h, uint64_t v[C_N])
+{
+    /* Outcomes before admissions: a record follows its acquire, so the
+     * admitted count read last is never below the outcomes. */
+    uint64_t succ = sum_successes(h), fail = h->failures, adm = sum_admitted(h);
+    uint64_t outcomes =
+        (succ - h->base_successes) + (fail - h->base_failures) + (h->ignored - h->base_ignored);
+
+    v[C_SUCCESSES] = succ - h->base_successes;
+    v[C_FAILURES] = fail - h->base_failures;
+    v[C_IGNORED] = h->ignored - h->base_ignored;
+    v[C_REJECTED] = atomic_load_explicit(&h->rejected, memory_order_relaxed) - h->base_rejected;
+    /* Relaxed counters may be seen out of step while other threads run;
+     * the snapshot never shows fewer admissions than outcomes. */
+    v[C_ADMITTED] = adm < h->base_admitted + outcomes ? outcomes : adm - h->base_admitted;
+    v[C_SLOW] = h->slow_calls;
+    v[C_LATE] = h->late_outcomes;
+    v[C_EXPIRED] = h->half_open_expired;
+    v[C_CONSECUTIVE_SUCCESSES] = succ - h->succ_at_failure;
+    v[C_LAST_FAILURE_MS] = h->last_failure_ms;
+    v[C_LAST_SUCCESS_MS] = atomic_load_explicit(&h->last_success_ms, memory_order_relaxed);
+}
+
+/* Starts a fresh inflated part from carried counts: the raw counters are
+ * the counts, every baseline zero. No run of failures is carried. */
+static void hot_seed(cbh_breaker_hot *h, const uint64_t v[C_N])
+{
+    uint64_t consec = v[C_CONSECUTIVE_SUCCESSES];
+
+    atomic_store_explicit(&h->stripes[0].admitted, v[C_ADMITTED], memory_order_relaxed);
+    atomic_store_explicit(&h->stripes[0].successes, v[C_SUCCESSES], memory_order_relaxed);
+    atomic_store_explicit(&h->rejected, v[C_REJECTED], memory_order_relaxed);
+    atomic_store_explicit(&h->last_success_ms, v[C_LAST_SUCCESS_MS], memory_order_relaxed);
+    h->failures = v[C_FAILURES];
+    h->ignored = v[C_IGNORED];
+    h->slow_calls = v[C_SLOW];
+    h->late_outcomes = v[C_LATE];
+    h->half_open_expired = v[C_EXPIRED];
+    h->last_failure_ms = v[C_LAST_FAILURE_MS];
+    h->succ_at_failure = v[C_SUCCESSES] - (consec < v[C_SUCCESSES] ? consec : v[C_SUCCESSES]);
+    h->run_mark = v[C_SUCCESSES];
+}
+
+/* Writes n numbers into the carry as LEB128 (seven bits a byte, low
+ * first, the top bit set on every byte but a number's last). False, the
+ * carry unchanged, when they do not fit. */
+static bool carry_put(cbh_breaker_core *c, const uint64_t *v, unsigned n)
+{
+    uint8_t  buf[CBH_CARRY_BYTES];
+    size_t   len = 0;
+    unsigned i;
+
+    memset(buf, 0, sizeof(buf));
+    for (i = 0; i < n; i++) {
+        uint64_t x = v[i];
+
+        do {
+            if (len == sizeof(buf))
+                return false;
+            buf[len++] = (uint8_t)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
+            x >>= 7;
+        } while (x);
+    }
+    memcpy(c->carry, buf, sizeof(buf));
+    return true;
+}
+
+/* Reads n numbers from the carry (those past its end read as zero) into v,
+ * or skips them when v is NULL. Returns the offset after the last. */
+static size_t carry_get(const cbh_breaker_core *c, uint64_t *v, unsigned n)
+{
+    size_t   pos = 0;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        uint64_t x = 0;
+        unsigned shift = 0;
+
+        while (pos < sizeof(c->carry) && shift < 64) {
+            uint8_t byte = c->carry[pos++];
+
+            x |= (uint64_t)(byte & 0x7f) << shift;
+            shift += 7;
+            if (!(byte & 0x80))
+                break;
+        }
+        if (v)
+            v[i] = x;
+    }
+    return pos;
+}
+
+/* Zeroes the breaker's counts in the carry, keeping its owner's numbers
+ * byte for byte: a zero takes one byte, no more than the count it
+ * replaces, so they always fit. */
+static void carry_clear_counts(cbh_breaker_core *c)
+{
+    size_t off = carry_get(c, NULL, C_N), rest = sizeof(c->carry) - off;
+
+    memmove(c->carry + C_N, c->carry + off, rest);
+    memset(c->carry, 0, C_N);
+    memset(c->carry + C_N + rest, 0, off - C_N);
+}
+
+/* Whether an inflated breaker holds nothing but counts at now. Lock held. */
+static bool hot_idle(cb_breaker *b, cbh_breaker_hot *h, uint64_t now)
+{
+    uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+
+    if (W_STATE(w) != CB_CLOSED || (w & W_ISOLATED) || h->window.count)
+        return false;
+    /* A success since the last failure ended its run (see closed_outcome). */
+    if (h->run_failures && sum_successes(h) == h->run_mark)
+        return false;
+    cbh_window_advance(&h->window, now);
+    return !h->window.calls && !h->window.failures && !h->window.slow;
+}
+
+bool cbh_breaker_deflate(cb_breaker *b, uint64_t now, const uint64_t *extra, unsigned n_extra)
+{
+    uint64_t         v[C_N + CBH_CARRY_EXTRA_MAX];
+    cbh_breaker_hot *h;
+    bool             ok;
+
+    if (n_extra > CBH_CARRY_EXTRA_MAX)
+        return false;
+    cbh_lock_take(&b->core.lock);
+    h = hot_of(b);
+    if (h && !hot_idle(b, h, now)) {
+        cbh_lock_drop(&b->core.lock);
+        return false;
+    }
+    if (h)
+        hot_counts(h, v);
+    else
+        carry_get(&b->core, v, C_N);
+    if (n_extra)
+        memcpy(v + C_N, extra, n_extra * sizeof(*extra));
+    ok = carry_put(&b->core, v, C_N + n_extra);
+    if (ok)
+        atomic_store_explicit(&b->core.hot, 0, memory_order_relaxed);
+    cbh_lock_drop(&b->core.lock);
+    if (ok)
+        hot_free(h);
+    return ok;
+}
+
+void cbh_breaker_carried(cb_breaker *b, uint64_t *extra, unsigned n_extra)
+{
+    uint64_t v[C_N + CBH_CARRY_EXTRA_MAX];
+
+    if (n_extra > CBH_CARRY_EXTRA_MAX)
+        n_extra = CBH_CARRY_EXTRA_MAX;
+    cbh_lock_take(&b->core.lock);
+    carry_get(&b->core, v, C_N + n_extra);
+    cbh_lock_drop(&b->core.lock);
+    memcpy(extra, v + C_N, n_extra * sizeof(*extra));
+}
+
 bool cbh_breaker_inflated(const cb_breaker *b) { return hot_of(b) != NULL; }
 
 cb_err cbh_breaker_inflate(cb_breaker *b)
@@ -528,6 +707,13 @@ cb_err cbh_breaker_inflate(cb_breaker *b)
     if (!(h = hot_new()))
         return CB_ERR_NOMEM;
     cbh_lock_take(&b->core.lock);
+    if (!hot_of(b)) {
+        uint64_t v[C_N];
+
+        /* What an earlier deflate kept (zeros for a breaker never inflated). */
+        carry_get(&b->core, v, C_N);
+        hot_seed(h, v);
+    }
     if (hot_of(b)) {
         /* Another thread was first. */
     } else if (b->cfg->window_calls) {
@@ -1102,11 +1288,9 @@ CB_EXPORT cb_state cb_breaker_state(cb_breaker *b)
 
 CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
 {
-    /* What a compact breaker reads: it has counted nothing. */
-    static const cbh_breaker_hot zero;
-    const cbh_breaker_hot       *h;
-    uint64_t                     now, succ, fail, adm, outcomes;
-    evq                          q;
+    cbh_breaker_hot *h;
+    uint64_t         now, w, v[C_N];
+    evq              q;
 
     q.n = 0;
     if (!out)
@@ -1117,44 +1301,34 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
     now = now_ms(b);
     cbh_lock_take(&b->core.lock);
     maybe_half_open(b, now, &q);
-    if ((h = hot_of(b)))
-        cbh_window_advance(&hot_of(b)->window, now);
-    else
-        h = &zero;
-    /* Outcomes before admissions: a record follows its acquire, so the
-     * admitted count read last is never below the outcomes. */
-    succ = sum_successes(h);
-    fail = h->failures;
-    adm = sum_admitted(h);
-    outcomes =
-        (succ - h->base_successes) + (fail - h->base_failures) + (h->ignored - h->base_ignored);
-    out->state = W_STATE(atomic_load_explicit(&b->core.word, memory_order_relaxed));
-    out->successes = succ - h->base_successes;
-    out->failures = fail - h->base_failures;
-    out->rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed) - h->base_rejected;
-    /* Relaxed counters may be seen out of step while other threads run;
-     * the snapshot never shows fewer admissions than outcomes. */
-    if (adm < h->base_admitted + outcomes)
-        adm = outcomes;
-    else
-        adm -= h->base_admitted;
-    out->total_requests = adm + out->rejected;
-    out->window_failures = clamp_u(h->window.failures);
-    out->consecutive_successes = clamp_u(succ - h->succ_at_failure);
-    out->last_failure_ms = h->last_failure_ms;
-    out->last_success_ms = atomic_load_explicit(&h->last_success_ms, memory_order_relaxed);
+    if ((h = hot_of(b))) {
+        cbh_window_advance(&h->window, now);
+        hot_counts(h, v);
+        out->window_failures = clamp_u(h->window.failures);
+        out->window_calls = tracks_calls(b->cfg) ? clamp_u(h->window.calls) : 0;
+        /* A success since the last failure ended the run. */
+        out->consecutive_failures = sum_successes(h) == h->run_mark ? h->run_failures : 0;
+    } else {
+        /* Compact: the carried counts, an empty window, no run. */
+        carry_get(&b->core, v, C_N);
+    }
+    w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
+    out->state = W_STATE(w);
+    out->successes = v[C_SUCCESSES];
+    out->failures = v[C_FAILURES];
+    out->rejected = v[C_REJECTED];
+    out->total_requests = v[C_ADMITTED] + v[C_REJECTED];
+    out->consecutive_successes = clamp_u(v[C_CONSECUTIVE_SUCCESSES]);
+    out->last_failure_ms = v[C_LAST_FAILURE_MS];
+    out->last_success_ms = v[C_LAST_SUCCESS_MS];
     out->times_opened = b->core.times_opened;
-    out->slow_calls = h->slow_calls;
-    out->late_outcomes = h->late_outcomes;
-    out->window_calls = tracks_calls(b->cfg) ? clamp_u(h->window.calls) : 0;
+    out->slow_calls = v[C_SLOW];
+    out->late_outcomes = v[C_LATE];
     out->current_open_ms = b->core.open_ms;
     out->state_since_ms = b->core.state_since_ms;
-    out->half_open_expired = h->half_open_expired;
-    out->ignored = h->ignored - h->base_ignored;
-    /* A success since the last failure ended the run. */
-    out->consecutive_failures = succ == h->run_mark ? h->run_failures : 0;
-    out->isolated =
-        (atomic_load_explicit(&b->core.word, memory_order_relaxed) & W_ISOLATED) ? 1 : 0;
+    out->half_open_expired = v[C_EXPIRED];
+    out->ignored = v[C_IGNORED];
+    out->isolated = (w & W_ISOLATED) ? 1 : 0;
     cbh_lock_drop(&b->core.lock);
     evq_emit(b, &q);
 }
@@ -1183,6 +1357,9 @@ static void breaker_reset_locked(cb_breaker *b, uint64_t now, evq *q)
         h->late_outcomes = 0;
         h->half_open_expired = 0;
         h->backoff_level = 0;
+    } else {
+        /* Compact: its carried counts go, its owner's numbers stay. */
+        carry_clear_counts(&b->core);
     }
     b->core.times_opened = 0;
     {

@@ -42,15 +42,9 @@ static void snapshot_origin(cbh_origin *o, void *ud)
     }
     s->m->origin_count++;
     cb_breaker_metrics(&o->breaker, &om->breaker);
-    /* An origin no call went through has counted nothing (zeroed above)
-     * and has a fresh budget (NULL). */
-    if ((x = cbh_origin_ext_of(o))) {
-#define COPY_(field, json, prom, help)                                                             \
-    om->field = atomic_load_explicit(&x->field, memory_order_relaxed);
-        API_RETRY_COUNTERS(COPY_)
-        API_CACHE_COUNTERS(COPY_)
-#undef COPY_
-    }
+    cbh_origin_counters(o, om);
+    /* An origin with no calls in the budget's window has a fresh one (NULL). */
+    x = cbh_origin_ext_of(o);
     om->budget_available = cbh_budget_available(x ? &x->budget : NULL, &s->retry, s->now);
 }
 

@@ -25,6 +25,13 @@
 #define ORIGIN_SWEEP_BATCH 64u  /* ... by the get that comes every idle_ms / 8 */
 #define ORIGIN_EVICT_STEP 1024u /* most entries examined per lock hold */
 
+/* The origin's own counters, in the order its breaker's carry keeps them. */
+#define ORIGIN_COUNTERS(X) API_RETRY_COUNTERS(X) API_CACHE_COUNTERS(X)
+#define ORIGIN_ONE_(field, json, prom, help) +1
+enum { ORIGIN_CARRIED = 0 ORIGIN_COUNTERS(ORIGIN_ONE_) };
+#undef ORIGIN_ONE_
+_Static_assert(ORIGIN_CARRIED <= CBH_CARRY_EXTRA_MAX, "the origin's counters must fit the carry");
+
 struct cbh_origins {
     pthread_mutex_t    lock;
     cbh_origin        *head;     /* the uthash table */
@@ -38,6 +45,11 @@ struct cbh_origins {
     unsigned           idle_ms;
     unsigned           sweep_every_ms;
     uint64_t           last_sweep_ms;
+    /* Deflation walks the LRU list from its tail towards its head: every
+     * origin behind this one (older) has been looked at since it was last
+     * got; NULL when all have. */
+    cbh_origin *deflate_next;
+    uint64_t    deflate_ms; /* the idle time after which an origin may deflate */
 };
 
 static uint64_t origin_now(const cbh_origins *m)
@@ -97,6 +109,9 @@ cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
     m->idle_ms = m->cfg.idle_ms ? m->cfg.idle_ms : ORIGIN_DEFAULT_IDLE_MS;
     m->max = m->cfg.max_origins ? m->cfg.max_origins : ORIGIN_DEFAULT_MAX;
     m->sweep_every_ms = m->idle_ms / 8 ? m->idle_ms / 8 : 1;
+    /* By then a breaker's time window and a retry budget have emptied. */
+    m->deflate_ms = m->bcfg.failure_window_ms > CBH_BUDGET_SLOTS * 1000u ? m->bcfg.failure_window_ms
+                                                                         : CBH_BUDGET_SLOTS * 1000u;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         cbh_free(m);
         return NULL;
@@ -122,9 +137,17 @@ cb_err cbh_origins_inflate(cbh_origin *o)
     cbh_origin_ext *x, *none = NULL;
 
     if (!cbh_origin_ext_of(o)) {
+        uint64_t v[ORIGIN_CARRIED];
+        unsigned i = 0;
+
         if (!(x = cbh_calloc(1, sizeof(*x))))
             return CB_ERR_NOMEM;
         cbh_budget_init(&x->budget);
+        /* Counted on from what a deflate kept. */
+        cbh_breaker_carried(&o->breaker, v, ORIGIN_CARRIED);
+#define SEED_(field, json, prom, help) atomic_init(&x->field, v[i++]);
+        ORIGIN_COUNTERS(SEED_)
+#undef SEED_
         /* Two first calls at once: one publishes, the other frees its own. */
         if (!atomic_compare_exchange_strong_explicit(&o->ext, &none, x, memory_order_acq_rel,
                                                      memory_order_acquire)) {
@@ -133,6 +156,27 @@ cb_err cbh_origins_inflate(cbh_origin *o)
         }
     }
     return cbh_breaker_inflate(&o->breaker);
+}
+
+void cbh_origin_counters(cbh_origin *o, api_origin_metrics *om)
+{
+    cbh_origin_ext *x = cbh_origin_ext_of(o);
+    uint64_t        v[ORIGIN_CARRIED];
+    unsigned        i = 0;
+
+    if (x) {
+#define READ_(field, json, prom, help)                                                             \
+    v[i++] = atomic_load_explicit(&x->field, memory_order_relaxed);
+        ORIGIN_COUNTERS(READ_)
+#undef READ_
+    } else {
+        /* Never called (zeros) or deflated: the carried counts. */
+        cbh_breaker_carried(&o->breaker, v, ORIGIN_CARRIED);
+    }
+    i = 0;
+#define WRITE_(field, json, prom, help) om->field = v[i++];
+    ORIGIN_COUNTERS(WRITE_)
+#undef WRITE_
 }
 
 void cbh_origins_free(cbh_origins *m)
@@ -154,6 +198,9 @@ void cbh_origins_free(cbh_origins *m)
 
 static void lru_unlink(cbh_origins *m, cbh_origin *o)
 {
+    /* The cursor moves to the next newer origin, still unexamined. */
+    if (m->deflate_next == o)
+        m->deflate_next = o->lru_prev;
     if (o->lru_prev)
         o->lru_prev->lru_next = o->lru_next;
     else
@@ -176,6 +223,9 @@ static void lru_push_front(cbh_origins *m, cbh_origin *o)
         m->lru_tail = o;
     m->lru_head = o;
     m->lru_count++;
+    /* Everything else was examined: o is the one to look at next. */
+    if (!m->deflate_next)
+        m->deflate_next = o;
 }
 
 static void lru_touch(cbh_origins *m, cbh_origin *o)
@@ -256,6 +306,69 @@ static size_t origin_sweep(cbh_origins *m, size_t budget, uint64_t now, cbh_orig
             *stopped = true;
             break;
         }
+    }
+    return steps;
+}
+
+/* Gives back what an idle origin's calls allocated (its breaker's inflated
+ * part, its counters and budget), keeping every count in the breaker's
+ * carry: nothing it reports or decides changes. Refused while its breaker
+ * holds more than counts (cbh_breaker_deflate) or its budget counted a
+ * request in the last CBH_BUDGET_SLOTS seconds. Nobody holds o (lock held,
+ * refs 0), so nothing else touches it. */
+static void origin_deflate(cbh_origin *o, uint64_t now)
+{
+    cbh_origin_ext *x = cbh_origin_ext_of(o);
+    uint64_t        v[ORIGIN_CARRIED];
+    unsigned        i = 0;
+
+    if (!x) {
+        if (cbh_breaker_inflated(&o->breaker))
+            cbh_breaker_carried(&o->breaker, v, ORIGIN_CARRIED);
+        else
+            return; /* compact already */
+    } else {
+        if (!cbh_budget_idle(&x->budget, now))
+            return;
+#define KEEP_(field, json, prom, help)                                                             \
+    v[i++] = atomic_load_explicit(&x->field, memory_order_relaxed);
+        ORIGIN_COUNTERS(KEEP_)
+#undef KEEP_
+    }
+    if (!cbh_breaker_deflate(&o->breaker, now, v, ORIGIN_CARRIED) || !x)
+        return;
+    atomic_store_explicit(&o->ext, NULL, memory_order_relaxed);
+    cbh_budget_destroy(&x->budget);
+    cbh_free(x);
+}
+
+/* Looks at up to budget origins from the deflation cursor, deflating those
+ * unused for deflate_ms; stops at the first that was used since (every
+ * newer one was too). A held origin is in use: it goes to the front, as
+ * in origin_sweep. Returns the origins looked at; *stopped says whether
+ * it stopped before the budget ran out. Lock held. */
+static size_t origin_deflate_some(cbh_origins *m, size_t budget, uint64_t now, bool *stopped)
+{
+    size_t steps = 0;
+
+    *stopped = true;
+    while (m->deflate_next) {
+        cbh_origin *o = m->deflate_next;
+        uint64_t    last = atomic_load_explicit(&o->last_used_ms, memory_order_relaxed);
+
+        if (steps == budget) {
+            *stopped = false;
+            break;
+        }
+        steps++;
+        if (!origin_unheld(o)) {
+            lru_touch(m, o);
+            continue;
+        }
+        if (last > now || now - last < m->deflate_ms)
+            break;
+        origin_deflate(o, now);
+        m->deflate_next = o->lru_prev;
     }
     return steps;
 }
@@ -383,6 +496,7 @@ cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len, con
         budget = ORIGIN_SWEEP_BATCH;
     }
     origin_sweep(m, budget, now, &dead, &stopped);
+    origin_deflate_some(m, budget, now, &stopped);
     if (!o && create) {
         o = origin_create(m, key, key_len, cfg, now, &dead, &e);
         created = o != NULL;
@@ -449,6 +563,18 @@ size_t cbh_origins_evict_idle(cbh_origins *m)
         seen += origin_sweep(m, step, now, &dead, &stopped);
         pthread_mutex_unlock(&m->lock);
         removed += origin_free_chain(dead);
+    }
+    /* Then the idle ones left deflate, in steps of the same bound; total
+     * bounds this pass too. */
+    pthread_mutex_lock(&m->lock);
+    total = m->lru_count;
+    pthread_mutex_unlock(&m->lock);
+    for (seen = 0, stopped = false; !stopped && seen < total;) {
+        size_t step = total - seen < ORIGIN_EVICT_STEP ? total - seen : ORIGIN_EVICT_STEP;
+
+        pthread_mutex_lock(&m->lock);
+        seen += origin_deflate_some(m, step, now, &stopped);
+        pthread_mutex_unlock(&m->lock);
     }
     return removed;
 }

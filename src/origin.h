@@ -5,10 +5,17 @@
  *
  * Memory. An origin is compact until a call goes through it: one
  * allocation holding the key, the map's links and a compact breaker that
- * shares the map's config (about 200 bytes). Its first call inflates it
+ * shares the map's config (about 230 bytes). Its first call inflates it
  * (cbh_origins_inflate): the breaker's stripes and window, the retry
- * budget's slots and the counters are allocated then. Origins that are
- * only looked up, tripped or reset stay compact. */
+ * budget's slots and the counters are allocated then (about 3.4 KB).
+ * Once nobody has used it for the deflation time (the longer of the
+ * breaker's failure window and the budget's CBH_BUDGET_SLOTS seconds) it
+ * deflates again, its counts kept in the breaker's carry, so that a map of
+ * a million origins that each served a call costs what a map of compact
+ * ones does. Deflation changes nothing an origin reports or decides; it is
+ * skipped while the breaker holds more than counts (not CLOSED, a run of
+ * failures, a count window) or the counts outgrow the carry. Origins that
+ * are only looked up, tripped or reset stay compact. */
 #ifndef CBH_ORIGIN_H
 #define CBH_ORIGIN_H
 
@@ -65,6 +72,10 @@ static inline cbh_origin_ext *cbh_origin_ext_of(cbh_origin *o)
     return atomic_load_explicit(&o->ext, memory_order_acquire);
 }
 
+/* The retry and cache counters of o (held by the caller) into om's
+ * fields of API_RETRY_COUNTERS and API_CACHE_COUNTERS. */
+void cbh_origin_counters(cbh_origin *o, api_origin_metrics *om);
+
 /* Makes o ready for a call (held by the caller): allocates what its calls
  * count in, unless done. CB_OK or CB_ERR_NOMEM. Thread-safe. */
 cb_err cbh_origins_inflate(cbh_origin *o);
@@ -106,7 +117,7 @@ void         cbh_origins_free(cbh_origins *m);
  * numeric fields and the mode only. *err is CB_OK on success and
  * CB_ERR_INVALID (not found) when create is false and the key is missing.
  *
- * Eviction runs here, bounded, whatever the map's size:
+ * Eviction and deflation run here, bounded, whatever the map's size:
  * - Idle: every get looks at the tail of the LRU list (the origin whose last
  *   call started longest ago) and frees up to 4 origins unused for idle_ms
  *   or more, up to 64 once every idle_ms / 8; the look stops at the first
@@ -126,7 +137,13 @@ void         cbh_origins_free(cbh_origins *m);
  *   origins held at that moment. When every origin is held or pinned, the
  *   get creates nothing and fails with CB_ERR_NOMEM: the count never
  *   exceeds max_origins.
- * Held (refs > 0) and pinned origins are never evicted. Evicted origins are
+ * - Deflation: a cursor walks the LRU list from the tail; every get
+ *   looks at up to as many origins as the idle sweep may free, deflating
+ *   those unused for the deflation time, and stops at the first used
+ *   since. Each origin is looked at once per get of it: one that cannot
+ *   deflate then (an OPEN breaker, say) stays inflated until its next
+ *   call or its eviction.
+ * Held (refs > 0) and pinned origins are never evicted or deflated. Evicted origins are
  * freed after the lock is dropped; no breaker is read or called during
  * eviction, so no event is raised by it.
  */
@@ -144,8 +161,9 @@ void cbh_origins_pin(cbh_origin *o);
 /* Evicts idle origins now (also done incrementally by cbh_origins_get):
  * refs == 0, not pinned, last used idle_ms or more ago, whatever the
  * breaker state. Walks the LRU list from its tail in bounded batches that
- * drop the lock in between, until the first origin that is not idle.
- * Returns how many were removed. */
+ * drop the lock in between, until the first origin that is not idle; then
+ * deflates, the same way, what the cursor finds unused for the deflation
+ * time. Returns how many were removed. */
 size_t cbh_origins_evict_idle(cbh_origins *m);
 
 /* Number of origins in the map. */

@@ -1031,6 +1031,286 @@ static void check_unreferenced(cbh_origin *o, void *ud)
     ck_assert_uint_eq(refs(o), 1);
 }
 
+/* ---- Deflation ------------------------------------------------------------ */
+
+#define DEFLATE_MS (CBH_BUDGET_SLOTS * 1000u) /* the default window is shorter */
+
+/* One call through o (held): inflate, permit, outcome, and the counters a
+ * request counts. */
+static void call_once(cbh_origin *o, bool success)
+{
+    cb_permit p;
+
+    ck_assert_int_eq(cbh_origins_inflate(o), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(&o->breaker, &p), CB_OK);
+    cb_breaker_record(&o->breaker, &p, success);
+    cbh_budget_note_request(&cbh_origin_ext_of(o)->budget, atomic_load(&fake_now));
+    atomic_fetch_add(&cbh_origin_ext_of(o)->attempts, 1);
+    atomic_fetch_add(&cbh_origin_ext_of(o)->cache_misses, 1);
+}
+
+/* Everything an origin reports, for before/after comparisons. */
+typedef struct origin_view {
+    cb_metrics         b;
+    api_origin_metrics c;
+} origin_view;
+
+static void view(cbh_origin *o, origin_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    cb_breaker_metrics(&o->breaker, &v->b);
+    cbh_origin_counters(o, &v->c);
+}
+
+static void assert_same_view(const origin_view *a, const origin_view *b)
+{
+    ck_assert_int_eq(a->b.state, b->b.state);
+    ck_assert_uint_eq(a->b.total_requests, b->b.total_requests);
+    ck_assert_uint_eq(a->b.successes, b->b.successes);
+    ck_assert_uint_eq(a->b.failures, b->b.failures);
+    ck_assert_uint_eq(a->b.rejected, b->b.rejected);
+    ck_assert_uint_eq(a->b.consecutive_successes, b->b.consecutive_successes);
+    ck_assert_uint_eq(a->b.last_failure_ms, b->b.last_failure_ms);
+    ck_assert_uint_eq(a->b.last_success_ms, b->b.last_success_ms);
+    ck_assert_uint_eq(a->b.times_opened, b->b.times_opened);
+    ck_assert_uint_eq(a->b.ignored, b->b.ignored);
+    ck_assert_uint_eq(a->b.current_open_ms, b->b.current_open_ms);
+    ck_assert_uint_eq(a->b.state_since_ms, b->b.state_since_ms);
+    ck_assert_uint_eq(a->c.attempts, b->c.attempts);
+    ck_assert_uint_eq(a->c.cache_misses, b->c.cache_misses);
+    ck_assert_uint_eq(a->c.cache_hits, b->c.cache_hits);
+}
+
+/* An origin unused for the deflation time gives back its inflated parts and
+ * reports, and later counts on, exactly what it had. */
+START_TEST(test_deflate_keeps_counts)
+{
+    cbh_origins *m;
+    cbh_origin  *o, *other;
+    origin_view  before, after;
+    cb_permit    p;
+    int          i;
+
+    set_now(1000000);
+    m = new_map(3600000, NULL);
+    o = get(m, "http://a:80", NULL, true);
+    for (i = 0; i < 3; i++)
+        call_once(o, true);
+    set_now(1000500);
+    call_once(o, false);
+    /* An earlier trip and its rejection count too. */
+    cb_breaker_trip(&o->breaker);
+    ck_assert_int_eq(cb_breaker_acquire(&o->breaker, &p), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_reset(&o->breaker);
+    call_once(o, true);
+    call_once(o, true);
+    atomic_fetch_add(&cbh_origin_ext_of(o)->cache_hits, 5);
+    cbh_origins_release(o);
+    view(o, &before);
+    ck_assert_uint_eq(before.b.successes, 2); /* the reset cleared the first ones */
+    ck_assert_uint_eq(before.c.attempts, 6);
+
+    /* One millisecond short: a get's sweep leaves it as it is. */
+    set_now(1000500 + DEFLATE_MS - 1);
+    other = get(m, "http://b:80", NULL, true);
+    cbh_origins_release(other);
+    ck_assert(cbh_breaker_inflated(&o->breaker));
+    ck_assert_ptr_nonnull(cbh_origin_ext_of(o));
+
+    /* Then a get deflates it: the origin behind the cursor. */
+    set_now(1000500 + DEFLATE_MS);
+    other = get(m, "http://b:80", NULL, true);
+    cbh_origins_release(other);
+    ck_assert(!cbh_breaker_inflated(&o->breaker));
+    ck_assert_ptr_null(cbh_origin_ext_of(o));
+    view(o, &after);
+    assert_same_view(&before, &after);
+    ck_assert_uint_eq(after.c.cache_hits, 5);
+
+    /* Its next call counts on from there. */
+    o = get(m, "http://a:80", NULL, false);
+    ck_assert_ptr_nonnull(o);
+    call_once(o, true);
+    view(o, &after);
+    ck_assert_uint_eq(after.b.successes, before.b.successes + 1);
+    ck_assert_uint_eq(after.b.total_requests, before.b.total_requests + 1);
+    ck_assert_uint_eq(after.b.consecutive_successes, before.b.consecutive_successes + 1);
+    ck_assert_uint_eq(after.c.attempts, before.c.attempts + 1);
+    ck_assert_uint_eq(after.c.cache_hits, 5);
+    /* A run of failures starts afresh and trips it at the threshold. */
+    for (i = 0; i < 5; i++)
+        call_once(o, false);
+    view(o, &after);
+    ck_assert_int_eq(after.b.state, CB_OPEN);
+    ck_assert_uint_eq(after.b.failures, before.b.failures + 5);
+    ck_assert_uint_eq(after.b.times_opened, before.b.times_opened + 1);
+    cbh_origins_release(o);
+    cbh_origins_free(m);
+}
+END_TEST
+
+/* What deflation must not lose keeps an origin inflated: a run of
+ * failures, an OPEN breaker, a count window, a caller holding it, counts
+ * too large for the carry. */
+START_TEST(test_deflate_refused)
+{
+    cb_config    counted = { .window_calls = 10, .failure_rate_threshold = 50 };
+    cbh_origins *m;
+    cbh_origin  *run, *open, *count, *held, *huge, *plain;
+    origin_view  before, after;
+
+    set_now(5000);
+    m = new_map(3600000, NULL);
+    run = get(m, "http://run:80", NULL, true);
+    call_once(run, false);
+    cbh_origins_release(run);
+    open = get(m, "http://open:80", NULL, true);
+    call_once(open, true);
+    cb_breaker_trip(&open->breaker);
+    cbh_origins_release(open);
+    count = get(m, "http://count:80", &counted, true);
+    call_once(count, true);
+    cbh_origins_release(count);
+    held = get(m, "http://held:80", NULL, true);
+    call_once(held, true);
+    huge = get(m, "http://huge:80", NULL, true);
+    call_once(huge, true);
+#define HUGE_(field, json, prom, help) atomic_store(&cbh_origin_ext_of(huge)->field, UINT64_MAX);
+    API_RETRY_COUNTERS(HUGE_)
+    API_CACHE_COUNTERS(HUGE_)
+#undef HUGE_
+    view(huge, &before);
+    cbh_origins_release(huge);
+    plain = get(m, "http://plain:80", NULL, true);
+    call_once(plain, true);
+    cbh_origins_release(plain);
+
+    set_now(5000 + DEFLATE_MS);
+    (void)cbh_origins_evict_idle(m);
+    ck_assert(cbh_breaker_inflated(&run->breaker));
+    view(run, &after);
+    ck_assert_uint_eq(after.b.consecutive_failures, 1);
+    ck_assert(cbh_breaker_inflated(&open->breaker));
+    ck_assert(cbh_breaker_inflated(&count->breaker));
+    ck_assert(cbh_breaker_inflated(&held->breaker));
+    ck_assert(cbh_breaker_inflated(&huge->breaker));
+    view(huge, &after);
+    assert_same_view(&before, &after);
+    ck_assert_uint_eq(after.c.retries_denied, UINT64_MAX);
+    ck_assert(!cbh_breaker_inflated(&plain->breaker));
+
+    /* Released, the held one goes once it has been idle long enough. */
+    cbh_origins_release(held);
+    set_now(5000 + 2 * DEFLATE_MS);
+    (void)cbh_origins_evict_idle(m);
+    ck_assert(!cbh_breaker_inflated(&held->breaker));
+    cbh_origins_free(m);
+}
+END_TEST
+
+/* A reset of a deflated breaker clears its counts and keeps the origin's. */
+START_TEST(test_deflated_reset)
+{
+    cbh_origins *m;
+    cbh_origin  *o;
+    origin_view  v;
+
+    set_now(7000);
+    m = new_map(3600000, NULL);
+    o = get(m, "http://a:80", NULL, true);
+    call_once(o, true);
+    call_once(o, false);
+    call_once(o, true);
+    cbh_origins_release(o);
+    set_now(7000 + DEFLATE_MS);
+    (void)cbh_origins_evict_idle(m);
+    ck_assert(!cbh_breaker_inflated(&o->breaker));
+    cb_breaker_reset(&o->breaker);
+    view(o, &v);
+    ck_assert_uint_eq(v.b.total_requests, 0);
+    ck_assert_uint_eq(v.b.successes, 0);
+    ck_assert_uint_eq(v.b.failures, 0);
+    ck_assert_uint_eq(v.b.last_success_ms, 0);
+    ck_assert_uint_eq(v.c.attempts, 3);
+    ck_assert_uint_eq(v.c.cache_misses, 3);
+    /* And the next inflate starts from the cleared counts. */
+    o = get(m, "http://a:80", NULL, false);
+    call_once(o, true);
+    view(o, &v);
+    ck_assert_uint_eq(v.b.successes, 1);
+    ck_assert_uint_eq(v.b.total_requests, 1);
+    ck_assert_uint_eq(v.c.attempts, 4);
+    cbh_origins_release(o);
+    cbh_origins_free(m);
+}
+END_TEST
+
+/* Threads calling a few origins while others deflate them: every call is
+ * counted once (run under TSan in CI). */
+typedef struct deflate_arg {
+    cbh_origins *m;
+    int          id;
+} deflate_arg;
+
+static void *deflate_worker(void *arg)
+{
+    deflate_arg *a = arg;
+    int          i;
+
+    for (i = 0; i < 2000; i++) {
+        char        key[32];
+        cbh_origin *o;
+
+        snprintf(key, sizeof(key), "http://h%d:80", i % 8);
+        o = get(a->m, key, NULL, true);
+        call_once(o, true);
+        cbh_origins_release(o);
+        if (a->id == 0 && i % 50 == 0) {
+            atomic_fetch_add(&fake_now, DEFLATE_MS);
+            (void)cbh_origins_evict_idle(a->m);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_deflate_threads)
+{
+    pthread_t          t[3];
+    deflate_arg        a[3];
+    cbh_origins       *m;
+    uint64_t           total = 0, attempts = 0;
+    api_origin_metrics c;
+    int                i;
+
+    set_now(1);
+    m = new_map(UINT_MAX, NULL);
+    for (i = 0; i < 3; i++) {
+        a[i].m = m;
+        a[i].id = i;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, deflate_worker, &a[i]), 0);
+    }
+    for (i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    for (i = 0; i < 8; i++) {
+        char        key[32];
+        cbh_origin *o;
+        cb_metrics  bm;
+
+        snprintf(key, sizeof(key), "http://h%d:80", i);
+        o = get(m, key, NULL, false);
+        ck_assert_ptr_nonnull(o);
+        cb_breaker_metrics(&o->breaker, &bm);
+        cbh_origin_counters(o, &c);
+        total += bm.successes;
+        attempts += c.attempts;
+        cbh_origins_release(o);
+    }
+    ck_assert_uint_eq(total, 3 * 2000);
+    ck_assert_uint_eq(attempts, 3 * 2000);
+    cbh_origins_free(m);
+}
+END_TEST
+
 START_TEST(test_threads)
 {
     cbh_origins *m;
@@ -1284,6 +1564,10 @@ static Suite *origin_suite(void)
     tcase_add_test(tc, test_foreach);
     tcase_add_test(tc, test_oom);
     tcase_add_test(tc, test_inflate_oom);
+    tcase_add_test(tc, test_deflate_keeps_counts);
+    tcase_add_test(tc, test_deflate_refused);
+    tcase_add_test(tc, test_deflated_reset);
+    tcase_add_test(tc, test_deflate_threads);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_cap_threads);
     suite_add_tcase(s, tc);
