@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "origin.h"
 
@@ -34,7 +35,7 @@ _Static_assert(ORIGIN_CARRIED <= CBH_CARRY_EXTRA_MAX, "the origin's counters mus
 
 struct cbh_origins {
     pthread_mutex_t    lock;
-    cbh_origin        *head;     /* the uthash table */
+    cbh_table          table;    /* every origin, by key */
     cbh_origin        *lru_head; /* most recently got */
     cbh_origin        *lru_tail; /* least recently got: the next to evict */
     size_t             lru_count;
@@ -51,6 +52,44 @@ struct cbh_origins {
     cbh_origin *deflate_next;
     uint64_t    deflate_ms; /* the idle time after which an origin may deflate */
 };
+
+cbh_origins *cbh_origin_map(const cbh_origin *o)
+{
+    return (cbh_origins *)(void *)((char *)o->breaker.env - offsetof(cbh_origins, bcfg));
+}
+
+static cbh_origin *origin_of(cbh_link *l)
+{
+    return (cbh_origin *)(void *)((char *)l - offsetof(cbh_origin, link));
+}
+
+/* Calls fn on every origin in the table (lock held); fn may free it. */
+static void origin_each(cbh_origins *m, void (*fn)(cbh_origin *o, void *ud), void *ud)
+{
+    size_t i;
+
+    for (i = 0; i < m->table.nheads; i++) {
+        cbh_link *l = m->table.heads[i], *next;
+
+        for (; l; l = next) {
+            next = l->next;
+            fn(origin_of(l), ud);
+        }
+    }
+}
+
+static cbh_origin *origin_find(cbh_origins *m, const char *key, size_t len, uint64_t hash)
+{
+    cbh_link *l;
+
+    for (l = cbh_table_chain(&m->table, hash); l; l = l->next) {
+        cbh_origin *o = origin_of(l);
+
+        if (l->hash == hash && o->key_len == len && memcmp(o->key, key, len) == 0)
+            return o;
+    }
+    return NULL;
+}
 
 static uint64_t origin_now(const cbh_origins *m)
 {
@@ -112,7 +151,12 @@ cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
     /* By then a breaker's time window and a retry budget have emptied. */
     m->deflate_ms = m->bcfg.failure_window_ms > CBH_BUDGET_SLOTS * 1000u ? m->bcfg.failure_window_ms
                                                                          : CBH_BUDGET_SLOTS * 1000u;
+    if (!cbh_table_init(&m->table, 16)) {
+        cbh_free(m);
+        return NULL;
+    }
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
+        cbh_table_destroy(&m->table);
         cbh_free(m);
         return NULL;
     }
@@ -179,17 +223,18 @@ void cbh_origin_counters(cbh_origin *o, api_origin_metrics *om)
 #undef WRITE_
 }
 
+static void origin_destroy_each(cbh_origin *o, void *ud)
+{
+    (void)ud;
+    origin_destroy(o);
+}
+
 void cbh_origins_free(cbh_origins *m)
 {
-    cbh_origin *o, *tmp;
-
     if (!m)
         return;
-    HASH_ITER(hh, m->head, o, tmp)
-    {
-        HASH_DELETE(hh, m->head, o);
-        origin_destroy(o);
-    }
+    origin_each(m, origin_destroy_each, NULL);
+    cbh_table_destroy(&m->table);
     pthread_mutex_destroy(&m->lock);
     cbh_free(m);
 }
@@ -255,7 +300,7 @@ static bool origin_idle(const cbh_origins *m, cbh_origin *o, uint64_t now)
  * (through lru_next) that the caller frees once the lock is dropped. */
 static void origin_unlink(cbh_origins *m, cbh_origin *o, cbh_origin **dead)
 {
-    HASH_DELETE(hh, m->head, o);
+    cbh_table_del(&m->table, &o->link);
     lru_unlink(m, o);
     o->lru_next = *dead;
     *dead = o;
@@ -382,7 +427,7 @@ static size_t origin_deflate_some(cbh_origins *m, size_t budget, uint64_t now, b
  */
 static bool origin_make_room(cbh_origins *m, cbh_origin **dead)
 {
-    while (HASH_COUNT(m->head) >= m->max) {
+    while (m->table.count >= m->max) {
         size_t      left = m->lru_count;
         cbh_origin *o = NULL;
 
@@ -407,7 +452,7 @@ static bool origin_make_room(cbh_origins *m, cbh_origin **dead)
  * cfg is rejected by the breaker, CB_ERR_NOMEM otherwise (out of memory, or
  * no room: max origins, every one held or pinned).
  */
-static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len,
+static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len, uint64_t hash,
                                  const cb_config *cfg, uint64_t now, cbh_origin **dead, cb_err *err)
 {
     cbh_origin *o;
@@ -428,7 +473,7 @@ static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len
         return NULL;
     memcpy(o->key, key, key_len);
     o->key[key_len] = '\0';
-    o->map = m;
+    o->key_len = (unsigned)key_len;
     cbh_breaker_init(&o->breaker, &m->bcfg, &m->bcfg);
     /* Other numbers than the map's: the breaker gets a config of its own
      * (configure with the map's numbers changes nothing). */
@@ -444,11 +489,7 @@ static cbh_origin *origin_create(cbh_origins *m, const char *key, size_t key_len
     atomic_init(&o->ext, NULL);
     atomic_init(&o->refs, 1);
     atomic_init(&o->last_used_ms, now);
-    HASH_ADD_KEYPTR(hh, m->head, o->key, key_len, o);
-    if (!o->hh.tbl) { /* uthash could not allocate: the add was undone */
-        origin_destroy(o);
-        return NULL;
-    }
+    cbh_table_add(&m->table, &o->link, hash);
     lru_push_front(m, o);
     *err = CB_OK;
     return o;
@@ -471,19 +512,20 @@ cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len, con
 {
     cbh_origin *o, *dead = NULL;
     cb_err      e = CB_OK;
-    uint64_t    now;
+    uint64_t    now, hash;
     size_t      budget = ORIGIN_SWEEP_PER_GET;
     bool        created = false, stopped;
 
-    /* uthash keeps key lengths as unsigned. */
+    /* An origin keeps its key's length as unsigned. */
     if (!m || !key || key_len == 0 || key_len > UINT_MAX) {
         if (err)
             *err = CB_ERR_INVALID;
         return NULL;
     }
     now = origin_now(m);
+    hash = cbh_table_hash(key, key_len);
     pthread_mutex_lock(&m->lock);
-    HASH_FIND(hh, m->head, key, key_len, o);
+    o = origin_find(m, key, key_len, hash);
     if (o) {
         atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
         atomic_store_explicit(&o->last_used_ms, now, memory_order_relaxed);
@@ -498,7 +540,7 @@ cbh_origin *cbh_origins_get(cbh_origins *m, const char *key, size_t key_len, con
     origin_sweep(m, budget, now, &dead, &stopped);
     origin_deflate_some(m, budget, now, &stopped);
     if (!o && create) {
-        o = origin_create(m, key, key_len, cfg, now, &dead, &e);
+        o = origin_create(m, key, key_len, hash, cfg, now, &dead, &e);
         created = o != NULL;
     } else if (!o) {
         e = CB_ERR_INVALID;
@@ -520,7 +562,7 @@ void cbh_origins_release(cbh_origin *o)
     if (!o)
         return;
     /* Stamped before the reference goes: afterwards o may be freed. */
-    atomic_store_explicit(&o->last_used_ms, origin_now(o->map), memory_order_relaxed);
+    atomic_store_explicit(&o->last_used_ms, origin_now(cbh_origin_map(o)), memory_order_relaxed);
     atomic_fetch_sub_explicit(&o->refs, 1, memory_order_release);
 }
 
@@ -530,7 +572,7 @@ void cbh_origins_pin(cbh_origin *o)
 
     if (!o)
         return;
-    m = o->map;
+    m = cbh_origin_map(o);
     pthread_mutex_lock(&m->lock);
     if (!o->pinned) {
         lru_unlink(m, o);
@@ -586,40 +628,45 @@ size_t cbh_origins_count(cbh_origins *m)
     if (!m)
         return 0;
     pthread_mutex_lock(&m->lock);
-    n = HASH_COUNT(m->head);
+    n = m->table.count;
     pthread_mutex_unlock(&m->lock);
     return n;
 }
 
+/* The snapshot cbh_origins_foreach takes under the lock. */
+typedef struct origin_snap {
+    cbh_origin **o;
+    size_t       n;
+} origin_snap;
+
+static void origin_snap_add(cbh_origin *o, void *ud)
+{
+    origin_snap *s = ud;
+
+    atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+    s->o[s->n++] = o;
+}
+
 void cbh_origins_foreach(cbh_origins *m, void (*fn)(cbh_origin *o, void *ud), void *ud)
 {
-    cbh_origin **snap, *o, *tmp;
-    size_t       n = 0, i;
+    origin_snap s = { NULL, 0 };
+    size_t      i;
 
     if (!m || !fn)
         return;
     pthread_mutex_lock(&m->lock);
-    n = HASH_COUNT(m->head);
-    /* Every origin is far larger than a pointer, so this cannot overflow;
-     * checked anyway: max_origins may be SIZE_MAX. */
-    snap = n < SIZE_MAX / sizeof(*snap) ? cbh_malloc((n + 1) * sizeof(*snap)) : NULL;
-    n = 0;
-    if (!snap) {
-        HASH_ITER(hh, m->head, o, tmp)
-        fn(o, ud);
+    /* Every origin is far larger than a pointer: the size cannot overflow. */
+    if (!(s.o = cbh_malloc((m->table.count + 1) * sizeof(*s.o)))) {
+        origin_each(m, fn, ud);
         pthread_mutex_unlock(&m->lock);
         return;
     }
-    HASH_ITER(hh, m->head, o, tmp)
-    {
-        atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
-        snap[n++] = o;
-    }
+    origin_each(m, origin_snap_add, &s);
     pthread_mutex_unlock(&m->lock);
-    for (i = 0; i < n; i++) {
-        fn(snap[i], ud);
+    for (i = 0; i < s.n; i++) {
+        fn(s.o[i], ud);
         /* Not cbh_origins_release: looking at an origin is not using it. */
-        atomic_fetch_sub_explicit(&snap[i]->refs, 1, memory_order_release);
+        atomic_fetch_sub_explicit(&s.o[i]->refs, 1, memory_order_release);
     }
-    cbh_free(snap);
+    cbh_free(s.o);
 }

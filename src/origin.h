@@ -22,18 +22,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* alloc.h before uthash.h: it routes uthash's allocations through
- * cbh_malloc. OOM inside uthash must not exit() (the default): origin.c
- * sees a failed add as hh.tbl == NULL. */
-#include "alloc.h"
-#ifndef HASH_NONFATAL_OOM
-#define HASH_NONFATAL_OOM 1
-#endif
-#include <uthash.h>
-
 #include "cbhttp.h"
 #include "breaker_core.h"
 #include "retry.h"
+#include "table.h"
 
 typedef struct cbh_origins cbh_origins;
 
@@ -49,21 +41,24 @@ typedef struct cbh_origin_ext {
 } cbh_origin_ext;
 
 typedef struct cbh_origin {
-    cb_breaker              breaker; /* compact until the first call; shares the map's config
+    cb_breaker              breaker;      /* compact until the first call; shares the map's config
                              until a call brings other numbers */
-    cbh_origin_ext *_Atomic ext;     /* NULL until the first call */
-    cbh_origins            *map;
+    cbh_origin_ext *_Atomic ext;          /* NULL until the first call */
     _Atomic uint64_t        last_used_ms; /* the start of its last call, or its end once released */
     _Atomic unsigned        refs;         /* callers holding it: not evicted while > 0. Taken only
                               under the map's lock, dropped without it. */
-    bool                    pinned;       /* set by cbh_origins_pin (api_client_set_origin_breaker):
+    unsigned                key_len;
+    bool                    pinned; /* set by cbh_origins_pin (api_client_set_origin_breaker):
                             kept, never evicted, off the LRU list. Under the
                             map's lock. */
-    UT_hash_handle          hh;
+    cbh_link                link;   /* the map's table, by key; under the map's lock */
     /* The map's LRU list, most recently got first; under the map's lock. */
     struct cbh_origin *lru_prev, *lru_next;
     char               key[]; /* "scheme://host:port", NUL-terminated */
 } cbh_origin;
+
+/* The map o belongs to: its breaker's env is the map's config. */
+cbh_origins *cbh_origin_map(const cbh_origin *o);
 
 /* The origin's calls' part: NULL before its first call. The acquire pairs
  * with the release that publishes it. */
