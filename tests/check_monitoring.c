@@ -15,6 +15,7 @@
 
 #include "cbhttp.h"
 #include "fixture.h"
+#include "helpers/failalloc.h"
 #include "helpers/testutil.h"
 
 /* ---- Capturing logger and listener ------------------------------------------ */
@@ -431,6 +432,66 @@ START_TEST(test_metrics_struct_exact)
 }
 END_TEST
 
+static const api_origin_metrics *origin_named(const api_client_metrics *m, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < m->origin_count; i++)
+        if (strcmp(m->origins[i].origin, name) == 0)
+            return &m->origins[i];
+    ck_abort_msg("no origin %s", name);
+    return NULL;
+}
+
+/* An origin idle for longer than its window and budget gives its inflated
+ * parts back (the blocks go) and reports every figure as before. */
+START_TEST(test_metrics_survive_deflation)
+{
+    env                      *e;
+    api_client_metrics        before, after;
+    const api_origin_metrics *a, *b;
+    long                      live;
+
+    tu_alloc_install();
+    e = env_start(&(env_opts){ .threshold = 3, .attempts = 2 });
+    ck_assert_int_eq(call(e, "/ok"), CB_OK);
+    ck_assert_int_eq(call(e, "/ok"), CB_OK);
+    fixture_set_outage(e->f, FIXTURE_DOWN_503);
+    ck_assert_int_eq(call(e, "/ok"), CB_ERR_HTTP);
+    fixture_set_outage(e->f, FIXTURE_UP);
+    ck_assert_int_eq(call(e, "/ok"), CB_OK);
+    e->tc.now_ms += 70000;
+    ck_assert_int_eq(api_client_metrics_get(e->c, &before), CB_OK);
+    live = tu_alloc_live();
+    /* Another origin's lookup runs the sweep that deflates the first. */
+    ck_assert_int_eq(api_client_trip(e->c, "http://other.test:80/"), CB_OK);
+    ck_assert_int_lt(tu_alloc_live(), live);
+    ck_assert_int_eq(api_client_metrics_get(e->c, &after), CB_OK);
+    a = origin_named(&before, fixture_url(e->f));
+    b = origin_named(&after, fixture_url(e->f));
+    ck_assert_uint_eq(a->breaker.failures, 2);
+    ck_assert_uint_eq(a->breaker.successes, 3);
+    ck_assert_uint_eq(a->retries, 1);
+    ck_assert_int_eq(memcmp(&a->breaker, &b->breaker, sizeof(a->breaker)), 0);
+#define SAME_(field, json, prom, help) ck_assert_uint_eq(a->field, b->field);
+    API_RETRY_COUNTERS(SAME_)
+    API_CACHE_COUNTERS(SAME_)
+#undef SAME_
+    ck_assert_uint_eq(a->budget_available, b->budget_available);
+    api_client_metrics_free(&before);
+    api_client_metrics_free(&after);
+    /* And it counts on from there. */
+    ck_assert_int_eq(call(e, "/ok"), CB_OK);
+    ck_assert_int_eq(api_client_metrics_get(e->c, &after), CB_OK);
+    b = origin_named(&after, fixture_url(e->f));
+    ck_assert_uint_eq(b->breaker.successes, 4);
+    ck_assert_uint_eq(b->attempts, 6);
+    api_client_metrics_free(&after);
+    env_stop(e);
+    tu_alloc_uninstall();
+}
+END_TEST
+
 static uint64_t jnum(const cJSON *obj, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -755,6 +816,7 @@ static Suite *monitoring_suite(void)
     tcase_add_test(tc, test_no_logger_prints_nothing);
     tcase_add_test(tc, test_on_event_listener);
     tcase_add_test(tc, test_metrics_struct_exact);
+    tcase_add_test(tc, test_metrics_survive_deflation);
     tcase_add_test(tc, test_metrics_json);
     tcase_add_test(tc, test_metrics_prometheus);
     tcase_add_test(tc, test_config_end_to_end);
