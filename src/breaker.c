@@ -614,7 +614,8 @@ static size_t carry_get(const cbh_breaker_core *c, uint64_t *v, unsigned n)
         uint64_t x = 0;
         unsigned shift = 0;
 
-        while (pos < sizeof(c->carry) && shift < 64) {
+        /* carry_put writes at most ten bytes a number: shift stays < 64. */
+        while (pos < sizeof(c->carry)) {
             uint8_t byte = c->carry[pos++];
 
             x |= (uint64_t)(byte & 0x7f) << shift;
