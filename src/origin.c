@@ -140,10 +140,8 @@ cbh_origins *cbh_origins_new(const cbh_origins_config *cfg)
         cb_config c;
 
         origin_breaker_cfg(m, NULL, &c);
-        if (!cbh_breaker_config_norm(&c, &m->bcfg)) {
-            cbh_free(m);
-            return NULL;
-        }
+        /* Cannot fail: cb_config_check passed on these numbers. */
+        (void)cbh_breaker_config_norm(&c, &m->bcfg);
     }
     m->idle_ms = m->cfg.idle_ms ? m->cfg.idle_ms : ORIGIN_DEFAULT_IDLE_MS;
     m->max = m->cfg.max_origins ? m->cfg.max_origins : ORIGIN_DEFAULT_MAX;
@@ -358,9 +356,9 @@ static size_t origin_sweep(cbh_origins *m, size_t budget, uint64_t now, cbh_orig
 /* Gives back what an idle origin's calls allocated (its breaker's inflated
  * part, its counters and budget), keeping every count in the breaker's
  * carry: nothing it reports or decides changes. Refused while its breaker
- * holds more than counts (cbh_breaker_deflate) or its budget counted a
- * request in the last CBH_BUDGET_SLOTS seconds. Nobody holds o (lock held,
- * refs 0), so nothing else touches it. */
+ * holds more than counts (cbh_breaker_deflate). Called once o has been
+ * unused for deflate_ms; nobody holds it (lock held, refs 0), so nothing
+ * else touches it. */
 static void origin_deflate(cbh_origin *o, uint64_t now)
 {
     cbh_origin_ext *x = cbh_origin_ext_of(o);
@@ -373,8 +371,8 @@ static void origin_deflate(cbh_origin *o, uint64_t now)
         else
             return; /* compact already */
     } else {
-        if (!cbh_budget_idle(&x->budget, now))
-            return;
+        /* Its budget is idle too: it counted requests only while a call
+         * held o, and deflate_ms spans the budget's slots. */
 #define KEEP_(field, json, prom, help)                                                             \
     v[i++] = atomic_load_explicit(&x->field, memory_order_relaxed);
         ORIGIN_COUNTERS(KEEP_)

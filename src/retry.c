@@ -144,18 +144,6 @@ void cbh_budget_init(cbh_budget *b)
 
 void cbh_budget_destroy(cbh_budget *b) { pthread_mutex_destroy(&b->lock); }
 
-bool cbh_budget_idle(const cbh_budget *b, uint64_t now_ms)
-{
-    uint64_t sec = now_ms / 1000u;
-    unsigned i;
-
-    for (i = 0; i < CBH_BUDGET_SLOTS; i++)
-        if (b->slot_sec[i] &&
-            (b->slot_sec[i] - 1 > sec || sec - (b->slot_sec[i] - 1) < CBH_BUDGET_SLOTS))
-            return false;
-    return true;
-}
-
 /* The slot of second sec, cleared when it still holds an older second.
  * Called with the lock held. */
 static unsigned budget_slot(cbh_budget *b, uint64_t sec)

@@ -55,10 +55,6 @@ void cbh_budget_note_request(cbh_budget *b, uint64_t now_ms);
  * percent of the requests in it. Always true when rc->budget_disabled
  * (nothing is counted then). */
 bool cbh_budget_try_retry(cbh_budget *b, const api_retry_config *rc, uint64_t now_ms);
-/* Whether b counts nothing any window could still see at now_ms: every
- * slot empty or CBH_BUDGET_SLOTS seconds old or more. Such a budget
- * answers as a fresh one. Not locked: for a budget nobody else uses. */
-bool cbh_budget_idle(const cbh_budget *b, uint64_t now_ms);
 /* How many retries would be granted now (for metrics); UINT_MAX when
  * rc->budget_disabled. A NULL b is a budget that has counted nothing. */
 unsigned cbh_budget_available(cbh_budget *b, const api_retry_config *rc, uint64_t now_ms);

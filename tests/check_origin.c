@@ -899,6 +899,40 @@ static void *t_malloc(size_t n) { return alloc_ok() ? malloc(n) : NULL; }
 static void *t_calloc(size_t n, size_t s) { return alloc_ok() ? calloc(n, s) : NULL; }
 static void *t_realloc(void *p, size_t n) { return alloc_ok() ? realloc(p, n) : NULL; }
 
+static void count_only(cbh_origin *o, void *ud)
+{
+    (void)o;
+    (*(int *)ud)++;
+}
+
+/* foreach without memory for its snapshot visits every origin under the
+ * lock; an origin made with numbers of its own whose config copy cannot be
+ * allocated is not made. */
+START_TEST(test_foreach_and_create_oom)
+{
+    cb_config    own = { .failure_threshold = 9 };
+    cbh_origins *m;
+    int          n = 0;
+    cb_err       err = CB_OK;
+
+    tu_alloc_install();
+    set_now(0);
+    m = new_map(1000, NULL);
+    make_origins(m, 0, 10);
+    tu_alloc_fail_at(1);
+    cbh_origins_foreach(m, count_only, &n);
+    ck_assert(tu_alloc_disarm());
+    ck_assert_int_eq(n, 10);
+    tu_alloc_fail_at(2); /* the origin, then its own config */
+    ck_assert_ptr_null(cbh_origins_get(m, "http://own:80", 12, &own, true, &err));
+    ck_assert(tu_alloc_disarm());
+    ck_assert_int_eq(err, CB_ERR_NOMEM);
+    ck_assert_uint_eq(cbh_origins_count(m), 10);
+    cbh_origins_free(m);
+    tu_alloc_uninstall();
+}
+END_TEST
+
 START_TEST(test_oom)
 {
     static const cb_allocator a = { t_malloc, t_calloc, t_realloc, free };
@@ -1562,6 +1596,7 @@ static Suite *origin_suite(void)
     tcase_add_test(tc, test_cap_held_and_pinned);
     tcase_add_test(tc, test_cap_limits);
     tcase_add_test(tc, test_foreach);
+    tcase_add_test(tc, test_foreach_and_create_oom);
     tcase_add_test(tc, test_oom);
     tcase_add_test(tc, test_inflate_oom);
     tcase_add_test(tc, test_deflate_keeps_counts);
