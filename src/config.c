@@ -8,18 +8,13 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "cbhttp.h"
-/* alloc.h before uthash.h: it routes uthash's allocations through
- * cbh_malloc, and OOM inside uthash must not exit() (its default). */
 #include "alloc.h"
-#ifndef HASH_NONFATAL_OOM
-#define HASH_NONFATAL_OOM 1
-#endif
-#include <uthash.h>
 
 /* Integers above 2^53 are not accepted (as I-JSON, RFC 7493, advises):
  * other tools reading the same document as doubles could not tell them
@@ -161,7 +156,8 @@ static cb_err cfg_fail(cfg_ctx *x, cb_err rc, const char *path, const char *fmt,
         return rc;
     if (path && *path)
         n = snprintf(x->err, x->err_size, "%s: ", path);
-    if (n < 0 || (size_t)n >= x->err_size)
+    /* A negative n (snprintf failing) is huge as a size_t. */
+    if ((size_t)n >= x->err_size)
         return rc;
     va_start(ap, fmt);
     vsnprintf(x->err + n, x->err_size - (size_t)n, fmt, ap);
@@ -186,10 +182,10 @@ static void cfg_pathf(char *dst, const char *fmt, ...)
     va_end(ap);
 }
 
-/* parent.key, or key at the top level. */
+/* parent.key, or key at the top level (parent ""). */
 static void cfg_path(char *dst, const char *parent, const char *key)
 {
-    if (parent && *parent)
+    if (*parent)
         cfg_pathf(dst, "%s.%s", parent, key);
     else
         cfg_pathf(dst, "%s", key);
@@ -202,11 +198,10 @@ static void cfg_path(char *dst, const char *parent, const char *key)
  * valuedouble.
  */
 enum cfg_num {
-    CFG_NUM_UNREAD = 1, /* no text found for it: refused */
-    CFG_NUM_EXACT,      /* a non-negative integer at most 2^53 (-0 included) */
-    CFG_NUM_HUGE,       /* a non-negative integer above 2^53 */
-    CFG_NUM_FRACTION,   /* non-negative, not an integer */
-    CFG_NUM_NEGATIVE    /* below zero */
+    CFG_NUM_EXACT = 1, /* a non-negative integer at most 2^53 (-0 included) */
+    CFG_NUM_HUGE,      /* a non-negative integer above 2^53 */
+    CFG_NUM_FRACTION,  /* non-negative, not an integer */
+    CFG_NUM_NEGATIVE   /* below zero */
 };
 
 static int cfg_num_char(char c)
@@ -214,37 +209,36 @@ static int cfg_num_char(char c)
     return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
 }
 
-/* Classifies the number text s[0..n): -?D*(.D*)?([eE][+-]?D+)? with at
- * least one mantissa digit, the forms cJSON (strtod) accepts. Exact: the
- * value is digits * 10^exp, with the significant digits counted and the
- * trailing zeros moved into the exponent, so no precision is ever lost. */
+/* Classifies the number text s[0..n): the text of a number cJSON took.
+ * cJSON starts a number only at '-' or a digit and hands strtod the longest
+ * run of number characters, and the document parsed, so strtod read all of
+ * that run: it is -?D*(.D*)?([eE][+-]?D+)? with a mantissa digit, and
+ * nothing here needs checking again. Exact: the value is digits * 10^exp,
+ * with the significant digits counted and the trailing zeros moved into the
+ * exponent, so no precision is ever lost. */
 static enum cfg_num cfg_classify(const char *s, size_t n, uint64_t *value)
 {
-    /* Exponent terms are clamped here: far beyond any meaningful number,
-     * and their sum stays far inside int64_t. */
+    /* The exponent is clamped here: far beyond any meaningful number, and
+     * with the digit counts (each below the document's length) its sum
+     * stays far inside int64_t. */
     const int64_t clamp = (int64_t)1 << 50;
     uint64_t      core = 0;  /* the significant digits, while sig <= 19 */
     size_t        sig = 0;   /* digits from the first to the last non-zero one */
     int64_t       zeros = 0; /* zeros after the last non-zero digit so far */
     int64_t       frac = 0;  /* digits after the decimal point */
     int64_t       exp = 0, e10;
-    size_t        i = 0, mant = 0;
-    bool          neg = false, point = false, eneg = false;
+    bool          neg = s[0] == '-', point = false, eneg = false;
+    size_t        i = neg;
 
-    if (i < n && s[i] == '-') {
-        neg = true;
-        i++;
-    }
-    for (; i < n && ((s[i] >= '0' && s[i] <= '9') || (s[i] == '.' && !point)); i++) {
+    for (; i < n && (s[i] | 0x20) != 'e'; i++) {
         if (s[i] == '.') {
             point = true;
             continue;
         }
-        mant++;
-        if (point && frac < clamp)
+        if (point)
             frac++;
         if (s[i] == '0') {
-            if (sig > 0 && zeros < clamp)
+            if (sig > 0)
                 zeros++;
             continue;
         }
@@ -261,22 +255,14 @@ static enum cfg_num cfg_classify(const char *s, size_t n, uint64_t *value)
         if (sig <= 19)
             core = core * 10 + (uint64_t)(s[i] - '0');
     }
-    if (mant == 0)
-        return CFG_NUM_UNREAD;
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        size_t digits = 0;
-
+    if (i < n) { /* the exponent: 'e' or 'E', a sign or not, digits */
         i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
+        if (s[i] == '+' || s[i] == '-')
             eneg = s[i++] == '-';
-        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+        for (; i < n; i++)
             if (exp < clamp)
                 exp = exp * 10 + (s[i] - '0');
-        if (digits == 0)
-            return CFG_NUM_UNREAD;
     }
-    if (i != n)
-        return CFG_NUM_UNREAD;
     if (sig == 0) { /* 0, -0, 0.000, 0e-999: zero whatever the sign */
         *value = 0;
         return CFG_NUM_EXACT;
@@ -297,31 +283,27 @@ static enum cfg_num cfg_classify(const char *s, size_t n, uint64_t *value)
     return CFG_NUM_EXACT;
 }
 
-/* The next number token in json[*pos..end), strings skipped as cJSON skips
- * them (a backslash escapes the next byte); false when none is left. */
-static bool cfg_next_number(const char *json, size_t end, size_t *pos, size_t *start, size_t *len)
+/* The text of the next number from json[*pos], strings skipped as cJSON
+ * skips them (a backslash escapes the next byte); *pos moves past it. Only
+ * called while cJSON's tree holds a number not yet seen, so one lies ahead,
+ * outside any string, and a closing bracket of the document after it: the
+ * scan ends inside the text cJSON parsed. */
+static size_t cfg_next_number(const char *json, size_t *pos, size_t *len)
 {
-    size_t i = *pos;
+    size_t i = *pos, start;
 
-    while (i < end) {
-        if (json[i] == '"') {
-            for (i++; i < end && json[i] != '"'; i++)
+    while (json[i] != '-' && (json[i] < '0' || json[i] > '9')) {
+        if (json[i] == '"')
+            for (i++; json[i] != '"'; i++)
                 if (json[i] == '\\')
                     i++;
-            i++;
-        } else if (json[i] == '-' || (json[i] >= '0' && json[i] <= '9')) {
-            *start = i;
-            while (i < end && cfg_num_char(json[i]))
-                i++;
-            *len = i - *start;
-            *pos = i;
-            return true;
-        } else {
-            i++;
-        }
+        i++;
     }
-    *pos = end;
-    return false;
+    for (start = i; cfg_num_char(json[i]); i++)
+        ;
+    *len = i - start;
+    *pos = i;
+    return start;
 }
 
 /*
@@ -330,21 +312,19 @@ static bool cfg_next_number(const char *json, size_t end, size_t *pos, size_t *s
  * walk meets the numbers in the order a scan of the text finds them.
  * Recursion is bounded by cJSON's nesting limit (CJSON_NESTING_LIMIT).
  */
-static void cfg_mark_numbers(cJSON *item, const char *json, size_t end, size_t *pos)
+static void cfg_mark_numbers(cJSON *item, const char *json, size_t *pos)
 {
     for (; item; item = item->next) {
         if (cJSON_IsNumber(item)) {
-            size_t       start, len;
+            size_t       len, start = cfg_next_number(json, pos, &len);
             uint64_t     v = 0;
-            enum cfg_num k = CFG_NUM_UNREAD;
+            enum cfg_num k = cfg_classify(json + start, len, &v);
 
-            if (cfg_next_number(json, end, pos, &start, &len))
-                k = cfg_classify(json + start, len, &v);
             item->valueint = (int)k;
             if (k == CFG_NUM_EXACT)
                 item->valuedouble = (double)v; /* exact: v <= 2^53 */
         } else if (item->child) {
-            cfg_mark_numbers(item->child, json, end, pos);
+            cfg_mark_numbers(item->child, json, pos);
         }
     }
 }
@@ -406,10 +386,9 @@ static cb_err cfg_headers(cfg_ctx *x, const char *path, const cJSON *item, const
         return cfg_fail(x, CB_ERR_INVALID, path, "expected an array of strings");
     for (h = item->child; h; h = h->next)
         n++;
-    /* n counts allocated cJSON items, so n + 1 pointers fit; checked
-     * anyway, since an allocator hook's calloc may not check n * size. */
-    if (n >= SIZE_MAX / sizeof *list)
-        return cfg_fail(x, CB_ERR_NOMEM, path, "out of memory");
+    /* n counts cJSON items in memory, each larger than a pointer and the
+     * array's item besides: n + 1 pointers fit in a size_t, so even an
+     * allocator hook whose calloc does not check n * size gets it right. */
     list = cbh_calloc(n + 1, sizeof *list);
     if (!list)
         return cfg_fail(x, CB_ERR_NOMEM, path, "out of memory");
@@ -437,13 +416,14 @@ static cb_err cfg_parse_object(cfg_ctx *x, const cfg_section *sec, const char *p
  * both, and silently taking either would hide a mistake. Only for objects
  * whose keys come from a field table: every earlier key is a distinct known
  * one (an unknown or repeated key ends the parse first), so this walks at
- * most the table's length. The origins object has its own hash set. */
+ * most the table's length. The origins object has its own check, on
+ * sorted keys. Every member of a parsed object has its key string. */
 static int cfg_is_duplicate(const cJSON *obj, const cJSON *item)
 {
     const cJSON *p;
 
-    for (p = obj->child; p && p != item; p = p->next)
-        if (p->string && strcmp(p->string, item->string) == 0)
+    for (p = obj->child; p != item; p = p->next)
+        if (strcmp(p->string, item->string) == 0)
             return 1;
     return 0;
 }
@@ -518,15 +498,13 @@ static cb_err cfg_field_value(cfg_ctx *x, const cfg_field *f, const char *path, 
         return cfg_parse_object(x, &retry_section, path, item, slot);
     case CFG_CACHE:
         return cfg_parse_object(x, &cache_section, path, item, slot);
-    case CFG_ORIGINS:
-        break;
+    default: /* CFG_ORIGINS: cfg_parse_origins reads it once the root is read */
+        return CB_OK;
     }
-    /* Origins are handled by the root; nothing else reaches here. */
-    return CB_OK;
 }
 
-/* Fills the fields of base named by obj's keys; skips "origins", which
- * cfg_parse_root handles once the whole root has been read. */
+/* Fills the fields of base named by obj's keys; "origins" is left for
+ * cfg_parse_origins, once the whole root has been read. */
 static cb_err cfg_parse_object(cfg_ctx *x, const cfg_section *sec, const char *path,
                                const cJSON *obj, void *base)
 {
@@ -540,42 +518,66 @@ static cb_err cfg_parse_object(cfg_ctx *x, const cfg_section *sec, const char *p
     for (item = obj->child; item; item = item->next) {
         const cfg_field *f = NULL;
 
-        cfg_path(kpath, path, item->string ? item->string : "");
+        cfg_path(kpath, path, item->string);
         for (i = 0; i < sec->count && !f; i++)
-            if (item->string && strcmp(item->string, sec->fields[i].name) == 0)
+            if (strcmp(item->string, sec->fields[i].name) == 0)
                 f = &sec->fields[i];
         if (!f)
             return cfg_fail(x, CB_ERR_INVALID, kpath, "unknown key");
         if (cfg_is_duplicate(obj, item))
             return cfg_fail(x, CB_ERR_INVALID, kpath, "duplicate key");
-        if (f->kind == CFG_ORIGINS)
-            continue;
         if ((rc = cfg_field_value(x, f, kpath, item, base)) != CB_OK)
             return rc;
     }
     return CB_OK;
 }
 
-/* One origin key in the duplicate set of cfg_parse_origins; the key itself
- * is the cJSON item's string. */
+/* One origin key, for the duplicate check of cfg_parse_origins. */
 typedef struct cfg_key {
-    UT_hash_handle hh;
+    const char *name;  /* the cJSON item's own key */
+    size_t      index; /* its place in the document */
 } cfg_key;
+
+/* By name, and equal names in document order. */
+static int cfg_key_cmp(const void *a, const void *b)
+{
+    const cfg_key *ka = a, *kb = b;
+    int            c = strcmp(ka->name, kb->name);
+
+    if (c)
+        return c;
+    return (ka->index > kb->index) - (ka->index < kb->index);
+}
+
+/* The document index of the first key (in document order) that repeats an
+ * earlier one, or SIZE_MAX: keys sorted by name, then by index, put each
+ * repeat right after a key of the same name. O(n log n), for documents
+ * that name tens of thousands of origins. */
+static size_t cfg_first_repeat(cfg_key *keys, size_t n)
+{
+    size_t i, first = SIZE_MAX;
+
+    qsort(keys, n, sizeof *keys, cfg_key_cmp);
+    for (i = 1; i < n; i++)
+        if (strcmp(keys[i].name, keys[i - 1].name) == 0 && keys[i].index < first)
+            first = keys[i].index;
+    return first;
+}
 
 /*
  * "origins": {"<url or path>": {<circuit_breaker keys>}, ...}. Each entry
  * starts from the top-level circuit_breaker (wherever it appears in the
  * document) and overrides the keys it names, so an override need only say
- * what differs. Duplicates are found with a hash set, one lookup per key:
- * a document may name tens of thousands of origins.
+ * what differs. Entries are taken in document order and the first error
+ * met is the one reported, a duplicate key included.
  */
 static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
 {
     char         opath[CFG_PATH_MAX];
     api_config  *out = x->out;
     const cJSON *item;
-    cfg_key     *keys, *set = NULL, *found;
-    size_t       n = 0, i = 0;
+    cfg_key     *keys;
+    size_t       n = 0, i = 0, repeat;
     cb_err       rc = CB_OK;
 
     if (!cJSON_IsObject(obj))
@@ -585,10 +587,10 @@ static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
         n++;
     if (n == 0)
         return CB_OK;
-    /* n counts allocated cJSON items, so n * size cannot overflow for
-     * either array; checked anyway, since an allocator hook's calloc may
-     * not check it. */
-    if (n > SIZE_MAX / sizeof *out->origins || n > SIZE_MAX / sizeof *keys)
+    /* Checked, since an allocator hook's calloc may not check n * size:
+     * an api_origin_config is larger than what one entry of the document
+     * holds in memory. A cfg_key is not larger than its cJSON item. */
+    if (n > SIZE_MAX / sizeof *out->origins)
         return cfg_fail(x, CB_ERR_NOMEM, "origins", "out of memory");
     out->origins = cbh_calloc(n, sizeof *out->origins);
     keys = cbh_calloc(n, sizeof *keys);
@@ -596,27 +598,22 @@ static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
         cbh_free(keys);
         return cfg_fail(x, CB_ERR_NOMEM, "origins", "out of memory");
     }
-    for (item = obj->child; item && rc == CB_OK; item = item->next, i++) {
+    for (item = obj->child; item; item = item->next, i++) {
+        keys[i].name = item->string;
+        keys[i].index = i;
+    }
+    repeat = cfg_first_repeat(keys, n);
+    cbh_free(keys);
+    for (item = obj->child, i = 0; item && rc == CB_OK; item = item->next, i++) {
         api_origin_config *oc = &out->origins[out->origin_count];
-        size_t             klen = item->string ? strlen(item->string) : 0;
 
-        cfg_pathf(opath, "origins[\"%s\"]", item->string ? item->string : "");
-        if (klen == 0) {
+        cfg_pathf(opath, "origins[\"%s\"]", item->string);
+        if (!item->string[0]) {
             rc = cfg_fail(x, CB_ERR_INVALID, opath, "empty origin");
             break;
         }
-        if (klen > UINT_MAX) { /* uthash keeps key lengths as unsigned */
-            rc = cfg_fail(x, CB_ERR_INVALID, opath, "origin too long");
-            break;
-        }
-        HASH_FIND(hh, set, item->string, klen, found);
-        if (found) {
+        if (i == repeat) {
             rc = cfg_fail(x, CB_ERR_INVALID, opath, "duplicate key");
-            break;
-        }
-        HASH_ADD_KEYPTR(hh, set, item->string, klen, &keys[i]);
-        if (!keys[i].hh.tbl) { /* uthash could not allocate: the add was undone */
-            rc = cfg_fail(x, CB_ERR_NOMEM, opath, "out of memory");
             break;
         }
         oc->origin = cbh_strdup(item->string);
@@ -628,8 +625,6 @@ static cb_err cfg_parse_origins(cfg_ctx *x, const cJSON *obj)
         out->origin_count++;
         rc = cfg_parse_object(x, &breaker_section, opath, item, &oc->circuit_breaker);
     }
-    HASH_CLEAR(hh, set);
-    cbh_free(keys);
     return rc;
 }
 
@@ -679,10 +674,10 @@ static cb_err cfg_parse_doc(cfg_ctx *x, const char *json, size_t len)
         return cfg_fail(x, CB_ERR_NOMEM, NULL, "out of memory");
     if (!root) {
         /* cJSON points end at the byte where parsing failed. */
-        size_t pos = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
-        return cfg_malformed(x, json, pos, "");
+        return cfg_malformed(x, json, (size_t)(end - json), "");
     }
-    i = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
+    /* On success too: end is where the value ended, within len. */
+    i = (size_t)(end - json);
     while (i < len && cfg_is_space(json[i]))
         i++;
     if (i != len) {
@@ -696,15 +691,13 @@ static cb_err cfg_parse_doc(cfg_ctx *x, const char *json, size_t len)
     {
         size_t pos = 0;
 
-        /* Only whitespace follows the document, so the scan may run to
-         * len. */
-        cfg_mark_numbers(root, json, len, &pos);
+        cfg_mark_numbers(root, json, &pos);
     }
     rc = cfg_parse_object(x, &root_section, "", root, &x->out->client);
     if (rc == CB_OK) {
         origins = NULL;
         for (const cJSON *it = root->child; it; it = it->next)
-            if (it->string && strcmp(it->string, "origins") == 0)
+            if (strcmp(it->string, "origins") == 0)
                 origins = it;
         if (origins)
             rc = cfg_parse_origins(x, origins);

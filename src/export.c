@@ -22,13 +22,13 @@ typedef struct strbuf {
     int    oom; /* once set, every later append is a no-op */
 } strbuf;
 
-/* Room for extra more bytes and a NUL. */
+/* Room for extra more bytes and a NUL. extra is the length of a string in
+ * memory, or what vsnprintf said (at most INT_MAX): the sum cannot wrap. */
 static int strbuf_reserve(strbuf *b, size_t extra)
 {
     if (b->oom)
         return -1;
-    if (extra > SIZE_MAX - b->len - 1 ||
-        !cbh_buf_reserve(&b->p, &b->cap, b->len + extra + 1, 1024, SIZE_MAX)) {
+    if (!cbh_buf_reserve(&b->p, &b->cap, b->len + extra + 1, 1024, SIZE_MAX)) {
         b->oom = 1;
         return -1;
     }
@@ -78,14 +78,14 @@ static void strbuf_printf(strbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Hands the text over, or NULL (freeing it) after any allocation failure. */
+/* Hands the text over, or NULL (freeing it) after any allocation failure.
+ * Every document has text by then, always NUL-terminated. */
 static char *strbuf_finish(strbuf *b)
 {
-    if (b->oom || strbuf_reserve(b, 0) != 0) {
+    if (b->oom) {
         cbh_free(b->p);
         return NULL;
     }
-    b->p[b->len] = '\0';
     return b->p;
 }
 
@@ -329,11 +329,10 @@ static uint64_t prom_origin_value(const prom_family *f, const api_origin_metrics
     case PROM_UINT:
         memcpy(&u, base + f->offset, sizeof u);
         return u;
-    case PROM_U64:
-        break;
+    default: /* PROM_U64 */
+        memcpy(&u64, base + f->offset, sizeof u64);
+        return u64;
     }
-    memcpy(&u64, base + f->offset, sizeof u64);
-    return u64;
 }
 
 char *cbh_metrics_to_prometheus(const api_client_metrics *m)

@@ -23,15 +23,12 @@ CB_EXPORT cb_err api_response_json(const api_response *resp, struct cJSON **out)
         return CB_ERR_PARSE;
     /* Bounded by body_len: the body may hold a NUL or, from a user-built
      * response, no terminator at all. cJSON stops after one value without
-     * looking further, so the rest is checked here to refuse trailing data. */
+     * looking further, so the rest is checked here to refuse trailing data.
+     * On success cJSON sets end to where the value ended, within body_len. */
     root = cJSON_ParseWithLengthOpts(resp->body, resp->body_len, &end, 0);
     if (!root)
         return CB_ERR_PARSE;
     stop = resp->body + resp->body_len;
-    if (!end || end < resp->body || end > stop) {
-        cJSON_Delete(root);
-        return CB_ERR_PARSE;
-    }
     while (end < stop && json_is_space(*end))
         end++;
     if (end != stop) {

@@ -68,12 +68,12 @@ void cbh_log(api_log_fn fn, void *ud, api_log_level min, api_log_level level, co
     va_list ap;
     int     n;
 
-    if (!fn || level < min || !fmt)
+    if (!fn || level < min)
         return;
     va_start(ap, fmt);
     n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) /* a conversion that cannot be encoded: no line at all */
         return;
     /* A cut line says so, rather than looking complete. */
     if ((size_t)n >= sizeof line)

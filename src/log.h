@@ -17,8 +17,9 @@
 #endif
 
 /*
- * Formats fmt into a stack buffer and calls fn(level, line, ud) when fn is
- * not NULL and level >= min. Allocates nothing and takes no lock, so it may
+ * Formats fmt (not NULL) into a stack buffer and calls fn(level, line, ud)
+ * when fn is not NULL and level >= min; a line vsnprintf cannot format is
+ * dropped. Allocates nothing and takes no lock, so it may
  * be called anywhere as long as no library lock is held (the logger may call
  * back into the library).
  */

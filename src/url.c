@@ -10,6 +10,7 @@
  * the base URL's prefix.
  */
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -27,7 +28,7 @@ typedef struct url_parts {
     bool          ipv6;
     const char   *host; /* without the brackets of an IPv6 literal */
     size_t        host_len;
-    unsigned      port; /* the effective port: default filled in */
+    uint16_t      port; /* the effective port: default filled in */
     const char   *rest; /* what follows the authority: "", "/...", "?..." or "#..." */
     unsigned char v6[16];
 } url_parts;
@@ -84,18 +85,18 @@ static bool url_ipv4_strict(const char *h, size_t n)
 
 /* True when the last label of a reg-name is "numeric" in the WHATWG sense
  * (all digits, or 0x followed by hex digits): such a host is an IPv4
- * address to most resolvers and must pass url_ipv4_strict. */
+ * address to most resolvers and must pass url_ipv4_strict. h[0..n) is not
+ * empty and has no empty label (url_check_host), so the last label is not
+ * empty either, once a final dot is dropped. */
 static bool url_ends_numeric(const char *h, size_t n)
 {
     size_t start, i;
 
-    if (n && h[n - 1] == '.')
+    if (h[n - 1] == '.')
         n--; /* "1.2.3.4." still resolves as an address */
     start = n;
     while (start > 0 && h[start - 1] != '.')
         start--;
-    if (start == n)
-        return false;
     if (n - start >= 2 && h[start] == '0' && (h[start + 1] | 0x20) == 'x') {
         for (i = start + 2; i < n; i++)
             if (!url_is_hex((unsigned char)h[i]))
@@ -236,7 +237,7 @@ static bool url_parse_front(const char *s, url_parts *p, const char **msg)
             *msg = "port must be a number from 1 to 65535";
             return false;
         }
-        p->port = v;
+        p->port = (uint16_t)v;
     }
     p->rest = end;
     return true;
@@ -251,8 +252,8 @@ static size_t url_put_host(char *dst, const url_parts *p)
     if (p->ipv6) {
         char txt[INET6_ADDRSTRLEN];
 
-        if (!inet_ntop(AF_INET6, p->v6, txt, sizeof(txt)))
-            txt[0] = '\0';
+        /* Cannot fail: AF_INET6, and room for the longest form. */
+        inet_ntop(AF_INET6, p->v6, txt, sizeof(txt));
         return (size_t)snprintf(dst, URL_ROOT_MAX, "[%s]", txt);
     }
     for (i = 0; i < p->host_len; i++)
@@ -274,15 +275,15 @@ static size_t url_put_scheme(char *dst, bool https)
     return sizeof(http) - 1;
 }
 
-/* ":port" into dst; its length. */
-static size_t url_put_port(char *dst, unsigned port)
+/* ":port" into dst; its length. A uint16_t has at most five digits. */
+static size_t url_put_port(char *dst, uint16_t port)
 {
     char   digits[5];
     size_t n = 0, i;
 
     do
         digits[n++] = (char)('0' + port % 10);
-    while ((port /= 10) && n < sizeof(digits));
+    while ((port /= 10) != 0);
     dst[0] = ':';
     for (i = 0; i < n; i++)
         dst[1 + i] = digits[n - 1 - i];

@@ -35,10 +35,8 @@ static uint64_t window_width(uint64_t window_ms)
 
 void cbh_window_init(cbh_window *w, unsigned window_ms)
 {
-    uint64_t ms = window_ms ? window_ms : 1;
-
-    w->width_ms = window_width(ms);
-    w->nbuckets = window_fit(ms, w->width_ms);
+    w->width_ms = window_width(window_ms);
+    w->nbuckets = window_fit(window_ms, w->width_ms);
     w->head = 0;
     w->count = 0;
     w->next = 0;
@@ -54,7 +52,7 @@ void cbh_window_init_count(cbh_window *w, unsigned n, uint8_t *ring)
     cbh_window_clear(w);
 }
 
-uint8_t *cbh_window_ring_new(unsigned n) { return cbh_calloc(n ? n : 1, 1); }
+uint8_t *cbh_window_ring_new(unsigned n) { return cbh_calloc(n, 1); }
 
 void cbh_window_ring_free(uint8_t *ring) { cbh_free(ring); }
 
@@ -75,8 +73,10 @@ void cbh_window_advance(cbh_window *w, uint64_t now)
     if (w->count || idx <= w->head)
         return;
     /* An empty window, or a jump past its whole span, only moves the head:
-     * there is nothing to expire one bucket at a time. */
-    if (w->calls == 0 && w->failures == 0 && w->slow == 0) {
+     * there is nothing to expire one bucket at a time. Slow calls are
+     * calls, so no calls means no slow ones; failures may come without
+     * calls (a breaker that tracks only failures). */
+    if (w->calls == 0 && w->failures == 0) {
         w->head = idx;
         return;
     }

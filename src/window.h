@@ -60,7 +60,7 @@ void cbh_window_init(cbh_window *w, unsigned window_ms);
  * the window then owns. */
 void cbh_window_init_count(cbh_window *w, unsigned n, uint8_t *ring);
 
-/* A zeroed ring for n outcomes, or NULL when out of memory. */
+/* A zeroed ring for n (> 0) outcomes, or NULL when out of memory. */
 uint8_t *cbh_window_ring_new(unsigned n);
 
 /* Frees a count-mode ring (the window's own, or one never handed over). */

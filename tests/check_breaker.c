@@ -897,6 +897,68 @@ START_TEST(test_slow_trip)
 }
 END_TEST
 
+/* Below the slow-call rate nothing trips; the rate is slow calls over all
+ * calls in the window, and reaching it trips. */
+START_TEST(test_slow_rate_below_then_at)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+    cb_permit   p;
+    int         i;
+
+    c.slow_call_ms = 100;
+    c.slow_call_rate_threshold = 50;
+    c.minimum_calls = 4;
+    c.listener = recorder;
+    nevents = 0;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 4; i++)
+        succeed_once(b);
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+        fake_now += 101;
+        cb_breaker_record(b, &p, true);
+    }
+    /* 3 slow of 7: 42.9 %. */
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    ck_assert_uint_eq(metrics(b).slow_calls, 3);
+    for (i = 0; i < (int)nevents; i++)
+        ck_assert_int_ne(events[i].type, CB_EVENT_SLOW_CALL_RATE_EXCEEDED);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += 101;
+    cb_breaker_record(b, &p, true); /* 4 of 8: 50 % */
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A permit taken before slow_call_ms was configured carries no start time:
+ * its outcome is never judged slow, however late it comes. */
+START_TEST(test_untimed_permit_not_slow)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+    cb_permit   p;
+    cb_metrics  m;
+
+    b = cb_breaker_new(&c);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .slow_call_ms = 10 }), CB_OK);
+    fake_now += 1000;
+    cb_breaker_record(b, &p, true);
+    m = metrics(b);
+    ck_assert_uint_eq(m.slow_calls, 0);
+    ck_assert_uint_eq(m.successes, 1);
+    ck_assert_uint_eq(m.window_calls, 1);
+    /* A permit taken now is timed. */
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    fake_now += 11;
+    cb_breaker_record(b, &p, true);
+    ck_assert_uint_eq(metrics(b).slow_calls, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
 /* ---- backoff and jitter ----------------------------------------------- */
 
 /* Fails the probe of each HALF_OPEN period and returns the OPEN duration. */
@@ -1004,6 +1066,82 @@ START_TEST(test_jitter_bounds)
     cb_breaker_trip(b);
     d = metrics(b).current_open_ms;
     fake_now += d - 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    fake_now += 1;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A multiplier of 1 with a cap: the OPEN duration does not grow. */
+START_TEST(test_backoff_multiplier_one)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.max_reset_timeout_ms = 5000;
+    c.reset_backoff_multiplier = 1;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_uint_eq(metrics(b).current_open_ms, 100);
+    ck_assert_uint_eq(reopen(b), 100);
+    ck_assert_uint_eq(reopen(b), 100);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Full jitter on 1 ms can draw 0: an OPEN period still lasts 1 ms, so a
+ * trip never reads HALF_OPEN at the instant it happened. (Each trip draws
+ * 0 with probability 1/3; 60 of them all missing it is below 1e-10.) */
+START_TEST(test_jitter_floor)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+    unsigned    d, ones = 0;
+    int         i;
+
+    c.reset_timeout_ms = 1;
+    c.reset_jitter_pct = 100;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 60; i++) {
+        cb_breaker_trip(b);
+        d = metrics(b).current_open_ms;
+        ck_assert_uint_ge(d, 1);
+        ck_assert_uint_le(d, 2);
+        ones += d == 1;
+        ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    }
+    /* 1 is drawn as itself and stands for 0: about two thirds of them. */
+    ck_assert_uint_gt(ones, 20);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* Full jitter on UINT_MAX ms can draw up to twice that: the duration is
+ * capped at UINT_MAX rather than wrapped to a short one. Half the draws
+ * are above; 40 trips all below is 2^-40. */
+START_TEST(test_jitter_ceiling)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+    unsigned    capped = 0, d;
+    int         i;
+
+    c.reset_timeout_ms = UINT_MAX;
+    c.reset_jitter_pct = 100;
+    b = cb_breaker_new(&c);
+    for (i = 0; i < 40; i++) {
+        cb_breaker_trip(b);
+        d = metrics(b).current_open_ms;
+        capped += d == UINT_MAX;
+    }
+    ck_assert_uint_gt(capped, 0);
+    /* A capped period is in force for UINT_MAX ms, not less. */
+    while (metrics(b).current_open_ms != UINT_MAX)
+        cb_breaker_trip(b);
+    fake_now += (uint64_t)UINT_MAX - 1;
     ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
     fake_now += 1;
     ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
@@ -1379,6 +1517,87 @@ START_TEST(test_configure)
 }
 END_TEST
 
+/* Another valid value of each kind of CB_CONFIG_NUMBERS. */
+static unsigned bump_UINT(unsigned v) { return v + 1; }
+static unsigned bump_PCT(unsigned v) { return v ? v - 1 : 1; }
+static cb_mode  bump_MODE(cb_mode m) { return (cb_mode)(((unsigned)m + 1) % 3); }
+static bool     bump_BOOL(bool v) { return !v; }
+
+/* Configures b from base with only field f changed, then back: each time
+ * the change must be applied, never taken for "the same numbers". */
+#define CONFIGURE_ONE_(f, kind, dflt)                                                              \
+    do {                                                                                           \
+        cb_config c = *base, got;                                                                  \
+                                                                                                   \
+        c.f = bump_##kind(c.f);                                                                    \
+        ck_assert_msg(cb_breaker_configure(b, &c) == CB_OK, #f " refused");                        \
+        cb_breaker_config(b, &got);                                                                \
+        ck_assert_msg(got.f == c.f, #f " not applied");                                            \
+        ck_assert_msg(cb_breaker_configure(b, base) == CB_OK, #f " back refused");                 \
+        cb_breaker_config(b, &got);                                                                \
+        ck_assert_msg(got.f == base->f, #f " not put back");                                       \
+        n++;                                                                                       \
+    } while (0);
+
+static unsigned configure_each(cb_breaker *b, const cb_config *base)
+{
+    unsigned n = 0;
+
+    CB_CONFIG_NUMBERS(CONFIGURE_ONE_)
+    return n;
+}
+
+START_TEST(test_configure_each_number)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+
+    /* Every option on, so that each has a neighbour value that is valid;
+     * a count window. */
+    c.failure_rate_threshold = 50;
+    c.slow_call_ms = 100;
+    c.max_reset_timeout_ms = 60000;
+    c.reset_jitter_pct = 10;
+    c.half_open_max_wait_ms = 500;
+    c.consecutive_failures = 4;
+    c.window_calls = 20;
+    c.reset_backoff_permille = 1500;
+    b = cb_breaker_new(&c);
+    cb_breaker_config(b, &c);
+    ck_assert_uint_eq(configure_each(b, &c), 18);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A time window that counts only failures: a new window width, or a rate
+ * that needs the calls too, starts the window afresh; other changes keep
+ * its counts. */
+START_TEST(test_configure_window_changes)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+
+    c.failure_threshold = 3;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 4 }), CB_OK);
+    ck_assert_uint_eq(metrics(b).window_failures, 2);
+    ck_assert_int_eq(
+        cb_breaker_configure(b, &(cb_config){ .failure_threshold = 4, .failure_window_ms = 1000 }),
+        CB_OK);
+    ck_assert_uint_eq(metrics(b).window_failures, 0);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 4,
+                                                           .failure_window_ms = 1000,
+                                                           .failure_rate_threshold = 90 }),
+                     CB_OK);
+    ck_assert_uint_eq(metrics(b).window_failures, 0);
+    ck_assert_uint_eq(metrics(b).failures, 3);
+    cb_breaker_free(b);
+}
+END_TEST
+
 /* ---- modes ------------------------------------------------------------ */
 
 START_TEST(test_metrics_only)
@@ -1467,6 +1686,123 @@ START_TEST(test_disabled)
         ck_assert_int_eq(cb_breaker_execute(b, op_ok, NULL), CB_OK);
     ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
     ck_assert_uint_eq(nevents, 2);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A permit DISABLED mode admitted while OPEN, recorded once NORMAL again:
+ * an outcome of the current period, but an OPEN breaker has no window to
+ * count it in; it stays OPEN. */
+START_TEST(test_disabled_permit_recorded_while_open)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+    cb_permit   p;
+    cb_metrics  m;
+
+    c.failure_threshold = 1;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    ck_assert_int_eq(cb_breaker_state(b), CB_OPEN);
+    ck_assert_int_eq(
+        cb_breaker_configure(b, &(cb_config){ .failure_threshold = 1, .mode = CB_MODE_DISABLED }),
+        CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_int_eq(cb_breaker_configure(b, &(cb_config){ .failure_threshold = 1 }), CB_OK);
+    cb_breaker_record(b, &p, false);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_OPEN);
+    ck_assert_uint_eq(m.failures, 2);
+    ck_assert_uint_eq(m.window_failures, 0); /* emptied when it opened, and left so */
+    ck_assert_uint_eq(m.late_outcomes, 0);
+    ck_assert_uint_eq(m.times_opened, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A permit DISABLED mode admitted in HALF_OPEN held no probe slot: given
+ * back once NORMAL again it frees none, so the period's one probe is still
+ * there, and only one. */
+START_TEST(test_disabled_permit_released_in_half_open)
+{
+    const cb_config normal = { .failure_threshold = 1,
+                               .reset_timeout_ms = 100,
+                               .half_open_max = 1 };
+    cb_config       c = fake_cfg(), off = normal;
+    cb_breaker     *b;
+    cb_permit       p, probe;
+
+    c.failure_threshold = 1;
+    c.reset_timeout_ms = 100;
+    c.half_open_max = 1;
+    off.mode = CB_MODE_DISABLED;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    ck_assert_int_eq(cb_breaker_configure(b, &off), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_int_eq(cb_breaker_configure(b, &normal), CB_OK);
+    cb_breaker_record_err(b, &p, CB_ERR_CANCELLED);
+    ck_assert_uint_eq(metrics(b).ignored, 1);
+    ck_assert_int_eq(cb_breaker_acquire(b, &probe), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_ERR_CIRCUIT_OPEN);
+    cb_breaker_record(b, &probe, true);
+    ck_assert_int_eq(cb_breaker_state(b), CB_CLOSED);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A HALF_OPEN period whose probes are lost is abandoned for a fresh one,
+ * but not while the breaker is DISABLED: then nothing is a probe. */
+START_TEST(test_disabled_keeps_half_open_period)
+{
+    const cb_config normal = { .failure_threshold = 1,
+                               .reset_timeout_ms = 100,
+                               .half_open_max = 1,
+                               .half_open_max_wait_ms = 50 };
+    cb_config       c = normal, off = normal;
+    cb_breaker     *b;
+    cb_permit       lost, p;
+
+    c.clock = fake_clock;
+    off.mode = CB_MODE_DISABLED;
+    b = cb_breaker_new(&c);
+    fail_once(b);
+    fake_now += 100;
+    ck_assert_int_eq(cb_breaker_acquire(b, &lost), CB_OK);
+    fake_now += 50;
+    ck_assert_int_eq(cb_breaker_configure(b, &off), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_uint_eq(metrics(b).half_open_expired, 0);
+    ck_assert_int_eq(cb_breaker_state(b), CB_HALF_OPEN);
+    /* NORMAL again, the lost probe's period is abandoned at once. */
+    ck_assert_int_eq(cb_breaker_configure(b, &normal), CB_OK);
+    ck_assert_int_eq(cb_breaker_acquire(b, &p), CB_OK);
+    ck_assert_uint_eq(metrics(b).half_open_expired, 1);
+    cb_breaker_free(b);
+}
+END_TEST
+
+/* A permit no acquire filled in (zeroed) belongs to no period: counted as
+ * a late outcome, and as a call, never as more outcomes than calls. */
+START_TEST(test_zeroed_permit)
+{
+    cb_config   c = fake_cfg();
+    cb_breaker *b;
+    cb_permit   p;
+    cb_metrics  m;
+
+    c.failure_threshold = 1;
+    b = cb_breaker_new(&c);
+    memset(&p, 0, sizeof(p));
+    cb_breaker_record(b, &p, false);
+    m = metrics(b);
+    ck_assert_int_eq(m.state, CB_CLOSED);
+    ck_assert_uint_eq(m.failures, 1);
+    ck_assert_uint_eq(m.late_outcomes, 1);
+    ck_assert_uint_eq(m.window_failures, 0);
+    ck_assert_uint_eq(m.total_requests, 1);
     cb_breaker_free(b);
 }
 END_TEST
@@ -2809,6 +3145,12 @@ START_TEST(test_config_check_messages)
     }
     ck_assert_int_eq(cb_config_check(&bad[0].c, tiny, sizeof(tiny)), CB_ERR_INVALID);
     ck_assert_str_eq(tiny, "success");
+    /* A buffer of size 0 is never written, whatever the answer. */
+    strcpy(err, "kept");
+    ck_assert_int_eq(cb_config_check(&bad[0].c, err, 0), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "kept");
+    ck_assert_int_eq(cb_config_check(NULL, err, 0), CB_OK);
+    ck_assert_str_eq(err, "kept");
     strcpy(err, "junk");
     ck_assert_int_eq(cb_config_check(NULL, err, sizeof(err)), CB_OK);
     ck_assert_str_eq(err, "");
@@ -3060,6 +3402,8 @@ static Suite *breaker_suite(void)
     tcase_add_test(tc, test_rate_trip);
     tcase_add_test(tc, test_rate_below_threshold);
     tcase_add_test(tc, test_slow_trip);
+    tcase_add_test(tc, test_slow_rate_below_then_at);
+    tcase_add_test(tc, test_untimed_permit_not_slow);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("backoff");
@@ -3068,6 +3412,9 @@ static Suite *breaker_suite(void)
     tcase_add_test(tc, test_backoff_multiplier);
     tcase_add_test(tc, test_no_backoff_without_max);
     tcase_add_test(tc, test_jitter_bounds);
+    tcase_add_test(tc, test_backoff_multiplier_one);
+    tcase_add_test(tc, test_jitter_floor);
+    tcase_add_test(tc, test_jitter_ceiling);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("classifier");
@@ -3094,12 +3441,18 @@ static Suite *breaker_suite(void)
     tcase_add_test(tc, test_config_rejected);
     tcase_add_test(tc, test_config_edges_accepted);
     tcase_add_test(tc, test_configure);
+    tcase_add_test(tc, test_configure_each_number);
+    tcase_add_test(tc, test_configure_window_changes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("modes");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_metrics_only);
     tcase_add_test(tc, test_disabled);
+    tcase_add_test(tc, test_disabled_permit_recorded_while_open);
+    tcase_add_test(tc, test_disabled_permit_released_in_half_open);
+    tcase_add_test(tc, test_disabled_keeps_half_open_period);
+    tcase_add_test(tc, test_zeroed_permit);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("clock_end");

@@ -104,6 +104,7 @@ START_TEST(test_create_says_why)
         { { .circuit_breaker = { .success_threshold = 4, .half_open_max = 3 } },
           "circuit_breaker: success_threshold (4) > half_open_max (3)" },
         { { .user_agent = "agent\x01" }, "user_agent: " },
+        { { .user_agent = "agent\x7f" }, "user_agent: " },
         { { .default_headers = bad_lines }, "default_headers[1]: " },
     };
     api_client *c = (api_client *)1;
@@ -121,6 +122,10 @@ START_TEST(test_create_says_why)
     ck_assert_int_eq(api_client_create(&cases[1].cfg, &c, err, 8), CB_ERR_INVALID);
     ck_assert_str_eq(err, "circuit");
     ck_assert_int_eq(api_client_create(&cases[1].cfg, &c, NULL, 0), CB_ERR_INVALID);
+    /* A buffer of size 0 is not written to at all. */
+    strcpy(err, "kept");
+    ck_assert_int_eq(api_client_create(&cases[1].cfg, &c, err, 0), CB_ERR_INVALID);
+    ck_assert_str_eq(err, "kept");
     ck_assert_int_eq(api_client_create(NULL, NULL, err, sizeof(err)), CB_ERR_INVALID);
     ck_assert_int_eq(api_client_create(NULL, &c, err, sizeof(err)), CB_OK);
     ck_assert_ptr_nonnull(c);
@@ -1439,6 +1444,84 @@ START_TEST(test_trip_and_reset)
     ck_assert_int_eq(api_client_reset(c, "http://"), CB_ERR_INVALID);
     ck_assert_int_eq(api_client_trip(NULL, "/"), CB_ERR_INVALID);
     ck_assert_int_eq(api_client_breaker_state(NULL, "/"), CB_CLOSED);
+    /* No URL names no origin: nothing is tripped. */
+    ck_assert_int_eq(api_client_trip(c, NULL), CB_ERR_INVALID);
+    ck_assert_int_eq(api_client_breaker_state(c, "/ok"), CB_CLOSED);
+    {
+        cb_metrics m;
+
+        ck_assert_int_eq(api_client_breaker_metrics(c, "/ok", NULL), CB_ERR_INVALID);
+        ck_assert_int_eq(api_client_breaker_metrics(c, "/ok", &m), CB_OK);
+        ck_assert_uint_eq(m.total_requests, 1);
+    }
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
+/* A User-Agent among the default headers replaces the library's own, and
+ * an empty user_agent sends none at all. */
+START_TEST(test_user_agent_sources)
+{
+    static const char *const lines[] = { "user-agent: mine/2", "X-After: 1", NULL };
+    fixture                 *f = fixture_start();
+    api_client_config        cfg;
+    api_client              *c;
+    api_response             r;
+    cJSON                   *j;
+    int                      n;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.default_headers = lines;
+    cfg.user_agent = "ignored/1";
+    c = tu_client_on(fixture_url(f), 1, &cfg);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(api_get(c, "/echo", NULL, &r), CB_OK);
+    j = echo_json(&r);
+    ck_assert_str_eq(echo_header(j, "User-Agent", &n), "mine/2");
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(echo_header(j, "X-After", NULL), "1");
+    cJSON_Delete(j);
+    api_response_free(&r);
+    api_client_free(c);
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.user_agent = "";
+    c = tu_client_on(fixture_url(f), 1, &cfg);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(api_get(c, "/echo", NULL, &r), CB_OK);
+    j = echo_json(&r);
+    ck_assert_ptr_null(echo_header(j, "User-Agent", &n));
+    ck_assert_int_eq(n, 0);
+    cJSON_Delete(j);
+    api_response_free(&r);
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
+/* Without a cache every call goes out, and clearing the cache that is not
+ * there (or of no client) is a no-op. */
+START_TEST(test_cache_clear_without_cache)
+{
+    fixture          *f = fixture_start();
+    api_client_config cfg;
+    api_client       *c;
+    api_response      r;
+    int               i;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.cache.disabled = true;
+    c = tu_client_on(fixture_url(f), 1, &cfg);
+    ck_assert_ptr_nonnull(c);
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(api_get(c, "/cache/nc?cc=max-age%3D60", NULL, &r), CB_OK);
+        ck_assert(!r.from_cache);
+        api_response_free(&r);
+        api_client_cache_clear(c);
+    }
+    api_client_cache_clear(NULL);
+    ck_assert_uint_eq(fixture_requests_path(f, "/cache/nc"), 2);
     api_client_free(c);
     fixture_stop(f);
 }
@@ -1729,6 +1812,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, test_methods_with_body);
     tcase_add_test(tc, test_head);
     tcase_add_test(tc, test_default_headers_and_user_agent);
+    tcase_add_test(tc, test_user_agent_sources);
+    tcase_add_test(tc, test_cache_clear_without_cache);
     tcase_add_test(tc, test_header_injection);
     tcase_add_test(tc, test_body_limit);
     tcase_add_test(tc, test_request_too_large);

@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <cbhttp.h>
+
+#include "log.h"
 
 #include "fixture.h"
 
@@ -381,6 +384,26 @@ START_TEST(test_client_long_line_cut)
 }
 END_TEST
 
+/* cbh_log hands over what it formats, and nothing when vsnprintf fails: a
+ * wide character the C locale cannot encode makes it return -1, where a
+ * partly written buffer would otherwise go out as a line. */
+START_TEST(test_line_that_cannot_be_formatted)
+{
+    kept_lines k;
+
+    memset(&k, 0, sizeof k);
+    cbh_log(keep_line, &k, API_LOG_INFO, API_LOG_WARN, "a %s line", "whole");
+    ck_assert_int_eq(k.n, 1);
+    ck_assert_str_eq(k.last, "a whole line");
+    cbh_log(keep_line, &k, API_LOG_INFO, API_LOG_WARN, "x%lcy", (wint_t)0x100);
+    ck_assert_int_eq(k.n, 1);
+    ck_assert_str_eq(k.last, "a whole line");
+    /* Below the threshold nothing is formatted or handed over. */
+    cbh_log(keep_line, &k, API_LOG_ERROR, API_LOG_WARN, "quiet");
+    ck_assert_int_eq(k.n, 1);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -394,6 +417,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_stderr_lines_whole_across_threads);
     tcase_add_test(tc, test_client_logs_to_stderr);
     tcase_add_test(tc, test_client_long_line_cut);
+    tcase_add_test(tc, test_line_that_cannot_be_formatted);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -428,6 +428,13 @@ START_TEST(test_metrics_struct_exact)
     api_client_metrics_free(&m);
     ck_assert_uint_eq(m.origin_count, 0);
     ck_assert_ptr_null(m.origins);
+    api_client_metrics_free(NULL);
+    /* Nowhere to write is refused; no client leaves *out zeroed. */
+    ck_assert_int_eq(api_client_metrics_get(e->c, NULL), CB_ERR_INVALID);
+    memset(&m, 0xA5, sizeof(m));
+    ck_assert_int_eq(api_client_metrics_get(NULL, &m), CB_ERR_INVALID);
+    ck_assert_uint_eq(m.origin_count, 0);
+    ck_assert_ptr_null(m.origins);
     env_stop(e);
 }
 END_TEST

@@ -3,6 +3,7 @@
 /* cbhttp: threaded */
 #include <check.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -539,6 +540,41 @@ START_TEST(test_budget_available_saturates)
 }
 END_TEST
 
+/* The per-second counts stop at UINT32_MAX rather than wrap to 0, which
+ * would suddenly forget a second's load. Four billion calls take too long,
+ * so the counts are set near the top by hand (slot i holds second i here). */
+START_TEST(test_budget_counts_saturate)
+{
+    api_retry_config rc = { .budget_percent = 20,
+                            .budget_min_per_sec = 1,
+                            .budget_window_ms = 1000 };
+    cbh_budget       b;
+
+    cbh_budget_init(&b);
+    cbh_budget_note_request(&b, 5000);
+    b.requests[5] = UINT32_MAX;
+    cbh_budget_note_request(&b, 5000);
+    ck_assert_uint_eq(b.requests[5], UINT32_MAX);
+    ck_assert_uint_eq(cbh_budget_available(&b, &rc, 5000), (UINT32_MAX * 20ull + 99) / 100);
+    cbh_budget_destroy(&b);
+
+    /* Two full seconds of requests leave room at 60 % for a retry beyond
+     * UINT32_MAX of them; the count stays at the top. */
+    rc.budget_percent = 60;
+    rc.budget_window_ms = 2000;
+    cbh_budget_init(&b);
+    cbh_budget_note_request(&b, 4000);
+    cbh_budget_note_request(&b, 5000);
+    b.requests[4] = b.requests[5] = UINT32_MAX;
+    b.retries[5] = UINT32_MAX;
+    ck_assert(cbh_budget_try_retry(&b, &rc, 5000));
+    ck_assert_uint_eq(b.retries[5], UINT32_MAX);
+    ck_assert_uint_eq(cbh_budget_available(&b, &rc, 5000),
+                      (2ull * UINT32_MAX * 60 + 99) / 100 - UINT32_MAX);
+    cbh_budget_destroy(&b);
+}
+END_TEST
+
 START_TEST(test_budget_clock_backwards)
 {
     /* A clock that steps back (two threads reading it) must not break the
@@ -627,6 +663,7 @@ static Suite *retry_suite(void)
     tcase_add_test(tc, test_budget_disabled);
     tcase_add_test(tc, test_budget_raw_config);
     tcase_add_test(tc, test_budget_available_saturates);
+    tcase_add_test(tc, test_budget_counts_saturate);
     tcase_add_test(tc, test_budget_clock_backwards);
     tcase_add_test(tc, test_budget_threads);
     suite_add_tcase(s, tc);
