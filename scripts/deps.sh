@@ -33,7 +33,7 @@ done
 # shellcheck disable=SC2086
 set -- $extra "$@"
 
-pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev uthash-dev check libmicrohttpd-dev libuv1-dev libevent-dev nginx-light openssl $*"
+pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev check libmicrohttpd-dev libuv1-dev libevent-dev nginx-light openssl $*"
 missing=""
 for p in $pkgs; do
     # dpkg-query prints "install ok installed" only for packages really there.

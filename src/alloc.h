@@ -18,8 +18,4 @@ char *cbh_strndup(const char *s, size_t len); /* copies len bytes, adds NUL */
 void cbh_cjson_oom_reset(void);
 int  cbh_cjson_oom(void);
 
-/* uthash allocates through these. */
-#define uthash_malloc(sz) cbh_malloc(sz)
-#define uthash_free(ptr, sz) cbh_free(ptr)
-
 #endif

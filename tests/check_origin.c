@@ -145,7 +145,7 @@ START_TEST(test_bad_arguments)
     ck_assert_int_eq(err, CB_ERR_INVALID);
     ck_assert_ptr_null(cbh_origins_get(m, NULL, 1, NULL, true, &err));
     ck_assert_ptr_null(cbh_origins_get(m, "k", 0, NULL, true, NULL));
-    /* Lengths uthash cannot keep (it stores them as unsigned): refused
+    /* Lengths an origin cannot keep (it stores them as unsigned): refused
      * before a byte is read, not truncated into another key's length. */
     ck_assert_ptr_null(cbh_origins_get(m, "k", (size_t)UINT_MAX + 1, NULL, true, &err));
     ck_assert_int_eq(err, CB_ERR_INVALID);
