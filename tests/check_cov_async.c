@@ -382,6 +382,74 @@ START_TEST(test_watch_fails)
 }
 END_TEST
 
+/* A loop whose watch submits a call (an application doing its own work
+ * from inside the loop's callbacks): that call is accepted and ends, once,
+ * with an error, since libcurl refuses to start a transfer from inside its
+ * own callback; the call in whose transfer watch ran is unharmed. */
+typedef struct submit_in_watch {
+    ploop      l;
+    api_async *a;
+    call      *k;
+    cb_err     rc;
+    bool       tried;
+} submit_in_watch;
+
+static int watch_and_submit(void *data, int fd, unsigned events, void **sock)
+{
+    submit_in_watch *s = data;
+
+    if (events && !s->tried) {
+        s->tried = true;
+        s->rc = submit_req(s->a, s->k, "GET", "/ok", NULL, 0, NULL);
+    }
+    return pl_watch(&s->l, fd, events, sock);
+}
+
+START_TEST(test_submit_from_watch)
+{
+    fixture        *f = fixture_start();
+    api_client     *c;
+    api_async      *a;
+    call            outer, inner;
+    submit_in_watch s;
+    api_loop        t;
+    int             turns = 0;
+
+    ck_assert_ptr_nonnull(f);
+    c = client_new(f, NULL);
+    a = api_async_new(c);
+    ck_assert_ptr_nonnull(a);
+    memset(&s, 0, sizeof(s));
+    memset(&outer, 0, sizeof(outer));
+    memset(&inner, 0, sizeof(inner));
+    s.l.a = a;
+    s.a = a;
+    s.k = &inner;
+    t = (api_loop){ &s, watch_and_submit, pl_set_timer, pl_detach };
+    ck_assert_int_eq(api_async_attach(a, &t), CB_OK);
+    /* set_timer and detach get s: its first member is the ploop. */
+    ck_assert_int_eq(submit_req(a, &outer, "GET", "/ok", NULL, 0, NULL), CB_OK);
+    while (api_async_pending(a) > 0) {
+        pl_turn(&s.l);
+        ck_assert_int_lt(++turns, MAX_TURNS);
+    }
+    ck_assert(s.tried);
+    ck_assert_int_eq(s.rc, CB_OK);
+    ck_assert_int_eq(inner.done, 1);
+    ck_assert_int_ne(inner.err, CB_OK);
+    ck_assert_int_eq(inner.resp.status, 0);
+    ck_assert_int_eq(outer.done, 1);
+    ck_assert_int_eq(outer.err, CB_OK);
+    ck_assert_int_eq(outer.resp.status, 200);
+    ck_assert_uint_eq(fixture_requests_path(f, "/ok"), 1);
+    api_response_free(&inner.resp);
+    api_response_free(&outer.resp);
+    api_async_free(a);
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
 /* ---- entry points in odd states ------------------------------------------------ */
 
 static void noop_done(cb_err err, api_response *resp, void *ud)
@@ -420,7 +488,8 @@ START_TEST(test_adapter_calls_unattached)
 }
 END_TEST
 
-/* What a done running inside api_async_free may still do: nothing to the
+/* What a done running inside api_async_free may still do, with the
+ * engine's own loop (_i 0) or a loop attached (_i 1): nothing to the
  * engine. A new call is refused (its done never runs, its response says
  * why), cancelling another call changes nothing, the loop entry points and
  * attach refuse or do nothing, and a second free is ignored; the call still
@@ -457,23 +526,34 @@ START_TEST(test_done_inside_free)
     api_async  *a;
     call        hit, slow;
     in_free     s;
+    ploop       drv;
+    bool        attached = _i == 1;
 
     ck_assert_ptr_nonnull(f);
     c = client_new(f, NULL);
     a = api_async_new(c);
     ck_assert_ptr_nonnull(a);
+    if (attached)
+        pl_attach(&drv, a);
     memset(&hit, 0, sizeof(hit));
     memset(&slow, 0, sizeof(slow));
     memset(&s, 0, sizeof(s));
     ck_assert_int_eq(
         submit_req(a, &hit, "GET", "/cache/inside-free?cc=max-age%3D600", NULL, 0, NULL), CB_OK);
-    run_all(a);
+    if (attached)
+        pl_run(&drv);
+    else
+        run_all(a);
     ck_assert_int_eq(hit.err, CB_OK);
     api_response_free(&hit.resp);
     s.other = &slow;
     ck_assert_int_eq(submit_req(a, &slow, "GET", "/hang", NULL, 0, NULL), CB_OK);
-    while (fixture_requests_path(f, "/hang") < 1)
-        ck_assert_int_gt(api_async_run(a, 20), 0);
+    while (fixture_requests_path(f, "/hang") < 1) {
+        if (attached)
+            pl_turn(&drv);
+        else
+            ck_assert_int_gt(api_async_run(a, 20), 0);
+    }
     /* A fresh hit: ended at once, its done due on the next turn, which is
      * inside the free. It keeps its result. */
     hit.then = poke_engine_in_free;
@@ -495,6 +575,8 @@ START_TEST(test_done_inside_free)
     ck_assert_int_eq(slow.done, 1);
     ck_assert_int_eq(slow.err, CB_ERR_CANCELLED);
     ck_assert_str_eq(slow.resp.error, "cancelled");
+    if (attached)
+        ck_assert_uint_eq(drv.detached, 1);
     api_response_free(&s.refused);
     api_response_free(&hit.resp);
     api_response_free(&slow.resp);
@@ -608,8 +690,30 @@ START_TEST(test_attach_from_done)
     ck_assert_int_eq(k.resp.status, 200);
     ck_assert_uint_gt(s.l.watch_calls, 0);
     api_response_free(&k.resp);
-    api_async_free(a);
-    ck_assert_uint_eq(s.l.detached, 1);
+
+    /* Another loop, whose table has no detach, takes over: the first one is
+     * detached (its timer disarmed), the new one drives the next call. */
+    {
+        ploop    l2;
+        api_loop t2 = { &l2, pl_watch, pl_set_timer, NULL };
+
+        memset(&l2, 0, sizeof(l2));
+        l2.a = a;
+        s.l.armed = true;
+        ck_assert_int_eq(api_async_attach(a, &t2), CB_OK);
+        ck_assert_uint_eq(s.l.detached, 1);
+        ck_assert(!s.l.armed);
+        ck_assert_int_eq(s.l.n, 0);
+        ck_assert_int_eq(submit_req(a, &k, "GET", "/ok", NULL, 0, NULL), CB_OK);
+        pl_run(&l2);
+        ck_assert_int_eq(k.err, CB_OK);
+        ck_assert_uint_gt(l2.watch_calls, 0);
+        api_response_free(&k.resp);
+        api_async_free(a);
+        ck_assert_uint_eq(l2.detached, 0);
+        ck_assert_int_eq(l2.n, 0);
+        ck_assert_uint_eq(s.l.detached, 1);
+    }
     api_client_free(c);
     fixture_stop(f);
 }
@@ -783,8 +887,9 @@ static Suite *cov_async_suite(void)
     tcase_add_test(tc, test_oom_attached);
     tcase_add_test(tc, test_watch_fails);
     tcase_add_test(tc, test_upload_both_ways);
+    tcase_add_test(tc, test_submit_from_watch);
     tcase_add_test(tc, test_adapter_calls_unattached);
-    tcase_add_test(tc, test_done_inside_free);
+    tcase_add_loop_test(tc, test_done_inside_free, 0, 2);
     tcase_add_test(tc, test_submit_after_free_asked);
     tcase_add_test(tc, test_attach_from_done);
     tcase_add_test(tc, test_run_timeout_beyond_int);
