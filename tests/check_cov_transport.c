@@ -170,6 +170,10 @@ static const framing_case framing[] = {
     /* libcurl refuses this one itself. */
     { "a length that is no number", "HTTP/1.1 200 OK\r\nContent-Length: ,\r\n\r\nok",
       CB_ERR_TRANSPORT, "Content-Length" },
+    /* RFC 9112 5.2: an obsolete folded line (no colon of its own) joins
+     * the field before it; the framing check passes over it. */
+    { "an obs-fold continuation line",
+      "HTTP/1.1 200 OK\r\nX-Fold: a\r\n  b\r\nContent-Length: 2\r\n\r\nok", CB_OK, "ok" },
     /* RFC 9110 5.6.1: empty list elements are allowed (libcurl takes it). */
     { "an empty list element at the end", "HTTP/1.1 200 OK\r\nContent-Length: 2,\r\n\r\nok", CB_OK,
       "ok" },
@@ -227,6 +231,12 @@ START_TEST(test_headers_kept)
     ck_assert_ptr_null(api_response_header(&r, "X-Absent"));
     ck_assert_ptr_null(api_response_header(&r, NULL));
     ck_assert_ptr_null(api_response_header(NULL, "X-Abcdefghijkl"));
+    api_response_free(&r);
+    /* A folded line is joined to its field with one blank. */
+    script_reply(&s, "HTTP/1.1 200 OK\r\nX-Fold: a\r\n  b\r\nContent-Length: 2\r\n\r\nok");
+    ck_assert_int_eq(api_get(c, "/x", NULL, &r), CB_OK);
+    ck_assert_str_eq(api_response_header(&r, "X-Fold"), "a b");
+    ck_assert_str_eq(r.body, "ok");
     api_response_free(&r);
     api_client_free(c);
     script_stop(&s);
