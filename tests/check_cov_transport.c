@@ -332,6 +332,28 @@ START_TEST(test_redirect_location_too_long)
 }
 END_TEST
 
+/* A Location the library would not take from a caller (an '@' in its
+ * path) ends the call with the reason, and the target is never asked. */
+START_TEST(test_redirect_to_refused_url)
+{
+    api_client  *c = redirect_client();
+    api_response r;
+    cb_err       rc;
+
+    ck_assert_ptr_nonnull(c);
+    rc = api_get(c, "/redirect?to=/ok/a%40b", NULL, &r);
+    ck_assert_int_eq(rc, CB_ERR_INVALID);
+    ck_assert_msg(strstr(r.error, "'@'") != NULL, "%s", r.error);
+    /* What the caller holds is the redirect that could not be followed. */
+    ck_assert_int_eq(r.status, 302);
+    ck_assert_str_eq(api_response_header(&r, "Location"), "/ok/a@b");
+    ck_assert_uint_eq(r.attempts, 1);
+    ck_assert_uint_eq(fixture_requests_path(fx, "/ok"), 0);
+    api_response_free(&r);
+    api_client_free(c);
+}
+END_TEST
+
 /* A redirect status without a Location is the answer itself. */
 START_TEST(test_redirect_without_location)
 {
@@ -503,6 +525,7 @@ static Suite *cov_transport_suite(void)
     tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
     tcase_add_test(tc, test_redirect_location_too_long);
     tcase_add_test(tc, test_redirect_without_location);
+    tcase_add_test(tc, test_redirect_to_refused_url);
     tcase_add_test(tc, test_redirect_303_head_stays_head);
     tcase_add_test(tc, test_body_methods_without_body);
     tcase_add_test(tc, test_body_beyond_preallocation);
