@@ -170,6 +170,10 @@ static const framing_case framing[] = {
     /* libcurl refuses this one itself. */
     { "a length that is no number", "HTTP/1.1 200 OK\r\nContent-Length: ,\r\n\r\nok",
       CB_ERR_TRANSPORT, "Content-Length" },
+    /* RFC 9112 5.2: an obsolete folded line (no colon of its own) joins
+     * the field before it; the framing check passes over it. */
+    { "an obs-fold continuation line",
+      "HTTP/1.1 200 OK\r\nX-Fold: a\r\n  b\r\nContent-Length: 2\r\n\r\nok", CB_OK, "ok" },
     /* RFC 9110 5.6.1: empty list elements are allowed (libcurl takes it). */
     { "an empty list element at the end", "HTTP/1.1 200 OK\r\nContent-Length: 2,\r\n\r\nok", CB_OK,
       "ok" },
@@ -227,6 +231,12 @@ START_TEST(test_headers_kept)
     ck_assert_ptr_null(api_response_header(&r, "X-Absent"));
     ck_assert_ptr_null(api_response_header(&r, NULL));
     ck_assert_ptr_null(api_response_header(NULL, "X-Abcdefghijkl"));
+    api_response_free(&r);
+    /* A folded line is joined to its field with one blank. */
+    script_reply(&s, "HTTP/1.1 200 OK\r\nX-Fold: a\r\n  b\r\nContent-Length: 2\r\n\r\nok");
+    ck_assert_int_eq(api_get(c, "/x", NULL, &r), CB_OK);
+    ck_assert_str_eq(api_response_header(&r, "X-Fold"), "a b");
+    ck_assert_str_eq(r.body, "ok");
     api_response_free(&r);
     api_client_free(c);
     script_stop(&s);
@@ -318,6 +328,28 @@ START_TEST(test_redirect_location_too_long)
     ck_assert_uint_eq(fixture_requests_path(fx, "/ok"), 1);
     api_response_free(&r);
     free(path);
+    api_client_free(c);
+}
+END_TEST
+
+/* A Location the library would not take from a caller (an '@' in its
+ * path) ends the call with the reason, and the target is never asked. */
+START_TEST(test_redirect_to_refused_url)
+{
+    api_client  *c = redirect_client();
+    api_response r;
+    cb_err       rc;
+
+    ck_assert_ptr_nonnull(c);
+    rc = api_get(c, "/redirect?to=/ok/a%40b", NULL, &r);
+    ck_assert_int_eq(rc, CB_ERR_INVALID);
+    ck_assert_msg(strstr(r.error, "'@'") != NULL, "%s", r.error);
+    /* What the caller holds is the redirect that could not be followed. */
+    ck_assert_int_eq(r.status, 302);
+    ck_assert_str_eq(api_response_header(&r, "Location"), "/ok/a@b");
+    ck_assert_uint_eq(r.attempts, 1);
+    ck_assert_uint_eq(fixture_requests_path(fx, "/ok"), 0);
+    api_response_free(&r);
     api_client_free(c);
 }
 END_TEST
@@ -493,6 +525,7 @@ static Suite *cov_transport_suite(void)
     tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
     tcase_add_test(tc, test_redirect_location_too_long);
     tcase_add_test(tc, test_redirect_without_location);
+    tcase_add_test(tc, test_redirect_to_refused_url);
     tcase_add_test(tc, test_redirect_303_head_stays_head);
     tcase_add_test(tc, test_body_methods_without_body);
     tcase_add_test(tc, test_body_beyond_preallocation);
