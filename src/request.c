@@ -581,11 +581,10 @@ static bool call_serve_stale(cbh_call *k, cb_err cause)
     api_response *resp = k->resp;
     cbh_payload   stale = { 0 };
 
-    if (!cbh_cache_serve_stale(k->c->cache, "GET", call_url(k), k->lines, &k->cache_opts, cause,
-                               &stale) &&
-        (cbh_method_of(k->method) == CBH_METHOD_GET ||
-         !cbh_cache_serve_stale(k->c->cache, k->method, call_url(k), k->lines, &k->cache_opts,
-                                cause, &stale)))
+    /* The call's own method: a HEAD takes a stored HEAD response, else the
+     * GET one without its body (cache_find). */
+    if (!cbh_cache_serve_stale(k->c->cache, k->method, call_url(k), k->lines, &k->cache_opts, cause,
+                               &stale))
         return false;
     cbh_response_set_payload(resp, &stale);
     resp->from_cache = true;

@@ -3,8 +3,9 @@
  * not take: retry_after_opens_breaker with answers that carry no usable
  * Retry-After, with a 429 and with "Retry-After: 0", the rejection message
  * for an origin longer than the response's error buffer, a failing HEAD
- * answered by its stored HEAD response, and a blocking backoff sleep that
- * a signal interrupts.
+ * answered by its stored HEAD response, one answered by a stored GET
+ * without its body, and a blocking backoff sleep that a signal
+ * interrupts.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -231,6 +232,36 @@ START_TEST(test_head_served_stale)
 }
 END_TEST
 
+/* A HEAD whose origin fails, with only a GET response stored: the stale
+ * stand-in is that response without its body (a HEAD answer has none,
+ * RFC 9110 9.3.2). */
+START_TEST(test_head_stale_from_get)
+{
+    fixture     *f = fixture_start();
+    tu_clock     tc;
+    api_client  *c;
+    api_response r;
+    const char  *url = "/cache/hg?cc=max-age%3D1%2C%20stale-if-error%3D600";
+
+    ck_assert_ptr_nonnull(f);
+    c = stale_client(f, &tc);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(api_get(c, url, NULL, &r), CB_OK);
+    ck_assert_uint_gt(r.body_len, 0);
+    api_response_free(&r);
+    origin_respond(f, "hg", 503);
+    tc.now_ms += 5000;
+    ck_assert_int_eq(api_request(c, "HEAD", url, NULL, 0, NULL, &r), CB_OK);
+    ck_assert(r.from_cache);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.stale);
+    ck_assert_uint_eq(r.body_len, 0);
+    api_response_free(&r);
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
 /* ---- a signal during a backoff sleep ------------------------------------------ */
 
 static void on_sigusr1(int sig) { (void)sig; }
@@ -308,6 +339,7 @@ static Suite *cov_request_suite(void)
     tcase_add_test(tc, test_rejection_message_long_origin);
     tcase_add_test(tc, test_server_backoff_429);
     tcase_add_test(tc, test_head_served_stale);
+    tcase_add_test(tc, test_head_stale_from_get);
     tcase_add_test(tc, test_server_backoff_zero);
     tcase_add_test(tc, test_backoff_sleep_survives_signal);
     suite_add_tcase(s, tc);
