@@ -12,6 +12,13 @@
  *   - cbh_engine_perform: one blocking call, as curl_easy_perform runs
  *     libcurl's own multi engine: the thread's pooled multi handle, and
  *     waits that are sleeps (the client's sleep hook when set).
+ *
+ * libcurl cannot be re-entered from its own callbacks, and the adapter's
+ * watch (and set_timer) run inside libcurl's socket (timer) callback. What
+ * such code asks of the engine that needs libcurl (a new call's transfer,
+ * a cancel), and the failure of a transfer whose socket could not be
+ * watched, waits on the deferred list until the outermost entry point is
+ * about to return, outside libcurl.
  */
 #include <limits.h>
 #include <string.h>
@@ -24,6 +31,9 @@
 #define SPARE_MAX                                                                                  \
     64 /* finished calls kept for reuse: a call is 1.7 KB,
                               past malloc's fast bins */
+
+/* What a call waits for on the deferred list (link.defer). */
+enum { DEFER_NONE, DEFER_ADD, DEFER_CANCEL, DEFER_FAIL_WATCH, DEFER_FAIL_NOMEM };
 
 /* A socket an adapter watches: curl_multi_assign keeps it with libcurl. */
 typedef struct sockrec {
@@ -50,6 +60,8 @@ struct api_async {
     size_t      socks_n, socks_cap;
     uint64_t    curl_due;   /* real ms when libcurl wants its timeout; 0 = none */
     unsigned    depth;      /* dispatches in progress (done callbacks may nest) */
+    unsigned    in_curl;    /* inside a loop function libcurl's callback called */
+    cbh_call   *deferred;   /* calls with a libcurl step deferred (link.defer_next) */
     bool        free_asked; /* api_async_free from inside a dispatch */
     bool        freeing;
 };
@@ -137,27 +149,64 @@ static void heap_add(api_async *a, cbh_call *k, uint64_t due)
 /* ---- calls --------------------------------------------------------------- */
 
 /* Queues k's done for the end of the dispatch. */
+/* ---- the deferred list --------------------------------------------------- */
+
+static void defer(api_async *a, cbh_call *k, unsigned what)
+{
+    if (!k->link.defer) {
+        k->link.defer_next = a->deferred;
+        a->deferred = k;
+    }
+    k->link.defer = what;
+}
+
+/* Takes k off the deferred list, if it is there: its step moved on. */
+static void undefer(api_async *a, cbh_call *k)
+{
+    cbh_call **pp = &a->deferred;
+
+    if (!k->link.defer)
+        return;
+    while (*pp != k)
+        pp = &(*pp)->link.defer_next;
+    *pp = k->link.defer_next;
+    k->link.defer = DEFER_NONE;
+}
+
 static void call_queue_done(api_async *a, cbh_call *k)
 {
     heap_remove(a, k);
+    undefer(a, k);
     k->link.step = CBH_STEP_DONE;
     k->link.done_next = NULL;
     *a->done_tail = k;
     a->done_tail = &k->link.done_next;
 }
 
+static void call_apply(api_async *a, cbh_call *k, cbh_step step);
+
+/* Starts k's transfer. libcurl refusing it is the engine's failure, not the
+ * origin's. */
+static void call_add(api_async *a, cbh_call *k)
+{
+    if (curl_multi_add_handle(a->multi, k->xchg.easy) != CURLM_OK)
+        call_apply(a, k,
+                   cbh_call_local_failure(k, CB_ERR_NOMEM, "libcurl could not start the transfer"));
+}
+
 /* Carries out what a step asked for. */
 static void call_apply(api_async *a, cbh_call *k, cbh_step step)
 {
     heap_remove(a, k);
+    undefer(a, k);
     k->link.step = step;
     switch (step) {
     case CBH_STEP_TRANSFER:
-        if (curl_multi_add_handle(a->multi, k->xchg.easy) != CURLM_OK) {
-            call_apply(a, k, cbh_call_transfer_done(k, CURLE_OUT_OF_MEMORY));
-            return;
-        }
         heap_add(a, k, k->deadline);
+        if (a->in_curl)
+            defer(a, k, DEFER_ADD);
+        else
+            call_add(a, k);
         break;
     case CBH_STEP_WAIT:
         heap_add(a, k, k->wake);
@@ -179,15 +228,47 @@ static void call_unlink(api_async *a, cbh_call *k)
     a->pending--;
 }
 
-/* Stops whatever the call is doing and ends it with CB_ERR_CANCELLED. */
+/* Stops whatever the call is doing and ends it with CB_ERR_CANCELLED; from
+ * inside libcurl, once it has returned. */
 static void call_cancel(api_async *a, cbh_call *k)
 {
     if (k->link.step == CBH_STEP_DONE)
         return;
-    if (k->link.step == CBH_STEP_TRANSFER)
+    if (k->link.step == CBH_STEP_TRANSFER && k->link.defer != DEFER_ADD) {
+        if (a->in_curl) {
+            defer(a, k, DEFER_CANCEL);
+            return;
+        }
         curl_multi_remove_handle(a->multi, k->xchg.easy);
+    }
     cbh_call_cancel(k);
     call_queue_done(a, k);
+}
+
+/* Carries out the deferred steps, outside libcurl (in_curl is 0). Each may
+ * call libcurl, whose callbacks may defer more: until none is left. */
+static void deferred_run(api_async *a)
+{
+    cbh_call *k;
+
+    while ((k = a->deferred)) {
+        unsigned what = k->link.defer;
+
+        a->deferred = k->link.defer_next;
+        k->link.defer = DEFER_NONE;
+        if (what == DEFER_ADD) {
+            call_add(a, k);
+        } else if (what == DEFER_CANCEL) {
+            call_cancel(a, k);
+        } else {
+            curl_multi_remove_handle(a->multi, k->xchg.easy);
+            call_apply(a, k,
+                       cbh_call_local_failure(k, CB_ERR_NOMEM,
+                                              what == DEFER_FAIL_WATCH
+                                                  ? "the event loop could not watch a socket"
+                                                  : "out of memory"));
+        }
+    }
 }
 
 /* A finished call's memory, kept for the next submission (the engine's
@@ -292,44 +373,71 @@ static void socks_remove(api_async *a, sockrec *r)
     cbh_free(r);
 }
 
+/* The adapter's watch, from inside libcurl. */
+static int loop_watch(api_async *a, curl_socket_t fd, unsigned ev, sockrec *r)
+{
+    int rc;
+
+    a->in_curl++;
+    rc = a->loop.watch(a->loop.data, fd, ev, &r->slot);
+    a->in_curl--;
+    return rc;
+}
+
+/* The record of a socket libcurl starts to use, NULL when out of memory. */
+static sockrec *socks_add(api_async *a, curl_socket_t fd)
+{
+    sockrec *r;
+
+    if (a->socks_n == a->socks_cap) {
+        size_t    cap = a->socks_cap ? a->socks_cap * 2 : 16;
+        sockrec **s = cbh_realloc(a->socks, cap * sizeof(*s));
+
+        if (!s)
+            return NULL;
+        a->socks = s;
+        a->socks_cap = cap;
+    }
+    if (!(r = cbh_calloc(1, sizeof(*r))))
+        return NULL;
+    r->fd = fd;
+    r->idx = a->socks_n;
+    a->socks[a->socks_n++] = r;
+    curl_multi_assign(a->multi, fd, r);
+    return r;
+}
+
+/* A socket that cannot be watched fails the transfer that wants it, once
+ * libcurl has returned; libcurl itself is told all is well, since a -1
+ * here would leave its multi handle in no state to go on. */
 static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
 {
     api_async *a = ud;
     sockrec   *r = sockp;
+    cbh_call  *k = NULL;
     unsigned   ev = 0;
 
-    (void)e;
     if (what == CURL_POLL_REMOVE) {
         if (r) {
-            a->loop.watch(a->loop.data, fd, 0, &r->slot);
+            loop_watch(a, fd, 0, r);
             socks_remove(a, r);
             curl_multi_assign(a->multi, fd, NULL);
         }
         return 0;
     }
-    if (!r) {
-        if (a->socks_n == a->socks_cap) {
-            size_t    cap = a->socks_cap ? a->socks_cap * 2 : 16;
-            sockrec **s = cbh_realloc(a->socks, cap * sizeof(*s));
-
-            if (!s)
-                return -1;
-            a->socks = s;
-            a->socks_cap = cap;
-        }
-        if (!(r = cbh_calloc(1, sizeof(*r))))
-            return -1;
-        r->fd = fd;
-        r->idx = a->socks_n;
-        a->socks[a->socks_n++] = r;
-        curl_multi_assign(a->multi, fd, r);
-    }
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         ev |= API_WATCH_READ;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         ev |= API_WATCH_WRITE;
-    r->events = ev;
-    return a->loop.watch(a->loop.data, fd, ev, &r->slot) == 0 ? 0 : -1;
+    if (r || (r = socks_add(a, fd))) {
+        r->events = ev;
+        if (loop_watch(a, fd, ev, r) == 0)
+            return 0;
+    }
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&k);
+    if (k && k->link.step == CBH_STEP_TRANSFER)
+        defer(a, k, r ? DEFER_FAIL_WATCH : DEFER_FAIL_NOMEM);
+    return 0;
 }
 
 static int on_curl_timer(CURLM *m, long ms, void *ud)
@@ -339,8 +447,11 @@ static int on_curl_timer(CURLM *m, long ms, void *ud)
     (void)m;
     /* Only noted: libcurl forbids acting from inside this callback. */
     a->curl_due = ms < 0 ? 0 : real_now() + (uint64_t)ms;
-    if (a->attached && !a->depth)
+    if (a->attached && !a->depth) {
+        a->in_curl++;
         a->loop.set_timer(a->loop.data, next_wait(a));
+        a->in_curl--;
+    }
     return 0;
 }
 
@@ -349,7 +460,7 @@ static long next_wait(api_async *a)
 {
     long wait = -1;
 
-    if (a->done_head)
+    if (a->done_head || a->free_asked)
         return 0;
     if (a->heap_n) {
         uint64_t now = cbh_client_now(a->c), due = a->heap[0]->link.due;
@@ -366,6 +477,18 @@ static long next_wait(api_async *a)
     return wait;
 }
 
+/* Leaves an entry point (depth counted one up for it): the outermost one
+ * carries out what was deferred, then re-arms the adapter's timer. Returns
+ * true. */
+static bool engine_leave(api_async *a)
+{
+    if (a->depth == 1)
+        deferred_run(a);
+    if (--a->depth == 0 && a->attached)
+        a->loop.set_timer(a->loop.data, next_wait(a));
+    return true;
+}
+
 /* The common end of every entry point that ran something: finished
  * transfers, timers, done callbacks, and the adapter's timer re-armed.
  * Returns false when a done callback freed the engine (a is gone). */
@@ -375,21 +498,19 @@ static bool dispatch_end(api_async *a)
     read_infos(a);
     run_timers(a);
     run_dones(a);
-    a->depth--;
-    if (a->free_asked && !a->depth) {
+    if (a->free_asked && a->depth == 1) {
+        a->depth--;
         engine_destroy(a);
         return false;
     }
-    if (a->attached && !a->depth)
-        a->loop.set_timer(a->loop.data, next_wait(a));
-    return true;
+    return engine_leave(a);
 }
 
 CB_EXPORT void api_async_on_socket(api_async *a, int fd, unsigned events)
 {
     int running, mask = 0;
 
-    if (!a || !a->attached || a->freeing)
+    if (!a || !a->attached || a->freeing || a->in_curl)
         return;
     if (events & API_WATCH_READ)
         mask |= CURL_CSELECT_IN;
@@ -407,7 +528,7 @@ CB_EXPORT void api_async_on_timer(api_async *a)
 {
     int running;
 
-    if (!a || !a->attached || a->freeing)
+    if (!a || !a->attached || a->freeing || a->in_curl)
         return;
     a->depth++;
     if (a->curl_due && a->curl_due <= real_now()) {
@@ -552,11 +673,9 @@ CB_EXPORT cb_err api_async_request(api_async *a, const char *method, const char 
     a->pending++;
     a->depth++;
     call_apply(a, k, cbh_call_start(k));
-    a->depth--;
     /* A call that ended at once (a fresh hit, a rejection) completes on the
      * next turn of the loop, never inside this function. */
-    if (a->attached && !a->depth)
-        a->loop.set_timer(a->loop.data, next_wait(a));
+    engine_leave(a);
     return CB_OK;
 }
 
@@ -577,9 +696,11 @@ CB_EXPORT void api_async_cancel(api_async *a, api_response *resp)
             break;
     if (!k)
         return;
+    /* Counted as an entry point: removing the transfer calls the adapter's
+     * watch, which may call back in. */
+    a->depth++;
     call_cancel(a, k);
-    if (a->attached && !a->depth)
-        a->loop.set_timer(a->loop.data, 0);
+    engine_leave(a);
 }
 
 CB_EXPORT int api_async_run(api_async *a, unsigned timeout_ms)
@@ -621,37 +742,35 @@ static void blocking_sleep(const api_client *c, uint64_t ms)
         ;
 }
 
-/* One transfer on the thread's multi handle, to its end. */
-static CURLcode blocking_transfer(CURLM *m, CURL *e)
+/* One transfer on the thread's multi handle, to its end (*rc). False when
+ * the multi interface itself failed: the engine's failure, not the
+ * origin's. */
+static bool blocking_transfer(CURLM *m, CURL *e, CURLcode *rc)
 {
-    CURLcode rc = CURLE_OK;
     CURLMsg *msg;
     int      running = 1, left;
+    bool     ran = false;
 
     if (curl_multi_add_handle(m, e) != CURLM_OK)
-        return CURLE_OUT_OF_MEMORY;
-    for (;;) {
-        if (curl_multi_perform(m, &running) != CURLM_OK) {
-            rc = CURLE_OUT_OF_MEMORY;
-            break;
-        }
+        return false;
+    while (curl_multi_perform(m, &running) == CURLM_OK) {
         if ((msg = curl_multi_info_read(m, &left)) && msg->msg == CURLMSG_DONE) {
-            rc = msg->data.result;
+            *rc = msg->data.result;
+            ran = true;
             break;
         }
-        if (curl_multi_poll(m, NULL, 0, POLL_SLICE_MS, NULL) != CURLM_OK) {
-            rc = CURLE_OUT_OF_MEMORY;
+        if (curl_multi_poll(m, NULL, 0, POLL_SLICE_MS, NULL) != CURLM_OK)
             break;
-        }
     }
     curl_multi_remove_handle(m, e);
-    return rc;
+    return ran;
 }
 
 void cbh_engine_perform(cbh_call *k)
 {
     cbh_step step = cbh_call_start(k);
     CURLM   *m = NULL;
+    CURLcode rc = CURLE_OK;
 
     while (step != CBH_STEP_DONE) {
         if (step == CBH_STEP_WAIT) {
@@ -662,10 +781,12 @@ void cbh_engine_perform(cbh_call *k)
             continue;
         }
         if (!m && !(m = cbh_transport_multi_take(k->c->transport))) {
-            step = cbh_call_transfer_done(k, CURLE_OUT_OF_MEMORY);
+            step = cbh_call_local_failure(k, CB_ERR_NOMEM, "out of memory");
             continue;
         }
-        step = cbh_call_transfer_done(k, blocking_transfer(m, k->xchg.easy));
+        step = blocking_transfer(m, k->xchg.easy, &rc)
+                   ? cbh_call_transfer_done(k, rc)
+                   : cbh_call_local_failure(k, CB_ERR_NOMEM, "libcurl's multi interface failed");
     }
     cbh_transport_multi_give(k->c->transport, m);
 }

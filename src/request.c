@@ -563,15 +563,21 @@ cbh_step cbh_call_transfer_done(cbh_call *k, CURLcode rc)
 
 cbh_step cbh_call_wake(cbh_call *k) { return call_attempt(k); }
 
-void cbh_call_cancel(cbh_call *k)
+cbh_step cbh_call_local_failure(cbh_call *k, cb_err err, const char *msg)
 {
     cbh_xchg_abort(k->c->transport, &k->xchg);
     if (k->has_permit)
         cb_breaker_release(&k->o->breaker, &k->permit);
     k->has_permit = false;
     cbh_response_clear_payload(k->resp);
-    snprintf(k->resp->error, sizeof(k->resp->error), "cancelled");
-    k->result = CB_ERR_CANCELLED;
+    snprintf(k->resp->error, sizeof(k->resp->error), "%s", msg);
+    k->result = err;
+    return CBH_STEP_DONE;
+}
+
+void cbh_call_cancel(cbh_call *k)
+{
+    (void)cbh_call_local_failure(k, CB_ERR_CANCELLED, "cancelled");
 }
 
 /* A stale entry may stand in for a failure; resp's payload is kept if none

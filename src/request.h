@@ -25,6 +25,8 @@ typedef struct cbh_call_link {
     size_t      heap_idx;    /* place in the timer heap; SIZE_MAX = none */
     uint64_t    due;         /* the heap key: wake or deadline */
     cbh_step    step;        /* what the call waits for */
+    cbh_call   *defer_next;  /* the engine's deferred list (see async.c) */
+    unsigned    defer;       /* what waits there for libcurl to return: 0 = nothing */
     api_done_fn done;
     void       *user_data;
 } cbh_call_link;
@@ -90,6 +92,11 @@ cbh_step cbh_call_wake(cbh_call *k);
 /* Ends the call with CB_ERR_CANCELLED (its transfer, if any, removed from
  * its multi handle first): the permit is given back uncounted. */
 void cbh_call_cancel(cbh_call *k);
+/* Ends a call whose transfer the engine could not run (err, msg: out of
+ * memory, a loop that could not watch its socket; the transfer, if any,
+ * removed from its multi handle first): nothing the origin did, so the
+ * permit is given back uncounted and there is no retry. */
+cbh_step cbh_call_local_failure(cbh_call *k, cb_err err, const char *msg);
 
 /* Releases what the call holds and completes resp; returns its result. */
 cb_err cbh_call_finish(cbh_call *k);

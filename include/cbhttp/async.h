@@ -98,7 +98,12 @@ CB_EXPORT size_t api_async_pending(const api_async *a);
 
 /*
  * What an event loop does for the engine. The engine calls these on the
- * loop's thread, never from inside another of them.
+ * loop's thread, never from inside another of them. watch and set_timer
+ * may run inside libcurl, which cannot be re-entered: from them,
+ * api_async_request and api_async_cancel work (the transfer's start or
+ * removal waits until libcurl has returned), api_async_free takes effect
+ * when the engine's current entry point returns, and api_async_on_socket
+ * and api_async_on_timer do nothing.
  */
 typedef struct api_loop {
     void *data; /* the adapter's state, passed to every function below */
@@ -108,8 +113,10 @@ typedef struct api_loop {
      * may close it right after). *sock is a slot for the adapter's
      * per-socket state: NULL the first time a socket is seen, kept by the
      * engine until the call with events 0, in which the adapter frees what
-     * it put there. Returns 0, or -1 when it cannot watch (the transfers on
-     * that socket then fail).
+     * it put there. Returns 0, or -1 when it cannot watch: the transfer
+     * that asked for the socket then fails at once with CB_ERR_NOMEM ("the
+     * event loop could not watch a socket"), and its origin's breaker
+     * counts nothing, the origin not having been asked.
      */
     int (*watch)(void *data, int fd, unsigned events, void **sock);
     /* Arm the loop's one timer to call api_async_on_timer after ms
