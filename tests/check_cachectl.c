@@ -42,6 +42,16 @@ START_TEST(test_date_three_formats)
     ck_assert_int_eq(e, RFC_EPOCH);
     ck_assert(cbh_http_date_parse("Sun Nov 16 08:49:37 1994", &e));
     ck_assert_int_eq(e, RFC_EPOCH + 10 * 86400);
+    /* Tabs are whitespace too, at either end and in each form. */
+    e = 0;
+    ck_assert(cbh_http_date_parse("\t Sun, 06 Nov 1994 08:49:37 GMT\t", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
+    e = 0;
+    ck_assert(cbh_http_date_parse("\tSunday, 06-Nov-94 08:49:37 GMT \t", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
+    e = 0;
+    ck_assert(cbh_http_date_parse("Sun Nov  6 08:49:37 1994\t", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
 }
 END_TEST
 
@@ -121,6 +131,34 @@ static const char *const bad_dates[] = {
     "Sun, 06 Nov 1994 08:49:37 GMT\r\nX: y",
     "Sun, 06 Nov 19a4 08:49:37 GMT",
     "Sun, 06 Nov 1994 08:49:37 GMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMT",
+    /* Each part of each form wrong in turn, the rest right. */
+    "Sun, 06-Nov 1994 08:49:37 GMT",
+    "Sun, 06 Nov-1994 08:49:37 GMT",
+    "Sun, 06 Nov 1994-08:49:37 GMT",
+    "Sun, 06 Nov 1994 08-49:37 GMT",
+    "Sun, 06 Nov 1994 08:4x:37 GMT",
+    "Sun, 06 Nov 1994 08:49-37 GMT",
+    "Sun, 06 Nov 1994 08:49:3x GMT",
+    "Sunday,06-Nov-94 08:49:37 GMT",
+    "Sunday, 0x-Nov-94 08:49:37 GMT",
+    "Sunday, 06-Nox-94 08:49:37 GMT",
+    "Sunday, 06-Nov 94 08:49:37 GMT",
+    "Sunday, 06-Nov-9x 08:49:37 GMT",
+    "Sunday, 06-Nov-94-08:49:37 GMT",
+    "Sunday, 06-Nov-94 08:49:x7 GMT",
+    "Sunday, 06-Nov-94 08:49:37 UTC",
+    "Sunday, 06-Nov-94 08:49:37 GMTx",
+    "Sunday, 31-Nov-94 08:49:37 GMT",
+    "Sunx Nov  6 08:49:37 1994",
+    "Sun Nox  6 08:49:37 1994",
+    "Sun Nov_ 6 08:49:37 1994",
+    "Sun Nov  x 08:49:37 1994",
+    "Sun Nov x6 08:49:37 1994",
+    "Sun Nov  6_08:49:37 1994",
+    "Sun Nov  6 08:49:3x 1994",
+    "Sun Nov  6 08:49:37_1994",
+    "Sun Nov  6 08:49:37 19x4",
+    "Sun Nov 31 08:49:37 1994",
 };
 
 START_TEST(test_date_invalid)
@@ -188,6 +226,11 @@ START_TEST(test_date_format_round_trip)
     ck_assert(cbh_http_date_parse(buf, &e));
     cbh_http_date_format(RFC_EPOCH, buf, 10);
     ck_assert_uint_eq(strlen(buf), 9);
+    /* Size 0 writes nothing; a NULL buffer is refused, not written. */
+    memset(buf, 'x', sizeof buf);
+    cbh_http_date_format(RFC_EPOCH, buf, 0);
+    ck_assert_int_eq(buf[0], 'x');
+    cbh_http_date_format(RFC_EPOCH, NULL, 30);
 }
 END_TEST
 
