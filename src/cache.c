@@ -1552,7 +1552,9 @@ static char *cache_url_join(const char *base, const char *ref)
     if (!(out = cbh_malloc(n)))
         return NULL;
     memcpy(out, base, keep);
-    if (keep == (size_t)(path - base) && ref[0] != '/' && keep > 0)
+    /* A base without a path gets one before a relative reference (an
+     * absolute one, keep 0, never ends at path: "scheme://" precedes it). */
+    if (keep == (size_t)(path - base) && ref[0] != '/')
         out[keep++] = '/';
     memcpy(out + keep, ref, rlen);
     out[keep + rlen] = '\0';

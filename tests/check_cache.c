@@ -432,6 +432,7 @@ static const replaced_case replaced_cases[] = {
     { "ETag: \"v1\"\r\n", LM1, "", false },
     { "ETag: \"v1\"\r\n", "ETag: \"v22\"\r\n", "", false },
     { LM1, LM2, "ETag: \"v1\"\r\n", false },
+    { "ETag: \"v1\"\r\n" LM1, "ETag: \"v1\"\r\n" LM2, "", false },
     { "ETag: \"v1\"\r\n", "ETag: \"v2\"\r\n", LM1, false },
     /* A strong ETag is compared strongly. */
     { "ETag: \"v1\"\r\n", "ETag: W/\"v2\"\r\n", "ETag: \"v2\"\r\n", false },
@@ -1361,6 +1362,10 @@ START_TEST(test_range_edges)
         { "Range: bytes=0-1x", 200, "0123456789" },
         { "Range: bytes=0-1 x", 200, "0123456789" },
         { "Range: bytes=3-3", 206, "3" },
+        { "Range: bytes=-3", 206, "789" },
+        { "Range: items=0-1", 200, "0123456789" },
+        { "Range: bytes=", 200, "0123456789" },
+        { "Range: bytes=5", 200, "0123456789" },
     };
     cbh_cache *c = mk(NULL);
     size_t     i;
@@ -1702,6 +1707,21 @@ END_TEST
 
 /* ---- Conditionals and ranges answered from the cache ----------------------- */
 
+/* Looks up URL u with one request line; returns the status served (0 for
+ * anything but FRESH). */
+static long status_for(cbh_cache *c, const char *u, const char *line)
+{
+    const char    *req[] = { line, NULL };
+    cbh_payload    r = { 0 };
+    cbh_cache_cond cond;
+    long           st = 0;
+
+    if (cbh_cache_lookup(c, "GET", u, req, NULL, &r, &cond) == CBH_CACHE_FRESH)
+        st = r.status;
+    cbh_payload_free(&r);
+    return st;
+}
+
 /* If-None-Match lists, compared weakly (RFC 9110 13.1.2). */
 START_TEST(test_inm_lists)
 {
@@ -1709,13 +1729,14 @@ START_TEST(test_inm_lists)
         const char *inm;
         int         status;
     } cases[] = {
-        { "If-None-Match: \"x\"", 304 },         /* weak match of W/"x" */
-        { "If-None-Match: \"y\"", 200 },         /* same length, other tag */
-        { "If-None-Match: \"q\",\t\"x\"", 304 }, /* a tab between */
-        { "If-None-Match: \"x\" , \"q\"", 304 }, /* blanks after a member */
-        { "If-None-Match: \"x", 200 },           /* unterminated */
-        { "If-None-Match: x", 200 },             /* one character, not '*' */
-        { "If-None-Match: \"q\",  ,", 200 },     /* an empty member */
+        { "If-None-Match: \"x\"", 304 },          /* weak match of W/"x" */
+        { "If-None-Match: \"y\"", 200 },          /* same length, other tag */
+        { "If-None-Match: \"q\",\t\"x\"", 304 },  /* a tab between */
+        { "If-None-Match: \"x\" , \"q\"", 304 },  /* blanks after a member */
+        { "If-None-Match: \"x", 200 },            /* unterminated */
+        { "If-None-Match: x", 200 },              /* one character, not '*' */
+        { "If-None-Match: \"q\",  ,", 200 },      /* an empty member */
+        { "If-None-Match: \"q\"\t, \"x\"", 304 }, /* a tab after a member */
         { "If-None-Match: *", 304 },
     };
     cbh_cache *c = mk(NULL);
@@ -1737,24 +1758,13 @@ START_TEST(test_inm_lists)
         ck_assert_int_eq(r.status, strcmp(cases[i].inm, "If-None-Match: *") == 0 ? 304 : 200);
         cbh_payload_free(&r);
     }
+    /* A one-character (malformed) stored ETag is compared as it is. */
+    put(c, "GET", URL "s", NULL, 200, FRESH_HDRS "ETag: x\r\n", "b");
+    ck_assert_int_eq(status_for(c, URL "s", "If-None-Match: x"), 304);
+    ck_assert_int_eq(status_for(c, URL "s", "If-None-Match: y"), 200);
     cbh_cache_free(c);
 }
 END_TEST
-
-/* Looks up URL u with one request line; returns the status served (0 for
- * anything but FRESH). */
-static long status_for(cbh_cache *c, const char *u, const char *line)
-{
-    const char    *req[] = { line, NULL };
-    cbh_payload    r = { 0 };
-    cbh_cache_cond cond;
-    long           st = 0;
-
-    if (cbh_cache_lookup(c, "GET", u, req, NULL, &r, &cond) == CBH_CACHE_FRESH)
-        st = r.status;
-    cbh_payload_free(&r);
-    return st;
-}
 
 START_TEST(test_ims_edges)
 {
@@ -1821,6 +1831,7 @@ START_TEST(test_if_range_edges)
             { URL, "If-Range: W/\"e\"", 200 },
             { URL, "If-Range:", 200 },
             { URL, "If-Range: \"f\"", 200 },
+            { URL, "If-Range: \"ef\"", 200 },
             { URL, "If-Range: Tue, 14 Nov 2023 22:00:01 GMT", 200 },
             { URL, "If-Range: Tue, 14 Nov 2023 22:00:00 GMT ", 206 }, /* trimmed */
             { URL, "If-Range: Tue, 14 Nov 2023 22:00:00 UTC+0", 200 },
@@ -1902,6 +1913,15 @@ START_TEST(test_cond_lines_checked)
     ck_assert_int_eq(get(c, "GET", URL "c", NULL, NULL, &cond, NULL, 0), CBH_CACHE_MISS);
     ck_assert_str_eq(cond.if_none_match, "");
     ck_assert_str_eq(cond.if_modified_since, "");
+    {
+        /* It is stored as it came: only the line sent back is refused. */
+        api_cache_options any = { .max_stale_ms = 600000 };
+        cbh_payload       r = { 0 };
+
+        ck_assert(cbh_cache_serve_stale(c, "GET", URL "c", NULL, &any, CB_ERR_TIMEOUT, &r));
+        ck_assert_str_eq(hdr(&r, "ETag"), "\"a\x01z\"");
+        cbh_payload_free(&r);
+    }
     cbh_cache_free(c);
 }
 END_TEST
@@ -2317,6 +2337,7 @@ START_TEST(test_invalidate_related_forms)
         { "http://h/a", "//h/b", "http://h/b" },         /* network-path */
         { "http://h", "b", "http://h/b" },               /* relative, no base path */
         { "http://h/d/a", "b", "http://h/d/b" },         /* relative */
+        { "http://h/a", "http://h/b", "http://h/b" },    /* absolute http */
     };
     size_t i;
 
@@ -2352,6 +2373,243 @@ START_TEST(test_invalidate_related_forms)
         cbh_cache_free(c);
         tu_alloc_uninstall();
     }
+}
+END_TEST
+
+/* min-fresh and max-stale of the request, against the entry's age. */
+START_TEST(test_request_freshness_directives)
+{
+    static const char *const fresh30[] = { "Cache-Control: min-fresh=30", NULL };
+    static const char *const fresh70[] = { "Cache-Control: min-fresh=70", NULL };
+    static const char *const stale100[] = { "Cache-Control: max-stale=100", NULL };
+    static const char *const stale5[] = { "Cache-Control: max-stale=5", NULL };
+    api_cache_options        plain = { .max_stale_ms = 1 };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"e\"\r\n", "b");
+    put(c, "GET", URL "m", NULL, 200,
+        "Cache-Control: max-age=10, must-revalidate\r\nETag: \"e\"\r\n", "m");
+    ck_assert_int_eq(get(c, "GET", URL, fresh30, &plain, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, fresh70, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    now_ms += 70000; /* 10 s stale */
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    hit(c, "GET", stale100, &r);
+    ck_assert_str_eq(r.body, "b");
+    ck_assert_str_eq(hdr(&r, "Age"), "70");
+    cbh_payload_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, stale5, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    /* must-revalidate: never served stale. */
+    ck_assert_int_eq(get(c, "GET", URL "m", stale100, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* More Vary normalising: list members joined by one comma, over every
+ * line of the name; and a too-big Vary block stays too big whatever
+ * names follow. */
+START_TEST(test_vary_lists)
+{
+    static const char *const spaced[] = { "X-A: a , b", NULL };
+    static const char *const tight[] = { "X-A: a,b", NULL };
+    static const char *const lines[] = { "X-A: a", "X-A: b", NULL };
+    static const char *const blank[] = { "X-A: a b", NULL };
+    static char              big[1100];
+    const char              *big_req[] = { big, "X-A: a", NULL };
+    cbh_cache               *c = mk(NULL);
+
+    put(c, "GET", URL, spaced, 200, FRESH_HDRS "Vary: X-A\r\n", "b");
+    ck_assert_int_eq(get(c, "GET", URL, tight, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, lines, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, blank, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+    snprintf(big, sizeof big, "X-Big: %01050d", 0);
+    ck_assert(!vary_stored(1000, FRESH_HDRS "Vary: X-Big, X-A\r\n", big_req));
+    ck_assert(vary_stored(1000, FRESH_HDRS "Vary: X-A\r\n", big_req));
+}
+END_TEST
+
+/* A 416 is kept for its range only, like a 206, and a new partial answer
+ * for a range replaces the old one for it. */
+START_TEST(test_partial_answers)
+{
+    static const char *const far[] = { "Range: bytes=100-", NULL };
+    static const char *const near[] = { "Range: bytes=0-1", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+    api_cache_metrics        m;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "0123456789");
+    put(c, "GET", URL, far, 416, FRESH_HDRS "Content-Range: bytes */10\r\n", "");
+    hit(c, "GET", far, &r);
+    ck_assert_int_eq(r.status, 416);
+    cbh_payload_free(&r);
+    hit(c, "GET", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    cbh_payload_free(&r);
+    put(c, "GET", URL, near, 206, FRESH_HDRS "Content-Range: bytes 0-1/10\r\n", "01");
+    put(c, "GET", URL, near, 206, FRESH_HDRS "Content-Range: bytes 0-1/10\r\n", "ab");
+    hit(c, "GET", near, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, "ab");
+    cbh_payload_free(&r);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 3);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A 304 served for the caller's conditional carries only the fields a 304
+ * has (RFC 9110 15.4.5), not those about the body. */
+START_TEST(test_304_fields)
+{
+    static const char *const req[] = { "If-None-Match: \"e\"", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+
+    put(c, "GET", URL, NULL, 200,
+        FRESH_HDRS "ETag: \"e\"\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n", "b");
+    hit(c, "GET", req, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_ptr_null(hdr(&r, "Content-Type"));
+    ck_assert_ptr_null(hdr(&r, "Content-Length"));
+    ck_assert_str_eq(hdr(&r, "ETag"), "\"e\"");
+    ck_assert_str_eq(hdr(&r, "Cache-Control"), "max-age=60");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A response without a body (NULL) is stored with an empty one. */
+START_TEST(test_null_body_stored)
+{
+    cbh_cache  *c = mk(NULL);
+    cbh_payload r;
+
+    resp_make(&r, 200, FRESH_HDRS, "");
+    cbh_free(r.body);
+    r.body = NULL;
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, &r, now_ms, now_ms, NULL), CB_OK);
+    cbh_payload_free(&r);
+    hit(c, "GET", NULL, &r);
+    ck_assert_ptr_nonnull(r.body);
+    ck_assert_uint_eq(r.body_len, 0);
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* Each allocation of a refreshing 304 failing in turn: either the stored
+ * response comes back refreshed, or CB_ERR_NOMEM and the 304 as it was. */
+START_TEST(test_304_refresh_oom)
+{
+    unsigned long k;
+    int           nomem = 0, ok = 0;
+
+    for (k = 1; k <= 12; k++) {
+        cbh_cache     *c;
+        cbh_cache_cond cond;
+        cbh_payload    r;
+        bool           refreshed;
+        cb_err         err;
+
+        tu_alloc_install();
+        c = mk(NULL);
+        put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=0\r\nETag: \"e\"\r\nX-A: 1\r\n",
+            "body");
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+        resp_make(&r, 304, "Cache-Control: max-age=60\r\nETag: \"e\"\r\nX-B: 2\r\n", "");
+        tu_alloc_fail_at(k);
+        err = cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed);
+        tu_alloc_disarm();
+        if (err == CB_OK) {
+            ck_assert(refreshed);
+            ck_assert_int_eq(r.status, 200);
+            ck_assert_str_eq(r.body, "body");
+            ck_assert_str_eq(hdr(&r, "X-B"), "2");
+            ok++;
+        } else {
+            ck_assert_int_eq(err, CB_ERR_NOMEM);
+            ck_assert(!refreshed);
+            ck_assert_int_eq(r.status, 304);
+            nomem++;
+        }
+        cbh_payload_free(&r);
+        cbh_cache_free(c);
+        tu_alloc_uninstall();
+    }
+    ck_assert_int_ge(nomem, 4);
+    ck_assert_int_ge(ok, 1);
+}
+END_TEST
+
+/* Making a cache with each of its allocations failing. */
+START_TEST(test_new_oom)
+{
+    unsigned long k;
+
+    for (k = 1; k <= 2; k++) {
+        tu_alloc_install();
+        tu_alloc_fail_at(k);
+        ck_assert_ptr_null(cbh_cache_new(NULL, fake_clock, NULL, fake_wall, NULL));
+        ck_assert(tu_alloc_disarm());
+        tu_alloc_uninstall();
+    }
+}
+END_TEST
+
+/* More HEAD 200s against stored GETs: the same Last-Modified updates the
+ * entry, another one or another ETag makes it stale. */
+START_TEST(test_head_freshen_validators)
+{
+    cbh_cache *c = mk(NULL);
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10\r\n" LM1, "b");
+    put(c, "HEAD", URL, NULL, 200, "Cache-Control: max-age=100\r\n" LM1, "");
+    now_ms += 20000;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    put(c, "HEAD", URL, NULL, 200, "Cache-Control: max-age=100\r\n" LM2, "");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    put(c, "GET", URL "e", NULL, 200, "Cache-Control: max-age=100\r\nETag: \"a\"\r\n", "b");
+    put(c, "HEAD", URL "e", NULL, 200, "Cache-Control: max-age=100\r\nETag: \"b\"\r\n", "");
+    ck_assert_int_eq(get(c, "GET", URL "e", NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* serve_stale takes the largest of what the entry, the options and the
+ * request allow. */
+START_TEST(test_serve_stale_largest_allowance)
+{
+    static const char *const small[] = { "Cache-Control: max-stale=5", NULL };
+    api_cache_options        opts = { .max_stale_ms = 100000 };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r = { 0 };
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10\r\n", "old");
+    now_ms += 30000;
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, small, &opts, CB_ERR_TIMEOUT, &r));
+    ck_assert_str_eq(r.body, "old");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* Location on another origin, an absolute http one, and fields that are
+ * neither Location nor Content-Location. */
+START_TEST(test_invalidate_related_origin)
+{
+    cbh_cache *c = mk(NULL);
+    api_header h[] = { { "X-Location", "/a" },
+                       { "Location", "http://other/a" },
+                       { "Content-Location", "http://h/b" } };
+
+    put_canonical(c, "http://h/a");
+    put_canonical(c, "http://h/b");
+    cbh_cache_invalidate_related(c, "http://h/x", h, 3);
+    ck_assert(stored_canonical(c, "http://h/a"));
+    ck_assert(!stored_canonical(c, "http://h/b"));
+    cbh_cache_free(c);
 }
 END_TEST
 
@@ -2422,6 +2680,16 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_serve_stale_request_max_stale);
     tcase_add_test(tc, test_head_fallback_vary);
     tcase_add_test(tc, test_invalidate_related_forms);
+    tcase_add_test(tc, test_request_freshness_directives);
+    tcase_add_test(tc, test_vary_lists);
+    tcase_add_test(tc, test_partial_answers);
+    tcase_add_test(tc, test_304_fields);
+    tcase_add_test(tc, test_null_body_stored);
+    tcase_add_test(tc, test_304_refresh_oom);
+    tcase_add_test(tc, test_new_oom);
+    tcase_add_test(tc, test_head_freshen_validators);
+    tcase_add_test(tc, test_serve_stale_largest_allowance);
+    tcase_add_test(tc, test_invalidate_related_origin);
     suite_add_tcase(s, tc);
 
     tcase_add_test(st, test_concurrent);
