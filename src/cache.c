@@ -1153,7 +1153,7 @@ static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header
     err = cbh_headers_build(list, n, out, size);
     cbh_free(list);
     if (err == CB_OK)
-        *count = *out ? n : 0;
+        *count = n; /* n == 0: *out is NULL */
     return err;
 }
 

@@ -1585,6 +1585,33 @@ static bool vary_stored(size_t max_entry_bytes, const char *hdrs, const char *co
     return m.stores == 1;
 }
 
+/* The allocations a store of that response makes (by failing the n-th,
+ * for n = 1, 2, ..., until no n-th is made). */
+static unsigned long vary_store_allocs(size_t max_entry_bytes, const char *hdrs,
+                                       const char *const *req)
+{
+    unsigned long n;
+
+    for (n = 1;; n++) {
+        api_cache_config cfg = { .max_entry_bytes = max_entry_bytes };
+        cbh_cache       *c;
+        cbh_payload      r;
+        bool             made;
+
+        tu_alloc_install();
+        c = mk(&cfg);
+        resp_make(&r, 200, hdrs, "b");
+        tu_alloc_fail_at(n);
+        cbh_cache_store(c, "GET", URL, req, NULL, &r, now_ms, now_ms, NULL);
+        made = tu_alloc_disarm();
+        cbh_payload_free(&r);
+        cbh_cache_free(c);
+        tu_alloc_uninstall();
+        if (!made)
+            return n - 1;
+    }
+}
+
 /* The Vary block counts against max_entry_bytes: a request value copied
  * into it, or many names (each a struct besides its string), can make an
  * entry too big that is small without it. */
@@ -1612,6 +1639,13 @@ START_TEST(test_vary_block_bounds)
     snprintf(hdrs, sizeof hdrs, FRESH_HDRS "Vary: %s\r\n", many);
     ck_assert(!vary_stored(4000, hdrs, NULL));
     ck_assert(vary_stored(20000, hdrs, NULL));
+    /* Refused before the block is allocated when its strings alone, or
+     * with its structs, are over the cap: the entry and its header copy
+     * are all a refused store allocates. One that fits on its own but not
+     * with the rest is built first. */
+    ck_assert_uint_eq(vary_store_allocs(1000, FRESH_HDRS "Vary: X-Big\r\n", big_req), 2);
+    ck_assert_uint_eq(vary_store_allocs(4000, hdrs, NULL), 2);
+    ck_assert_uint_eq(vary_store_allocs(700, FRESH_HDRS "Vary: X-Big\r\n", mid_req), 3);
 }
 END_TEST
 
