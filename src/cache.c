@@ -380,8 +380,6 @@ static bool cache_vary_build_block(const cbh_payload *resp, const char *const *r
 
 static void cache_entry_free(cache_entry *e)
 {
-    if (!e)
-        return;
     cbh_free(e->headers);
     cbh_free(e->vary);
     cbh_free(e);
@@ -536,14 +534,15 @@ static cache_node *cache_node_find(cbh_cache *c, const char *url, size_t url_len
     return node;
 }
 
-/* Doubles the table when it holds more nodes than buckets. Running out of
- * memory here only leaves the chains longer. */
+/* Doubles the table when it holds more nodes than buckets (at most one
+ * per entry, so the doubling cannot wrap). Running out of memory here only
+ * leaves the chains longer. */
 static void cache_table_grow(cbh_cache *c)
 {
     size_t       n = c->nbuckets * 2, i;
     cache_node **b;
 
-    if (c->nnodes <= c->nbuckets || n < c->nbuckets)
+    if (c->nnodes <= c->nbuckets)
         return;
     b = cbh_calloc(n, sizeof(*b));
     if (!b)
@@ -572,16 +571,15 @@ static void cache_table_add(cbh_cache *c, cache_node *node)
     cache_table_grow(c);
 }
 
+/* node is in the table: every node is added when made and removed once. */
 static void cache_table_del(cbh_cache *c, cache_node *node)
 {
     cache_node **pp = &c->buckets[node->hash & (c->nbuckets - 1)];
 
-    while (*pp && *pp != node)
+    while (*pp != node)
         pp = &(*pp)->hnext;
-    if (*pp) {
-        *pp = node->hnext;
-        c->nnodes--;
-    }
+    *pp = node->hnext;
+    c->nnodes--;
 }
 
 static void cache_lru_unlink(cbh_cache *c, cache_entry *e)
@@ -616,16 +614,16 @@ static void cache_lru_touch(cbh_cache *c, cache_entry *e)
     }
 }
 
-/* Unlinks and frees e; frees its node when e was the last variant. */
+/* Unlinks and frees e, which is on its node's list; frees the node when e
+ * was the last variant. */
 static void cache_remove(cbh_cache *c, cache_entry *e)
 {
     cache_node   *node = e->node;
     cache_entry **pp = &node->entries;
 
-    while (*pp && *pp != e)
+    while (*pp != e)
         pp = &(*pp)->next;
-    if (*pp)
-        *pp = e->next;
+    *pp = e->next;
     node->count--;
     cache_lru_unlink(c, e);
     c->entries--;
@@ -687,19 +685,14 @@ static void cache_drop_matching(cbh_cache *c, cache_node *node, int head, const 
     }
 }
 
-/* Evicts least recently used entries until the bounds hold again, never
- * keep (the entry just stored, which fits on its own). */
-static void cache_evict(cbh_cache *c, const cache_entry *keep)
+/* Evicts least recently used entries until the bounds hold again. The
+ * entry just stored or refreshed is the most recently used and fits on its
+ * own (max_entries >= 1, its bytes <= max_entry_bytes <= max_bytes): while
+ * a bound is exceeded, the tail is another entry. */
+static void cache_evict(cbh_cache *c)
 {
-    while ((c->entries > c->max_entries || c->bytes > c->max_bytes) && c->lru_tail) {
-        cache_entry *victim = c->lru_tail;
-
-        if (victim == keep) {
-            victim = victim->lru_prev;
-            if (!victim)
-                break;
-        }
-        cache_remove(c, victim);
+    while (c->entries > c->max_entries || c->bytes > c->max_bytes) {
+        cache_remove(c, c->lru_tail);
         c->evictions++;
     }
 }
@@ -772,19 +765,20 @@ static bool cache_req_date(const char *v, size_t len, int64_t *out)
 }
 
 /* The caller's own conditional, evaluated on e (RFC 9111 4.3.2, RFC 9110
- * 13.2.2): If-None-Match when present, else If-Modified-Since against
- * Last-Modified (or Date). True: answer 304. Only 2xx full responses are
- * evaluated, as an origin would. */
+ * 13.2.2): If-None-Match when present, else If-Modified-Since (the caller
+ * checks that one of them is) against Last-Modified (or Date). True:
+ * answer 304. Only 2xx full responses are evaluated, as an origin would
+ * (a stored status is never below 200). */
 static bool cache_not_modified(const cache_entry *e, const cache_req *rq)
 {
     const char *lm;
     int64_t     since, t;
 
-    if (e->status < 200 || e->status > 299 || e->status == 206)
+    if (e->status > 299 || e->status == 206)
         return false;
     if (rq->inm)
         return cache_inm_match(rq->inm, rq->inm_len, e->etag);
-    if (!rq->ims || !cache_req_date(rq->ims, rq->ims_len, &since))
+    if (!cache_req_date(rq->ims, rq->ims_len, &since))
         return false;
     lm = e->last_modified ? e->last_modified : cbh_headers_get(e->headers, e->header_count, "Date");
     return lm && cbh_http_date_parse(lm, &t) && t <= since;
@@ -925,8 +919,11 @@ static cache_served cache_serve(const cache_entry *e, bool with_body, const cach
         blen = 0;
         drop = cache_drop_for_304;
     } else if (with_body && rq->range && e->status == 200 && cache_if_range_ok(e, rq)) {
-        switch (cache_range_parse(rq->range, rq->range_len, e->body_len, &first, &last)) {
-        case CACHE_RANGE_ONE:
+        cache_range range = cache_range_parse(rq->range, rq->range_len, e->body_len, &first, &last);
+
+        if (range == CACHE_RANGE_ORIGIN && !whole_ok)
+            return CACHE_ORIGIN;
+        if (range == CACHE_RANGE_ONE) {
             status = 206;
             src = e->body + first;
             blen = last - first + 1;
@@ -937,13 +934,6 @@ static cache_served cache_serve(const cache_entry *e, bool with_body, const cach
             add[nadd++].value = crange;
             add[nadd].name = "Content-Length";
             add[nadd++].value = clen;
-            break;
-        case CACHE_RANGE_ORIGIN:
-            if (!whole_ok)
-                return CACHE_ORIGIN;
-            break;
-        case CACHE_RANGE_NONE:
-            break;
         }
     }
     snprintf(age, sizeof(age), "%llu", (unsigned long long)(age_ms / 1000));
@@ -1083,15 +1073,12 @@ cbh_cache_res cbh_cache_lookup(cbh_cache *c, const char *method, const char *url
         goto out;
     age = cache_age(e, now);
     if (cache_usable_now(e, &rq, age)) {
-        switch (cache_serve(e, head == 0, &rq, true, false, age, out)) {
-        case CACHE_SERVED:
+        /* Else out of memory, or several ranges: the request goes as it is. */
+        if (cache_serve(e, head == 0, &rq, true, false, age, out) == CACHE_SERVED) {
             cache_lru_touch(c, e);
             res = CBH_CACHE_FRESH;
-            goto out;
-        case CACHE_NOMEM:
-        case CACHE_ORIGIN: /* several ranges: the request goes as it is */
-            goto out;
         }
+        goto out;
     }
     /* Our validators would mix with the caller's own conditional: that
      * request goes as it is (a 304 to it still freshens e). */
@@ -1166,7 +1153,7 @@ static cb_err cache_merge(const cache_entry *e, const cbh_payload *r, api_header
     err = cbh_headers_build(list, n, out, size);
     cbh_free(list);
     if (err == CB_OK)
-        *count = *out ? n : 0;
+        *count = n; /* n == 0: *out is NULL */
     return err;
 }
 
@@ -1192,9 +1179,10 @@ static bool cache_update(cbh_cache *c, cache_entry *e, const cbh_payload *r, int
         return false;
     }
     cbh_free(merged);
+    /* Every part counted is a live allocation: the sum fits. */
     rest = e->bytes - e->headers_size;
     c->bytes -= e->bytes;
-    e->bytes = ssize > SIZE_MAX - rest ? SIZE_MAX : rest + ssize;
+    e->bytes = rest + ssize;
     c->bytes += e->bytes;
     cbh_free(e->headers);
     e->headers = stripped;
@@ -1213,7 +1201,7 @@ static void cache_updated(cbh_cache *c, cache_entry *e)
     if (!e->fr.storable || e->bytes > c->max_entry_bytes)
         cache_remove(c, e);
     else
-        cache_evict(c, e);
+        cache_evict(c);
 }
 
 /* A 304: refresh the entry the request would have used, if the 304 is about
@@ -1312,8 +1300,10 @@ static cache_entry *cache_entry_new(cbh_cache *c, size_t url_len, int head, cons
         return NULL;
     }
     cache_entry_validators(e);
-    if (!cache_entry_bytes(blen, e->headers_size, url_len, e->vary_size, &e->bytes) ||
-        e->bytes > c->max_entry_bytes) {
+    /* Body, headers and Vary block are allocated now, the URL is the
+     * caller's: their sum fits. The Vary block may take it past the cap. */
+    e->bytes = blen + e->headers_size + url_len + e->vary_size;
+    if (e->bytes > c->max_entry_bytes) {
         cache_entry_free(e);
         return NULL;
     }
@@ -1373,7 +1363,7 @@ static void cache_head_freshen(cbh_cache *c, cache_node *node, const char *const
             e->fr.lifetime_ms = 0;
         }
     }
-    cache_evict(c, NULL);
+    cache_evict(c);
 }
 
 cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
@@ -1457,7 +1447,7 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
         cache_remove(c, old);
         c->evictions++;
     }
-    cache_evict(c, e);
+    cache_evict(c);
 out:
     pthread_mutex_unlock(&c->lock);
     return CB_OK;
@@ -1562,7 +1552,9 @@ static char *cache_url_join(const char *base, const char *ref)
     if (!(out = cbh_malloc(n)))
         return NULL;
     memcpy(out, base, keep);
-    if (keep == (size_t)(path - base) && ref[0] != '/' && keep > 0)
+    /* A base without a path gets one before a relative reference (an
+     * absolute one, keep 0, never ends at path: "scheme://" precedes it). */
+    if (keep == (size_t)(path - base) && ref[0] != '/')
         out[keep++] = '/';
     memcpy(out + keep, ref, rlen);
     out[keep + rlen] = '\0';

@@ -124,10 +124,9 @@ static void cc_each(const char *value, cc_fn fn, void *ctx)
         size_t      n, vlen = 0;
         bool        junk = false;
 
+        /* At the end this reads an empty name, which applies nothing. */
         while (*p == ',' || cc_is_ows(*p))
             p++;
-        if (!*p)
-            break;
         name = p;
         while (cbh_is_tchar((unsigned char)*p))
             p++;

@@ -100,10 +100,11 @@ static bool httpdate_time(const char **s, unsigned *h, unsigned *mi, unsigned *s
            *sec <= 60;
 }
 
+/* mon is 1..12: the callers pass a month name's index + 1. */
 static bool httpdate_epoch(int64_t y, unsigned mon, unsigned d, unsigned h, unsigned mi,
                            unsigned sec, int64_t *epoch)
 {
-    if (mon < 1 || mon > 12 || d < 1 || d > httpdate_mdays(y, mon))
+    if (d < 1 || d > httpdate_mdays(y, mon))
         return false;
     /* POSIX time has no leap seconds: read :60 as :59. Counting it as the
      * next second would take 9999-12-31 23:59:60 past the last date an
@@ -206,7 +207,8 @@ void cbh_http_date_format(int64_t epoch, char *buf, size_t size)
     int64_t  days, y, secs;
     unsigned m, d, wd;
 
-    if (!buf || size == 0)
+    /* snprintf writes nothing for size 0. */
+    if (!buf)
         return;
     /* Four-digit years only: 0000-01-01 .. 9999-12-31. */
     if (epoch < -62167219200LL)

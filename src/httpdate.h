@@ -10,7 +10,8 @@
 /* Parses s into seconds since the epoch (UTC). False for anything else. */
 bool cbh_http_date_parse(const char *s, int64_t *epoch);
 
-/* Formats epoch as an IMF-fixdate into buf (at least 30 bytes). */
+/* Formats epoch as an IMF-fixdate into buf: 30 bytes hold it whole, fewer
+ * truncate it as snprintf does (0: nothing written). NULL buf: nothing. */
 void cbh_http_date_format(int64_t epoch, char *buf, size_t size);
 
 #endif

@@ -19,6 +19,7 @@
 #include "headers.h"
 #include "httpdate.h"
 #include "response.h"
+#include "url.h"
 
 #include "helpers/failalloc.h"
 #include "helpers/testutil.h"
@@ -426,6 +427,13 @@ static const replaced_case replaced_cases[] = {
     { "ETag: \"v1\"\r\n", "ETag: \"v2\"\r\n", "", false },
     { LM1, LM2, "", false },
     { "ETag: \"v1\"\r\n" LM1, "ETag: \"v2\"\r\n" LM1, LM1, false }, /* same second */
+    /* Version 2 lacks the validator sent, or has a longer one, or lacks
+     * the one the 304 carries. */
+    { "ETag: \"v1\"\r\n", LM1, "", false },
+    { "ETag: \"v1\"\r\n", "ETag: \"v22\"\r\n", "", false },
+    { LM1, LM2, "ETag: \"v1\"\r\n", false },
+    { "ETag: \"v1\"\r\n" LM1, "ETag: \"v1\"\r\n" LM2, "", false },
+    { "ETag: \"v1\"\r\n", "ETag: \"v2\"\r\n", LM1, false },
     /* A strong ETag is compared strongly. */
     { "ETag: \"v1\"\r\n", "ETag: W/\"v2\"\r\n", "ETag: \"v2\"\r\n", false },
     /* The 304 names version 2 itself: that is the entry it refreshes. */
@@ -989,7 +997,8 @@ START_TEST(test_extreme_bounds)
                 cbh_cache          *c = mk(&cfg);
                 bool                fits = bound_sizes[a] != 1 && bound_sizes[b] != 1;
                 api_cache_metrics   m;
-                static const size_t claims[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 64 };
+                static const size_t claims[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 64,
+                                                 SIZE_MAX - 128 };
 
                 put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"e\"\r\n", "small");
                 ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0),
@@ -1335,12 +1344,28 @@ START_TEST(test_range_edges)
         int         status; /* 0: MISS (to the origin) */
         const char *body;
     } cases[] = {
-        { "Range: bytes=0-0", 206, "0" },          { "Range: bytes=8-20", 206, "89" },
-        { "Range: bytes=-20", 206, "0123456789" }, { "Range: bytes=9-", 206, "9" },
-        { "Range: BYTES=1-2", 206, "12" },         { "Range: bytes=2-1", 200, "0123456789" },
-        { "Range: bytes=x-1", 200, "0123456789" }, { "Range: bytes=-", 200, "0123456789" },
-        { "Range: bytes=10-", 0, NULL },           { "Range: bytes=-0", 0, NULL },
+        { "Range: bytes=0-0", 206, "0" },
+        { "Range: bytes=8-20", 206, "89" },
+        { "Range: bytes=-20", 206, "0123456789" },
+        { "Range: bytes=9-", 206, "9" },
+        { "Range: BYTES=1-2", 206, "12" },
+        { "Range: bytes=2-1", 200, "0123456789" },
+        { "Range: bytes=x-1", 200, "0123456789" },
+        { "Range: bytes=-", 200, "0123456789" },
+        { "Range: bytes=10-", 0, NULL },
+        { "Range: bytes=-0", 0, NULL },
         { "Range: bytes=0-1, 5-6", 0, NULL },
+        { "Range: bytes=99999999999999999999-", 200, "0123456789" },
+        { "Range: b", 200, "0123456789" },
+        { "Range: bytes= \t1-2", 206, "12" },
+        { "Range: bytes=0-1 \t, 4-5", 0, NULL },
+        { "Range: bytes=0-1x", 200, "0123456789" },
+        { "Range: bytes=0-1 x", 200, "0123456789" },
+        { "Range: bytes=3-3", 206, "3" },
+        { "Range: bytes=-3", 206, "789" },
+        { "Range: items=0-1", 200, "0123456789" },
+        { "Range: bytes=", 200, "0123456789" },
+        { "Range: bytes=5", 200, "0123456789" },
     };
     cbh_cache *c = mk(NULL);
     size_t     i;
@@ -1453,6 +1478,1175 @@ START_TEST(test_vary_quotes_and_empty)
 }
 END_TEST
 
+/* ---- Request header lines, Vary normalising and bounds --------------------- */
+
+/* Request lines are told apart by name, not by their first letter: others
+ * beginning like ours change nothing, and of a repeated conditional or
+ * Range the first line counts. If-Match and If-Unmodified-Since are the
+ * origin's to judge: a miss. */
+START_TEST(test_request_lines)
+{
+    static const char *const others[] = { "Connection: x", "content-type: y", "Prefer: z",
+                                          "Referer: r",    "If-Foo: 1",       NULL };
+    static const char *const pragma_other[] = { "Pragma: foo", NULL };
+    static const char *const pragma_two[] = { "Pragma: foo", "Pragma: no-cache", NULL };
+    static const char *const pragma_first[] = { "Pragma: no-cache", "Pragma: foo", NULL };
+    static const char *const if_match[] = { "If-Match: \"e\"", NULL };
+    static const char *const if_unmod[] = { "If-Unmodified-Since: " DATE_NOW, NULL };
+    static const char *const inm_two[] = { "If-None-Match: \"x\"", "If-None-Match: \"e\"", NULL };
+    static const char *const ims_two[] = { "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT",
+                                           "If-Modified-Since: " DATE_NOW, NULL };
+    static const char *const range_two[] = { "Range: bytes=0-0", "Range: bytes=1-1", NULL };
+    static const char *const if_range_two[] = { "If-Range: \"e\"", "If-Range: \"x\"",
+                                                "Range: bytes=1-2", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+    cbh_cache_cond           cond;
+
+    put(c, "GET", URL, NULL, 200,
+        FRESH_HDRS "ETag: \"e\"\r\nLast-Modified: Tue, 14 Nov 2023 22:00:00 GMT\r\n", "hello");
+    hit(c, "GET", others, &r);
+    ck_assert_int_eq(r.status, 200);
+    cbh_payload_free(&r);
+    hit(c, "GET", pragma_other, &r);
+    cbh_payload_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, pragma_two, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_int_eq(get(c, "GET", URL, pragma_first, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_int_eq(get(c, "GET", URL, if_match, NULL, &cond, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_int_eq(get(c, "GET", URL, if_unmod, NULL, &cond, NULL, 0), CBH_CACHE_MISS);
+    /* The first If-None-Match does not match: the stored 200, no 304. */
+    hit(c, "GET", inm_two, &r);
+    ck_assert_int_eq(r.status, 200);
+    cbh_payload_free(&r);
+    /* The first If-Modified-Since is before Last-Modified: a 200 too. */
+    hit(c, "GET", ims_two, &r);
+    ck_assert_int_eq(r.status, 200);
+    cbh_payload_free(&r);
+    hit(c, "GET", range_two, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, "h");
+    cbh_payload_free(&r);
+    hit(c, "GET", if_range_two, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, "el");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_vary_normalising)
+{
+    static const char *const cs_upper[] = { "Accept-Charset: UTF-8", NULL };
+    static const char *const cs_lower[] = { "accept-charset: utf-8", NULL };
+    static const char *const ws_tab[] = { "X-A: a \t b", NULL };
+    static const char *const ws_one[] = { "X-A: a b", NULL };
+    static const char *const ws_none[] = { "X-A: ab", NULL };
+    /* Inside quotes whitespace is data, an escaped quote included. */
+    static const char *const q_two[] = { "X-Q: \"a\\\"  b\"", NULL };
+    static const char *const q_one[] = { "X-Q: \"a\\\" b\"", NULL };
+    static const char *const q_end[] = { "X-Q: \"a\\", NULL };
+    char                     vary[256], line[256];
+    const char              *long_req[] = { line, NULL };
+    cbh_cache               *c = mk(NULL);
+
+    put(c, "GET", URL "cs", cs_upper, 200, FRESH_HDRS "Vary: Accept-Charset\r\n", "cs");
+    ck_assert_int_eq(get(c, "GET", URL "cs", cs_lower, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    put(c, "GET", URL "ws", ws_tab, 200, FRESH_HDRS "Vary: X-A\r\n", "ws");
+    ck_assert_int_eq(get(c, "GET", URL "ws", ws_one, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "ws", ws_none, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    put(c, "GET", URL "q", q_two, 200, FRESH_HDRS "Vary: X-Q\r\n", "q");
+    ck_assert_int_eq(get(c, "GET", URL "q", q_two, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "q", q_one, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    put(c, "GET", URL "qe", q_end, 200, FRESH_HDRS "Vary: X-Q\r\n", "qe");
+    ck_assert_int_eq(get(c, "GET", URL "qe", q_end, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "qe", q_one, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    /* A Vary name too long for a real header is kept: it matches only
+     * requests without it. */
+    snprintf(vary, sizeof vary, FRESH_HDRS "Vary: X-%0150d\r\n", 0);
+    snprintf(line, sizeof line, "X-%0150d: v", 0);
+    put(c, "GET", URL "long", NULL, 200, vary, "long");
+    ck_assert_int_eq(get(c, "GET", URL "long", NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL "long", long_req, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* Stores the response with a Vary block built for req into a cache of
+ * max_entry_bytes; true when it was stored. */
+static bool vary_stored(size_t max_entry_bytes, const char *hdrs, const char *const *req)
+{
+    api_cache_config  cfg = { .max_entry_bytes = max_entry_bytes };
+    cbh_cache        *c = mk(&cfg);
+    api_cache_metrics m;
+
+    put(c, "GET", URL, req, 200, hdrs, "b");
+    cbh_cache_metrics(c, &m);
+    cbh_cache_free(c);
+    return m.stores == 1;
+}
+
+/* The allocations a store of that response makes (by failing the n-th,
+ * for n = 1, 2, ..., until no n-th is made). */
+static unsigned long vary_store_allocs(size_t max_entry_bytes, const char *hdrs,
+                                       const char *const *req)
+{
+    unsigned long n;
+
+    for (n = 1;; n++) {
+        api_cache_config cfg = { .max_entry_bytes = max_entry_bytes };
+        cbh_cache       *c;
+        cbh_payload      r;
+        bool             made;
+
+        tu_alloc_install();
+        c = mk(&cfg);
+        resp_make(&r, 200, hdrs, "b");
+        tu_alloc_fail_at(n);
+        cbh_cache_store(c, "GET", URL, req, NULL, &r, now_ms, now_ms, NULL);
+        made = tu_alloc_disarm();
+        cbh_payload_free(&r);
+        cbh_cache_free(c);
+        tu_alloc_uninstall();
+        if (!made)
+            return n - 1;
+    }
+}
+
+/* The Vary block counts against max_entry_bytes: a request value copied
+ * into it, or many names (each a struct besides its string), can make an
+ * entry too big that is small without it. */
+START_TEST(test_vary_block_bounds)
+{
+    static char big[2100], many[1900], mid[700];
+    const char *big_req[] = { big, NULL };
+    const char *mid_req[] = { mid, NULL };
+    const char *small_req[] = { "X-Big: small", NULL };
+    char        hdrs[2000];
+    size_t      i;
+
+    snprintf(big, sizeof big, "X-Big: %02000d", 0);
+    snprintf(mid, sizeof mid, "X-Big: %0600d", 0);
+    ck_assert(vary_stored(1000, FRESH_HDRS "Vary: X-Big\r\n", small_req));
+    /* The value alone is over the cap. */
+    ck_assert(!vary_stored(1000, FRESH_HDRS "Vary: X-Big\r\n", big_req));
+    /* The value fits; with the headers, body and URL it does not. */
+    ck_assert(vary_stored(2000, FRESH_HDRS "Vary: X-Big\r\n", mid_req));
+    ck_assert(!vary_stored(700, FRESH_HDRS "Vary: X-Big\r\n", mid_req));
+    /* 600 one-letter names: 1200 bytes of strings, 600 structs. */
+    for (i = 0; i < 600; i++)
+        memcpy(many + 2 * i, "a,", 2);
+    many[1199] = '\0';
+    snprintf(hdrs, sizeof hdrs, FRESH_HDRS "Vary: %s\r\n", many);
+    ck_assert(!vary_stored(4000, hdrs, NULL));
+    ck_assert(vary_stored(20000, hdrs, NULL));
+    /* Refused before the block is allocated when its strings alone, or
+     * with its structs, are over the cap: the entry and its header copy
+     * are all a refused store allocates. One that fits on its own but not
+     * with the rest is built first. */
+    ck_assert_uint_eq(vary_store_allocs(1000, FRESH_HDRS "Vary: X-Big\r\n", big_req), 2);
+    ck_assert_uint_eq(vary_store_allocs(4000, hdrs, NULL), 2);
+    ck_assert_uint_eq(vary_store_allocs(700, FRESH_HDRS "Vary: X-Big\r\n", mid_req), 3);
+}
+END_TEST
+
+/* Two URLs with the same cache_hash value, of the same length and of
+ * different lengths (found by searching against the function): each keeps
+ * its own entry, and removing one leaves the other. */
+START_TEST(test_hash_collisions)
+{
+    static const char *const pairs[][2] = {
+        { "http://h/g5by1a2", "http:/ro/g}j{1hs" },
+        { "http://h/z674ewy", "tu8u4dfiHNrd6)>7l" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        cbh_cache        *c = mk(NULL);
+        char              body[16];
+        api_cache_metrics m;
+
+        put(c, "GET", pairs[i][0], NULL, 200, FRESH_HDRS, "first");
+        put(c, "GET", pairs[i][1], NULL, 200, FRESH_HDRS, "second");
+        ck_assert_int_eq(get(c, "GET", pairs[i][0], NULL, NULL, NULL, body, sizeof body),
+                         CBH_CACHE_FRESH);
+        ck_assert_str_eq(body, "first");
+        ck_assert_int_eq(get(c, "GET", pairs[i][1], NULL, NULL, NULL, body, sizeof body),
+                         CBH_CACHE_FRESH);
+        ck_assert_str_eq(body, "second");
+        /* The older node is the second in its chain. */
+        cbh_cache_invalidate(c, pairs[i][0]);
+        ck_assert_int_eq(get(c, "GET", pairs[i][0], NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+        ck_assert_int_eq(get(c, "GET", pairs[i][1], NULL, NULL, NULL, body, sizeof body),
+                         CBH_CACHE_FRESH);
+        ck_assert_str_eq(body, "second");
+        cbh_cache_invalidate(c, pairs[i][1]);
+        cbh_cache_metrics(c, &m);
+        ck_assert_uint_eq(m.entries, 0);
+        ck_assert_uint_eq(m.invalidations, 2);
+        cbh_cache_free(c);
+    }
+}
+END_TEST
+
+/* The table grows as URLs are added; when that allocation fails the
+ * chains only get longer: every entry is still found, and the next
+ * growth succeeds. */
+START_TEST(test_table_grow_oom)
+{
+    unsigned long k;
+    bool          grow_failed = false;
+
+    for (k = 1; k <= 12; k++) {
+        cbh_cache        *c;
+        cbh_payload       r;
+        char              url[64];
+        int               i;
+        bool              failed;
+        api_cache_metrics m;
+
+        tu_alloc_install();
+        c = mk(NULL);
+        for (i = 0; i < 64; i++) {
+            snprintf(url, sizeof url, URL "/%d", i);
+            put(c, "GET", url, NULL, 200, FRESH_HDRS, "x");
+        }
+        resp_make(&r, 200, FRESH_HDRS, "x");
+        tu_alloc_fail_at(k);
+        ck_assert_int_eq(cbh_cache_store(c, "GET", URL "/64", NULL, NULL, &r, now_ms, now_ms, NULL),
+                         CB_OK);
+        failed = tu_alloc_disarm();
+        cbh_payload_free(&r);
+        cbh_cache_metrics(c, &m);
+        if (failed && m.entries == 65)
+            grow_failed = true;
+        for (i = 0; i < (int)m.entries; i++) {
+            snprintf(url, sizeof url, URL "/%d", i);
+            ck_assert_int_eq(get(c, "GET", url, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+        }
+        for (i = 65; i < 200; i++) {
+            snprintf(url, sizeof url, URL "/%d", i);
+            put(c, "GET", url, NULL, 200, FRESH_HDRS, "x");
+        }
+        for (i = 0; i < 200; i++) {
+            snprintf(url, sizeof url, URL "/%d", i);
+            if (i != 64 || m.entries == 65)
+                ck_assert_int_eq(get(c, "GET", url, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+        }
+        cbh_cache_free(c);
+        tu_alloc_uninstall();
+    }
+    ck_assert(grow_failed);
+}
+END_TEST
+
+/* ---- Conditionals and ranges answered from the cache ----------------------- */
+
+/* Looks up URL u with one request line; returns the status served (0 for
+ * anything but FRESH). */
+static long status_for(cbh_cache *c, const char *u, const char *line)
+{
+    const char    *req[] = { line, NULL };
+    cbh_payload    r = { 0 };
+    cbh_cache_cond cond;
+    long           st = 0;
+
+    if (cbh_cache_lookup(c, "GET", u, req, NULL, &r, &cond) == CBH_CACHE_FRESH)
+        st = r.status;
+    cbh_payload_free(&r);
+    return st;
+}
+
+/* If-None-Match lists, compared weakly (RFC 9110 13.1.2). */
+START_TEST(test_inm_lists)
+{
+    static const struct {
+        const char *inm;
+        int         status;
+    } cases[] = {
+        { "If-None-Match: \"x\"", 304 },          /* weak match of W/"x" */
+        { "If-None-Match: \"y\"", 200 },          /* same length, other tag */
+        { "If-None-Match: \"q\",\t\"x\"", 304 },  /* a tab between */
+        { "If-None-Match: \"x\" , \"q\"", 304 },  /* blanks after a member */
+        { "If-None-Match: \"x", 200 },            /* unterminated */
+        { "If-None-Match: x", 200 },              /* one character, not '*' */
+        { "If-None-Match: \"q\",  ,", 200 },      /* an empty member */
+        { "If-None-Match: \"q\"\t, \"x\"", 304 }, /* a tab after a member */
+        { "If-None-Match: *", 304 },
+    };
+    cbh_cache *c = mk(NULL);
+    size_t     i;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: W/\"x\"\r\n", "b");
+    put(c, "GET", URL "n", NULL, 200, FRESH_HDRS, "b");
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char    *req[] = { cases[i].inm, NULL };
+        cbh_payload    r = { 0 };
+        cbh_cache_cond cond;
+
+        ck_assert_int_eq(cbh_cache_lookup(c, "GET", URL, req, NULL, &r, &cond), CBH_CACHE_FRESH);
+        ck_assert_msg(r.status == cases[i].status, "%s: %ld", cases[i].inm, r.status);
+        cbh_payload_free(&r);
+        /* An entry without an ETag matches only '*'. */
+        ck_assert_int_eq(cbh_cache_lookup(c, "GET", URL "n", req, NULL, &r, &cond),
+                         CBH_CACHE_FRESH);
+        ck_assert_int_eq(r.status, strcmp(cases[i].inm, "If-None-Match: *") == 0 ? 304 : 200);
+        cbh_payload_free(&r);
+    }
+    /* A one-character (malformed) stored ETag is compared as it is. */
+    put(c, "GET", URL "s", NULL, 200, FRESH_HDRS "ETag: x\r\n", "b");
+    ck_assert_int_eq(status_for(c, URL "s", "If-None-Match: x"), 304);
+    ck_assert_int_eq(status_for(c, URL "s", "If-None-Match: y"), 200);
+    cbh_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_ims_edges)
+{
+    static const char *const range[] = { "Range: bytes=0-1", NULL };
+    static const char *const range_inm[] = { "Range: bytes=0-1", "If-None-Match: *", NULL };
+    char                     ims[128];
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "Last-Modified: Tue, 14 Nov 2023 22:00:00 GMT\r\n",
+        "b");
+    ck_assert_int_eq(status_for(c, URL, "If-Modified-Since: " DATE_NOW), 304);
+    /* Not a date, or too long to be one: no 304. */
+    ck_assert_int_eq(status_for(c, URL, "If-Modified-Since: garbage"), 200);
+    snprintf(ims, sizeof ims, "If-Modified-Since: %s%060d", DATE_NOW, 0);
+    ck_assert_int_eq(status_for(c, URL, ims), 200);
+    /* Without Last-Modified, Date stands in. */
+    put(c, "GET", URL "d", NULL, 200, FRESH_HDRS, "b");
+    ck_assert_int_eq(status_for(c, URL "d", "If-Modified-Since: " DATE_NOW), 304);
+    ck_assert_int_eq(status_for(c, URL "d", "If-Modified-Since: Tue, 14 Nov 2023 22:13:19 GMT"),
+                     200);
+    /* Neither, or one that does not parse: never a 304. */
+    put(c, "GET", URL "n", NULL, 200, "Cache-Control: max-age=60\r\n", "b");
+    ck_assert_int_eq(status_for(c, URL "n", "If-Modified-Since: " DATE_NOW), 200);
+    put(c, "GET", URL "x", NULL, 200, "Cache-Control: max-age=60\r\nLast-Modified: yesterday\r\n",
+        "b");
+    ck_assert_int_eq(status_for(c, URL "x", "If-Modified-Since: " DATE_NOW), 200);
+    /* Only a full 2xx is evaluated: a 404, a stored 206, are served as
+     * they are. */
+    put(c, "GET", URL "404", NULL, 404, FRESH_HDRS "ETag: \"e\"\r\n", "gone");
+    ck_assert_int_eq(status_for(c, URL "404", "If-None-Match: *"), 404);
+    put(c, "GET", URL "p", range, 206, FRESH_HDRS "Content-Range: bytes 0-1/9\r\n", "pa");
+    memset(&r, 0, sizeof r);
+    {
+        cbh_cache_cond cond;
+
+        ck_assert_int_eq(cbh_cache_lookup(c, "GET", URL "p", range_inm, NULL, &r, &cond),
+                         CBH_CACHE_FRESH);
+    }
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, "pa");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* If-Range is compared strongly and exactly (RFC 9110 13.1.5). */
+START_TEST(test_if_range_edges)
+{
+    cbh_cache *c = mk(NULL);
+
+#define LM_IR "Tue, 14 Nov 2023 22:00:00 GMT"
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"e\"\r\nLast-Modified: " LM_IR "\r\n",
+        "0123456789");
+    put(c, "GET", URL "w", NULL, 200, FRESH_HDRS "ETag: W/\"e\"\r\n", "0123456789");
+    put(c, "GET", URL "n", NULL, 200, FRESH_HDRS, "0123456789");
+    {
+        static const struct {
+            const char *u, *if_range;
+            long        status;
+        } cases[] = {
+            { URL, "If-Range: \"e\"", 206 },
+            { URL, "If-Range: " LM_IR, 206 },
+            { URL, "If-Range: W/\"e\"", 200 },
+            { URL, "If-Range:", 200 },
+            { URL, "If-Range: \"f\"", 200 },
+            { URL, "If-Range: \"ef\"", 200 },
+            { URL, "If-Range: Tue, 14 Nov 2023 22:00:01 GMT", 200 },
+            { URL, "If-Range: Tue, 14 Nov 2023 22:00:00 GMT ", 206 }, /* trimmed */
+            { URL, "If-Range: Tue, 14 Nov 2023 22:00:00 UTC+0", 200 },
+            { URL "w", "If-Range: \"e\"", 200 },
+            { URL "n", "If-Range: \"e\"", 200 },
+            { URL "n", "If-Range: " LM_IR, 200 },
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const char    *req[] = { "Range: bytes=0-1", cases[i].if_range, NULL };
+            cbh_payload    r = { 0 };
+            cbh_cache_cond cond;
+
+            ck_assert_int_eq(cbh_cache_lookup(c, "GET", cases[i].u, req, NULL, &r, &cond),
+                             CBH_CACHE_FRESH);
+            ck_assert_msg(r.status == cases[i].status, "%s %s: %ld", cases[i].u, cases[i].if_range,
+                          r.status);
+            ck_assert_str_eq(r.body, r.status == 206 ? "01" : "0123456789");
+            cbh_payload_free(&r);
+        }
+    }
+#undef LM_IR
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A stored Content-Range (a 200 that carried one) is not served with the
+ * 206 cut from it: only ours. Serving stale, several ranges give the
+ * whole response instead of nothing; an empty body has no suffix. */
+START_TEST(test_range_served_fields)
+{
+    static const char *const one[] = { "Range: bytes=2-3", NULL };
+    static const char *const two[] = { "Range: bytes=0-1, 3-4", NULL };
+    static const char *const suffix[] = { "Range: bytes=-5", NULL };
+    api_cache_options        any = { .max_stale_ms = 600000 };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+    size_t                   i, n = 0;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "Content-Range: bytes 0-9/10\r\n", "0123456789");
+    hit(c, "GET", one, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, "23");
+    for (i = 0; i < r.header_count; i++)
+        n += strcasecmp(r.headers[i].name, "Content-Range") == 0;
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(hdr(&r, "Content-Range"), "bytes 2-3/10");
+    cbh_payload_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, two, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    memset(&r, 0, sizeof r);
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, two, &any, CB_ERR_TIMEOUT, &r));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "0123456789");
+    cbh_payload_free(&r);
+    put(c, "GET", URL "e", NULL, 200, FRESH_HDRS, "");
+    ck_assert_int_eq(get(c, "GET", URL "e", suffix, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* The validators the cache sends are written only when the header line
+ * they make fits and is clean: a stored value goes back verbatim. */
+START_TEST(test_cond_lines_checked)
+{
+    char           hdrs[1400];
+    cbh_cache     *c = mk(NULL);
+    cbh_cache_cond cond;
+
+    snprintf(hdrs, sizeof hdrs,
+             "Cache-Control: max-age=0\r\nETag: \"%01100d\"\r\n"
+             "Last-Modified: Tue, 14 Nov 2023 22:00:00 GMT\r\n",
+             0);
+    put(c, "GET", URL, NULL, 200, hdrs, "b");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    ck_assert_str_eq(cond.if_none_match, "");
+    ck_assert_str_eq(cond.if_modified_since, "If-Modified-Since: Tue, 14 Nov 2023 22:00:00 GMT");
+    put(c, "GET", URL "c", NULL, 200, "Cache-Control: max-age=0\r\nETag: \"a\x01z\"\r\n", "b");
+    ck_assert_int_eq(get(c, "GET", URL "c", NULL, NULL, &cond, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_str_eq(cond.if_none_match, "");
+    ck_assert_str_eq(cond.if_modified_since, "");
+    {
+        /* It is stored as it came: only the line sent back is refused. */
+        api_cache_options any = { .max_stale_ms = 600000 };
+        cbh_payload       r = { 0 };
+
+        ck_assert(cbh_cache_serve_stale(c, "GET", URL "c", NULL, &any, CB_ERR_TIMEOUT, &r));
+        ck_assert_str_eq(hdr(&r, "ETag"), "\"a\x01z\"");
+        cbh_payload_free(&r);
+    }
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A stale 5xx is not served on a request's max-stale: the good response
+ * beside it is. */
+START_TEST(test_max_stale_skips_5xx)
+{
+    static const char *const req[] = { "Cache-Control: max-stale=100", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=60\r\nETag: \"g\"\r\n", "good");
+    put(c, "GET", URL, NULL, 503, "Cache-Control: max-age=10\r\n", "bad");
+    now_ms += 20000;
+    hit(c, "GET", req, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "good");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* NULL arguments to each entry point: nothing happens, nothing is lost. */
+START_TEST(test_null_arguments)
+{
+    static const api_header loc[] = { { "Location", "/a" } };
+    cbh_cache              *c = mk(NULL);
+    cbh_payload             r;
+    cbh_cache_cond          cond;
+    bool                    refreshed = true;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "b");
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(cbh_cache_lookup(c, "GET", NULL, NULL, NULL, &r, &cond), CBH_CACHE_MISS);
+    ck_assert_int_eq(cbh_cache_lookup(c, NULL, URL, NULL, NULL, &r, &cond), CBH_CACHE_MISS);
+    resp_make(&r, 200, "Cache-Control: max-age=60\r\n", "new");
+    ck_assert_int_eq(cbh_cache_store(NULL, "GET", URL, NULL, NULL, &r, 0, 0, &refreshed), CB_OK);
+    ck_assert(!refreshed);
+    refreshed = true;
+    ck_assert_int_eq(cbh_cache_store(c, NULL, URL, NULL, NULL, &r, 0, 0, &refreshed), CB_OK);
+    ck_assert(!refreshed);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", NULL, NULL, NULL, &r, 0, 0, NULL), CB_OK);
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, NULL, 0, 0, NULL), CB_OK);
+    cbh_payload_free(&r);
+    memset(&r, 0, sizeof r);
+    ck_assert(!cbh_cache_serve_stale(NULL, "GET", URL, NULL, NULL, CB_ERR_TIMEOUT, &r));
+    ck_assert(!cbh_cache_serve_stale(c, NULL, URL, NULL, NULL, CB_ERR_TIMEOUT, &r));
+    ck_assert(!cbh_cache_serve_stale(c, "GET", NULL, NULL, NULL, CB_ERR_TIMEOUT, &r));
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL, NULL, NULL, CB_ERR_TIMEOUT, NULL));
+    cbh_cache_invalidate_related(NULL, URL, loc, 1);
+    cbh_cache_invalidate_related(c, NULL, loc, 1);
+    cbh_cache_invalidate_related(c, URL, NULL, 1);
+    /* A base that is not absolute resolves nothing. */
+    cbh_cache_invalidate_related(c, "/a", loc, 1);
+    {
+        char body[8];
+
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, body, sizeof body), CBH_CACHE_FRESH);
+        ck_assert_str_eq(body, "b");
+    }
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A stale entry and a request with its own If-Modified-Since: our
+ * validators are not added beside it, the request goes as it is. */
+START_TEST(test_caller_ims_not_mixed)
+{
+    static const char *const req[] = { "If-Modified-Since: " DATE_NOW, NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_cache_cond           cond;
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=1\r\nETag: \"e\"\r\n", "b");
+    now_ms += 2000;
+    ck_assert_int_eq(get(c, "GET", URL, req, NULL, &cond, NULL, 0), CBH_CACHE_MISS);
+    ck_assert_str_eq(cond.if_none_match, "");
+    ck_assert_str_eq(cond.if_modified_since, "");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* ---- 304s and HEAD responses that update entries --------------------------- */
+
+/* An entry whose every header was excluded from storage (Connection names
+ * its Cache-Control) and a 304 with no header, or only one that does not
+ * update: the merged list is empty. Without freshness or a validator left
+ * the entry goes, after the response is handed back. */
+START_TEST(test_304_merge_nothing)
+{
+    static const char *const h304[] = { "", "Content-Length: 0\r\n" };
+    size_t                   i;
+
+    for (i = 0; i < sizeof h304 / sizeof h304[0]; i++) {
+        cbh_cache        *c = mk(NULL);
+        cbh_payload       r;
+        bool              refreshed = false;
+        api_cache_metrics m;
+
+        put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=1\r\nConnection: Cache-Control\r\n",
+            "body");
+        hit(c, "GET", NULL, &r);
+        ck_assert_uint_eq(r.header_count, 1); /* only the Age we add */
+        cbh_payload_free(&r);
+        now_ms += 2000;
+        resp_make(&r, 304, h304[i], "");
+        ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, &r, now_ms, now_ms, &refreshed),
+                         CB_OK);
+        ck_assert(refreshed);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(r.body, "body");
+        ck_assert_uint_eq(r.header_count, 1);
+        cbh_payload_free(&r);
+        cbh_cache_metrics(c, &m);
+        ck_assert_uint_eq(m.entries, 0);
+        cbh_cache_free(c);
+    }
+}
+END_TEST
+
+/* A 304 whose fields take the entry past max_entry_bytes: the response is
+ * still handed back, the entry goes. */
+START_TEST(test_304_grows_past_cap)
+{
+    api_cache_config  cfg = { .max_entry_bytes = 600 };
+    cbh_cache        *c = mk(&cfg);
+    cbh_cache_cond    cond;
+    cbh_payload       r;
+    bool              refreshed = false;
+    char              hdrs[700];
+    api_cache_metrics m;
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=0\r\nETag: \"e\"\r\n", "body");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+    snprintf(hdrs, sizeof hdrs, "Cache-Control: max-age=60\r\nETag: \"e\"\r\nX-Pad: %0500d\r\n", 0);
+    resp_make(&r, 304, hdrs, "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed),
+                     CB_OK);
+    ck_assert(refreshed);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "body");
+    ck_assert_uint_eq(strlen(hdr(&r, "X-Pad")), 500);
+    cbh_payload_free(&r);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 0);
+    ck_assert_uint_eq(m.bytes, 0);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A 304 to the caller's own If-Modified-Since stays a 304 and refreshes
+ * the entry; out of memory while refreshing, it still does not fail. */
+START_TEST(test_caller_ims_304)
+{
+    static const char *const req[] = { "If-Modified-Since: Tue, 14 Nov 2023 22:00:00 GMT", NULL };
+    int                      oom;
+
+    for (oom = 0; oom < 2; oom++) {
+        cbh_cache  *c;
+        cbh_payload r;
+        bool        refreshed = true;
+        char        body[8];
+
+        tu_alloc_install();
+        c = mk(NULL);
+        put(c, "GET", URL, NULL, 200,
+            "Cache-Control: max-age=1\r\nLast-Modified: Tue, 14 Nov 2023 22:00:00 GMT\r\n", "b");
+        now_ms += 2000;
+        resp_make(&r, 304,
+                  "Cache-Control: max-age=60\r\nLast-Modified: Tue, 14 Nov 2023 22:00:00 GMT\r\n",
+                  "");
+        if (oom)
+            tu_alloc_fail_from(1);
+        ck_assert_int_eq(cbh_cache_store(c, "GET", URL, req, NULL, &r, now_ms, now_ms, &refreshed),
+                         CB_OK);
+        ck_assert(tu_alloc_disarm() == (oom == 1));
+        ck_assert(!refreshed);
+        ck_assert_int_eq(r.status, 304);
+        cbh_payload_free(&r);
+        /* Refreshed (max-age=60 from now), unless memory ran out. */
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, body, sizeof body),
+                         oom ? CBH_CACHE_STALE : CBH_CACHE_FRESH);
+        cbh_cache_free(c);
+        tu_alloc_uninstall();
+    }
+}
+END_TEST
+
+/* A 304 that carries a Last-Modified and no ETag, to a request the cache
+ * did not make conditional, refreshes the entry with that Last-Modified;
+ * one with no validator does not refresh an entry that has one. */
+START_TEST(test_304_last_modified_only)
+{
+    cbh_cache  *c = mk(NULL);
+    cbh_payload r;
+    bool        refreshed;
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=0\r\n" LM1, "lm");
+    resp_make(&r, 304, "Cache-Control: max-age=60\r\n" LM1, "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, &r, now_ms, now_ms, &refreshed),
+                     CB_OK);
+    ck_assert(refreshed);
+    ck_assert_str_eq(r.body, "lm");
+    cbh_payload_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    resp_make(&r, 304, "Cache-Control: max-age=600\r\n", "");
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, &r, now_ms, now_ms, &refreshed),
+                     CB_OK);
+    ck_assert(!refreshed);
+    ck_assert_int_eq(r.status, 304);
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A 200 to a HEAD and the stored GET responses (RFC 9111 4.3.5). */
+START_TEST(test_head_freshen_cases)
+{
+    cbh_cache        *c = mk(NULL);
+    api_cache_metrics m;
+    char              hdrs[700];
+
+    /* No Content-Length stored: the body's length is compared. */
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10\r\nETag: \"a\"\r\n", "hello");
+    put(c, "HEAD", URL, NULL, 200, "Cache-Control: max-age=100\r\nContent-Length: 5\r\n", "");
+    now_ms += 20000;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    put(c, "HEAD", URL, NULL, 200, "Cache-Control: max-age=100\r\nContent-Length: 6\r\n", "");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+
+    /* A validator the HEAD response has and the entry lacks: stale. */
+    put(c, "GET", URL "e", NULL, 200, "Cache-Control: max-age=600\r\n" LM1, "b");
+    put(c, "HEAD", URL "e", NULL, 200, "Cache-Control: max-age=600\r\nETag: \"a\"\r\n", "");
+    ck_assert_int_eq(get(c, "GET", URL "e", NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    put(c, "GET", URL "l", NULL, 200, "Cache-Control: max-age=600\r\nETag: \"a\"\r\n", "b");
+    put(c, "HEAD", URL "l", NULL, 200, "Cache-Control: max-age=600\r\n" LM1, "");
+    ck_assert_int_eq(get(c, "GET", URL "l", NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    /* A stored 404 is not the 200 the HEAD describes: stale. */
+    put(c, "GET", URL "404", NULL, 404, "Cache-Control: max-age=600\r\nETag: \"a\"\r\n", "gone");
+    put(c, "HEAD", URL "404", NULL, 200, "Cache-Control: max-age=600\r\n", "");
+    ck_assert_int_eq(get(c, "GET", URL "404", NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+
+    /* The updated entry may no longer be stored: no-store, or too big. */
+    put(c, "GET", URL "ns", NULL, 200, "Cache-Control: max-age=600\r\nETag: \"a\"\r\n", "b");
+    put(c, "HEAD", URL "ns", NULL, 200, "Cache-Control: no-store\r\nETag: \"a\"\r\n", "");
+    ck_assert_int_eq(get(c, "GET", URL "ns", NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+    {
+        api_cache_config cfg = { .max_entry_bytes = 600 };
+
+        c = mk(&cfg);
+        put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=600\r\nETag: \"a\"\r\n", "b");
+        snprintf(hdrs, sizeof hdrs,
+                 "Cache-Control: max-age=600\r\nETag: \"a\"\r\nX-Pad: %0500d\r\n", 0);
+        put(c, "HEAD", URL, NULL, 200, hdrs, "");
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+        cbh_cache_metrics(c, &m);
+        ck_assert_uint_eq(m.entries, 0);
+        cbh_cache_free(c);
+    }
+}
+END_TEST
+
+/* Only a 200 to a HEAD updates GET entries; out of memory the entry stays
+ * as it was. */
+START_TEST(test_head_freshen_not)
+{
+    cbh_cache  *c;
+    cbh_payload r;
+
+    c = mk(NULL);
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=600\r\nETag: \"a\"\r\nX-V: 1\r\n", "b");
+    put(c, "HEAD", URL, NULL, 404, "Cache-Control: max-age=0\r\nX-V: 2\r\n", "");
+    hit(c, "GET", NULL, &r);
+    ck_assert_str_eq(hdr(&r, "X-V"), "1");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+
+    tu_alloc_install();
+    c = mk(NULL);
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10\r\nETag: \"a\"\r\nX-V: 1\r\n", "b");
+    resp_make(&r, 200, "Cache-Control: max-age=600\r\nETag: \"a\"\r\nX-V: 2\r\n", "");
+    tu_alloc_fail_from(1);
+    ck_assert_int_eq(cbh_cache_store(c, "HEAD", URL, NULL, NULL, &r, now_ms, now_ms, NULL), CB_OK);
+    ck_assert(tu_alloc_disarm());
+    cbh_payload_free(&r);
+    hit(c, "GET", NULL, &r);
+    ck_assert_str_eq(hdr(&r, "X-V"), "1");
+    cbh_payload_free(&r);
+    now_ms += 20000;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+    tu_alloc_uninstall();
+}
+END_TEST
+
+/* A partial answer, stored or not, and a response without a status do not
+ * supersede the full response. */
+START_TEST(test_partial_keeps_full)
+{
+    static const char *const range[] = { "Range: bytes=0-1", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "0123456789");
+    put(c, "GET", URL, range, 206, FRESH_HDRS "Content-Range: bytes 0-1/10\r\n", "01");
+    put(c, "GET", URL, NULL, 206, FRESH_HDRS "Content-Range: bytes 2-3/10\r\n", "23");
+    put(c, "GET", URL, NULL, 0, "", "");
+    hit(c, "GET", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "0123456789");
+    cbh_payload_free(&r);
+    hit(c, "GET", range, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, "01");
+    ck_assert_str_eq(hdr(&r, "Content-Range"), "bytes 0-1/10");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* ---- Ages and stale service ---------------------------------------------- */
+
+/* An initial age plus a time since storage beyond 2^64 ms saturates: the
+ * entry is stale, never young again. */
+START_TEST(test_age_saturates)
+{
+    static const char *const any[] = { "Cache-Control: max-stale", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r = { 0 };
+    char                     age[32];
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=60\r\nAge: 10\r\nETag: \"e\"\r\n", "b");
+    now_ms = UINT64_MAX;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, any, NULL, CB_ERR_TIMEOUT, &r));
+    snprintf(age, sizeof age, "%llu", (unsigned long long)(UINT64_MAX / 1000));
+    ck_assert_str_eq(hdr(&r, "Age"), age);
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* The request's own max-stale lets serve_stale use a stale entry. */
+START_TEST(test_serve_stale_request_max_stale)
+{
+    static const char *const ok[] = { "Cache-Control: max-stale=100", NULL };
+    static const char *const short_[] = { "Cache-Control: max-stale=5", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r = { 0 };
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10\r\n", "old");
+    now_ms += 30000;
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL, NULL, NULL, CB_ERR_TIMEOUT, &r));
+    ck_assert(!cbh_cache_serve_stale(c, "GET", URL, short_, NULL, CB_ERR_TIMEOUT, &r));
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, ok, NULL, CB_ERR_TIMEOUT, &r));
+    ck_assert_str_eq(r.body, "old");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A HEAD with no HEAD entry falls back to the GET entries, but only to one
+ * its Vary values match. */
+START_TEST(test_head_fallback_vary)
+{
+    static const char *const a[] = { "X-A: a", NULL };
+    static const char *const b[] = { "X-A: b", NULL };
+    cbh_cache               *c = mk(NULL);
+
+    put(c, "GET", URL, a, 200, FRESH_HDRS "Vary: X-A\r\n", "a");
+    ck_assert_int_eq(get(c, "HEAD", URL, a, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "HEAD", URL, b, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* ---- Invalidation by Location / Content-Location --------------------------- */
+
+/* Stores a fresh entry at the canonical form of u (the form the cache is
+ * keyed by). */
+static void put_canonical(cbh_cache *c, const char *u)
+{
+    cbh_url url;
+    char    err[64];
+
+    memset(&url, 0, sizeof url);
+    ck_assert_int_eq(cbh_url_resolve(NULL, u, &url, err, sizeof err), CB_OK);
+    put(c, "GET", url.url, NULL, 200, FRESH_HDRS, "b");
+    cbh_url_release(&url);
+}
+
+static bool stored_canonical(cbh_cache *c, const char *u)
+{
+    cbh_url url;
+    char    err[64];
+    bool    fresh;
+
+    memset(&url, 0, sizeof url);
+    ck_assert_int_eq(cbh_url_resolve(NULL, u, &url, err, sizeof err), CB_OK);
+    fresh = get(c, "GET", url.url, NULL, NULL, NULL, NULL, 0) == CBH_CACHE_FRESH;
+    cbh_url_release(&url);
+    return fresh;
+}
+
+START_TEST(test_invalidate_related_forms)
+{
+    static const struct {
+        const char *base, *location, *gone;
+    } cases[] = {
+        { "https://h/a", "https://h/b", "https://h/b" }, /* absolute https */
+        { "http://h/a", "//h/b", "http://h/b" },         /* network-path */
+        { "http://h", "b", "http://h/b" },               /* relative, no base path */
+        { "http://h/d/a", "b", "http://h/d/b" },         /* relative */
+        { "http://h/a", "http://h/b", "http://h/b" },    /* absolute http */
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cbh_cache *c = mk(NULL);
+        api_header h[] = { { "Location", cases[i].location } };
+
+        put_canonical(c, cases[i].gone);
+        put_canonical(c, "http://h/keep");
+        cbh_cache_invalidate_related(c, cases[i].base, h, 1);
+        ck_assert_msg(!stored_canonical(c, cases[i].gone), "%s + %s", cases[i].base,
+                      cases[i].location);
+        ck_assert(stored_canonical(c, "http://h/keep"));
+        cbh_cache_free(c);
+    }
+    {
+        /* A reference that does not resolve (a space) invalidates nothing;
+         * neither does one whose copy cannot be allocated. */
+        cbh_cache *c;
+        api_header bad[] = { { "Location", "/b c" }, { "Content-Location", "/keep" } };
+
+        tu_alloc_install();
+        c = mk(NULL);
+        put_canonical(c, "http://h/keep");
+        cbh_cache_invalidate_related(c, "http://h/a", bad, 1);
+        ck_assert(stored_canonical(c, "http://h/keep"));
+        tu_alloc_fail_from(1);
+        cbh_cache_invalidate_related(c, "http://h/a", bad + 1, 1);
+        ck_assert(tu_alloc_disarm());
+        ck_assert(stored_canonical(c, "http://h/keep"));
+        cbh_cache_invalidate_related(c, "http://h/a", bad + 1, 1);
+        ck_assert(!stored_canonical(c, "http://h/keep"));
+        cbh_cache_free(c);
+        tu_alloc_uninstall();
+    }
+}
+END_TEST
+
+/* min-fresh and max-stale of the request, against the entry's age. */
+START_TEST(test_request_freshness_directives)
+{
+    static const char *const fresh30[] = { "Cache-Control: min-fresh=30", NULL };
+    static const char *const fresh70[] = { "Cache-Control: min-fresh=70", NULL };
+    static const char *const stale100[] = { "Cache-Control: max-stale=100", NULL };
+    static const char *const stale5[] = { "Cache-Control: max-stale=5", NULL };
+    api_cache_options        plain = { .max_stale_ms = 1 };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS "ETag: \"e\"\r\n", "b");
+    put(c, "GET", URL "m", NULL, 200,
+        "Cache-Control: max-age=10, must-revalidate\r\nETag: \"e\"\r\n", "m");
+    ck_assert_int_eq(get(c, "GET", URL, fresh30, &plain, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, fresh70, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    now_ms += 70000; /* 10 s stale */
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    hit(c, "GET", stale100, &r);
+    ck_assert_str_eq(r.body, "b");
+    ck_assert_str_eq(hdr(&r, "Age"), "70");
+    cbh_payload_free(&r);
+    ck_assert_int_eq(get(c, "GET", URL, stale5, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    /* must-revalidate: never served stale. */
+    ck_assert_int_eq(get(c, "GET", URL "m", stale100, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* More Vary normalising: list members joined by one comma, over every
+ * line of the name; and a too-big Vary block stays too big whatever
+ * names follow. */
+START_TEST(test_vary_lists)
+{
+    static const char *const spaced[] = { "X-A: a , b", NULL };
+    static const char *const tight[] = { "X-A: a,b", NULL };
+    static const char *const lines[] = { "X-A: a", "X-A: b", NULL };
+    static const char *const blank[] = { "X-A: a b", NULL };
+    static char              big[1100];
+    const char              *big_req[] = { big, "X-A: a", NULL };
+    cbh_cache               *c = mk(NULL);
+
+    put(c, "GET", URL, spaced, 200, FRESH_HDRS "Vary: X-A\r\n", "b");
+    ck_assert_int_eq(get(c, "GET", URL, tight, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, lines, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    ck_assert_int_eq(get(c, "GET", URL, blank, NULL, NULL, NULL, 0), CBH_CACHE_MISS);
+    cbh_cache_free(c);
+    snprintf(big, sizeof big, "X-Big: %01050d", 0);
+    ck_assert(!vary_stored(1000, FRESH_HDRS "Vary: X-Big, X-A\r\n", big_req));
+    ck_assert(vary_stored(1000, FRESH_HDRS "Vary: X-A\r\n", big_req));
+}
+END_TEST
+
+/* A 416 is kept for its range only, like a 206, and a new partial answer
+ * for a range replaces the old one for it. */
+START_TEST(test_partial_answers)
+{
+    static const char *const far[] = { "Range: bytes=100-", NULL };
+    static const char *const near[] = { "Range: bytes=0-1", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+    api_cache_metrics        m;
+
+    put(c, "GET", URL, NULL, 200, FRESH_HDRS, "0123456789");
+    put(c, "GET", URL, far, 416, FRESH_HDRS "Content-Range: bytes */10\r\n", "");
+    hit(c, "GET", far, &r);
+    ck_assert_int_eq(r.status, 416);
+    cbh_payload_free(&r);
+    hit(c, "GET", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    cbh_payload_free(&r);
+    put(c, "GET", URL, near, 206, FRESH_HDRS "Content-Range: bytes 0-1/10\r\n", "01");
+    put(c, "GET", URL, near, 206, FRESH_HDRS "Content-Range: bytes 0-1/10\r\n", "ab");
+    hit(c, "GET", near, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_str_eq(r.body, "ab");
+    cbh_payload_free(&r);
+    cbh_cache_metrics(c, &m);
+    ck_assert_uint_eq(m.entries, 3);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A 304 served for the caller's conditional carries only the fields a 304
+ * has (RFC 9110 15.4.5), not those about the body. */
+START_TEST(test_304_fields)
+{
+    static const char *const req[] = { "If-None-Match: \"e\"", NULL };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r;
+
+    put(c, "GET", URL, NULL, 200,
+        FRESH_HDRS "ETag: \"e\"\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n", "b");
+    hit(c, "GET", req, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_ptr_null(hdr(&r, "Content-Type"));
+    ck_assert_ptr_null(hdr(&r, "Content-Length"));
+    ck_assert_str_eq(hdr(&r, "ETag"), "\"e\"");
+    ck_assert_str_eq(hdr(&r, "Cache-Control"), "max-age=60");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* A response without a body (NULL) is stored with an empty one. */
+START_TEST(test_null_body_stored)
+{
+    cbh_cache  *c = mk(NULL);
+    cbh_payload r;
+
+    resp_make(&r, 200, FRESH_HDRS, "");
+    cbh_free(r.body);
+    r.body = NULL;
+    ck_assert_int_eq(cbh_cache_store(c, "GET", URL, NULL, NULL, &r, now_ms, now_ms, NULL), CB_OK);
+    cbh_payload_free(&r);
+    hit(c, "GET", NULL, &r);
+    ck_assert_ptr_nonnull(r.body);
+    ck_assert_uint_eq(r.body_len, 0);
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* Each allocation of a refreshing 304 failing in turn: either the stored
+ * response comes back refreshed, or CB_ERR_NOMEM and the 304 as it was. */
+START_TEST(test_304_refresh_oom)
+{
+    unsigned long k;
+    int           nomem = 0, ok = 0;
+
+    for (k = 1; k <= 12; k++) {
+        cbh_cache     *c;
+        cbh_cache_cond cond;
+        cbh_payload    r;
+        bool           refreshed;
+        cb_err         err;
+
+        tu_alloc_install();
+        c = mk(NULL);
+        put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=0\r\nETag: \"e\"\r\nX-A: 1\r\n",
+            "body");
+        ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, &cond, NULL, 0), CBH_CACHE_STALE);
+        resp_make(&r, 304, "Cache-Control: max-age=60\r\nETag: \"e\"\r\nX-B: 2\r\n", "");
+        tu_alloc_fail_at(k);
+        err = cbh_cache_store(c, "GET", URL, NULL, &cond, &r, now_ms, now_ms, &refreshed);
+        tu_alloc_disarm();
+        if (err == CB_OK) {
+            ck_assert(refreshed);
+            ck_assert_int_eq(r.status, 200);
+            ck_assert_str_eq(r.body, "body");
+            ck_assert_str_eq(hdr(&r, "X-B"), "2");
+            ok++;
+        } else {
+            ck_assert_int_eq(err, CB_ERR_NOMEM);
+            ck_assert(!refreshed);
+            ck_assert_int_eq(r.status, 304);
+            nomem++;
+        }
+        cbh_payload_free(&r);
+        cbh_cache_free(c);
+        tu_alloc_uninstall();
+    }
+    ck_assert_int_ge(nomem, 4);
+    ck_assert_int_ge(ok, 1);
+}
+END_TEST
+
+/* Making a cache with each of its allocations failing. */
+START_TEST(test_new_oom)
+{
+    unsigned long k;
+
+    for (k = 1; k <= 2; k++) {
+        tu_alloc_install();
+        tu_alloc_fail_at(k);
+        ck_assert_ptr_null(cbh_cache_new(NULL, fake_clock, NULL, fake_wall, NULL));
+        ck_assert(tu_alloc_disarm());
+        tu_alloc_uninstall();
+    }
+}
+END_TEST
+
+/* More HEAD 200s against stored GETs: the same Last-Modified updates the
+ * entry, another one or another ETag makes it stale. */
+START_TEST(test_head_freshen_validators)
+{
+    cbh_cache *c = mk(NULL);
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10\r\n" LM1, "b");
+    put(c, "HEAD", URL, NULL, 200, "Cache-Control: max-age=100\r\n" LM1, "");
+    now_ms += 20000;
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_FRESH);
+    put(c, "HEAD", URL, NULL, 200, "Cache-Control: max-age=100\r\n" LM2, "");
+    ck_assert_int_eq(get(c, "GET", URL, NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    put(c, "GET", URL "e", NULL, 200, "Cache-Control: max-age=100\r\nETag: \"a\"\r\n", "b");
+    put(c, "HEAD", URL "e", NULL, 200, "Cache-Control: max-age=100\r\nETag: \"b\"\r\n", "");
+    ck_assert_int_eq(get(c, "GET", URL "e", NULL, NULL, NULL, NULL, 0), CBH_CACHE_STALE);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* serve_stale takes the largest of what the entry, the options and the
+ * request allow. */
+START_TEST(test_serve_stale_largest_allowance)
+{
+    static const char *const small[] = { "Cache-Control: max-stale=5", NULL };
+    api_cache_options        opts = { .max_stale_ms = 100000 };
+    cbh_cache               *c = mk(NULL);
+    cbh_payload              r = { 0 };
+
+    put(c, "GET", URL, NULL, 200, "Cache-Control: max-age=10\r\n", "old");
+    now_ms += 30000;
+    ck_assert(cbh_cache_serve_stale(c, "GET", URL, small, &opts, CB_ERR_TIMEOUT, &r));
+    ck_assert_str_eq(r.body, "old");
+    cbh_payload_free(&r);
+    cbh_cache_free(c);
+}
+END_TEST
+
+/* Location on another origin, an absolute http one, and fields that are
+ * neither Location nor Content-Location. */
+START_TEST(test_invalidate_related_origin)
+{
+    cbh_cache *c = mk(NULL);
+    api_header h[] = { { "X-Location", "/a" },
+                       { "Location", "http://other/a" },
+                       { "Content-Location", "http://h/b" } };
+
+    put_canonical(c, "http://h/a");
+    put_canonical(c, "http://h/b");
+    cbh_cache_invalidate_related(c, "http://h/x", h, 3);
+    ck_assert(stored_canonical(c, "http://h/a"));
+    ck_assert(!stored_canonical(c, "http://h/b"));
+    cbh_cache_free(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
     Suite *s = suite_create("cache");
@@ -1496,6 +2690,40 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_304_impossible_header_count);
     tcase_add_test(tc, test_extreme_clocks);
     tcase_add_test(tc, test_alloc_failures);
+    tcase_add_test(tc, test_request_lines);
+    tcase_add_test(tc, test_vary_normalising);
+    tcase_add_test(tc, test_vary_block_bounds);
+    tcase_add_test(tc, test_hash_collisions);
+    tcase_add_test(tc, test_table_grow_oom);
+    tcase_add_test(tc, test_inm_lists);
+    tcase_add_test(tc, test_ims_edges);
+    tcase_add_test(tc, test_if_range_edges);
+    tcase_add_test(tc, test_range_served_fields);
+    tcase_add_test(tc, test_cond_lines_checked);
+    tcase_add_test(tc, test_max_stale_skips_5xx);
+    tcase_add_test(tc, test_null_arguments);
+    tcase_add_test(tc, test_caller_ims_not_mixed);
+    tcase_add_test(tc, test_304_merge_nothing);
+    tcase_add_test(tc, test_304_grows_past_cap);
+    tcase_add_test(tc, test_caller_ims_304);
+    tcase_add_test(tc, test_304_last_modified_only);
+    tcase_add_test(tc, test_head_freshen_cases);
+    tcase_add_test(tc, test_head_freshen_not);
+    tcase_add_test(tc, test_partial_keeps_full);
+    tcase_add_test(tc, test_age_saturates);
+    tcase_add_test(tc, test_serve_stale_request_max_stale);
+    tcase_add_test(tc, test_head_fallback_vary);
+    tcase_add_test(tc, test_invalidate_related_forms);
+    tcase_add_test(tc, test_request_freshness_directives);
+    tcase_add_test(tc, test_vary_lists);
+    tcase_add_test(tc, test_partial_answers);
+    tcase_add_test(tc, test_304_fields);
+    tcase_add_test(tc, test_null_body_stored);
+    tcase_add_test(tc, test_304_refresh_oom);
+    tcase_add_test(tc, test_new_oom);
+    tcase_add_test(tc, test_head_freshen_validators);
+    tcase_add_test(tc, test_serve_stale_largest_allowance);
+    tcase_add_test(tc, test_invalidate_related_origin);
     suite_add_tcase(s, tc);
 
     tcase_add_test(st, test_concurrent);

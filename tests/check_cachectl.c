@@ -42,6 +42,16 @@ START_TEST(test_date_three_formats)
     ck_assert_int_eq(e, RFC_EPOCH);
     ck_assert(cbh_http_date_parse("Sun Nov 16 08:49:37 1994", &e));
     ck_assert_int_eq(e, RFC_EPOCH + 10 * 86400);
+    /* Tabs are whitespace too, at either end and in each form. */
+    e = 0;
+    ck_assert(cbh_http_date_parse("\t Sun, 06 Nov 1994 08:49:37 GMT\t", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
+    e = 0;
+    ck_assert(cbh_http_date_parse("\tSunday, 06-Nov-94 08:49:37 GMT \t", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
+    e = 0;
+    ck_assert(cbh_http_date_parse("Sun Nov  6 08:49:37 1994\t", &e));
+    ck_assert_int_eq(e, RFC_EPOCH);
 }
 END_TEST
 
@@ -121,6 +131,34 @@ static const char *const bad_dates[] = {
     "Sun, 06 Nov 1994 08:49:37 GMT\r\nX: y",
     "Sun, 06 Nov 19a4 08:49:37 GMT",
     "Sun, 06 Nov 1994 08:49:37 GMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMTGMT",
+    /* Each part of each form wrong in turn, the rest right. */
+    "Sun, 06-Nov 1994 08:49:37 GMT",
+    "Sun, 06 Nov-1994 08:49:37 GMT",
+    "Sun, 06 Nov 1994-08:49:37 GMT",
+    "Sun, 06 Nov 1994 08-49:37 GMT",
+    "Sun, 06 Nov 1994 08:4x:37 GMT",
+    "Sun, 06 Nov 1994 08:49-37 GMT",
+    "Sun, 06 Nov 1994 08:49:3x GMT",
+    "Sunday,06-Nov-94 08:49:37 GMT",
+    "Sunday, 0x-Nov-94 08:49:37 GMT",
+    "Sunday, 06-Nox-94 08:49:37 GMT",
+    "Sunday, 06-Nov 94 08:49:37 GMT",
+    "Sunday, 06-Nov-9x 08:49:37 GMT",
+    "Sunday, 06-Nov-94-08:49:37 GMT",
+    "Sunday, 06-Nov-94 08:49:x7 GMT",
+    "Sunday, 06-Nov-94 08:49:37 UTC",
+    "Sunday, 06-Nov-94 08:49:37 GMTx",
+    "Sunday, 31-Nov-94 08:49:37 GMT",
+    "Sunx Nov  6 08:49:37 1994",
+    "Sun Nox  6 08:49:37 1994",
+    "Sun Nov_ 6 08:49:37 1994",
+    "Sun Nov  x 08:49:37 1994",
+    "Sun Nov x6 08:49:37 1994",
+    "Sun Nov  6_08:49:37 1994",
+    "Sun Nov  6 08:49:3x 1994",
+    "Sun Nov  6 08:49:37_1994",
+    "Sun Nov  6 08:49:37 19x4",
+    "Sun Nov 31 08:49:37 1994",
 };
 
 START_TEST(test_date_invalid)
@@ -188,6 +226,11 @@ START_TEST(test_date_format_round_trip)
     ck_assert(cbh_http_date_parse(buf, &e));
     cbh_http_date_format(RFC_EPOCH, buf, 10);
     ck_assert_uint_eq(strlen(buf), 9);
+    /* Size 0 writes nothing; a NULL buffer is refused, not written. */
+    memset(buf, 'x', sizeof buf);
+    cbh_http_date_format(RFC_EPOCH, buf, 0);
+    ck_assert_int_eq(buf[0], 'x');
+    cbh_http_date_format(RFC_EPOCH, NULL, 30);
 }
 END_TEST
 
@@ -635,6 +678,137 @@ START_TEST(test_fresh_rfc9111)
 }
 END_TEST
 
+/* Repeated directives: the most restrictive value wins whatever the
+ * order (the smallest max-stale, stale-if-error and stale-while-revalidate,
+ * the largest min-fresh). */
+START_TEST(test_cc_repeats_either_order)
+{
+    cbh_cc cc = cc_of("max-stale=5, max-stale=3");
+
+    ck_assert_uint_eq(cc.max_stale_s, 3);
+    cc = cc_of("max-stale=3, max-stale=5");
+    ck_assert_uint_eq(cc.max_stale_s, 3);
+    cc = cc_of("max-stale, max-stale=7");
+    ck_assert_uint_eq(cc.max_stale_s, 7);
+    cc = cc_of("min-fresh=3, min-fresh=5");
+    ck_assert_uint_eq(cc.min_fresh_s, 5);
+    cc = cc_of("min-fresh=5, min-fresh=3");
+    ck_assert_uint_eq(cc.min_fresh_s, 5);
+    cc = cc_of("stale-if-error=3, stale-if-error=5");
+    ck_assert_uint_eq(cc.stale_if_error_s, 3);
+    cc = cc_of("stale-while-revalidate=9, stale-while-revalidate=4");
+    ck_assert_uint_eq(cc.stale_while_revalidate_s, 4);
+    cc = cc_of("stale-while-revalidate=4, stale-while-revalidate=9");
+    ck_assert_uint_eq(cc.stale_while_revalidate_s, 4);
+}
+END_TEST
+
+START_TEST(test_cc_tabs_and_ends)
+{
+    size_t      n;
+    api_header *h;
+    char        raw[1400];
+    cbh_cc      cc = cc_of("\tmax-age\t=\t30\t,\tno-store,\t");
+
+    /* Tabs are whitespace wherever spaces are; a trailing comma ends it. */
+    ck_assert(cc.has_max_age && cc.no_store);
+    ck_assert_uint_eq(cc.max_age_s, 30);
+    /* A backslash at the very end of an unterminated quote: the value
+     * ends with the string, nothing past it is read. */
+    cc = cc_of("max-age=\"7\\");
+    ck_assert(cc.has_max_age);
+    ck_assert_uint_eq(cc.max_age_s, 0);
+    cbh_cc_from_headers(NULL, 0, &cc);
+    h = hdrs("Cache-Control: no-store\r\n", &n);
+    cbh_cc_from_headers(h, n, NULL);
+    cbh_free(h);
+
+    /* Once a field is found, a later no-cache list cannot unfind it. */
+    h = hdrs("X-No-Cache: X-C\r\nCache-Control: no-cache=\"X-A\", no-cache=\"X-B\"\r\n", &n);
+    ck_assert(cbh_cc_lists_field(h, n, "no-cache", "X-A"));
+    ck_assert(!cbh_cc_lists_field(h, n, "no-cache", "X-C"));
+    ck_assert(cbh_cc_lists_field(h, n, "no-cache", "X-B"));
+    ck_assert(!cbh_cc_lists_field(h, n, NULL, "X-A"));
+    ck_assert(!cbh_cc_lists_field(h, n, "no-cache", NULL));
+    cbh_free(h);
+    /* A bare no-cache lists nothing; a later list still counts. */
+    h = hdrs("Cache-Control: no-cache, no-cache=\"X-A\"\r\n", &n);
+    ck_assert(cbh_cc_lists_field(h, n, "no-cache", "X-A"));
+    ck_assert(!cbh_cc_lists_field(h, n, "no-cache", "no-cache"));
+    cbh_free(h);
+    /* A list longer than 1 KiB is cut: a name at its start counts, one
+     * past the cut does not. */
+    snprintf(raw, sizeof raw, "Cache-Control: no-cache=\"X-First, %01100d, X-Last\"\r\n", 0);
+    h = hdrs(raw, &n);
+    ck_assert(cbh_cc_lists_field(h, n, "no-cache", "X-First"));
+    ck_assert(!cbh_cc_lists_field(h, n, "no-cache", "X-Last"));
+    cbh_free(h);
+}
+END_TEST
+
+static void vary_collect(const char *name, size_t len, void *ctx)
+{
+    char *out = ctx;
+
+    strncat(out, name, len);
+    strcat(out, "|");
+}
+
+/* Vary: names are tokens; anything else up to the next comma is skipped,
+ * a '*' in it included. */
+START_TEST(test_vary_names)
+{
+    size_t      n;
+    api_header *h = hdrs("Vary: a b, (c), d\r\nX: y\r\nvary: e\r\n", &n);
+    char        names[64] = "";
+
+    cbh_vary_each(h, n, vary_collect, names);
+    ck_assert_str_eq(names, "a|d|e|");
+    cbh_free(h);
+    ck_assert(fresh_of(200, "Cache-Control: max-age=60\r\nVary: @ *\r\n", false).storable);
+    ck_assert(!fresh_of(200, "Cache-Control: max-age=60\r\nVary: @, *\r\n", false).storable);
+}
+END_TEST
+
+START_TEST(test_fresh_edges)
+{
+    size_t        n;
+    api_header   *h;
+    cbh_freshness f;
+
+    /* An Age list that repeats one value, with a trailing comma, is that
+     * value; a list with something else in it is no Age at all. */
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 7,\r\n", false);
+    ck_assert_uint_eq(f.initial_age_ms, 7000);
+    ck_assert_uint_eq(f.lifetime_ms, 60000);
+    f = fresh_of(200, "Cache-Control: max-age=60\r\nAge: 7, x\r\n", false);
+    ck_assert_uint_eq(f.initial_age_ms, 7000);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    /* An invalid Date: the response time stands in for it. */
+    f = fresh_of(200, "Date: garbage\r\nExpires: Tue, 14 Nov 2023 22:14:20 GMT\r\n", false);
+    ck_assert_uint_eq(f.lifetime_ms, 60000);
+    /* Heuristic freshness needs a Last-Modified that parses. */
+    f = fresh_of(200, "Date: " DATE_NOW "\r\nETag: \"v\"\r\n", true);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    f = fresh_of(200, "Date: " DATE_NOW "\r\nLast-Modified: yesterday\r\n", true);
+    ck_assert_uint_eq(f.lifetime_ms, 0);
+    ck_assert(f.storable); /* the Last-Modified is still a validator */
+    /* A response delay too large to add to Age saturates. */
+    h = hdrs("Cache-Control: max-age=60\r\nAge: 5\r\n", &n);
+    cbh_freshness_of(200, h, n, INT64_MIN, INT64_MAX, false, &f);
+    ck_assert_uint_eq(f.initial_age_ms, 2147483648000ULL);
+    cbh_free(h);
+    /* must-understand on a status we do not implement: never stored,
+     * no-store or not. */
+    f = fresh_of(299, "Cache-Control: no-store, must-understand, max-age=60\r\n", false);
+    ck_assert(!f.storable);
+    f = fresh_of(1000, "Cache-Control: max-age=60\r\n", false);
+    ck_assert(!f.storable);
+    f = fresh_of(-200, "Cache-Control: max-age=60\r\n", false);
+    ck_assert(!f.storable);
+}
+END_TEST
+
 static Suite *cachectl_suite(void)
 {
     Suite *s = suite_create("cachectl");
@@ -657,6 +831,9 @@ static Suite *cachectl_suite(void)
     tcase_add_test(cc, test_cc_combine_most_restrictive);
     tcase_add_test(cc, test_cc_from_headers);
     tcase_add_test(cc, test_cc_rfc9111_directives);
+    tcase_add_test(cc, test_cc_repeats_either_order);
+    tcase_add_test(cc, test_cc_tabs_and_ends);
+    tcase_add_test(cc, test_vary_names);
     suite_add_tcase(s, cc);
 
     tcase_add_test(fr, test_date_constant);
@@ -666,6 +843,7 @@ static Suite *cachectl_suite(void)
     tcase_add_test(fr, test_fresh_age);
     tcase_add_test(fr, test_fresh_flags);
     tcase_add_test(fr, test_fresh_rfc9111);
+    tcase_add_test(fr, test_fresh_edges);
     tcase_add_loop_test(fr, test_storable_by_status, 0,
                         (int)(sizeof status_cases / sizeof status_cases[0]));
     suite_add_tcase(s, fr);
