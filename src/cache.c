@@ -29,6 +29,7 @@
 #include "cache.h"
 #include "cachectl.h"
 #include "clock.h"
+#include "table.h"
 #include "headers.h"
 #include "httpdate.h"
 #include "method.h"
@@ -68,8 +69,7 @@ typedef struct cache_entry {
 } cache_entry;
 
 struct cache_node {
-    cache_node  *hnext; /* next node in the same bucket */
-    uint64_t     hash;
+    cbh_link     link; /* the cache's table, by URL */
     char        *url;
     size_t       url_len;
     cache_entry *entries; /* newest first */
@@ -78,18 +78,13 @@ struct cache_node {
 
 struct cbh_cache {
     pthread_mutex_t lock;
-    /* Chained hash table of nodes. Not uthash: it lets chains grow to ~10
-     * before expanding, and walking them cost more than the rest of a hit;
-     * this one keeps at most one node per bucket on average. */
-    cache_node **buckets;
-    size_t       nbuckets; /* a power of two */
-    size_t       nnodes;
-    cache_entry *lru_head, *lru_tail; /* head = most recently used */
-    size_t       max_bytes, max_entry_bytes;
-    unsigned     max_entries;
-    bool         heuristic;
-    cb_clock_fn  clock;
-    void        *clock_data;
+    cbh_table       table;               /* the nodes, by URL (table.h) */
+    cache_entry    *lru_head, *lru_tail; /* head = most recently used */
+    size_t          max_bytes, max_entry_bytes;
+    unsigned        max_entries;
+    bool            heuristic;
+    cb_clock_fn     clock;
+    void           *clock_data;
     int64_t (*wall)(void *);
     void    *wall_data;
     uint64_t entries, bytes, stores, evictions, invalidations;
@@ -504,82 +499,23 @@ static bool cache_validated(const cache_entry *e, const cache_check *v)
     return v->last_modified || (!e->etag && !e->last_modified);
 }
 
-/* A multiplicative hash over 8-byte words: an FNV-style byte loop is one
- * serial multiply per byte, which showed up as a third of a hit's time. */
-static uint64_t cache_hash(const char *s, size_t n)
+static cache_node *cache_node_of(cbh_link *l)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n, w;
-
-    while (n >= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdULL;
-        h ^= h >> 29;
-        s += 8;
-        n -= 8;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 32);
+    return (cache_node *)(void *)((char *)l - offsetof(cache_node, link));
 }
 
 static cache_node *cache_node_find(cbh_cache *c, const char *url, size_t url_len)
 {
-    uint64_t    h = cache_hash(url, url_len);
-    cache_node *node = c->buckets[h & (c->nbuckets - 1)];
+    uint64_t  h = cbh_table_hash(url, url_len);
+    cbh_link *l;
 
-    while (node &&
-           (node->hash != h || node->url_len != url_len || memcmp(node->url, url, url_len) != 0))
-        node = node->hnext;
-    return node;
-}
+    for (l = cbh_table_chain(&c->table, h); l; l = l->next) {
+        cache_node *node = cache_node_of(l);
 
-/* Doubles the table when it holds more nodes than buckets (at most one
- * per entry, so the doubling cannot wrap). Running out of memory here only
- * leaves the chains longer. */
-static void cache_table_grow(cbh_cache *c)
-{
-    size_t       n = c->nbuckets * 2, i;
-    cache_node **b;
-
-    if (c->nnodes <= c->nbuckets)
-        return;
-    b = cbh_calloc(n, sizeof(*b));
-    if (!b)
-        return;
-    for (i = 0; i < c->nbuckets; i++) {
-        cache_node *node = c->buckets[i], *next;
-
-        for (; node; node = next) {
-            next = node->hnext;
-            node->hnext = b[node->hash & (n - 1)];
-            b[node->hash & (n - 1)] = node;
-        }
+        if (l->hash == h && node->url_len == url_len && memcmp(node->url, url, url_len) == 0)
+            return node;
     }
-    cbh_free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = n;
-}
-
-static void cache_table_add(cbh_cache *c, cache_node *node)
-{
-    cache_node **slot = &c->buckets[node->hash & (c->nbuckets - 1)];
-
-    node->hnext = *slot;
-    *slot = node;
-    c->nnodes++;
-    cache_table_grow(c);
-}
-
-/* node is in the table: every node is added when made and removed once. */
-static void cache_table_del(cbh_cache *c, cache_node *node)
-{
-    cache_node **pp = &c->buckets[node->hash & (c->nbuckets - 1)];
-
-    while (*pp != node)
-        pp = &(*pp)->hnext;
-    *pp = node->hnext;
-    c->nnodes--;
+    return NULL;
 }
 
 static void cache_lru_unlink(cbh_cache *c, cache_entry *e)
@@ -630,7 +566,7 @@ static void cache_remove(cbh_cache *c, cache_entry *e)
     c->bytes -= e->bytes;
     cache_entry_free(e);
     if (node->count == 0) {
-        cache_table_del(c, node);
+        cbh_table_del(&c->table, &node->link);
         cbh_free(node->url);
         cbh_free(node);
     }
@@ -984,10 +920,12 @@ cbh_cache *cbh_cache_new(const api_cache_config *cfg, cb_clock_fn clock, void *c
 
     if (!c)
         return NULL;
-    c->nbuckets = CACHE_INITIAL_BUCKETS;
-    c->buckets = cbh_calloc(c->nbuckets, sizeof(*c->buckets));
-    if (!c->buckets || pthread_mutex_init(&c->lock, NULL) != 0) {
-        cbh_free(c->buckets);
+    if (!cbh_table_init(&c->table, CACHE_INITIAL_BUCKETS)) {
+        cbh_free(c);
+        return NULL;
+    }
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        cbh_table_destroy(&c->table);
         cbh_free(c);
         return NULL;
     }
@@ -1017,7 +955,7 @@ void cbh_cache_free(cbh_cache *c)
         return;
     cache_clear_locked(c);
     pthread_mutex_destroy(&c->lock);
-    cbh_free(c->buckets);
+    cbh_table_destroy(&c->table);
     cbh_free(c);
 }
 
@@ -1427,8 +1365,7 @@ cb_err cbh_cache_store(cbh_cache *c, const char *method, const char *url,
         if (!node || !node->url)
             goto oom;
         node->url_len = url_len;
-        node->hash = cache_hash(url, url_len);
-        cache_table_add(c, node);
+        cbh_table_add(&c->table, &node->link, cbh_table_hash(url, url_len));
     }
     e->node = node;
     e->next = node->entries;
