@@ -26,6 +26,7 @@
 
 #include "cbhttp.h"
 #include "fixture.h"
+#include "helpers/clients.h"
 #include "helpers/testutil.h"
 
 /* Turns of the loop after which a wait is taken for a hang (the Check
@@ -206,29 +207,9 @@ static cb_metrics breaker_metrics(api_client *c, const char *url)
     return m;
 }
 
-/* A client of the fixture f (NULL: no base URL) with retries and the cache
- * off unless cfg says otherwise, and a breaker that does not open on its
- * own unless cfg sets a threshold. */
 static api_client *client_new(const fixture *f, api_client_config *cfg)
 {
-    api_client_config local;
-    api_client       *c;
-
-    if (!cfg) {
-        memset(&local, 0, sizeof(local));
-        cfg = &local;
-    }
-    if (f)
-        cfg->base_url = fixture_url(f);
-    if (!cfg->retry.max_attempts)
-        cfg->retry.max_attempts = 1;
-    if (!cfg->circuit_breaker.failure_threshold)
-        cfg->circuit_breaker.failure_threshold = 1000;
-    if (!cfg->timeout_ms)
-        cfg->timeout_ms = 20000;
-    c = api_client_new(cfg);
-    ck_assert_ptr_nonnull(c);
-    return c;
+    return tu_engine_client(f ? fixture_url(f) : NULL, cfg);
 }
 
 /* ---- JSON of /echo ---------------------------------------------------------- */

@@ -30,6 +30,7 @@
 #include "fixture.h"
 
 #include "helpers/failalloc.h"
+#include "helpers/clients.h"
 #include "helpers/testutil.h"
 
 #define MAX_TURNS 100000
@@ -87,24 +88,7 @@ static void run_all(api_async *a)
 
 static api_client *client_new(const fixture *f, api_client_config *cfg)
 {
-    api_client_config local;
-    api_client       *c;
-
-    if (!cfg) {
-        memset(&local, 0, sizeof(local));
-        cfg = &local;
-    }
-    if (f)
-        cfg->base_url = fixture_url(f);
-    if (!cfg->retry.max_attempts)
-        cfg->retry.max_attempts = 1;
-    if (!cfg->circuit_breaker.failure_threshold)
-        cfg->circuit_breaker.failure_threshold = 1000;
-    if (!cfg->timeout_ms)
-        cfg->timeout_ms = 20000;
-    c = api_client_new(cfg);
-    ck_assert_ptr_nonnull(c);
-    return c;
+    return tu_engine_client(f ? fixture_url(f) : NULL, cfg);
 }
 
 /* ---- a poll(2) loop behind api_loop ---------------------------------------- */
@@ -880,20 +864,8 @@ out:
 
 static void sink_start(slow_sink *s)
 {
-    struct sockaddr_in a;
-    socklen_t          len = sizeof(a);
-
     memset(s, 0, sizeof(*s));
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(s->fd, 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(listen(s->fd, 4), 0);
-    ck_assert_int_eq(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
-    s->port = ntohs(a.sin_port);
-    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", (unsigned)s->port);
+    s->fd = tu_listen_loopback(4, &s->port, s->url, sizeof(s->url));
     ck_assert_int_eq(pthread_create(&s->thread, NULL, sink_main, s), 0);
 }
 

@@ -93,21 +93,9 @@ static void *script_main(void *arg)
 
 static void script_start(script *s)
 {
-    struct sockaddr_in a;
-    socklen_t          len = sizeof(a);
-
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(s->fd, 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(listen(s->fd, 16), 0);
-    ck_assert_int_eq(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
-    s->port = ntohs(a.sin_port);
-    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", (unsigned)s->port);
+    s->fd = tu_listen_loopback(16, &s->port, s->url, sizeof(s->url));
     ck_assert_int_eq(pthread_create(&s->thread, NULL, script_main, s), 0);
 }
 

@@ -47,3 +47,25 @@ api_origin_metrics tu_origin_metrics(api_client *c, api_cache_metrics *cache)
     api_client_metrics_free(&m);
     return om;
 }
+
+api_client *tu_engine_client(const char *base, api_client_config *cfg)
+{
+    api_client_config local;
+    api_client       *c;
+
+    if (!cfg) {
+        memset(&local, 0, sizeof(local));
+        cfg = &local;
+    }
+    if (base)
+        cfg->base_url = base;
+    if (!cfg->retry.max_attempts)
+        cfg->retry.max_attempts = 1;
+    if (!cfg->circuit_breaker.failure_threshold)
+        cfg->circuit_breaker.failure_threshold = 1000;
+    if (!cfg->timeout_ms)
+        cfg->timeout_ms = 20000;
+    c = api_client_new(cfg);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}

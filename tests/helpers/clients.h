@@ -19,6 +19,11 @@ api_client *tu_client_on(const char *base, unsigned attempts, api_client_config 
  * one. Asserts that the client was made. */
 api_client *tu_retry_client(const char *base, tu_clock *tc, api_client_config *cfg);
 
+/* A client on base (NULL: none) for the engine's suites: one attempt, a
+ * breaker that does not open on its own (1000) and a 20 s timeout unless
+ * cfg (NULL for defaults; modified) sets them. Asserts that it was made. */
+api_client *tu_engine_client(const char *base, api_client_config *cfg);
+
 /* The metrics of the client's one origin (asserting that there is exactly
  * one), with .origin set to NULL as the string is freed; *cache (if not
  * NULL) gets the cache's figures of the same snapshot. */

@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,7 +41,8 @@ int tu_run_suite(Suite *s)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-unsigned short tu_closed_port(void)
+/* A TCP socket bound to a free loopback port (*port). */
+static int tu_bound(unsigned short *port)
 {
     struct sockaddr_in sa;
     socklen_t          len = sizeof(sa);
@@ -52,6 +54,23 @@ unsigned short tu_closed_port(void)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+unsigned short tu_closed_port(void)
+{
+    unsigned short port;
+
+    close(tu_bound(&port));
+    return port;
+}
+
+int tu_listen_loopback(int backlog, unsigned short *port, char *url, size_t url_size)
+{
+    int fd = tu_bound(port);
+
+    ck_assert_int_eq(listen(fd, backlog), 0);
+    snprintf(url, url_size, "http://127.0.0.1:%u", (unsigned)*port);
+    return fd;
 }

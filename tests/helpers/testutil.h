@@ -26,6 +26,10 @@ void tu_clock_install(tu_clock *tc, api_client_config *cfg);
 /* A loopback port nobody listens on: bound, then closed. */
 unsigned short tu_closed_port(void);
 
+/* A socket listening on a free loopback port: *port, and url gets
+ * "http://127.0.0.1:<port>". */
+int tu_listen_loopback(int backlog, unsigned short *port, char *url, size_t url_size);
+
 /* Runs every test of s and returns the process exit status. Each test
  * forks (isolated, crash-safe) unless the environment says CK_FORK=no, as
  * CI does under ThreadSanitizer and valgrind. */
