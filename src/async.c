@@ -445,13 +445,10 @@ static int on_curl_timer(CURLM *m, long ms, void *ud)
     api_async *a = ud;
 
     (void)m;
-    /* Only noted: libcurl forbids acting from inside this callback. */
+    /* Only noted: libcurl forbids acting from inside this callback, and
+     * every libcurl call of the engine's runs inside an entry point, whose
+     * end (engine_leave) re-arms the adapter's timer. */
     a->curl_due = ms < 0 ? 0 : real_now() + (uint64_t)ms;
-    if (a->attached && !a->depth) {
-        a->in_curl++;
-        a->loop.set_timer(a->loop.data, next_wait(a));
-        a->in_curl--;
-    }
     return 0;
 }
 

@@ -438,6 +438,59 @@ START_TEST(test_submit_from_watch)
 }
 END_TEST
 
+/* A watch that submits a call and cancels it at once: its transfer never
+ * started, so the cancel needs no libcurl and ends it there; the server
+ * never sees it. */
+static int watch_submit_cancel(void *data, int fd, unsigned events, void **sock)
+{
+    submit_in_watch *s = data;
+
+    if (events && !s->tried) {
+        s->tried = true;
+        s->rc = submit_req(s->a, s->k, "GET", "/ok", NULL, 0, NULL);
+        api_async_cancel(s->a, &s->k->resp);
+    }
+    return pl_watch(&s->l, fd, events, sock);
+}
+
+START_TEST(test_submit_cancel_from_watch)
+{
+    fixture        *f = fixture_start();
+    api_client     *c;
+    api_async      *a;
+    call            outer, inner;
+    submit_in_watch s;
+    api_loop        t;
+
+    ck_assert_ptr_nonnull(f);
+    c = client_new(f, NULL);
+    a = api_async_new(c);
+    ck_assert_ptr_nonnull(a);
+    memset(&s, 0, sizeof(s));
+    memset(&outer, 0, sizeof(outer));
+    memset(&inner, 0, sizeof(inner));
+    s.l.a = a;
+    s.a = a;
+    s.k = &inner;
+    t = (api_loop){ &s, watch_submit_cancel, pl_set_timer, pl_detach };
+    ck_assert_int_eq(api_async_attach(a, &t), CB_OK);
+    ck_assert_int_eq(submit_req(a, &outer, "GET", "/delay/50", NULL, 0, NULL), CB_OK);
+    pl_run(&s.l);
+    ck_assert(s.tried);
+    ck_assert_int_eq(s.rc, CB_OK);
+    ck_assert_int_eq(inner.done, 1);
+    ck_assert_int_eq(inner.err, CB_ERR_CANCELLED);
+    ck_assert_int_eq(outer.done, 1);
+    ck_assert_int_eq(outer.err, CB_OK);
+    ck_assert_uint_eq(fixture_requests_path(f, "/ok"), 0);
+    api_response_free(&inner.resp);
+    api_response_free(&outer.resp);
+    api_async_free(a);
+    api_client_free(c);
+    fixture_stop(f);
+}
+END_TEST
+
 /* A loop whose watch cancels the call whose transfer it is asked to watch:
  * libcurl cannot take the transfer off from inside its callback, so the
  * cancel waits until it has returned; the call ends once, cancelled, and
@@ -927,6 +980,7 @@ static Suite *cov_async_suite(void)
     tcase_add_test(tc, test_upload_both_ways);
     tcase_add_test(tc, test_submit_from_watch);
     tcase_add_test(tc, test_cancel_from_watch);
+    tcase_add_test(tc, test_submit_cancel_from_watch);
     tcase_add_test(tc, test_adapter_calls_unattached);
     tcase_add_loop_test(tc, test_done_inside_free, 0, 2);
     tcase_add_test(tc, test_submit_after_free_asked);
