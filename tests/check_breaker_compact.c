@@ -219,6 +219,58 @@ START_TEST(test_free_embedded)
 }
 END_TEST
 
+/* The carry on its own: a breaker that was never inflated deflates too
+ * (only its owner's numbers change), a deflated one keeps its counts and
+ * its owner's numbers apart, too many owner numbers are refused, and a
+ * reader asking for more than were kept gets zeros past them. */
+START_TEST(test_carry)
+{
+    const uint64_t nine[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+    uint64_t       got[CBH_CARRY_EXTRA_MAX + 1];
+    cb_config      env, num;
+    cb_breaker     b;
+    cb_permit      p;
+    cb_metrics     m;
+
+    embed(&b, &env, &num, &(cb_config){ .failure_threshold = 3 });
+    ck_assert(!cbh_breaker_deflate(&b, fake_now, nine, CBH_CARRY_EXTRA_MAX + 1));
+    ck_assert(cbh_breaker_deflate(&b, fake_now, nine, 2));
+    ck_assert(!cbh_breaker_inflated(&b));
+    memset(got, 0xff, sizeof(got));
+    cbh_breaker_carried(&b, got, CBH_CARRY_EXTRA_MAX + 1);
+    ck_assert_uint_eq(got[0], 1);
+    ck_assert_uint_eq(got[1], 2);
+    ck_assert_uint_eq(got[2], 0);
+    ck_assert_uint_eq(got[CBH_CARRY_EXTRA_MAX], UINT64_MAX); /* past the clamp: untouched */
+    m = metrics(&b);
+    ck_assert_uint_eq(m.total_requests, 0);
+
+    /* Calls, then idle past the window: the counts go to the carry. */
+    ck_assert_int_eq(cb_breaker_acquire(&b, &p), CB_OK);
+    cb_breaker_record(&b, &p, true);
+    ck_assert_int_eq(cb_breaker_acquire(&b, &p), CB_OK);
+    cb_breaker_record(&b, &p, false);
+    ck_assert_int_eq(cb_breaker_acquire(&b, &p), CB_OK);
+    cb_breaker_record(&b, &p, true);
+    /* Inside the window: refused, nothing changed. */
+    ck_assert(!cbh_breaker_deflate(&b, fake_now, nine + 5, 2));
+    ck_assert(cbh_breaker_inflated(&b));
+    fake_now += env.failure_window_ms;
+    ck_assert(cbh_breaker_deflate(&b, fake_now, nine + 5, 2));
+    ck_assert(!cbh_breaker_inflated(&b));
+    m = metrics(&b);
+    ck_assert_uint_eq(m.total_requests, 3);
+    ck_assert_uint_eq(m.successes, 2);
+    ck_assert_uint_eq(m.failures, 1);
+    ck_assert_uint_eq(m.consecutive_successes, 1);
+    ck_assert_uint_eq(m.last_failure_ms, 1000);
+    cbh_breaker_carried(&b, got, 2);
+    ck_assert_uint_eq(got[0], 6);
+    ck_assert_uint_eq(got[1], 7);
+    cbh_breaker_destroy(&b);
+}
+END_TEST
+
 static Suite *compact_suite(void)
 {
     Suite *s = suite_create("breaker_compact");
@@ -231,6 +283,7 @@ static Suite *compact_suite(void)
     tcase_add_test(tc, test_configure_compact);
     tcase_add_test(tc, test_outcome_inflates_compact);
     tcase_add_test(tc, test_free_embedded);
+    tcase_add_test(tc, test_carry);
     suite_add_tcase(s, tc);
     return s;
 }
