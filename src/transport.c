@@ -21,10 +21,8 @@
 #include "transport.h"
 #include "url.h"
 
-#define POOL_MAX 64 /* idle handles kept; more are closed */
-#define BUF_INITIAL                                                                                \
-    512 /* first allocation of a header block, or of a
-                                 body without Content-Length: most are small */
+#define POOL_MAX 64     /* idle handles kept; more are closed */
+#define BUF_INITIAL 512 /* first allocation of a body without Content-Length: most are small */
 #define REDIRECT_URL_MAX 8192
 #define PREALLOC_MAX (16u << 20) /* most bytes allocated ahead on a Content-Length */
 
@@ -195,8 +193,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     cbh_xchg *st = ud;
     size_t    bytes = size * n;
 
-    if (bytes > st->head.max - st->head_seen) {
-        st->head.overflow = true;
+    if (bytes > st->head_max - st->head_seen) {
+        st->head_overflow = true;
         return 0;
     }
     st->head_seen += bytes;
@@ -205,18 +203,24 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         int code = status_of(p, bytes);
 
-        st->head.len = 0;
+        cbh_headers_acc_reset(&st->head);
         st->head_done = false;
         st->final = code >= 200 || code == 0;
         st->length = -1;
         st->chunked = false;
+        return bytes;
     } else if (bytes <= 2 && (bytes == 0 || p[0] == '\r' || p[0] == '\n')) {
         st->head_done = st->trailers = st->final;
     } else if (st->final && !framing_ok(st, p, bytes)) {
         st->framing = true;
         return 0;
     }
-    return buf_append(&st->head, p, bytes) ? bytes : 0;
+    /* libcurl hands over one whole line per call. */
+    if (!cbh_headers_acc_line(&st->head, p, bytes)) {
+        st->head_oom = true;
+        return 0;
+    }
+    return bytes;
 }
 
 /* Options that never change for a handle. */
@@ -404,17 +408,17 @@ static cb_err xfer_result(const cbh_xchg *st, CURLcode rc, char *msg, size_t msg
 
     if (rc == CURLE_OK)
         return CB_OK;
-    if (st->body.overflow || st->head.overflow) {
+    if (st->body.overflow || st->head_overflow) {
         snprintf(msg, msg_size, "response %s exceeded %zu bytes",
                  st->body.overflow ? "body" : "headers",
-                 st->body.overflow ? st->body.max : st->head.max);
+                 st->body.overflow ? st->body.max : st->head_max);
         return CB_ERR_TOO_LARGE;
     }
     if (st->framing) {
         snprintf(msg, msg_size, "conflicting message framing (Content-Length)");
         return CB_ERR_TRANSPORT;
     }
-    if (st->body.oom || st->head.oom)
+    if (st->body.oom || st->head_oom)
         return CB_ERR_NOMEM;
     if (rc == CURLE_OUT_OF_MEMORY) {
         curl_easy_getinfo(st->easy, CURLINFO_REQUEST_SIZE, &sent);
@@ -505,7 +509,7 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
     x->easy = e;
     x->method = req->method;
     x->body.max = t->max_body;
-    x->head.max = t->max_header;
+    x->head_max = t->max_header;
     x->length = -1;
     /* A node that turns off "Expect: 100-continue": it costs a round trip
      * on every body libcurl deems large. */
@@ -550,8 +554,8 @@ void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x)
 {
     xchg_release(t, x);
     cbh_free(x->body.data);
-    cbh_free(x->head.data);
-    x->body.data = x->head.data = NULL;
+    cbh_headers_acc_free(&x->head);
+    x->body.data = NULL;
 }
 
 cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out, char *msg,
@@ -567,12 +571,9 @@ cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out
             *follow = redirect_next(t, x->easy, out->status, x->method, next);
     }
     xchg_release(t, x);
-    if (err == CB_OK && x->head.len &&
-        cbh_headers_parse(x->head.data, x->head.len, &out->headers, &out->header_count,
-                          &out->headers_size) != CB_OK)
-        err = CB_ERR_NOMEM;
-    cbh_free(x->head.data);
-    x->head.data = NULL;
+    if (err == CB_OK)
+        cbh_headers_acc_finish(&x->head, &out->headers, &out->header_count, &out->headers_size);
+    cbh_headers_acc_free(&x->head);
     if (err != CB_OK) {
         cbh_free(x->body.data);
         x->body.data = NULL;

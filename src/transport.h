@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "cbhttp.h"
+#include "headers.h"
 #include "response.h"
 
 typedef struct cbh_transport cbh_transport;
@@ -51,9 +52,12 @@ typedef struct cbh_xchg {
     const char       *method; /* the request's */
     struct curl_slist expect; /* "Expect:" ahead of the caller's list */
     cbh_rbuf          body;
-    cbh_rbuf          head;      /* the header block of the current response */
-    size_t            head_seen; /* every header byte of the exchange: interim
+    cbh_headers_acc   head;          /* the current response's headers, parsed as they come */
+    size_t            head_max;      /* the header limit */
+    size_t            head_seen;     /* every header byte of the exchange: interim
                                     responses and trailers count against the limit */
+    bool              head_overflow; /* the limit was hit */
+    bool              head_oom;
     int64_t           length;    /* the block's Content-Length, -1 when none */
     bool              chunked;   /* the block has Transfer-Encoding */
     bool              final;     /* the block is a final (non-1xx) response's */
