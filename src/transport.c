@@ -24,7 +24,21 @@
 #define POOL_MAX 64     /* idle handles kept; more are closed */
 #define BUF_INITIAL 512 /* first allocation of a body without Content-Length: most are small */
 #define REDIRECT_URL_MAX 8192
+#define EASY_URL_MAX 256         /* longest URL a handle remembers */
 #define PREALLOC_MAX (16u << 20) /* most bytes allocated ahead on a Content-Length */
+
+/* An easy handle with what it was last set up with: an exchange sets only
+ * the options that differ from its handle's last exchange. A string
+ * option costs libcurl a strdup and a free (the URL ~1k instructions a
+ * request), and consecutive calls mostly go to one URL. */
+struct cbh_easy {
+    CURL *curl;
+    bool  has_url; /* url holds the URL set (a longer one is set every time) */
+    char  url[EASY_URL_MAX];
+    long  timeout_ms, connect_ms; /* set; -1 = none */
+    bool  plain_get;              /* set for a GET without body */
+    bool  posted;                 /* POSTFIELDS points at a body */
+};
 
 /* Idle handles, newest on top, each with the thread that last used it. */
 typedef struct handle_pool {
@@ -223,13 +237,26 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return bytes;
 }
 
-/* Options that never change for a handle. */
-static CURL *transport_new_handle(cbh_transport *t)
+static void easy_free(cbh_easy *h)
 {
-    CURL *e = curl_easy_init();
+    if (!h)
+        return;
+    curl_easy_cleanup(h->curl);
+    cbh_free(h);
+}
 
-    if (!e)
+/* Options that never change for a handle. */
+static cbh_easy *transport_new_handle(cbh_transport *t)
+{
+    cbh_easy *h = cbh_calloc(1, sizeof(*h));
+    CURL     *e = h ? curl_easy_init() : NULL;
+
+    if (!e) {
+        cbh_free(h);
         return NULL;
+    }
+    h->curl = e;
+    h->timeout_ms = h->connect_ms = -1;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -248,7 +275,7 @@ static CURL *transport_new_handle(cbh_transport *t)
     curl_easy_setopt(e, CURLOPT_SHARE, t->share);
     if (t->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
-    return e;
+    return h;
 }
 
 /* A thread gets back the handle it used last when that one is idle: its
@@ -363,7 +390,7 @@ void cbh_transport_free(cbh_transport *t)
     while (t->multis.n)
         curl_multi_cleanup(t->multis.idle[--t->multis.n]);
     while (t->easies.n)
-        curl_easy_cleanup(t->easies.idle[--t->easies.n]);
+        easy_free(t->easies.idle[--t->easies.n]);
     if (t->share)
         curl_share_cleanup(t->share);
     for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -440,13 +467,17 @@ static cb_err xfer_result(const cbh_xchg *st, CURLcode rc, char *msg, size_t msg
 }
 
 /* Sets the method, body and headers of one hop. */
-static void set_request(CURL *e, const char *method, const char *body, size_t body_len,
+static void set_request(cbh_easy *h, const char *method, const char *body, size_t body_len,
                         struct curl_slist *headers)
 {
+    CURL      *e = h->curl;
     cbh_method m = cbh_method_of(method);
     bool       has_body = body != NULL || cbh_method_has_body(method);
 
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    if (m == CBH_METHOD_GET && !has_body && h->plain_get)
+        return;
+    h->plain_get = false;
     if (m == CBH_METHOD_HEAD) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -454,11 +485,47 @@ static void set_request(CURL *e, const char *method, const char *body, size_t bo
         /* HTTPGET also undoes an earlier POST or NOBODY on this handle. */
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == CBH_METHOD_GET ? NULL : method);
+        h->plain_get = m == CBH_METHOD_GET;
     } else {
         curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == CBH_METHOD_POST ? NULL : method);
+        h->posted = true;
+    }
+}
+
+/* Sets the URL unless the handle has it already; libcurl reads its own
+ * copy at the start of every transfer. */
+static void set_url(cbh_easy *h, const char *url)
+{
+    size_t len = strlen(url);
+
+    if (h->has_url && len < sizeof(h->url) && memcmp(h->url, url, len + 1) == 0)
+        return;
+    h->has_url = false;
+    if (curl_easy_setopt(h->curl, CURLOPT_URL, url) != CURLE_OK)
+        return;
+    /* HTTP/2 can only come over TLS here (ALPN): there a new call waits for
+     * the origin's connection to say whether it multiplexes, instead of
+     * opening one of its own; over plain HTTP/1.1 waiting would serialise
+     * calls to one origin. */
+    curl_easy_setopt(h->curl, CURLOPT_PIPEWAIT, strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+    if (len < sizeof(h->url)) {
+        memcpy(h->url, url, len + 1);
+        h->has_url = true;
+    }
+}
+
+static void set_timeouts(cbh_easy *h, long timeout_ms, long connect_ms)
+{
+    if (h->timeout_ms != timeout_ms) {
+        curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+        h->timeout_ms = timeout_ms;
+    }
+    if (h->connect_ms != connect_ms) {
+        curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+        h->connect_ms = connect_ms;
     }
 }
 
@@ -497,16 +564,19 @@ static bool redirect_next(const cbh_transport *t, CURL *e, long status, const ch
 
 cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *err, void *priv)
 {
-    CURL    *e = pool_take(t, &t->easies);
-    uint64_t conn =
+    cbh_easy *h = pool_take(t, &t->easies);
+    uint64_t  conn =
         req->connect_timeout_ms < req->timeout_ms ? req->connect_timeout_ms : req->timeout_ms;
+    CURL *e;
 
     memset(x, 0, sizeof(*x));
-    if (!e && !(e = transport_new_handle(t))) {
+    if (!h && !(h = transport_new_handle(t))) {
         snprintf(err, CURL_ERROR_SIZE, "cannot create a libcurl handle");
         return CB_ERR_NOMEM;
     }
+    e = h->curl;
     x->easy = e;
+    x->handle = h;
     x->method = req->method;
     x->body.max = t->max_body;
     x->head_max = t->max_header;
@@ -520,16 +590,10 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
     curl_easy_setopt(e, CURLOPT_PRIVATE, priv);
-    set_request(e, req->method, req->body, req->body_len,
+    set_request(h, req->method, req->body, req->body_len,
                 req->body ? &x->expect : (struct curl_slist *)req->headers);
-    curl_easy_setopt(e, CURLOPT_URL, req->url);
-    /* HTTP/2 can only come over TLS here (ALPN): there a new call waits for
-     * the origin's connection to say whether it multiplexes, instead of
-     * opening one of its own; over plain HTTP/1.1 waiting would serialise
-     * calls to one origin. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(req->url, "https:", 6) == 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn);
+    set_url(h, req->url);
+    set_timeouts(h, (long)req->timeout_ms, (long)conn);
     return CB_OK;
 }
 
@@ -537,17 +601,24 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
  * memory. */
 static void xchg_release(cbh_transport *t, cbh_xchg *x)
 {
-    CURL *e = x->easy;
+    cbh_easy *h = x->handle;
+    CURL     *e = x->easy;
 
     if (!e)
         return;
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
-    if (!pool_give(t, &t->easies, e))
-        curl_easy_cleanup(e);
+    /* This also makes the handle's method POST again. */
+    if (h->posted) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        h->posted = false;
+        h->plain_get = false;
+    }
+    if (!pool_give(t, &t->easies, h))
+        easy_free(h);
     x->easy = NULL;
+    x->handle = NULL;
 }
 
 void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x)

@@ -47,8 +47,11 @@ typedef struct cbh_rbuf {
 /* One exchange in progress: what libcurl writes into while the transfer
  * runs. Lives inside its call (no allocation of its own); only
  * transport.c looks inside. */
+typedef struct cbh_easy cbh_easy; /* a pooled handle (transport.c) */
+
 typedef struct cbh_xchg {
     CURL             *easy;   /* NULL when no exchange is in progress */
+    cbh_easy         *handle; /* easy's pool record */
     const char       *method; /* the request's */
     struct curl_slist expect; /* "Expect:" ahead of the caller's list */
     cbh_rbuf          body;
