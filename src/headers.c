@@ -21,18 +21,24 @@ static bool headers_block_size(size_t count, size_t bytes, size_t *total)
 }
 
 /* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
- * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. */
-bool cbh_is_tchar(unsigned char ch)
-{
-    /* One bit per ASCII byte: this runs for every byte of every header
-     * name of every response. */
-    static const uint64_t lo = 0x03ff6cfa00000000ull, hi = 0x57ffffffc7fffffeull;
+ * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. One byte per
+ * byte value: this runs for every byte of every header name of every
+ * response, and a lookup is the cheapest test. */
+static const unsigned char tchar_table[256] = {
+    /* clang-format off */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, /* 0x20  !"#$%&'()*+,-./ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, /* 0x30 0-9 :;<=>? */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 @A-O */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, /* 0x50 P-Z [\]^_ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 `a-o */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, /* 0x70 p-z {|}~ DEL */
+    /* clang-format on */
+    /* 0x80-0xff: 0 */
+};
 
-    /* Letters first: names are mostly made of them. */
-    if ((unsigned)((ch | 0x20) - 'a') < 26u)
-        return true;
-    return ch < 64 ? (lo >> ch) & 1 : ch < 128 && ((hi >> (ch - 64)) & 1);
-}
+bool cbh_is_tchar(unsigned char ch) { return tchar_table[ch]; }
 
 static bool headers_is_ows(char ch) { return ch == ' ' || ch == '\t'; }
 
@@ -100,7 +106,7 @@ static bool acc_grow(cbh_headers_acc *a, size_t n)
 }
 
 /* Room for one more entry and n more string bytes. */
-static bool acc_reserve(cbh_headers_acc *a, size_t n)
+static inline bool acc_reserve(cbh_headers_acc *a, size_t n)
 {
     return (a->count < a->slots && n <= a->strcap - a->bytes) || acc_grow(a, n);
 }
@@ -154,7 +160,7 @@ bool cbh_headers_acc_line(cbh_headers_acc *a, const char *line, size_t n)
     /* The name is a token ending at the first colon: a line with another
      * byte before its colon, or without one, is dropped. One scan finds
      * both, the colon being no token character. */
-    for (name_len = 0; name_len < n && cbh_is_tchar((unsigned char)line[name_len]); name_len++)
+    for (name_len = 0; name_len < n && tchar_table[(unsigned char)line[name_len]]; name_len++)
         ;
     if (name_len == 0 || name_len == n || line[name_len] != ':')
         return true;
@@ -173,6 +179,22 @@ bool cbh_headers_acc_line(cbh_headers_acc *a, const char *line, size_t n)
     a->bytes += name_len + vlen + 2;
     a->value_len = vlen;
     a->last_valid = true;
+    return true;
+}
+
+bool cbh_headers_acc_last(const cbh_headers_acc *a, const char **name, size_t *name_len,
+                          const char **value, size_t *value_len)
+{
+    const char *strings = acc_strings(a);
+    acc_entry   e;
+
+    if (a->count == 0)
+        return false;
+    memcpy(&e, a->blk + (a->count - 1) * sizeof(api_header), sizeof(e));
+    *name = strings + e.name;
+    *name_len = e.value - e.name - 1;
+    *value = strings + e.value;
+    *value_len = a->bytes - e.value - 1;
     return true;
 }
 

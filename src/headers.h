@@ -38,6 +38,11 @@ void cbh_headers_acc_reset(cbh_headers_acc *a);
 /* One header line, its line end ("\r\n" or "\n") included or not. False on
  * OOM (the block is then left as it was). */
 bool cbh_headers_acc_line(cbh_headers_acc *a, const char *line, size_t n);
+/* The last header of the block, its value as it stands (a folded line may
+ * still extend it); the pointers stay valid until the next call on a.
+ * False when the block has none. */
+bool cbh_headers_acc_last(const cbh_headers_acc *a, const char **name, size_t *name_len,
+                          const char **value, size_t *value_len);
 /* Hands the block over as cbh_headers_parse does (NULL/0/0 when it has no
  * header) and leaves a empty. */
 void cbh_headers_acc_finish(cbh_headers_acc *a, api_header **out, size_t *count, size_t *size);

@@ -114,9 +114,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
      * the announcement only up to PREALLOC_MAX: a hostile server may name
      * any length, and the bound on what it really sends is max. */
     if (!st->body.data && bytes) {
-        curl_off_t cl = -1;
+        int64_t cl = st->length; /* the final response's, parsed by on_header */
 
-        curl_easy_getinfo(st->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         if (cl > 0 && (uint64_t)cl <= st->body.max && (uint64_t)cl < PREALLOC_MAX) {
             st->body.data = cbh_malloc((size_t)cl + 1);
             if (!st->body.data) {
@@ -177,21 +176,21 @@ static bool content_length_add(cbh_xchg *st, const char *v, size_t n)
     return true;
 }
 
-/* Watches the framing fields of a final response: conflicting lengths, or
- * a length beside Transfer-Encoding, are the classic request-smuggling and
+/* Watches the framing fields of a final response (the header just added
+ * to the block): conflicting lengths, or a length beside
+ * Transfer-Encoding, are the classic request-smuggling and
  * response-splitting shapes, an unrecoverable error. */
-static bool framing_ok(cbh_xchg *st, const char *p, size_t n)
+static bool framing_ok(cbh_xchg *st)
 {
-    const char *colon = memchr(p, ':', n);
-    size_t      name;
+    const char *name, *value;
+    size_t      name_len, value_len;
 
-    if (!colon)
+    if (!cbh_headers_acc_last(&st->head, &name, &name_len, &value, &value_len))
         return true;
-    name = (size_t)(colon - p);
-    if (name == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
-        if (!content_length_add(st, colon + 1, n - name - 1))
+    if (name_len == 14 && strncasecmp(name, "Content-Length", 14) == 0) {
+        if (!content_length_add(st, value, value_len))
             return false;
-    } else if (name == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
+    } else if (name_len == 17 && strncasecmp(name, "Transfer-Encoding", 17) == 0) {
         st->chunked = true;
     }
     return !(st->chunked && st->length >= 0);
@@ -205,7 +204,7 @@ static bool framing_ok(cbh_xchg *st, const char *p, size_t n)
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     cbh_xchg *st = ud;
-    size_t    bytes = size * n;
+    size_t    bytes = size * n, had;
 
     if (bytes > st->head_max - st->head_seen) {
         st->head_overflow = true;
@@ -225,13 +224,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         return bytes;
     } else if (bytes <= 2 && (bytes == 0 || p[0] == '\r' || p[0] == '\n')) {
         st->head_done = st->trailers = st->final;
-    } else if (st->final && !framing_ok(st, p, bytes)) {
-        st->framing = true;
-        return 0;
     }
     /* libcurl hands over one whole line per call. */
+    had = st->head.count;
     if (!cbh_headers_acc_line(&st->head, p, bytes)) {
         st->head_oom = true;
+        return 0;
+    }
+    if (st->final && st->head.count > had && !framing_ok(st)) {
+        st->framing = true;
         return 0;
     }
     return bytes;
