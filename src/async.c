@@ -246,13 +246,13 @@ static void read_infos(api_async *a)
     int      left;
 
     while ((m = curl_multi_info_read(a->multi, &left))) {
-        cbh_call *k = NULL;
+        cbh_call *k;
         CURLcode  rc = m->data.result;
         CURL     *e = m->easy_handle;
 
         if (m->msg != CURLMSG_DONE)
             continue;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&k);
+        k = cbh_xchg_private(e);
         curl_multi_remove_handle(a->multi, e);
         if (k)
             call_apply(a, k, cbh_call_transfer_done(k, rc));

@@ -32,12 +32,18 @@
  * option costs libcurl a strdup and a free (the URL ~1k instructions a
  * request), and consecutive calls mostly go to one URL. */
 struct cbh_easy {
-    CURL *curl;
-    bool  has_url; /* url holds the URL set (a longer one is set every time) */
-    char  url[EASY_URL_MAX];
-    long  timeout_ms, connect_ms; /* set; -1 = none */
-    bool  plain_get;              /* set for a GET without body */
-    bool  posted;                 /* POSTFIELDS points at a body */
+    CURL     *curl;
+    cbh_xchg *x;    /* the exchange in progress: the callbacks' state */
+    void     *priv; /* its owner's pointer (cbh_xchg_private) */
+    /* libcurl's error text: the handle's own, so that the option stays
+     * set; copied out when an exchange fails. */
+    char errbuf[CURL_ERROR_SIZE];
+    bool shared;  /* CURLOPT_SHARE is set: TLS sessions */
+    bool has_url; /* url holds the URL set (a longer one is set every time) */
+    char url[EASY_URL_MAX];
+    long timeout_ms, connect_ms; /* set; -1 = none */
+    bool plain_get;              /* set for a GET without body */
+    bool posted;                 /* POSTFIELDS points at a body */
 };
 
 /* Idle handles, newest on top, each with the thread that last used it. */
@@ -107,7 +113,7 @@ static bool buf_append(cbh_rbuf *b, const char *p, size_t n)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    cbh_xchg *st = ud;
+    cbh_xchg *st = ((cbh_easy *)ud)->x;
     size_t    bytes = size * n;
 
     /* Size the buffer once when the server announced the length, trusting
@@ -203,7 +209,7 @@ static bool framing_ok(cbh_xchg *st)
  * header limit. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    cbh_xchg *st = ud;
+    cbh_xchg *st = ((cbh_easy *)ud)->x;
     size_t    bytes = size * n, had;
 
     if (bytes > st->head_max - st->head_seen) {
@@ -268,12 +274,17 @@ static cbh_easy *transport_new_handle(cbh_transport *t)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_FAILONERROR, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* The callbacks and the engine reach the exchange through h: these
+     * stay the same for every exchange. */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, h);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
     /* A limit beyond what curl_off_t holds is no limit (0). */
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                      t->max_body <= (uint64_t)INT64_MAX ? (curl_off_t)t->max_body : 0);
-    curl_easy_setopt(e, CURLOPT_SHARE, t->share);
     if (t->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
     return h;
@@ -498,7 +509,7 @@ static void set_request(cbh_easy *h, const char *method, const char *body, size_
 
 /* Sets the URL unless the handle has it already; libcurl reads its own
  * copy at the start of every transfer. */
-static void set_url(cbh_easy *h, const char *url)
+static void set_url(cbh_transport *t, cbh_easy *h, const char *url)
 {
     size_t len = strlen(url);
 
@@ -512,14 +523,28 @@ static void set_url(cbh_easy *h, const char *url)
      * opening one of its own; over plain HTTP/1.1 waiting would serialise
      * calls to one origin. */
     curl_easy_setopt(h->curl, CURLOPT_PIPEWAIT, strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+    /* The share holds TLS sessions only: a handle joins it with its first
+     * https URL, since every transfer of a handle in a share pays for the
+     * share's lock checks. */
+    if (!h->shared && strncasecmp(url, "https:", 6) == 0)
+        h->shared = curl_easy_setopt(h->curl, CURLOPT_SHARE, t->share) == CURLE_OK;
     if (len < sizeof(h->url)) {
         memcpy(h->url, url, len + 1);
         h->has_url = true;
     }
 }
 
+/* libcurl's own connect timeout when none is set (DEFAULT_CONNECT_TIMEOUT). */
+#define CURL_CONNECT_DEFAULT_MS 300000L
+
 static void set_timeouts(cbh_easy *h, long timeout_ms, long connect_ms)
 {
+    /* A connect timeout no shorter than the whole one limits nothing, and
+     * costs libcurl a second timer on every transfer; without it libcurl
+     * limits connecting by the whole timeout and its default, which is no
+     * shorter. */
+    if (connect_ms == timeout_ms && timeout_ms <= CURL_CONNECT_DEFAULT_MS)
+        connect_ms = 0;
     if (h->timeout_ms != timeout_ms) {
         curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
         h->timeout_ms = timeout_ms;
@@ -587,13 +612,12 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
     x->expect.data = (char *)"Expect:";
     x->expect.next = (struct curl_slist *)req->headers;
     err[0] = '\0';
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, priv);
+    h->errbuf[0] = '\0';
+    h->x = x;
+    h->priv = priv;
     set_request(h, req->method, req->body, req->body_len,
                 req->body ? &x->expect : (struct curl_slist *)req->headers);
-    set_url(h, req->url);
+    set_url(t, h, req->url);
     set_timeouts(h, (long)req->timeout_ms, (long)conn);
     return CB_OK;
 }
@@ -607,9 +631,9 @@ static void xchg_release(cbh_transport *t, cbh_xchg *x)
 
     if (!e)
         return;
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    h->x = NULL;
+    h->priv = NULL;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
     /* This also makes the handle's method POST again. */
     if (h->posted) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
@@ -630,10 +654,23 @@ void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x)
     x->body.data = NULL;
 }
 
+void *cbh_xchg_private(CURL *e)
+{
+    cbh_easy *h = NULL;
+
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&h);
+    return h ? h->priv : NULL;
+}
+
 cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out, char *msg,
                     unsigned hops, cbh_redirect *next, bool *follow)
 {
-    cb_err err = xfer_result(x, rc, msg, CURL_ERROR_SIZE);
+    cb_err err;
+
+    /* What libcurl wrote, as if it had written into msg itself. */
+    if (x->handle->errbuf[0])
+        memcpy(msg, x->handle->errbuf, sizeof(x->handle->errbuf));
+    err = xfer_result(x, rc, msg, CURL_ERROR_SIZE);
 
     memset(out, 0, sizeof(*out));
     *follow = false;
