@@ -238,7 +238,7 @@ static uint64_t mix_seed(uint64_t x)
 
 cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char *path,
                      const char *body, size_t body_len, const api_options *opts, api_response *resp,
-                     bool copy)
+                     bool copy, cbh_easy_stash *stash)
 {
     cb_err err;
 
@@ -252,6 +252,7 @@ cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char 
     k->method = method;
     k->body = body;
     k->body_len = body_len;
+    k->stash = stash;
     k->cb_cfg = opts ? opts->circuit_breaker : NULL;
     k->classify = opts && opts->classify ? opts->classify : c->cfg.classify;
     k->classify_data = opts && opts->classify ? opts->classify_data : c->cfg.classify_data;
@@ -356,6 +357,7 @@ static cbh_step call_exchange(cbh_call *k, bool hop)
         resp->attempts++;
     cbh_response_clear_payload(resp);
     k->sent = now;
+    k->x.stash = k->stash;
     k->x.method = k->method;
     k->x.url = call_url(k);
     k->x.body = k->body;
@@ -689,7 +691,7 @@ CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path
     /* Everything before the URL's buffers: resolve initialises those. */
     memset(&k, 0, offsetof(cbh_call, url));
     k.url.heap_ = NULL;
-    err = cbh_call_init(&k, c, method, path, body, body_len, opts, resp, false);
+    err = cbh_call_init(&k, c, method, path, body, body_len, opts, resp, false, NULL);
     if (err != CB_OK)
         return err;
     cbh_engine_perform(&k);

@@ -590,8 +590,9 @@ static bool redirect_next(const cbh_transport *t, CURL *e, long status, const ch
 
 cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *err, void *priv)
 {
-    cbh_easy *h = pool_take(t, &t->easies);
-    uint64_t  conn =
+    cbh_easy_stash *s = req->stash;
+    cbh_easy       *h = s && s->n ? s->idle[--s->n] : pool_take(t, &t->easies);
+    uint64_t        conn =
         req->connect_timeout_ms < req->timeout_ms ? req->connect_timeout_ms : req->timeout_ms;
     CURL *e;
 
@@ -603,6 +604,7 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
     e = h->curl;
     x->easy = e;
     x->handle = h;
+    x->stash = s;
     x->method = req->method;
     x->body.max = t->max_body;
     x->head_max = t->max_header;
@@ -640,10 +642,22 @@ static void xchg_release(cbh_transport *t, cbh_xchg *x)
         h->posted = false;
         h->plain_get = false;
     }
-    if (!pool_give(t, &t->easies, h))
+    if (x->stash && x->stash->n < CBH_STASH_MAX)
+        x->stash->idle[x->stash->n++] = h;
+    else if (!pool_give(t, &t->easies, h))
         easy_free(h);
     x->easy = NULL;
     x->handle = NULL;
+}
+
+void cbh_easy_stash_drain(cbh_transport *t, cbh_easy_stash *s)
+{
+    while (s->n) {
+        cbh_easy *h = s->idle[--s->n];
+
+        if (!pool_give(t, &t->easies, h))
+            easy_free(h);
+    }
 }
 
 void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x)

@@ -23,8 +23,21 @@ typedef struct cbh_transport_config {
     bool        cross_origin_redirects;
 } cbh_transport_config;
 
+typedef struct cbh_easy cbh_easy; /* a pooled handle (transport.c) */
+
+#define CBH_STASH_MAX 64 /* idle handles an engine keeps for itself */
+
+/* Idle easy handles kept by one engine (one thread), out of the shared
+ * pool: taking one and giving it back then takes no lock. Zero-initialise
+ * it; cbh_easy_stash_drain gives them to the pool before it goes. */
+typedef struct cbh_easy_stash {
+    cbh_easy *idle[CBH_STASH_MAX];
+    size_t    n;
+} cbh_easy_stash;
+
 /* What one exchange sends. The strings must outlive the exchange. */
 typedef struct cbh_xfer {
+    cbh_easy_stash          *stash;  /* the driver's idle handles; NULL = the pool only */
     const char              *method; /* "GET", "HEAD", ... */
     const char              *url;
     const char              *body; /* may be NULL */
@@ -47,11 +60,10 @@ typedef struct cbh_rbuf {
 /* One exchange in progress: what libcurl writes into while the transfer
  * runs. Lives inside its call (no allocation of its own); only
  * transport.c looks inside. */
-typedef struct cbh_easy cbh_easy; /* a pooled handle (transport.c) */
-
 typedef struct cbh_xchg {
     CURL             *easy;   /* NULL when no exchange is in progress */
     cbh_easy         *handle; /* easy's pool record */
+    cbh_easy_stash   *stash;  /* where the handle goes back first, or NULL */
     const char       *method; /* the request's */
     struct curl_slist expect; /* "Expect:" ahead of the caller's list */
     cbh_rbuf          body;
@@ -110,6 +122,10 @@ cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out
 /* Drops an exchange that will not finish (cancelled, or its deadline
  * passed; already removed from its multi handle). NULL easy is fine. */
 void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x);
+
+/* Gives the stash's handles back to the pool (closing those it has no
+ * room for). */
+void cbh_easy_stash_drain(cbh_transport *t, cbh_easy_stash *s);
 
 /* A multi handle for a thread's blocking calls, from a pool: a thread gets
  * back the one it used last, and with it its kept-alive connections. NULL
