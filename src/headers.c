@@ -175,26 +175,12 @@ bool cbh_headers_acc_line(cbh_headers_acc *a, const char *line, size_t n)
     dst[name_len] = '\0';
     memcpy(dst + name_len + 1, val, vlen);
     dst[name_len + 1 + vlen] = '\0';
-    acc_set_entry(a, a->count++, a->bytes, a->bytes + name_len + 1);
+    a->last_name = a->bytes;
+    a->last_value = a->bytes + name_len + 1;
+    acc_set_entry(a, a->count++, a->last_name, a->last_value);
     a->bytes += name_len + vlen + 2;
     a->value_len = vlen;
     a->last_valid = true;
-    return true;
-}
-
-bool cbh_headers_acc_last(const cbh_headers_acc *a, const char **name, size_t *name_len,
-                          const char **value, size_t *value_len)
-{
-    const char *strings = acc_strings(a);
-    acc_entry   e;
-
-    if (a->count == 0)
-        return false;
-    memcpy(&e, a->blk + (a->count - 1) * sizeof(api_header), sizeof(e));
-    *name = strings + e.name;
-    *name_len = e.value - e.name - 1;
-    *value = strings + e.value;
-    *value_len = a->bytes - e.value - 1;
     return true;
 }
 

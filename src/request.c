@@ -41,13 +41,13 @@
 #define CLIENT_LOG(k, level, ...)                                                                  \
     cbh_log((k)->c->cfg.logger, (k)->c->cfg.log_data, (k)->c->cfg.log_level, level, __VA_ARGS__)
 
+/* A method is a token (RFC 9110 9.1), of at most 32 bytes here. */
 static bool method_valid(const char *m)
 {
     size_t n = 0;
 
     for (; m[n]; n++)
-        if (!strchr("!#$%&'*+-.^_`|~", m[n]) && !(m[n] >= '0' && m[n] <= '9') &&
-            !((m[n] | 0x20) >= 'a' && (m[n] | 0x20) <= 'z'))
+        if (!cbh_is_tchar((unsigned char)m[n]))
             return false;
     return n > 0 && n <= 32;
 }
