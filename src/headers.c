@@ -40,10 +40,10 @@ static const unsigned char tchar_table[256] = {
 
 bool cbh_is_tchar(unsigned char ch) { return tchar_table[ch]; }
 
-static bool headers_is_ows(char ch) { return ch == ' ' || ch == '\t'; }
+static inline bool headers_is_ows(char ch) { return ch == ' ' || ch == '\t'; }
 
 /* Trims optional whitespace (and a stray CR) from both ends of [*s, *s+*n). */
-static void headers_trim(const char **s, size_t *n)
+static inline void headers_trim(const char **s, size_t *n)
 {
     while (*n > 0 && headers_is_ows(**s)) {
         (*s)++;
