@@ -62,8 +62,10 @@ typedef struct acc_entry {
 
 _Static_assert(sizeof(acc_entry) <= sizeof(api_header), "an entry's offsets fit in its slot");
 
-#define ACC_FIRST_SLOTS 16   /* entries reserved by the first allocation */
-#define ACC_FIRST_BYTES 256u /* string bytes of the first allocation */
+/* The first allocation: room for most responses (nginx sends 5 headers
+ * in 130 bytes), 384 bytes held while a response arrives. */
+#define ACC_FIRST_SLOTS 8    /* entries */
+#define ACC_FIRST_BYTES 256u /* string bytes */
 
 static char *acc_strings(const cbh_headers_acc *a)
 {

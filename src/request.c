@@ -252,7 +252,7 @@ cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char 
     k->method = method;
     k->body = body;
     k->body_len = body_len;
-    k->stash = stash;
+    k->x.stash = stash; /* the same for every exchange of the call */
     k->cb_cfg = opts ? opts->circuit_breaker : NULL;
     k->classify = opts && opts->classify ? opts->classify : c->cfg.classify;
     k->classify_data = opts && opts->classify ? opts->classify_data : c->cfg.classify_data;
@@ -357,7 +357,6 @@ static cbh_step call_exchange(cbh_call *k, bool hop)
         resp->attempts++;
     cbh_response_clear_payload(resp);
     k->sent = now;
-    k->x.stash = k->stash;
     k->x.method = k->method;
     k->x.url = call_url(k);
     k->x.body = k->body;

@@ -63,7 +63,6 @@ struct cbh_call {
     const char       **lines;      /* request header lines, for Vary and libcurl */
     struct curl_slist *nodes;
     size_t             n_lines;
-    cbh_easy_stash    *stash; /* the driver's idle easy handles, or NULL */
     cbh_xfer           x;
     cbh_xchg           xchg;
     cbh_call_link      link;

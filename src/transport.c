@@ -24,7 +24,6 @@
 #define POOL_MAX 64     /* idle handles kept; more are closed */
 #define BUF_INITIAL 512 /* first allocation of a body without Content-Length: most are small */
 #define REDIRECT_URL_MAX 8192
-#define EASY_URL_MAX 256         /* longest URL a handle remembers */
 #define PREALLOC_MAX (16u << 20) /* most bytes allocated ahead on a Content-Length */
 
 /* An easy handle with what it was last set up with: an exchange sets only
@@ -35,15 +34,12 @@ struct cbh_easy {
     CURL     *curl;
     cbh_xchg *x;    /* the exchange in progress: the callbacks' state */
     void     *priv; /* its owner's pointer (cbh_xchg_private) */
-    /* libcurl's error text: the handle's own, so that the option stays
-     * set; copied out when an exchange fails. */
-    char errbuf[CURL_ERROR_SIZE];
-    bool shared;  /* CURLOPT_SHARE is set: TLS sessions */
-    bool has_url; /* url holds the URL set (a longer one is set every time) */
-    char url[EASY_URL_MAX];
-    long timeout_ms, connect_ms; /* set; -1 = none */
-    bool plain_get;              /* set for a GET without body */
-    bool posted;                 /* POSTFIELDS points at a body */
+    char     *url;  /* a copy of the URL set; NULL = none */
+    size_t    url_len;
+    bool      shared;                 /* CURLOPT_SHARE is set: TLS sessions */
+    long      timeout_ms, connect_ms; /* set; -1 = none */
+    bool      plain_get;              /* set for a GET without body */
+    bool      posted;                 /* POSTFIELDS points at a body */
 };
 
 /* Idle handles, newest on top, each with the thread that last used it. */
@@ -248,6 +244,7 @@ static void easy_free(cbh_easy *h)
     if (!h)
         return;
     curl_easy_cleanup(h->curl);
+    cbh_free(h->url);
     cbh_free(h);
 }
 
@@ -280,7 +277,6 @@ static cbh_easy *transport_new_handle(cbh_transport *t)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(e, CURLOPT_PRIVATE, h);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
     /* A limit beyond what curl_off_t holds is no limit (0). */
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                      t->max_body <= (uint64_t)INT64_MAX ? (curl_off_t)t->max_body : 0);
@@ -507,16 +503,24 @@ static void set_request(cbh_easy *h, const char *method, const char *body, size_
 }
 
 /* Sets the URL unless the handle has it already; libcurl reads its own
- * copy at the start of every transfer. */
-static void set_url(cbh_transport *t, cbh_easy *h, const char *url)
+ * copy at the start of every transfer. False on OOM. */
+static bool set_url(cbh_transport *t, cbh_easy *h, const char *url)
 {
     size_t len = strlen(url);
+    char  *copy;
 
-    if (h->has_url && len < sizeof(h->url) && memcmp(h->url, url, len + 1) == 0)
-        return;
-    h->has_url = false;
-    if (curl_easy_setopt(h->curl, CURLOPT_URL, url) != CURLE_OK)
-        return;
+    if (h->url && h->url_len == len && memcmp(h->url, url, len) == 0)
+        return true;
+    if (!(copy = cbh_malloc(len + 1)))
+        return false;
+    memcpy(copy, url, len + 1);
+    cbh_free(h->url);
+    h->url = NULL;
+    /* Not remembered when libcurl could not take it: set again next time. */
+    if (curl_easy_setopt(h->curl, CURLOPT_URL, url) != CURLE_OK) {
+        cbh_free(copy);
+        return true;
+    }
     /* HTTP/2 can only come over TLS here (ALPN): there a new call waits for
      * the origin's connection to say whether it multiplexes, instead of
      * opening one of its own; over plain HTTP/1.1 waiting would serialise
@@ -527,10 +531,9 @@ static void set_url(cbh_transport *t, cbh_easy *h, const char *url)
      * share's lock checks. */
     if (!h->shared && strncasecmp(url, "https:", 6) == 0)
         h->shared = curl_easy_setopt(h->curl, CURLOPT_SHARE, t->share) == CURLE_OK;
-    if (len < sizeof(h->url)) {
-        memcpy(h->url, url, len + 1);
-        h->has_url = true;
-    }
+    h->url = copy;
+    h->url_len = len;
+    return true;
 }
 
 /* libcurl's own connect timeout when none is set (DEFAULT_CONNECT_TIMEOUT). */
@@ -587,6 +590,16 @@ static bool redirect_next(const cbh_transport *t, CURL *e, long status, const ch
     return true;
 }
 
+/* An idle handle goes to the engine's stash when it has room, else to the
+ * pool; closed when neither has. */
+static void handle_give(cbh_transport *t, cbh_easy_stash *s, cbh_easy *h)
+{
+    if (s && s->n < CBH_STASH_MAX)
+        s->idle[s->n++] = h;
+    else if (!pool_give(t, &t->easies, h))
+        easy_free(h);
+}
+
 cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *err, void *priv)
 {
     cbh_easy_stash *s = req->stash;
@@ -598,6 +611,11 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
     memset(x, 0, sizeof(*x));
     if (!h && !(h = transport_new_handle(t))) {
         snprintf(err, CURL_ERROR_SIZE, "cannot create a libcurl handle");
+        return CB_ERR_NOMEM;
+    }
+    if (!set_url(t, h, req->url)) {
+        handle_give(t, s, h);
+        snprintf(err, CURL_ERROR_SIZE, "out of memory");
         return CB_ERR_NOMEM;
     }
     e = h->curl;
@@ -613,12 +631,11 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
     x->expect.data = (char *)"Expect:";
     x->expect.next = (struct curl_slist *)req->headers;
     err[0] = '\0';
-    h->errbuf[0] = '\0';
     h->x = x;
     h->priv = priv;
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
     set_request(h, req->method, req->body, req->body_len,
                 req->body ? &x->expect : (struct curl_slist *)req->headers);
-    set_url(t, h, req->url);
     set_timeouts(h, (long)req->timeout_ms, (long)conn);
     return CB_OK;
 }
@@ -634,6 +651,7 @@ static void xchg_release(cbh_transport *t, cbh_xchg *x)
         return;
     h->x = NULL;
     h->priv = NULL;
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
     /* This also makes the handle's method POST again. */
     if (h->posted) {
@@ -641,10 +659,7 @@ static void xchg_release(cbh_transport *t, cbh_xchg *x)
         h->posted = false;
         h->plain_get = false;
     }
-    if (x->stash && x->stash->n < CBH_STASH_MAX)
-        x->stash->idle[x->stash->n++] = h;
-    else if (!pool_give(t, &t->easies, h))
-        easy_free(h);
+    handle_give(t, x->stash, h);
     x->easy = NULL;
     x->handle = NULL;
 }
@@ -678,12 +693,7 @@ void *cbh_xchg_private(CURL *e)
 cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out, char *msg,
                     unsigned hops, cbh_redirect *next, bool *follow)
 {
-    cb_err err;
-
-    /* What libcurl wrote, as if it had written into msg itself. */
-    if (x->handle->errbuf[0])
-        memcpy(msg, x->handle->errbuf, sizeof(x->handle->errbuf));
-    err = xfer_result(x, rc, msg, CURL_ERROR_SIZE);
+    cb_err err = xfer_result(x, rc, msg, CURL_ERROR_SIZE);
 
     memset(out, 0, sizeof(*out));
     *follow = false;

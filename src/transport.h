@@ -94,9 +94,9 @@ cbh_transport *cbh_transport_new(const cbh_transport_config *cfg);
 void cbh_transport_free(cbh_transport *t);
 
 /*
- * Sets up an exchange for req on a pooled easy handle; err
- * (CURL_ERROR_SIZE bytes) is emptied, and end writes the error text into
- * it. x->easy is then ready for curl_multi_add_handle;
+ * Sets up an exchange for req on a pooled easy handle; libcurl writes its
+ * error text into err (CURL_ERROR_SIZE bytes, kept until end or abort).
+ * x->easy is then ready for curl_multi_add_handle;
  * cbh_xchg_private(x->easy) returns priv. CB_OK or CB_ERR_NOMEM (x->easy NULL).
  * Thread-safe.
  */
