@@ -36,10 +36,10 @@ struct cbh_easy {
     void     *priv; /* its owner's pointer (cbh_xchg_private) */
     char     *url;  /* a copy of the URL set; NULL = none */
     size_t    url_len;
-    bool      shared;                 /* CURLOPT_SHARE is set: TLS sessions */
     long      timeout_ms, connect_ms; /* set; -1 = none */
     bool      plain_get;              /* set for a GET without body */
     bool      posted;                 /* POSTFIELDS points at a body */
+    bool      shared;                 /* CURLOPT_SHARE is set: TLS sessions */
 };
 
 /* Idle handles, newest on top, each with the thread that last used it. */
