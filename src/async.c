@@ -44,26 +44,27 @@ typedef struct sockrec {
 } sockrec;
 
 struct api_async {
-    api_client *c;
-    CURLM      *multi;
-    cbh_call   *calls;     /* accepted, done not yet run */
-    cbh_call   *done_head; /* finished, done due (FIFO) */
-    cbh_call   *spare;     /* finished calls kept for the next ones */
-    size_t      spare_n;
-    cbh_call  **done_tail;
-    cbh_call  **heap; /* by link.due: waits and deadlines */
-    size_t      heap_n, heap_cap;
-    size_t      pending;
-    api_loop    loop;
-    bool        attached;
-    sockrec   **socks; /* sockets the adapter watches */
-    size_t      socks_n, socks_cap;
-    uint64_t    curl_due;   /* real ms when libcurl wants its timeout; 0 = none */
-    unsigned    depth;      /* dispatches in progress (done callbacks may nest) */
-    unsigned    in_curl;    /* inside a loop function libcurl's callback called */
-    cbh_call   *deferred;   /* calls with a libcurl step deferred (link.defer_next) */
-    bool        free_asked; /* api_async_free from inside a dispatch */
-    bool        freeing;
+    api_client    *c;
+    CURLM         *multi;
+    cbh_call      *calls;     /* accepted, done not yet run */
+    cbh_call      *done_head; /* finished, done due (FIFO) */
+    cbh_call      *spare;     /* finished calls kept for the next ones */
+    size_t         spare_n;
+    cbh_call     **done_tail;
+    cbh_call     **heap; /* by link.due: waits and deadlines */
+    size_t         heap_n, heap_cap;
+    size_t         pending;
+    api_loop       loop;
+    bool           attached;
+    sockrec      **socks; /* sockets the adapter watches */
+    size_t         socks_n, socks_cap;
+    cbh_easy_stash stash;      /* easy handles for this engine's calls */
+    uint64_t       curl_due;   /* real ms when libcurl wants its timeout; 0 = none */
+    unsigned       depth;      /* dispatches in progress (done callbacks may nest) */
+    unsigned       in_curl;    /* inside a loop function libcurl's callback called */
+    cbh_call      *deferred;   /* calls with a libcurl step deferred (link.defer_next) */
+    bool           free_asked; /* api_async_free from inside a dispatch */
+    bool           freeing;
 };
 
 static uint64_t real_now(void) { return cb_clock_monotonic_ms(NULL); }
@@ -327,13 +328,13 @@ static void read_infos(api_async *a)
     int      left;
 
     while ((m = curl_multi_info_read(a->multi, &left))) {
-        cbh_call *k = NULL;
+        cbh_call *k;
         CURLcode  rc = m->data.result;
         CURL     *e = m->easy_handle;
 
         if (m->msg != CURLMSG_DONE)
             continue;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&k);
+        k = cbh_xchg_private(e);
         curl_multi_remove_handle(a->multi, e);
         if (k)
             call_apply(a, k, cbh_call_transfer_done(k, rc));
@@ -434,7 +435,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *s
         if (loop_watch(a, fd, ev, r) == 0)
             return 0;
     }
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&k);
+    k = cbh_xchg_private(e);
     if (k && k->link.step == CBH_STEP_TRANSFER)
         defer(a, k, r ? DEFER_FAIL_WATCH : DEFER_FAIL_NOMEM);
     return 0;
@@ -611,6 +612,7 @@ static void engine_destroy(api_async *a)
     for (i = 0; i < a->socks_n; i++)
         cbh_free(a->socks[i]);
     curl_multi_cleanup(a->multi);
+    cbh_easy_stash_drain(a->c->transport, &a->stash);
     while ((k = a->spare)) {
         a->spare = k->link.next;
         cbh_free(k);
@@ -656,7 +658,7 @@ CB_EXPORT cb_err api_async_request(api_async *a, const char *method, const char 
     }
     memset(k, 0, offsetof(cbh_call, url));
     k->url.heap_ = NULL;
-    err = cbh_call_init(k, a->c, method, path, body, body_len, opts, resp, true);
+    err = cbh_call_init(k, a->c, method, path, body, body_len, opts, resp, true, &a->stash);
     if (err != CB_OK) {
         call_recycle(a, k);
         return err;

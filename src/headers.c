@@ -21,20 +21,29 @@ static bool headers_block_size(size_t count, size_t bytes, size_t *total)
 }
 
 /* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
- * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. */
-bool cbh_is_tchar(unsigned char ch)
-{
-    /* One bit per ASCII byte: this runs for every byte of every header
-     * name of every response. */
-    static const uint64_t lo = 0x03ff6cfa00000000ull, hi = 0x57ffffffc7fffffeull;
+ * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. One byte per
+ * byte value: this runs for every byte of every header name of every
+ * response, and a lookup is the cheapest test. */
+static const unsigned char tchar_table[256] = {
+    /* clang-format off */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, /* 0x20  !"#$%&'()*+,-./ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, /* 0x30 0-9 :;<=>? */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 @A-O */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, /* 0x50 P-Z [\]^_ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 `a-o */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, /* 0x70 p-z {|}~ DEL */
+    /* clang-format on */
+    /* 0x80-0xff: 0 */
+};
 
-    return ch < 64 ? (lo >> ch) & 1 : ch < 128 && ((hi >> (ch - 64)) & 1);
-}
+bool cbh_is_tchar(unsigned char ch) { return tchar_table[ch]; }
 
-static bool headers_is_ows(char ch) { return ch == ' ' || ch == '\t'; }
+static inline bool headers_is_ows(char ch) { return ch == ' ' || ch == '\t'; }
 
 /* Trims optional whitespace (and a stray CR) from both ends of [*s, *s+*n). */
-static void headers_trim(const char **s, size_t *n)
+static inline void headers_trim(const char **s, size_t *n)
 {
     while (*n > 0 && headers_is_ows(**s)) {
         (*s)++;
@@ -44,15 +53,187 @@ static void headers_trim(const char **s, size_t *n)
         (*n)--;
 }
 
-/* The offset just past the last status line. A status line starts a new
- * response (1xx, redirects), whose headers replace an earlier one's. */
-/* Where the last response's header lines begin (after its status line),
- * and how many lines follow: at most that many headers. */
-static size_t headers_last_start(const char *raw, size_t len, size_t *lines)
-{
-    size_t pos = 0, start = 0;
+/* While a block is built, entry i holds the offsets of its name and value
+ * from the start of the strings (which move when the entries grow); they
+ * become pointers when the block is handed over. */
+typedef struct acc_entry {
+    size_t name, value;
+} acc_entry;
 
-    *lines = 0;
+_Static_assert(sizeof(acc_entry) <= sizeof(api_header), "an entry's offsets fit in its slot");
+
+/* The first allocation: room for most responses (nginx sends 5 headers
+ * in 130 bytes), 384 bytes held while a response arrives. */
+#define ACC_FIRST_SLOTS 8    /* entries */
+#define ACC_FIRST_BYTES 256u /* string bytes */
+
+static char *acc_strings(const cbh_headers_acc *a)
+{
+    return a->blk + a->slots * sizeof(api_header);
+}
+
+static void acc_set_entry(cbh_headers_acc *a, size_t i, size_t name, size_t value)
+{
+    acc_entry e = { name, value };
+
+    memcpy(a->blk + i * sizeof(api_header), &e, sizeof(e));
+}
+
+/* Makes room for one more entry and n more string bytes; false on OOM or
+ * sizes no allocation could hold. Doubling: a block grows a few times at
+ * most. */
+static bool acc_grow(cbh_headers_acc *a, size_t n)
+{
+    size_t slots = a->slots, strcap = a->strcap, total;
+    char  *blk;
+
+    if (a->count == slots)
+        slots = slots ? slots * 2 : ACC_FIRST_SLOTS;
+    if (n > strcap - a->bytes) {
+        if (n > SIZE_MAX / 2 - a->bytes)
+            return false;
+        strcap = strcap ? strcap : ACC_FIRST_BYTES;
+        while (strcap < a->bytes + n)
+            strcap *= 2;
+    }
+    if (!headers_block_size(slots, strcap, &total) || !(blk = cbh_realloc(a->blk, total)))
+        return false;
+    /* More entries: the strings move up behind them. */
+    if (slots != a->slots)
+        memmove(blk + slots * sizeof(api_header), blk + a->slots * sizeof(api_header), a->bytes);
+    a->blk = blk;
+    a->slots = slots;
+    a->strcap = strcap;
+    return true;
+}
+
+/* Room for one more entry and n more string bytes. */
+static inline bool acc_reserve(cbh_headers_acc *a, size_t n)
+{
+    return (a->count < a->slots && n <= a->strcap - a->bytes) || acc_grow(a, n);
+}
+
+void cbh_headers_acc_reset(cbh_headers_acc *a)
+{
+    a->count = a->bytes = a->value_len = 0;
+    a->last_valid = false;
+}
+
+/* obs-fold: seg continues the last header's value, after one space. */
+static void acc_fold(cbh_headers_acc *a, const char *seg, size_t n)
+{
+    char *dst = acc_strings(a) + a->bytes - 1; /* over the value's NUL */
+
+    if (a->value_len > 0)
+        *dst++ = ' ';
+    memcpy(dst, seg, n);
+    dst[n] = '\0';
+    a->bytes += n + (a->value_len > 0 ? 1 : 0);
+    a->value_len += n + (a->value_len > 0 ? 1 : 0);
+}
+
+bool cbh_headers_acc_line(cbh_headers_acc *a, const char *line, size_t n)
+{
+    const char *val;
+    size_t      name_len, vlen;
+    char       *dst;
+
+    if (n > 0 && line[n - 1] == '\n')
+        n--;
+    if (n > 0 && line[n - 1] == '\r')
+        n--;
+    if (n == 0) {
+        a->last_valid = false;
+        return true;
+    }
+    if (headers_is_ows(line[0])) {
+        if (!a->last_valid)
+            return true;
+        headers_trim(&line, &n);
+        if (n == 0)
+            return true;
+        /* The segment and the space that joins it. */
+        if (!acc_reserve(a, n + 1))
+            return false;
+        acc_fold(a, line, n);
+        return true;
+    }
+    a->last_valid = false;
+    /* The name is a token ending at the first colon: a line with another
+     * byte before its colon, or without one, is dropped. One scan finds
+     * both, the colon being no token character. */
+    for (name_len = 0; name_len < n && tchar_table[(unsigned char)line[name_len]]; name_len++)
+        ;
+    if (name_len == 0 || name_len == n || line[name_len] != ':')
+        return true;
+    val = line + name_len + 1;
+    vlen = n - name_len - 1;
+    headers_trim(&val, &vlen);
+    /* The colon and the line end become the two NULs. */
+    if (!acc_reserve(a, name_len + vlen + 2))
+        return false;
+    dst = acc_strings(a) + a->bytes;
+    memcpy(dst, line, name_len);
+    dst[name_len] = '\0';
+    memcpy(dst + name_len + 1, val, vlen);
+    dst[name_len + 1 + vlen] = '\0';
+    a->last_name = a->bytes;
+    a->last_value = a->bytes + name_len + 1;
+    acc_set_entry(a, a->count++, a->last_name, a->last_value);
+    a->bytes += name_len + vlen + 2;
+    a->value_len = vlen;
+    a->last_valid = true;
+    return true;
+}
+
+void cbh_headers_acc_finish(cbh_headers_acc *a, api_header **out, size_t *count, size_t *size)
+{
+    api_header *h = (api_header *)(void *)a->blk;
+    char       *strings;
+    size_t      i;
+
+    *out = NULL;
+    *count = *size = 0;
+    if (a->count == 0) {
+        cbh_headers_acc_free(a);
+        return;
+    }
+    /* The strings move down behind the entries in use, so that a block is
+     * exactly count entries and their strings. */
+    strings = a->blk + a->count * sizeof(api_header);
+    if (a->count < a->slots)
+        memmove(strings, acc_strings(a), a->bytes);
+    for (i = 0; i < a->count; i++) {
+        acc_entry e;
+
+        memcpy(&e, a->blk + i * sizeof(api_header), sizeof(e));
+        h[i].name = strings + e.name;
+        h[i].value = strings + e.value;
+    }
+    *out = h;
+    *count = a->count;
+    *size = a->count * sizeof(api_header) + a->bytes;
+    memset(a, 0, sizeof(*a));
+}
+
+void cbh_headers_acc_free(cbh_headers_acc *a)
+{
+    cbh_free(a->blk);
+    memset(a, 0, sizeof(*a));
+}
+
+cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count, size_t *size)
+{
+    cbh_headers_acc a = { 0 };
+    size_t          pos = 0;
+
+    if (!out || !count || !size || (!raw && len > 0))
+        return CB_ERR_INVALID;
+    *out = NULL;
+    *count = *size = 0;
+    /* The rules of the header callback (transport.c), over a whole block:
+     * a status line starts a new response, whose headers replace an
+     * earlier one's. */
     while (pos < len) {
         const char *line = raw + pos;
         const char *nl = memchr(line, '\n', len - pos);
@@ -60,149 +241,13 @@ static size_t headers_last_start(const char *raw, size_t len, size_t *lines)
 
         pos += n + (nl ? 1 : 0);
         if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-            start = pos;
-            *lines = 0;
-        } else {
-            (*lines)++;
+            cbh_headers_acc_reset(&a);
+        } else if (!cbh_headers_acc_line(&a, line, n)) {
+            cbh_headers_acc_free(&a);
+            return CB_ERR_NOMEM;
         }
     }
-    return start;
-}
-
-/*
- * Writes the headers of the raw block (the lines after its last status
- * line) into arr and their strings into strings, both sized for the worst
- * case by cbh_headers_parse; reports how many headers and string bytes.
- */
-static void headers_scan(const char *raw, size_t len, api_header *arr, char *strings,
-                         size_t *count_out, size_t *bytes_out)
-{
-    size_t count = 0, bytes = 0, pos = 0;
-    size_t value_len = 0; /* length of the value being built (the last one) */
-    bool   last_valid = false;
-
-    while (pos < len) {
-        const char *line = raw + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t      n = nl ? (size_t)(nl - line) : len - pos;
-        const char *colon;
-
-        pos += n + (nl ? 1 : 0);
-        if (n > 0 && line[n - 1] == '\r')
-            n--;
-        if (n == 0) {
-            last_valid = false;
-            continue;
-        }
-        if (headers_is_ows(line[0])) {
-            /* obs-fold: the line continues the previous header's value. */
-            const char *seg = line;
-            size_t      seg_len = n;
-
-            if (!last_valid)
-                continue;
-            headers_trim(&seg, &seg_len);
-            if (seg_len == 0)
-                continue;
-            {
-                char *dst = strings + bytes - 1; /* over the value's NUL */
-
-                if (value_len > 0)
-                    *dst++ = ' ';
-                memcpy(dst, seg, seg_len);
-                dst[seg_len] = '\0';
-            }
-            bytes += seg_len + (value_len > 0 ? 1 : 0);
-            value_len += seg_len + (value_len > 0 ? 1 : 0);
-            continue;
-        }
-        colon = memchr(line, ':', n);
-        last_valid = false;
-        if (!colon || colon == line)
-            continue;
-        {
-            size_t      name_len = (size_t)(colon - line), i;
-            const char *val = colon + 1;
-            size_t      vlen = n - name_len - 1;
-            bool        ok = true;
-
-            for (i = 0; i < name_len && ok; i++)
-                ok = cbh_is_tchar((unsigned char)line[i]);
-            if (!ok)
-                continue;
-            headers_trim(&val, &vlen);
-            {
-                char *name = strings + bytes;
-                char *value = name + name_len + 1;
-
-                memcpy(name, line, name_len);
-                name[name_len] = '\0';
-                memcpy(value, val, vlen);
-                value[vlen] = '\0';
-                arr[count].name = name;
-                arr[count].value = value;
-            }
-            count++;
-            bytes += name_len + 1 + vlen + 1;
-            value_len = vlen;
-            last_valid = true;
-        }
-    }
-    *count_out = count;
-    *bytes_out = bytes;
-}
-
-/* Moves the strings of a block written with room for `slots` entries down
- * behind its n real ones, so that a block is exactly count entries and
- * their strings, whatever the number of lines it came from. */
-static void headers_close_gap(api_header *block, size_t n, size_t slots, size_t bytes)
-{
-    size_t gap = (slots - n) * sizeof(api_header), i;
-
-    memmove(block + n, block + slots, bytes);
-    for (i = 0; i < n; i++) {
-        block[i].name -= gap;
-        block[i].value -= gap;
-    }
-}
-
-cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count, size_t *size)
-{
-    size_t      n = 0, bytes = 0, lines, total, start;
-    api_header *block;
-
-    if (!out || !count || !size || (!raw && len > 0))
-        return CB_ERR_INVALID;
-    *out = NULL;
-    *count = *size = 0;
-    if (len == 0)
-        return CB_OK;
-    start = headers_last_start(raw, len, &lines);
-    raw += start;
-    len -= start;
-    if (lines == 0)
-        return CB_OK;
-    /* One writing pass into a block sized for the worst case: at most one
-     * entry per line, and the strings never outgrow the lines they come
-     * from (a colon and a line end become the two NULs; a folded line
-     * loses at least the blank it began with), plus one NUL for a last
-     * line without its end. Counting first cost a whole second pass over
-     * every response. */
-    if (len == SIZE_MAX || !headers_block_size(lines, len + 1, &total))
-        return CB_ERR_NOMEM;
-    block = cbh_malloc(total);
-    if (!block)
-        return CB_ERR_NOMEM;
-    headers_scan(raw, len, block, (char *)(block + lines), &n, &bytes);
-    if (n == 0) {
-        cbh_free(block);
-        return CB_OK;
-    }
-    if (n < lines)
-        headers_close_gap(block, n, lines, bytes);
-    *out = block;
-    *count = n;
-    *size = n * sizeof(api_header) + bytes;
+    cbh_headers_acc_finish(&a, out, count, size);
     return CB_OK;
 }
 

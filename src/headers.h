@@ -18,6 +18,47 @@
 cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *count,
                          size_t *size);
 
+/* A block built one line at a time, as a response's header lines arrive
+ * (the transport's header callback), by the rules of cbh_headers_parse;
+ * it lives inside its exchange and owns its memory until finished.
+ * Zero-initialise it. */
+typedef struct cbh_headers_acc {
+    char  *blk;   /* the entries (offsets until finished), then the strings */
+    size_t slots; /* entries the allocation has room for */
+    size_t count;
+    size_t strcap; /* string bytes the allocation has room for */
+    size_t bytes;
+    size_t value_len; /* the last value's length, which a folded line extends */
+    size_t last_name; /* the last header's name and value, as offsets in the strings */
+    size_t last_value;
+    bool   last_valid;
+} cbh_headers_acc;
+
+/* A status line: the block starts over (a 1xx before the final response),
+ * keeping its memory. */
+void cbh_headers_acc_reset(cbh_headers_acc *a);
+/* One header line, its line end ("\r\n" or "\n") included or not. False on
+ * OOM (the block is then left as it was). */
+bool cbh_headers_acc_line(cbh_headers_acc *a, const char *line, size_t n);
+/* The last header of the block (count > 0), its value as it stands (a
+ * folded line may still extend it); the pointers stay valid until the next
+ * call on a. Inline: the header callback asks for every header. */
+static inline void cbh_headers_acc_last(const cbh_headers_acc *a, const char **name,
+                                        size_t *name_len, const char **value, size_t *value_len)
+{
+    const char *strings = a->blk + a->slots * sizeof(api_header);
+
+    *name = strings + a->last_name;
+    *name_len = a->last_value - a->last_name - 1;
+    *value = strings + a->last_value;
+    *value_len = a->bytes - a->last_value - 1;
+}
+/* Hands the block over as cbh_headers_parse does (NULL/0/0 when it has no
+ * header) and leaves a empty. */
+void cbh_headers_acc_finish(cbh_headers_acc *a, api_header **out, size_t *count, size_t *size);
+/* Drops what a holds. */
+void cbh_headers_acc_free(cbh_headers_acc *a);
+
 /* Copies a block made by cbh_headers_parse (or this function). Returns
  * CB_ERR_INVALID when count entries cannot fit in size bytes (NULL out),
  * CB_ERR_NOMEM when the copy cannot be allocated. */

@@ -41,13 +41,13 @@
 #define CLIENT_LOG(k, level, ...)                                                                  \
     cbh_log((k)->c->cfg.logger, (k)->c->cfg.log_data, (k)->c->cfg.log_level, level, __VA_ARGS__)
 
+/* A method is a token (RFC 9110 9.1), of at most 32 bytes here. */
 static bool method_valid(const char *m)
 {
     size_t n = 0;
 
     for (; m[n]; n++)
-        if (!strchr("!#$%&'*+-.^_`|~", m[n]) && !(m[n] >= '0' && m[n] <= '9') &&
-            !((m[n] | 0x20) >= 'a' && (m[n] | 0x20) <= 'z'))
+        if (!cbh_is_tchar((unsigned char)m[n]))
             return false;
     return n > 0 && n <= 32;
 }
@@ -238,7 +238,7 @@ static uint64_t mix_seed(uint64_t x)
 
 cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char *path,
                      const char *body, size_t body_len, const api_options *opts, api_response *resp,
-                     bool copy)
+                     bool copy, cbh_easy_stash *stash)
 {
     cb_err err;
 
@@ -252,6 +252,7 @@ cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char 
     k->method = method;
     k->body = body;
     k->body_len = body_len;
+    k->x.stash = stash; /* the same for every exchange of the call */
     k->cb_cfg = opts ? opts->circuit_breaker : NULL;
     k->classify = opts && opts->classify ? opts->classify : c->cfg.classify;
     k->classify_data = opts && opts->classify ? opts->classify_data : c->cfg.classify_data;
@@ -694,7 +695,7 @@ CB_EXPORT cb_err api_request(api_client *c, const char *method, const char *path
     /* Everything before the URL's buffers: resolve initialises those. */
     memset(&k, 0, offsetof(cbh_call, url));
     k.url.heap_ = NULL;
-    err = cbh_call_init(&k, c, method, path, body, body_len, opts, resp, false);
+    err = cbh_call_init(&k, c, method, path, body, body_len, opts, resp, false, NULL);
     if (err != CB_OK)
         return err;
     cbh_engine_perform(&k);

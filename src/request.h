@@ -79,11 +79,12 @@ struct cbh_call {
  * member) without I/O or a breaker permit. copy: the body,
  * the request's header lines and breaker config are copied (async calls);
  * else they are used in place. On error resp is filled as every failed call
- * leaves it and k needs no cbh_call_finish.
+ * leaves it and k needs no cbh_call_finish. stash: where the call's
+ * exchanges take easy handles from first (an engine's own), or NULL.
  */
 cb_err cbh_call_init(cbh_call *k, api_client *c, const char *method, const char *path,
                      const char *body, size_t body_len, const api_options *opts, api_response *resp,
-                     bool copy);
+                     bool copy, cbh_easy_stash *stash);
 
 /* The steps; each returns what the driver does next. */
 cbh_step cbh_call_start(cbh_call *k);

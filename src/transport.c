@@ -21,12 +21,26 @@
 #include "transport.h"
 #include "url.h"
 
-#define POOL_MAX 64 /* idle handles kept; more are closed */
-#define BUF_INITIAL                                                                                \
-    512 /* first allocation of a header block, or of a
-                                 body without Content-Length: most are small */
+#define POOL_MAX 64     /* idle handles kept; more are closed */
+#define BUF_INITIAL 512 /* first allocation of a body without Content-Length: most are small */
 #define REDIRECT_URL_MAX 8192
 #define PREALLOC_MAX (16u << 20) /* most bytes allocated ahead on a Content-Length */
+
+/* An easy handle with what it was last set up with: an exchange sets only
+ * the options that differ from its handle's last exchange. A string
+ * option costs libcurl a strdup and a free (the URL ~1k instructions a
+ * request), and consecutive calls mostly go to one URL. */
+struct cbh_easy {
+    CURL     *curl;
+    cbh_xchg *x;    /* the exchange in progress: the callbacks' state */
+    void     *priv; /* its owner's pointer (cbh_xchg_private) */
+    char     *url;  /* a copy of the URL set; NULL = none */
+    size_t    url_len;
+    long      timeout_ms, connect_ms; /* set; -1 = none */
+    bool      plain_get;              /* set for a GET without body */
+    bool      posted;                 /* POSTFIELDS points at a body */
+    bool      shared;                 /* CURLOPT_SHARE is set: TLS sessions */
+};
 
 /* Idle handles, newest on top, each with the thread that last used it. */
 typedef struct handle_pool {
@@ -95,16 +109,15 @@ static bool buf_append(cbh_rbuf *b, const char *p, size_t n)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    cbh_xchg *st = ud;
+    cbh_xchg *st = ((cbh_easy *)ud)->x;
     size_t    bytes = size * n;
 
     /* Size the buffer once when the server announced the length, trusting
      * the announcement only up to PREALLOC_MAX: a hostile server may name
      * any length, and the bound on what it really sends is max. */
     if (!st->body.data && bytes) {
-        curl_off_t cl = -1;
+        int64_t cl = st->length; /* the final response's, parsed by on_header */
 
-        curl_easy_getinfo(st->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         if (cl > 0 && (uint64_t)cl <= st->body.max && (uint64_t)cl < PREALLOC_MAX) {
             st->body.data = cbh_malloc((size_t)cl + 1);
             if (!st->body.data) {
@@ -165,21 +178,20 @@ static bool content_length_add(cbh_xchg *st, const char *v, size_t n)
     return true;
 }
 
-/* Watches the framing fields of a final response: conflicting lengths, or
- * a length beside Transfer-Encoding, are the classic request-smuggling and
+/* Watches the framing fields of a final response (the header just added
+ * to the block): conflicting lengths, or a length beside
+ * Transfer-Encoding, are the classic request-smuggling and
  * response-splitting shapes, an unrecoverable error. */
-static bool framing_ok(cbh_xchg *st, const char *p, size_t n)
+static bool framing_ok(cbh_xchg *st)
 {
-    const char *colon = memchr(p, ':', n);
-    size_t      name;
+    const char *name, *value;
+    size_t      name_len, value_len;
 
-    if (!colon)
-        return true;
-    name = (size_t)(colon - p);
-    if (name == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
-        if (!content_length_add(st, colon + 1, n - name - 1))
+    cbh_headers_acc_last(&st->head, &name, &name_len, &value, &value_len);
+    if (name_len == 14 && strncasecmp(name, "Content-Length", 14) == 0) {
+        if (!content_length_add(st, value, value_len))
             return false;
-    } else if (name == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
+    } else if (name_len == 17 && strncasecmp(name, "Transfer-Encoding", 17) == 0) {
         st->chunked = true;
     }
     return !(st->chunked && st->length >= 0);
@@ -192,11 +204,11 @@ static bool framing_ok(cbh_xchg *st, const char *p, size_t n)
  * header limit. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    cbh_xchg *st = ud;
-    size_t    bytes = size * n;
+    cbh_xchg *st = ((cbh_easy *)ud)->x;
+    size_t    bytes = size * n, had;
 
-    if (bytes > st->head.max - st->head_seen) {
-        st->head.overflow = true;
+    if (bytes > st->head_max - st->head_seen) {
+        st->head_overflow = true;
         return 0;
     }
     st->head_seen += bytes;
@@ -205,27 +217,49 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         int code = status_of(p, bytes);
 
-        st->head.len = 0;
+        cbh_headers_acc_reset(&st->head);
         st->head_done = false;
         st->final = code >= 200 || code == 0;
         st->length = -1;
         st->chunked = false;
+        return bytes;
     } else if (bytes <= 2 && (bytes == 0 || p[0] == '\r' || p[0] == '\n')) {
         st->head_done = st->trailers = st->final;
-    } else if (st->final && !framing_ok(st, p, bytes)) {
+    }
+    /* libcurl hands over one whole line per call. */
+    had = st->head.count;
+    if (!cbh_headers_acc_line(&st->head, p, bytes)) {
+        st->head_oom = true;
+        return 0;
+    }
+    if (st->final && st->head.count > had && !framing_ok(st)) {
         st->framing = true;
         return 0;
     }
-    return buf_append(&st->head, p, bytes) ? bytes : 0;
+    return bytes;
+}
+
+static void easy_free(cbh_easy *h)
+{
+    if (!h)
+        return;
+    curl_easy_cleanup(h->curl);
+    cbh_free(h->url);
+    cbh_free(h);
 }
 
 /* Options that never change for a handle. */
-static CURL *transport_new_handle(cbh_transport *t)
+static cbh_easy *transport_new_handle(cbh_transport *t)
 {
-    CURL *e = curl_easy_init();
+    cbh_easy *h = cbh_calloc(1, sizeof(*h));
+    CURL     *e = h ? curl_easy_init() : NULL;
 
-    if (!e)
+    if (!e) {
+        cbh_free(h);
         return NULL;
+    }
+    h->curl = e;
+    h->timeout_ms = h->connect_ms = -1;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -236,15 +270,19 @@ static CURL *transport_new_handle(cbh_transport *t)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_FAILONERROR, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* The callbacks and the engine reach the exchange through h: these
+     * stay the same for every exchange. */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, h);
     /* A limit beyond what curl_off_t holds is no limit (0). */
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                      t->max_body <= (uint64_t)INT64_MAX ? (curl_off_t)t->max_body : 0);
-    curl_easy_setopt(e, CURLOPT_SHARE, t->share);
     if (t->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
-    return e;
+    return h;
 }
 
 /* A thread gets back the handle it used last when that one is idle: its
@@ -359,7 +397,7 @@ void cbh_transport_free(cbh_transport *t)
     while (t->multis.n)
         curl_multi_cleanup(t->multis.idle[--t->multis.n]);
     while (t->easies.n)
-        curl_easy_cleanup(t->easies.idle[--t->easies.n]);
+        easy_free(t->easies.idle[--t->easies.n]);
     if (t->share)
         curl_share_cleanup(t->share);
     for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -404,17 +442,17 @@ static cb_err xfer_result(const cbh_xchg *st, CURLcode rc, char *msg, size_t msg
 
     if (rc == CURLE_OK)
         return CB_OK;
-    if (st->body.overflow || st->head.overflow) {
+    if (st->body.overflow || st->head_overflow) {
         snprintf(msg, msg_size, "response %s exceeded %zu bytes",
                  st->body.overflow ? "body" : "headers",
-                 st->body.overflow ? st->body.max : st->head.max);
+                 st->body.overflow ? st->body.max : st->head_max);
         return CB_ERR_TOO_LARGE;
     }
     if (st->framing) {
         snprintf(msg, msg_size, "conflicting message framing (Content-Length)");
         return CB_ERR_TRANSPORT;
     }
-    if (st->body.oom || st->head.oom)
+    if (st->body.oom || st->head_oom)
         return CB_ERR_NOMEM;
     if (rc == CURLE_OUT_OF_MEMORY) {
         curl_easy_getinfo(st->easy, CURLINFO_REQUEST_SIZE, &sent);
@@ -436,13 +474,17 @@ static cb_err xfer_result(const cbh_xchg *st, CURLcode rc, char *msg, size_t msg
 }
 
 /* Sets the method, body and headers of one hop. */
-static void set_request(CURL *e, const char *method, const char *body, size_t body_len,
+static void set_request(cbh_easy *h, const char *method, const char *body, size_t body_len,
                         struct curl_slist *headers)
 {
+    CURL      *e = h->curl;
     cbh_method m = cbh_method_of(method);
     bool       has_body = body != NULL || cbh_method_has_body(method);
 
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    if (m == CBH_METHOD_GET && !has_body && h->plain_get)
+        return;
+    h->plain_get = false;
     if (m == CBH_METHOD_HEAD) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -450,11 +492,68 @@ static void set_request(CURL *e, const char *method, const char *body, size_t bo
         /* HTTPGET also undoes an earlier POST or NOBODY on this handle. */
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == CBH_METHOD_GET ? NULL : method);
+        h->plain_get = m == CBH_METHOD_GET;
     } else {
         curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == CBH_METHOD_POST ? NULL : method);
+        h->posted = true;
+    }
+}
+
+/* Sets the URL unless the handle has it already; libcurl reads its own
+ * copy at the start of every transfer. False on OOM. */
+static bool set_url(cbh_transport *t, cbh_easy *h, const char *url)
+{
+    size_t len = strlen(url);
+    char  *copy;
+
+    if (h->url && h->url_len == len && memcmp(h->url, url, len) == 0)
+        return true;
+    if (!(copy = cbh_malloc(len + 1)))
+        return false;
+    memcpy(copy, url, len + 1);
+    cbh_free(h->url);
+    h->url = NULL;
+    /* Not remembered when libcurl could not take it: set again next time. */
+    if (curl_easy_setopt(h->curl, CURLOPT_URL, url) != CURLE_OK) {
+        cbh_free(copy);
+        return true;
+    }
+    /* HTTP/2 can only come over TLS here (ALPN): there a new call waits for
+     * the origin's connection to say whether it multiplexes, instead of
+     * opening one of its own; over plain HTTP/1.1 waiting would serialise
+     * calls to one origin. */
+    curl_easy_setopt(h->curl, CURLOPT_PIPEWAIT, strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+    /* The share holds TLS sessions only: a handle joins it with its first
+     * https URL, since every transfer of a handle in a share pays for the
+     * share's lock checks. */
+    if (!h->shared && strncasecmp(url, "https:", 6) == 0)
+        h->shared = curl_easy_setopt(h->curl, CURLOPT_SHARE, t->share) == CURLE_OK;
+    h->url = copy;
+    h->url_len = len;
+    return true;
+}
+
+/* libcurl's own connect timeout when none is set (DEFAULT_CONNECT_TIMEOUT). */
+#define CURL_CONNECT_DEFAULT_MS 300000L
+
+static void set_timeouts(cbh_easy *h, long timeout_ms, long connect_ms)
+{
+    /* A connect timeout no shorter than the whole one limits nothing, and
+     * costs libcurl a second timer on every transfer; without it libcurl
+     * limits connecting by the whole timeout and its default, which is no
+     * shorter. */
+    if (connect_ms == timeout_ms && timeout_ms <= CURL_CONNECT_DEFAULT_MS)
+        connect_ms = 0;
+    if (h->timeout_ms != timeout_ms) {
+        curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+        h->timeout_ms = timeout_ms;
+    }
+    if (h->connect_ms != connect_ms) {
+        curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+        h->connect_ms = connect_ms;
     }
 }
 
@@ -491,41 +590,53 @@ static bool redirect_next(const cbh_transport *t, CURL *e, long status, const ch
     return true;
 }
 
+/* An idle handle goes to the engine's stash when it has room, else to the
+ * pool; closed when neither has. */
+static void handle_give(cbh_transport *t, cbh_easy_stash *s, cbh_easy *h)
+{
+    if (s && s->n < CBH_STASH_MAX)
+        s->idle[s->n++] = h;
+    else if (!pool_give(t, &t->easies, h))
+        easy_free(h);
+}
+
 cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *err, void *priv)
 {
-    CURL    *e = pool_take(t, &t->easies);
-    uint64_t conn =
+    cbh_easy_stash *s = req->stash;
+    cbh_easy       *h = s && s->n ? s->idle[--s->n] : pool_take(t, &t->easies);
+    uint64_t        conn =
         req->connect_timeout_ms < req->timeout_ms ? req->connect_timeout_ms : req->timeout_ms;
+    CURL *e;
 
     memset(x, 0, sizeof(*x));
-    if (!e && !(e = transport_new_handle(t))) {
+    if (!h && !(h = transport_new_handle(t))) {
         snprintf(err, CURL_ERROR_SIZE, "cannot create a libcurl handle");
         return CB_ERR_NOMEM;
     }
+    if (!set_url(t, h, req->url)) {
+        handle_give(t, s, h);
+        snprintf(err, CURL_ERROR_SIZE, "out of memory");
+        return CB_ERR_NOMEM;
+    }
+    e = h->curl;
     x->easy = e;
+    x->handle = h;
+    x->stash = s;
     x->method = req->method;
     x->body.max = t->max_body;
-    x->head.max = t->max_header;
+    x->head_max = t->max_header;
     x->length = -1;
     /* A node that turns off "Expect: 100-continue": it costs a round trip
      * on every body libcurl deems large. */
     x->expect.data = (char *)"Expect:";
     x->expect.next = (struct curl_slist *)req->headers;
     err[0] = '\0';
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    h->x = x;
+    h->priv = priv;
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, priv);
-    set_request(e, req->method, req->body, req->body_len,
+    set_request(h, req->method, req->body, req->body_len,
                 req->body ? &x->expect : (struct curl_slist *)req->headers);
-    curl_easy_setopt(e, CURLOPT_URL, req->url);
-    /* HTTP/2 can only come over TLS here (ALPN): there a new call waits for
-     * the origin's connection to say whether it multiplexes, instead of
-     * opening one of its own; over plain HTTP/1.1 waiting would serialise
-     * calls to one origin. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(req->url, "https:", 6) == 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn);
+    set_timeouts(h, (long)req->timeout_ms, (long)conn);
     return CB_OK;
 }
 
@@ -533,25 +644,50 @@ cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *
  * memory. */
 static void xchg_release(cbh_transport *t, cbh_xchg *x)
 {
-    CURL *e = x->easy;
+    cbh_easy *h = x->handle;
+    CURL     *e = x->easy;
 
     if (!e)
         return;
+    h->x = NULL;
+    h->priv = NULL;
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
-    if (!pool_give(t, &t->easies, e))
-        curl_easy_cleanup(e);
+    /* This also makes the handle's method POST again. */
+    if (h->posted) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        h->posted = false;
+        h->plain_get = false;
+    }
+    handle_give(t, x->stash, h);
     x->easy = NULL;
+    x->handle = NULL;
+}
+
+void cbh_easy_stash_drain(cbh_transport *t, cbh_easy_stash *s)
+{
+    while (s->n) {
+        cbh_easy *h = s->idle[--s->n];
+
+        if (!pool_give(t, &t->easies, h))
+            easy_free(h);
+    }
 }
 
 void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x)
 {
     xchg_release(t, x);
     cbh_free(x->body.data);
-    cbh_free(x->head.data);
-    x->body.data = x->head.data = NULL;
+    cbh_headers_acc_free(&x->head);
+    x->body.data = NULL;
+}
+
+void *cbh_xchg_private(CURL *e)
+{
+    cbh_easy *h = NULL;
+
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&h);
+    return h ? h->priv : NULL;
 }
 
 cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out, char *msg,
@@ -567,12 +703,9 @@ cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out
             *follow = redirect_next(t, x->easy, out->status, x->method, next);
     }
     xchg_release(t, x);
-    if (err == CB_OK && x->head.len &&
-        cbh_headers_parse(x->head.data, x->head.len, &out->headers, &out->header_count,
-                          &out->headers_size) != CB_OK)
-        err = CB_ERR_NOMEM;
-    cbh_free(x->head.data);
-    x->head.data = NULL;
+    if (err == CB_OK)
+        cbh_headers_acc_finish(&x->head, &out->headers, &out->header_count, &out->headers_size);
+    cbh_headers_acc_free(&x->head);
     if (err != CB_OK) {
         cbh_free(x->body.data);
         x->body.data = NULL;

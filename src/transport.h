@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "cbhttp.h"
+#include "headers.h"
 #include "response.h"
 
 typedef struct cbh_transport cbh_transport;
@@ -22,8 +23,21 @@ typedef struct cbh_transport_config {
     bool        cross_origin_redirects;
 } cbh_transport_config;
 
+typedef struct cbh_easy cbh_easy; /* a pooled handle (transport.c) */
+
+#define CBH_STASH_MAX 64 /* idle handles an engine keeps for itself */
+
+/* Idle easy handles kept by one engine (one thread), out of the shared
+ * pool: taking one and giving it back then takes no lock. Zero-initialise
+ * it; cbh_easy_stash_drain gives them to the pool before it goes. */
+typedef struct cbh_easy_stash {
+    cbh_easy *idle[CBH_STASH_MAX];
+    size_t    n;
+} cbh_easy_stash;
+
 /* What one exchange sends. The strings must outlive the exchange. */
 typedef struct cbh_xfer {
+    cbh_easy_stash          *stash;  /* the driver's idle handles; NULL = the pool only */
     const char              *method; /* "GET", "HEAD", ... */
     const char              *url;
     const char              *body; /* may be NULL */
@@ -48,12 +62,17 @@ typedef struct cbh_rbuf {
  * transport.c looks inside. */
 typedef struct cbh_xchg {
     CURL             *easy;   /* NULL when no exchange is in progress */
+    cbh_easy         *handle; /* easy's pool record */
+    cbh_easy_stash   *stash;  /* where the handle goes back first, or NULL */
     const char       *method; /* the request's */
     struct curl_slist expect; /* "Expect:" ahead of the caller's list */
     cbh_rbuf          body;
-    cbh_rbuf          head;      /* the header block of the current response */
-    size_t            head_seen; /* every header byte of the exchange: interim
+    cbh_headers_acc   head;          /* the current response's headers, parsed as they come */
+    size_t            head_max;      /* the header limit */
+    size_t            head_seen;     /* every header byte of the exchange: interim
                                     responses and trailers count against the limit */
+    bool              head_overflow; /* the limit was hit */
+    bool              head_oom;
     int64_t           length;    /* the block's Content-Length, -1 when none */
     bool              chunked;   /* the block has Transfer-Encoding */
     bool              final;     /* the block is a final (non-1xx) response's */
@@ -77,11 +96,15 @@ void cbh_transport_free(cbh_transport *t);
 /*
  * Sets up an exchange for req on a pooled easy handle; libcurl writes its
  * error text into err (CURL_ERROR_SIZE bytes, kept until end or abort).
- * x->easy is then ready for curl_multi_add_handle; curl's private pointer
- * (CURLINFO_PRIVATE) is set to priv. CB_OK or CB_ERR_NOMEM (x->easy NULL).
+ * x->easy is then ready for curl_multi_add_handle;
+ * cbh_xchg_private(x->easy) returns priv. CB_OK or CB_ERR_NOMEM (x->easy NULL).
  * Thread-safe.
  */
 cb_err cbh_xchg_begin(cbh_transport *t, cbh_xchg *x, const cbh_xfer *req, char *err, void *priv);
+
+/* The priv given to cbh_xchg_begin for the exchange running on e (a
+ * handle a multi reports done), or NULL. */
+void *cbh_xchg_private(CURL *e);
 
 /*
  * Ends an exchange whose transfer finished with rc (removed from its multi
@@ -99,6 +122,10 @@ cb_err cbh_xchg_end(cbh_transport *t, cbh_xchg *x, CURLcode rc, cbh_payload *out
 /* Drops an exchange that will not finish (cancelled, or its deadline
  * passed; already removed from its multi handle). NULL easy is fine. */
 void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x);
+
+/* Gives the stash's handles back to the pool (closing those it has no
+ * room for). */
+void cbh_easy_stash_drain(cbh_transport *t, cbh_easy_stash *s);
 
 /* A multi handle for a thread's blocking calls, from a pool: a thread gets
  * back the one it used last, and with it its kept-alive connections. NULL
