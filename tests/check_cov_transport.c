@@ -234,6 +234,34 @@ END_TEST
 /* A Content-Length beyond int64: with a body limit libcurl refuses it as
  * too large; with none (max_body_bytes SIZE_MAX) libcurl lets it pass, and
  * the library's own reading refuses it as broken framing. */
+/* A field line that begins "HTTP/" inside a header block is a malformed
+ * field, not the status line of a new response: the headers before it
+ * stay, and the framing check still sees the whole block. */
+START_TEST(test_http_prefixed_field)
+{
+    script       s;
+    api_client  *c;
+    api_response r;
+    cb_err       rc;
+
+    script_start(&s);
+    c = script_client(&s, 0);
+    ck_assert_ptr_nonnull(c);
+    script_reply(&s, "HTTP/1.1 200 OK\r\nX-Before: 1\r\nHTTP/x: y\r\nContent-Length: 2\r\n\r\nok");
+    ck_assert_int_eq(api_get(c, "/x", NULL, &r), CB_OK);
+    ck_assert_str_eq(r.body, "ok");
+    ck_assert_ptr_nonnull(api_response_header(&r, "X-Before"));
+    api_response_free(&r);
+    script_reply(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nHTTP/z: 1\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+    rc = api_get(c, "/x", NULL, &r);
+    ck_assert_msg(rc == CB_ERR_TRANSPORT, "%s", cb_strerror(rc));
+    api_response_free(&r);
+    api_client_free(c);
+    script_stop(&s);
+}
+END_TEST
+
 START_TEST(test_length_overflow)
 {
     static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nok";
@@ -505,6 +533,7 @@ static Suite *cov_transport_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, test_framing, 0, sizeof(framing) / sizeof(framing[0]));
     tcase_add_test(tc, test_headers_kept);
+    tcase_add_test(tc, test_http_prefixed_field);
     tcase_add_test(tc, test_length_overflow);
     suite_add_tcase(s, tc);
 
