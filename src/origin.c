@@ -342,6 +342,12 @@ static size_t origin_sweep(cbh_origins *m, size_t budget, uint64_t now, cbh_orig
         }
         steps++;
         if (!origin_unheld(o)) {
+            /* In use: to the front. When it is the front already (the list
+             * holds one origin), nothing behind it is left to look at. */
+            if (o == m->lru_head) {
+                *stopped = true;
+                break;
+            }
             lru_touch(m, o);
         } else if (origin_idle(m, o, now)) {
             origin_unlink(m, o, dead);
@@ -405,6 +411,9 @@ static size_t origin_deflate_some(cbh_origins *m, size_t budget, uint64_t now, b
         }
         steps++;
         if (!origin_unheld(o)) {
+            /* The front already: every other origin has been looked at. */
+            if (o == m->lru_head)
+                break;
             lru_touch(m, o);
             continue;
         }
