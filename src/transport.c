@@ -411,12 +411,10 @@ void cbh_transport_free(cbh_transport *t)
     cbh_free(t);
 }
 
-/* libcurl's results in our codes. */
+/* libcurl's failures in our codes (xfer_result answers CURLE_OK itself). */
 static cb_err transport_map_error(CURLcode rc)
 {
     switch (rc) {
-    case CURLE_OK:
-        return CB_OK;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:

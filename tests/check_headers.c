@@ -515,6 +515,42 @@ START_TEST(test_out_of_memory)
 }
 END_TEST
 
+/* A folded line whose segment needs more room than the block has, when
+ * that room cannot be allocated: false, and the block is left as it was
+ * (the field keeps its value, unextended). */
+START_TEST(test_acc_fold_oom)
+{
+    cbh_headers_acc a;
+    char            fold[2048];
+    const char     *name, *value;
+    size_t          name_len, value_len;
+    api_header     *h;
+    size_t          count, size;
+
+    memset(&a, 0, sizeof(a));
+    memset(fold, 'x', sizeof(fold));
+    fold[0] = ' ';
+    tu_alloc_install();
+    ck_assert(cbh_headers_acc_line(&a, "X-Long: start\r\n", 15));
+    tu_alloc_fail_at(1);
+    ck_assert(!cbh_headers_acc_line(&a, fold, sizeof(fold)));
+    ck_assert(tu_alloc_disarm());
+    cbh_headers_acc_last(&a, &name, &name_len, &value, &value_len);
+    ck_assert_uint_eq(value_len, 5);
+    ck_assert_int_eq(memcmp(value, "start", 5), 0);
+    /* With memory, the same segment joins the value. */
+    ck_assert(cbh_headers_acc_line(&a, fold, sizeof(fold)));
+    cbh_headers_acc_last(&a, &name, &name_len, &value, &value_len);
+    ck_assert_uint_eq(value_len, 5 + 1 + sizeof(fold) - 1);
+    cbh_headers_acc_finish(&a, &h, &count, &size);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_str_eq(h[0].name, "X-Long");
+    ck_assert_uint_eq(strlen(h[0].value), 5 + 1 + sizeof(fold) - 1);
+    cb_free(h);
+    tu_alloc_uninstall();
+}
+END_TEST
+
 static Suite *headers_suite(void)
 {
     Suite *s = suite_create("headers");
@@ -524,6 +560,7 @@ static Suite *headers_suite(void)
     tcase_add_test(tc, test_parse_empty_and_junk);
     tcase_add_test(tc, test_parse_bad_names_dropped);
     tcase_add_test(tc, test_parse_folding);
+    tcase_add_test(tc, test_acc_fold_oom);
     tcase_add_test(tc, test_parse_several_responses);
     tcase_add_test(tc, test_dup_relocates);
     tcase_add_test(tc, test_dup_impossible_count);
