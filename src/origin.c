@@ -200,22 +200,27 @@ cb_err cbh_origins_inflate(cbh_origin *o)
     return cbh_breaker_inflate(&o->breaker);
 }
 
+/* The counters of an inflated origin, in the carry's order. */
+static void ext_counts(cbh_origin_ext *x, uint64_t v[ORIGIN_CARRIED])
+{
+    unsigned i = 0;
+
+#define READ_(field, json, prom, help)                                                             \
+    v[i++] = atomic_load_explicit(&x->field, memory_order_relaxed);
+    ORIGIN_COUNTERS(READ_)
+#undef READ_
+}
+
 void cbh_origin_counters(cbh_origin *o, api_origin_metrics *om)
 {
     cbh_origin_ext *x = cbh_origin_ext_of(o);
     uint64_t        v[ORIGIN_CARRIED];
     unsigned        i = 0;
 
-    if (x) {
-#define READ_(field, json, prom, help)                                                             \
-    v[i++] = atomic_load_explicit(&x->field, memory_order_relaxed);
-        ORIGIN_COUNTERS(READ_)
-#undef READ_
-    } else {
-        /* Never called (zeros) or deflated: the carried counts. */
+    if (x)
+        ext_counts(x, v);
+    else /* never called (zeros) or deflated: the carried counts */
         cbh_breaker_carried(&o->breaker, v, ORIGIN_CARRIED);
-    }
-    i = 0;
 #define WRITE_(field, json, prom, help) om->field = v[i++];
     ORIGIN_COUNTERS(WRITE_)
 #undef WRITE_
@@ -369,21 +374,15 @@ static void origin_deflate(cbh_origin *o, uint64_t now)
 {
     cbh_origin_ext *x = cbh_origin_ext_of(o);
     uint64_t        v[ORIGIN_CARRIED];
-    unsigned        i = 0;
 
-    if (!x) {
-        if (cbh_breaker_inflated(&o->breaker))
-            cbh_breaker_carried(&o->breaker, v, ORIGIN_CARRIED);
-        else
-            return; /* compact already */
-    } else {
-        /* Its budget is idle too: it counted requests only while a call
-         * held o, and deflate_ms spans the budget's slots. */
-#define KEEP_(field, json, prom, help)                                                             \
-    v[i++] = atomic_load_explicit(&x->field, memory_order_relaxed);
-        ORIGIN_COUNTERS(KEEP_)
-#undef KEEP_
-    }
+    /* Its budget is idle too: it counted requests only while a call held
+     * o, and deflate_ms spans the budget's slots. */
+    if (x)
+        ext_counts(x, v);
+    else if (cbh_breaker_inflated(&o->breaker))
+        cbh_breaker_carried(&o->breaker, v, ORIGIN_CARRIED);
+    else
+        return; /* compact already */
     if (!cbh_breaker_deflate(&o->breaker, now, v, ORIGIN_CARRIED) || !x)
         return;
     atomic_store_explicit(&o->ext, NULL, memory_order_relaxed);
