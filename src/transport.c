@@ -518,10 +518,12 @@ static bool set_url(cbh_transport *t, cbh_easy *h, const char *url)
     memcpy(copy, url, len + 1);
     cbh_free(h->url);
     h->url = NULL;
-    /* Not remembered when libcurl could not take it: set again next time. */
+    /* libcurl fails this only for want of memory, and has then dropped
+     * the URL it had: the exchange fails too (nothing is remembered, so
+     * the next one sets it again). */
     if (curl_easy_setopt(h->curl, CURLOPT_URL, url) != CURLE_OK) {
         cbh_free(copy);
-        return true;
+        return false;
     }
     /* HTTP/2 can only come over TLS here (ALPN): there a new call waits for
      * the origin's connection to say whether it multiplexes, instead of
