@@ -393,48 +393,62 @@ static int watch_and_submit(void *data, int fd, unsigned events, void **sock)
     return pl_watch(&s->l, fd, events, sock);
 }
 
-START_TEST(test_submit_from_watch)
-{
-    fixture        *f = fixture_start();
+/* The three tests below: the fixture, a client, an engine whose loop's
+ * watch is watch (with s as its data), and two calls: outer (submitted by
+ * the test) and inner (what watch works on). */
+typedef struct watch_env {
+    fixture        *f;
     api_client     *c;
     api_async      *a;
-    call            outer, inner;
     submit_in_watch s;
-    api_loop        t;
-    int             turns = 0;
+    call            outer, inner;
+} watch_env;
 
-    ck_assert_ptr_nonnull(f);
-    c = client_new(f, NULL);
-    a = api_async_new(c);
-    ck_assert_ptr_nonnull(a);
-    memset(&s, 0, sizeof(s));
-    memset(&outer, 0, sizeof(outer));
-    memset(&inner, 0, sizeof(inner));
-    s.l.a = a;
-    s.a = a;
-    s.k = &inner;
-    t = (api_loop){ &s, watch_and_submit, pl_set_timer, pl_detach };
-    ck_assert_int_eq(api_async_attach(a, &t), CB_OK);
+static void watch_env_start(watch_env *e,
+                            int (*watch)(void *data, int fd, unsigned events, void **sock))
+{
+    api_loop t;
+
+    memset(e, 0, sizeof(*e));
+    e->f = fixture_start();
+    ck_assert_ptr_nonnull(e->f);
+    e->c = client_new(e->f, NULL);
+    e->a = api_async_new(e->c);
+    ck_assert_ptr_nonnull(e->a);
+    e->s.l.a = e->a;
+    e->s.a = e->a;
+    e->s.k = &e->inner;
     /* set_timer and detach get s: its first member is the ploop. */
-    ck_assert_int_eq(submit_req(a, &outer, "GET", "/ok", NULL, 0, NULL), CB_OK);
-    while (api_async_pending(a) > 0) {
-        pl_turn(&s.l);
-        ck_assert_int_lt(++turns, MAX_TURNS);
-    }
-    ck_assert(s.tried);
-    ck_assert_int_eq(s.rc, CB_OK);
-    ck_assert_int_eq(inner.done, 1);
-    ck_assert_msg(inner.err == CB_OK, "%s (%s)", cb_strerror(inner.err), inner.resp.error);
-    ck_assert_int_eq(inner.resp.status, 200);
-    ck_assert_int_eq(outer.done, 1);
-    ck_assert_int_eq(outer.err, CB_OK);
-    ck_assert_int_eq(outer.resp.status, 200);
-    ck_assert_uint_eq(fixture_requests_path(f, "/ok"), 2);
-    api_response_free(&inner.resp);
-    api_response_free(&outer.resp);
-    api_async_free(a);
-    api_client_free(c);
-    fixture_stop(f);
+    t = (api_loop){ &e->s, watch, pl_set_timer, pl_detach };
+    ck_assert_int_eq(api_async_attach(e->a, &t), CB_OK);
+}
+
+static void watch_env_stop(watch_env *e)
+{
+    api_response_free(&e->inner.resp);
+    api_response_free(&e->outer.resp);
+    api_async_free(e->a);
+    api_client_free(e->c);
+    fixture_stop(e->f);
+}
+
+START_TEST(test_submit_from_watch)
+{
+    watch_env e;
+
+    watch_env_start(&e, watch_and_submit);
+    ck_assert_int_eq(submit_req(e.a, &e.outer, "GET", "/ok", NULL, 0, NULL), CB_OK);
+    pl_run(&e.s.l);
+    ck_assert(e.s.tried);
+    ck_assert_int_eq(e.s.rc, CB_OK);
+    ck_assert_int_eq(e.inner.done, 1);
+    ck_assert_msg(e.inner.err == CB_OK, "%s (%s)", cb_strerror(e.inner.err), e.inner.resp.error);
+    ck_assert_int_eq(e.inner.resp.status, 200);
+    ck_assert_int_eq(e.outer.done, 1);
+    ck_assert_int_eq(e.outer.err, CB_OK);
+    ck_assert_int_eq(e.outer.resp.status, 200);
+    ck_assert_uint_eq(fixture_requests_path(e.f, "/ok"), 2);
+    watch_env_stop(&e);
 }
 END_TEST
 
@@ -455,39 +469,19 @@ static int watch_submit_cancel(void *data, int fd, unsigned events, void **sock)
 
 START_TEST(test_submit_cancel_from_watch)
 {
-    fixture        *f = fixture_start();
-    api_client     *c;
-    api_async      *a;
-    call            outer, inner;
-    submit_in_watch s;
-    api_loop        t;
+    watch_env e;
 
-    ck_assert_ptr_nonnull(f);
-    c = client_new(f, NULL);
-    a = api_async_new(c);
-    ck_assert_ptr_nonnull(a);
-    memset(&s, 0, sizeof(s));
-    memset(&outer, 0, sizeof(outer));
-    memset(&inner, 0, sizeof(inner));
-    s.l.a = a;
-    s.a = a;
-    s.k = &inner;
-    t = (api_loop){ &s, watch_submit_cancel, pl_set_timer, pl_detach };
-    ck_assert_int_eq(api_async_attach(a, &t), CB_OK);
-    ck_assert_int_eq(submit_req(a, &outer, "GET", "/delay/50", NULL, 0, NULL), CB_OK);
-    pl_run(&s.l);
-    ck_assert(s.tried);
-    ck_assert_int_eq(s.rc, CB_OK);
-    ck_assert_int_eq(inner.done, 1);
-    ck_assert_int_eq(inner.err, CB_ERR_CANCELLED);
-    ck_assert_int_eq(outer.done, 1);
-    ck_assert_int_eq(outer.err, CB_OK);
-    ck_assert_uint_eq(fixture_requests_path(f, "/ok"), 0);
-    api_response_free(&inner.resp);
-    api_response_free(&outer.resp);
-    api_async_free(a);
-    api_client_free(c);
-    fixture_stop(f);
+    watch_env_start(&e, watch_submit_cancel);
+    ck_assert_int_eq(submit_req(e.a, &e.outer, "GET", "/delay/50", NULL, 0, NULL), CB_OK);
+    pl_run(&e.s.l);
+    ck_assert(e.s.tried);
+    ck_assert_int_eq(e.s.rc, CB_OK);
+    ck_assert_int_eq(e.inner.done, 1);
+    ck_assert_int_eq(e.inner.err, CB_ERR_CANCELLED);
+    ck_assert_int_eq(e.outer.done, 1);
+    ck_assert_int_eq(e.outer.err, CB_OK);
+    ck_assert_uint_eq(fixture_requests_path(e.f, "/ok"), 0);
+    watch_env_stop(&e);
 }
 END_TEST
 
@@ -510,45 +504,25 @@ static int watch_and_cancel(void *data, int fd, unsigned events, void **sock)
 
 START_TEST(test_cancel_from_watch)
 {
-    fixture        *f = fixture_start();
-    api_client     *c;
-    api_async      *a;
-    call            k, next;
-    submit_in_watch s;
-    api_loop        t;
-    cb_metrics      m;
+    watch_env  e;
+    cb_metrics m;
 
-    ck_assert_ptr_nonnull(f);
-    c = client_new(f, NULL);
-    a = api_async_new(c);
-    ck_assert_ptr_nonnull(a);
-    memset(&s, 0, sizeof(s));
-    memset(&k, 0, sizeof(k));
-    memset(&next, 0, sizeof(next));
-    s.l.a = a;
-    s.a = a;
-    s.k = &k;
-    t = (api_loop){ &s, watch_and_cancel, pl_set_timer, pl_detach };
-    ck_assert_int_eq(api_async_attach(a, &t), CB_OK);
-    ck_assert_int_eq(submit_req(a, &k, "GET", "/delay/200", NULL, 0, NULL), CB_OK);
-    pl_run(&s.l);
-    ck_assert(s.tried);
-    ck_assert_int_eq(k.done, 1);
-    ck_assert_int_eq(k.err, CB_ERR_CANCELLED);
-    ck_assert_int_eq(k.resp.status, 0);
-    ck_assert_int_eq(api_client_breaker_metrics(c, "/", &m), CB_OK);
+    watch_env_start(&e, watch_and_cancel);
+    ck_assert_int_eq(submit_req(e.a, &e.inner, "GET", "/delay/200", NULL, 0, NULL), CB_OK);
+    pl_run(&e.s.l);
+    ck_assert(e.s.tried);
+    ck_assert_int_eq(e.inner.done, 1);
+    ck_assert_int_eq(e.inner.err, CB_ERR_CANCELLED);
+    ck_assert_int_eq(e.inner.resp.status, 0);
+    ck_assert_int_eq(api_client_breaker_metrics(e.c, "/", &m), CB_OK);
     ck_assert_uint_eq(m.failures + m.successes, 0);
     /* The engine goes on. */
-    ck_assert_int_eq(submit_req(a, &next, "GET", "/ok", NULL, 0, NULL), CB_OK);
-    pl_run(&s.l);
-    ck_assert_int_eq(next.done, 1);
-    ck_assert_int_eq(next.err, CB_OK);
-    ck_assert_int_eq(next.resp.status, 200);
-    api_response_free(&k.resp);
-    api_response_free(&next.resp);
-    api_async_free(a);
-    api_client_free(c);
-    fixture_stop(f);
+    ck_assert_int_eq(submit_req(e.a, &e.outer, "GET", "/ok", NULL, 0, NULL), CB_OK);
+    pl_run(&e.s.l);
+    ck_assert_int_eq(e.outer.done, 1);
+    ck_assert_int_eq(e.outer.err, CB_OK);
+    ck_assert_int_eq(e.outer.resp.status, 200);
+    watch_env_stop(&e);
 }
 END_TEST
 
