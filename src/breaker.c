@@ -641,15 +641,19 @@ static void carry_clear_counts(cbh_breaker_core *c)
     memset(c->carry + C_N + rest, 0, off - C_N);
 }
 
+/* The failures of the current run: none once a success came after the
+ * last failure (see closed_outcome). Lock held. */
+static unsigned run_failures_now(const cbh_breaker_hot *h)
+{
+    return sum_successes(h) == h->run_mark ? h->run_failures : 0;
+}
+
 /* Whether an inflated breaker holds nothing but counts at now. Lock held. */
 static bool hot_idle(cb_breaker *b, cbh_breaker_hot *h, uint64_t now)
 {
     uint64_t w = atomic_load_explicit(&b->core.word, memory_order_relaxed);
 
-    if (W_STATE(w) != CB_CLOSED || (w & W_ISOLATED) || h->window.count)
-        return false;
-    /* A success since the last failure ended its run (see closed_outcome). */
-    if (h->run_failures && sum_successes(h) == h->run_mark)
+    if (W_STATE(w) != CB_CLOSED || (w & W_ISOLATED) || h->window.count || run_failures_now(h))
         return false;
     cbh_window_advance(&h->window, now);
     return !h->window.calls && !h->window.failures && !h->window.slow;
@@ -1307,8 +1311,7 @@ CB_EXPORT void cb_breaker_metrics(cb_breaker *b, cb_metrics *out)
         hot_counts(h, v);
         out->window_failures = clamp_u(h->window.failures);
         out->window_calls = tracks_calls(b->cfg) ? clamp_u(h->window.calls) : 0;
-        /* A success since the last failure ended the run. */
-        out->consecutive_failures = sum_successes(h) == h->run_mark ? h->run_failures : 0;
+        out->consecutive_failures = run_failures_now(h);
     } else {
         /* Compact: the carried counts, an empty window, no run. */
         carry_get(&b->core, v, C_N);

@@ -292,11 +292,12 @@ static bool origin_unheld(cbh_origin *o)
     return atomic_load_explicit(&o->refs, memory_order_acquire) == 0;
 }
 
-static bool origin_idle(const cbh_origins *m, cbh_origin *o, uint64_t now)
+/* Whether nobody has used o for ms (a clock gone backwards: not yet). */
+static bool origin_unused_for(cbh_origin *o, uint64_t now, uint64_t ms)
 {
     uint64_t last = atomic_load_explicit(&o->last_used_ms, memory_order_relaxed);
 
-    return last <= now && now - last >= m->idle_ms;
+    return last <= now && now - last >= ms;
 }
 
 /* Takes o out of the table and the list and puts it on *dead, a chain
@@ -354,7 +355,7 @@ static size_t origin_sweep(cbh_origins *m, size_t budget, uint64_t now, cbh_orig
                 break;
             }
             lru_touch(m, o);
-        } else if (origin_idle(m, o, now)) {
+        } else if (origin_unused_for(o, now, m->idle_ms)) {
             origin_unlink(m, o, dead);
         } else {
             *stopped = true;
@@ -402,7 +403,6 @@ static size_t origin_deflate_some(cbh_origins *m, size_t budget, uint64_t now, b
     *stopped = true;
     while (m->deflate_next) {
         cbh_origin *o = m->deflate_next;
-        uint64_t    last = atomic_load_explicit(&o->last_used_ms, memory_order_relaxed);
 
         if (steps == budget) {
             *stopped = false;
@@ -416,7 +416,7 @@ static size_t origin_deflate_some(cbh_origins *m, size_t budget, uint64_t now, b
             lru_touch(m, o);
             continue;
         }
-        if (last > now || now - last < m->deflate_ms)
+        if (!origin_unused_for(o, now, m->deflate_ms))
             break;
         origin_deflate(o, now);
         m->deflate_next = o->lru_prev;
