@@ -415,7 +415,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *s
 {
     api_async *a = ud;
     sockrec   *r = sockp;
-    cbh_call  *k = NULL;
+    cbh_call  *k;
     unsigned   ev = 0;
 
     if (what == CURL_POLL_REMOVE) {
@@ -476,15 +476,13 @@ static long next_wait(api_async *a)
 }
 
 /* Leaves an entry point (depth counted one up for it): the outermost one
- * carries out what was deferred, then re-arms the adapter's timer. Returns
- * true. */
-static bool engine_leave(api_async *a)
+ * carries out what was deferred, then re-arms the adapter's timer. */
+static void engine_leave(api_async *a)
 {
     if (a->depth == 1)
         deferred_run(a);
     if (--a->depth == 0 && a->attached)
         a->loop.set_timer(a->loop.data, next_wait(a));
-    return true;
 }
 
 /* The common end of every entry point that ran something: finished
@@ -501,7 +499,8 @@ static bool dispatch_end(api_async *a)
         engine_destroy(a);
         return false;
     }
-    return engine_leave(a);
+    engine_leave(a);
+    return true;
 }
 
 CB_EXPORT void api_async_on_socket(api_async *a, int fd, unsigned events)
