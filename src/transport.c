@@ -509,6 +509,7 @@ static void set_request(cbh_easy *h, const char *method, const char *body, size_
 static bool set_url(cbh_transport *t, cbh_easy *h, const char *url)
 {
     size_t len = strlen(url);
+    bool   tls = strncasecmp(url, "https:", 6) == 0;
     char  *copy;
 
     if (h->url && h->url_len == len && memcmp(h->url, url, len) == 0)
@@ -529,11 +530,11 @@ static bool set_url(cbh_transport *t, cbh_easy *h, const char *url)
      * the origin's connection to say whether it multiplexes, instead of
      * opening one of its own; over plain HTTP/1.1 waiting would serialise
      * calls to one origin. */
-    curl_easy_setopt(h->curl, CURLOPT_PIPEWAIT, strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+    curl_easy_setopt(h->curl, CURLOPT_PIPEWAIT, tls ? 1L : 0L);
     /* The share holds TLS sessions only: a handle joins it with its first
      * https URL, since every transfer of a handle in a share pays for the
      * share's lock checks. */
-    if (!h->shared && strncasecmp(url, "https:", 6) == 0)
+    if (!h->shared && tls)
         h->shared = curl_easy_setopt(h->curl, CURLOPT_SHARE, t->share) == CURLE_OK;
     h->url = copy;
     h->url_len = len;
@@ -670,12 +671,8 @@ static void xchg_release(cbh_transport *t, cbh_xchg *x)
 
 void cbh_easy_stash_drain(cbh_transport *t, cbh_easy_stash *s)
 {
-    while (s->n) {
-        cbh_easy *h = s->idle[--s->n];
-
-        if (!pool_give(t, &t->easies, h))
-            easy_free(h);
-    }
+    while (s->n)
+        handle_give(t, NULL, s->idle[--s->n]);
 }
 
 void cbh_xchg_abort(cbh_transport *t, cbh_xchg *x)
