@@ -113,10 +113,14 @@ static inline bool acc_reserve(cbh_headers_acc *a, size_t n)
     return (a->count < a->slots && n <= a->strcap - a->bytes) || acc_grow(a, n);
 }
 
-void cbh_headers_acc_reset(cbh_headers_acc *a)
+bool cbh_headers_acc_status(cbh_headers_acc *a, const char *line, size_t n)
 {
+    if (a->in_block || n < 5 || memcmp(line, "HTTP/", 5) != 0)
+        return false;
     a->count = a->bytes = a->value_len = 0;
     a->last_valid = false;
+    a->in_block = true;
+    return true;
 }
 
 /* obs-fold: seg continues the last header's value, after one space. */
@@ -143,7 +147,7 @@ bool cbh_headers_acc_line(cbh_headers_acc *a, const char *line, size_t n)
     if (n > 0 && line[n - 1] == '\r')
         n--;
     if (n == 0) {
-        a->last_valid = false;
+        a->last_valid = a->in_block = false;
         return true;
     }
     if (headers_is_ows(line[0])) {
@@ -232,17 +236,15 @@ cb_err cbh_headers_parse(const char *raw, size_t len, api_header **out, size_t *
     *out = NULL;
     *count = *size = 0;
     /* The rules of the header callback (transport.c), over a whole block:
-     * a status line starts a new response, whose headers replace an
-     * earlier one's. */
+     * a status line between blocks starts a new response, whose headers
+     * replace an earlier one's. */
     while (pos < len) {
         const char *line = raw + pos;
         const char *nl = memchr(line, '\n', len - pos);
         size_t      n = nl ? (size_t)(nl - line) : len - pos;
 
         pos += n + (nl ? 1 : 0);
-        if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-            cbh_headers_acc_reset(&a);
-        } else if (!cbh_headers_acc_line(&a, line, n)) {
+        if (!cbh_headers_acc_status(&a, line, n) && !cbh_headers_acc_line(&a, line, n)) {
             cbh_headers_acc_free(&a);
             return CB_ERR_NOMEM;
         }

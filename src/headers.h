@@ -32,13 +32,18 @@ typedef struct cbh_headers_acc {
     size_t last_name; /* the last header's name and value, as offsets in the strings */
     size_t last_value;
     bool   last_valid;
+    bool   in_block; /* a status line came, and the blank line after it not yet */
 } cbh_headers_acc;
 
-/* A status line: the block starts over (a 1xx before the final response),
- * keeping its memory. */
-void cbh_headers_acc_reset(cbh_headers_acc *a);
-/* One header line, its line end ("\r\n" or "\n") included or not. False on
- * OOM (the block is then left as it was). */
+/* Whether line (n bytes, its line end included or not) is a status line
+ * that starts a response's block: only between blocks, since inside one a
+ * line that begins "HTTP/" is a malformed field. When it is, the block
+ * starts over (a 1xx or a redirect before the final response), keeping
+ * its memory. */
+bool cbh_headers_acc_status(cbh_headers_acc *a, const char *line, size_t n);
+/* One header line, its line end ("\r\n" or "\n") included or not; an
+ * empty one ends the block. False on OOM (the block is then left as it
+ * was). */
 bool cbh_headers_acc_line(cbh_headers_acc *a, const char *line, size_t n);
 /* The last header of the block (count > 0), its value as it stands (a
  * folded line may still extend it); the pointers stay valid until the next

@@ -214,20 +214,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     st->head_seen += bytes;
     if (st->trailers)
         return bytes;
-    /* A status line starts a block only between blocks: inside one, a line
-     * that begins "HTTP/" is a (malformed) field, not a new response. */
-    if (!st->in_block && bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+    if (cbh_headers_acc_status(&st->head, p, bytes)) {
         int code = status_of(p, bytes);
 
-        cbh_headers_acc_reset(&st->head);
-        st->in_block = true;
         st->head_done = false;
         st->final = code >= 200 || code == 0;
         st->length = -1;
         st->chunked = false;
         return bytes;
     } else if (bytes <= 2 && (bytes == 0 || p[0] == '\r' || p[0] == '\n')) {
-        st->in_block = false;
         st->head_done = st->trailers = st->final;
     }
     /* libcurl hands over one whole line per call. */

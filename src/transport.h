@@ -78,7 +78,6 @@ typedef struct cbh_xchg {
     bool              final;     /* the block is a final (non-1xx) response's */
     bool              head_done; /* the final response's header block is complete */
     bool              trailers;  /* the final block ended: lines now are trailer fields */
-    bool              in_block;  /* a status line came and its blank line not yet */
     bool              framing;   /* the framing contradicts itself (RFC 9112 6.3) */
 } cbh_xchg;
 

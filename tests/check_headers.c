@@ -111,6 +111,23 @@ START_TEST(test_parse_bad_names_dropped)
 }
 END_TEST
 
+/* A status line starts a new block only after the blank line that ends
+ * the one before: inside a block, a line beginning "HTTP/" is a malformed
+ * field (dropped), and the headers before it stay. */
+START_TEST(test_parse_status_only_between_blocks)
+{
+    size_t      count, size;
+    api_header *h = parse("HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
+                          "HTTP/1.1 200 OK\r\nX-Before: 1\r\nHTTP/x: y\r\nX-After: 2\r\n\r\n",
+                          &count, &size);
+
+    ck_assert_uint_eq(count, 2);
+    ck_assert_str_eq(h[0].name, "X-Before");
+    ck_assert_str_eq(h[1].name, "X-After");
+    cbh_free(h);
+}
+END_TEST
+
 START_TEST(test_parse_folding)
 {
     const char *raw = "HTTP/1.1 200 OK\r\n"
@@ -559,6 +576,7 @@ static Suite *headers_suite(void)
     tcase_add_test(tc, test_parse_basic);
     tcase_add_test(tc, test_parse_empty_and_junk);
     tcase_add_test(tc, test_parse_bad_names_dropped);
+    tcase_add_test(tc, test_parse_status_only_between_blocks);
     tcase_add_test(tc, test_parse_folding);
     tcase_add_test(tc, test_acc_fold_oom);
     tcase_add_test(tc, test_parse_several_responses);
