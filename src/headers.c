@@ -113,16 +113,6 @@ static inline bool acc_reserve(cbh_headers_acc *a, size_t n)
     return (a->count < a->slots && n <= a->strcap - a->bytes) || acc_grow(a, n);
 }
 
-bool cbh_headers_acc_status(cbh_headers_acc *a, const char *line, size_t n)
-{
-    if (a->in_block || n < 5 || memcmp(line, "HTTP/", 5) != 0)
-        return false;
-    a->count = a->bytes = a->value_len = 0;
-    a->last_valid = false;
-    a->in_block = true;
-    return true;
-}
-
 /* obs-fold: seg continues the last header's value, after one space. */
 static void acc_fold(cbh_headers_acc *a, const char *seg, size_t n)
 {

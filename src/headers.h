@@ -4,6 +4,8 @@
 #ifndef CBH_HEADERS_H
 #define CBH_HEADERS_H
 
+#include <string.h>
+
 #include "cbhttp.h"
 
 /* Builds an array from a raw header block ("Name: value\r\n" lines, as
@@ -39,8 +41,16 @@ typedef struct cbh_headers_acc {
  * that starts a response's block: only between blocks, since inside one a
  * line that begins "HTTP/" is a malformed field. When it is, the block
  * starts over (a 1xx or a redirect before the final response), keeping
- * its memory. */
-bool cbh_headers_acc_status(cbh_headers_acc *a, const char *line, size_t n);
+ * its memory. Inline: the header callback asks it of every line. */
+static inline bool cbh_headers_acc_status(cbh_headers_acc *a, const char *line, size_t n)
+{
+    if (a->in_block || n < 5 || memcmp(line, "HTTP/", 5) != 0)
+        return false;
+    a->count = a->bytes = a->value_len = 0;
+    a->last_valid = false;
+    a->in_block = true;
+    return true;
+}
 /* One header line, its line end ("\r\n" or "\n") included or not; an
  * empty one ends the block. False on OOM (the block is then left as it
  * was). */
